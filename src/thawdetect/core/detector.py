@@ -1,0 +1,243 @@
+"""The detector interface every plugin implements, and the candidate schema it returns.
+
+A detector proposes candidates each iteration, then receives the reviewed outcome and returns its
+next configuration (retrain with new positives/negatives, relax thresholds) or ``None`` when its
+schedule is done. Both published methods (Xia et al. 2022; Wei et al., Qilian) are this loop.
+"""
+
+from __future__ import annotations
+
+import json
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+
+from thawdetect.core.errors import PluginError
+from thawdetect.core.models import StrictModel
+
+if TYPE_CHECKING:
+    from thawdetect.core.plugins import PluginHost
+    from thawdetect.core.regions import Region
+
+#: Columns the engine owns; a detector's ``propose`` must not return them (it adds them).
+ENGINE_COLUMNS = ("candidate_id", "detector", "iteration")
+#: Optional column: JSON time series (see :class:`TimeSeries`) for review plots.
+SERIES_COLUMN = "series_json"
+#: Required column: a ranking score, higher is more likely (probability for optical, |rate| etc.).
+SCORE_COLUMN = "score"
+
+
+class DetectorConfig(StrictModel):
+    """Base for a detector's config section (``detectors.<name>`` in the run YAML)."""
+
+
+@dataclass
+class TimeSeries:
+    """A candidate's deformation time series and its fitted model, for review plots.
+
+    Attributes:
+        dates: acquisition dates.
+        values_mm: displacement in mm (LOS or vertical, as ``label`` says), same length as dates.
+        fit: fitted parameters of y = a + b·t + c·cos(2πt) + d·sin(2πt), t in years since
+            ``fit_t0``; keys ``a_mm, b_mm_yr, c_mm, d_mm`` (Wei et al.). Optional.
+        label: axis label, e.g. ``"LOS displacement (mm)"``.
+    """
+
+    dates: list[date]
+    values_mm: list[float]
+    fit: dict[str, float] | None = None
+    fit_t0: date | None = None
+    label: str = "displacement (mm)"
+
+    def to_json(self) -> str:
+        """Serialize for the ``series_json`` column."""
+        return json.dumps(
+            {
+                "dates": [d.isoformat() for d in self.dates],
+                "values_mm": [None if not np.isfinite(v) else float(v) for v in self.values_mm],
+                "fit": self.fit,
+                "fit_t0": self.fit_t0.isoformat() if self.fit_t0 else None,
+                "label": self.label,
+            }
+        )
+
+    @classmethod
+    def from_json(cls, text: str) -> TimeSeries:
+        """Parse what :meth:`to_json` wrote."""
+        d = json.loads(text)
+        return cls(
+            dates=[date.fromisoformat(s) for s in d["dates"]],
+            values_mm=[np.nan if v is None else float(v) for v in d["values_mm"]],
+            fit=d.get("fit"),
+            fit_t0=date.fromisoformat(d["fit_t0"]) if d.get("fit_t0") else None,
+            label=d.get("label", "displacement (mm)"),
+        )
+
+
+@dataclass(frozen=True)
+class ImageFrame:
+    """One dated image a reviewer should see around each candidate (review chips).
+
+    Attributes:
+        label: what the frame shows, usually the acquisition date (``"2018-07-14"``).
+        path: a raster readable by rasterio (any CRS; chips are cut in the raster's own CRS).
+        bands: 1-based band indexes to show as RGB (or one band for grey).
+        value_range: fixed display stretch (min, max); None = 2-98 % percentiles per chip.
+    """
+
+    label: str
+    path: Path
+    bands: tuple[int, ...] = (1, 2, 3)
+    value_range: tuple[float, float] | None = None
+
+
+@dataclass
+class IterationContext:
+    """What a detector (and hooks) get to see of the run at iteration ``iteration``.
+
+    Attributes:
+        run_dir: the run's directory (ledger, manifest, per-iteration outputs).
+        work_dir: this detector's directory for this iteration (created by the engine).
+        iteration: 1-based iteration number.
+        region: the region being processed.
+        crs: the run's working CRS (the region's UTM zone); candidate geometries are stored in it.
+        host: the plugin host, for ``host.service(name)``.
+        positives: training positives so far (known inventory + confirmed), working CRS.
+        negatives: training negatives so far (rejected candidates), working CRS.
+        inventory: confirmed inventory so far, working CRS.
+        previous_dir: this detector's work_dir of the previous iteration (None at iteration 1).
+    """
+
+    run_dir: Path
+    work_dir: Path
+    iteration: int
+    region: Region
+    crs: Any
+    host: PluginHost
+    positives: gpd.GeoDataFrame
+    negatives: gpd.GeoDataFrame
+    inventory: gpd.GeoDataFrame
+    previous_dir: Path | None = None
+    extras: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class ReviewOutcome:
+    """What the reviewed iteration gives back to a detector for its ``next_config``.
+
+    Attributes:
+        iteration: the iteration just reviewed.
+        candidates: this iteration's merged candidates with ``status`` (confirmed/rejected/unsure)
+            and ``detectors`` (comma-separated names that proposed it), working CRS.
+        newly_confirmed: candidates confirmed in this iteration.
+        rejected: candidates rejected in this iteration.
+        positives: all training positives after this iteration.
+        negatives: all training negatives after this iteration.
+        context: the iteration context of the iteration just reviewed.
+    """
+
+    iteration: int
+    candidates: gpd.GeoDataFrame
+    newly_confirmed: gpd.GeoDataFrame
+    rejected: gpd.GeoDataFrame
+    positives: gpd.GeoDataFrame
+    negatives: gpd.GeoDataFrame
+    context: IterationContext
+
+
+class Detector(ABC):
+    """Base class of detector plugins.
+
+    Subclasses set the class attributes and implement :meth:`propose` and :meth:`next_config`.
+    A detector is constructed fresh for every iteration from that iteration's effective config
+    (the engine stores it in the run manifest), so it must keep no state across iterations other
+    than files in its ``work_dir``.
+
+    Class attributes:
+        name: snake_case, identical for entry point, ``--detector`` and YAML key.
+        config_model: the pydantic model of its config section.
+        description: one line for ``thawdetect plugins``.
+        optional_dependencies: import names it needs at run time (reported by ``plugins``).
+        extra: the thawdetect extra that installs them.
+    """
+
+    name: ClassVar[str]
+    config_model: ClassVar[type[DetectorConfig]]
+    description: ClassVar[str] = ""
+    optional_dependencies: ClassVar[tuple[str, ...]] = ()
+    extra: ClassVar[str] = "all"
+
+    def __init__(self, config: DetectorConfig) -> None:
+        self.config = config
+
+    @abstractmethod
+    def propose(self, context: IterationContext) -> gpd.GeoDataFrame:
+        """Propose candidates for this iteration.
+
+        Returns:
+            A GeoDataFrame with a CRS, Polygon/MultiPolygon geometries, a float ``score`` column
+            and any evidence columns (names with units: ``mean_rate_mm_yr``). Optional
+            ``series_json`` (see :class:`TimeSeries`). An empty frame is a valid answer.
+        """
+
+    @abstractmethod
+    def next_config(self, outcome: ReviewOutcome) -> DetectorConfig | None:
+        """Return the config for the next iteration, or None when this detector's schedule is done."""
+
+    def summary(self) -> dict[str, Any]:
+        """Thresholds or settings of this iteration for the iterations table (short values)."""
+        return {}
+
+    def image_frames(self, context: IterationContext) -> list[ImageFrame]:
+        """Dated images reviewers should see (time-lapse chips). Default: none."""
+        return []
+
+
+def validate_candidates(
+    gdf: Any, detector: str, target_crs: Any | None = None
+) -> gpd.GeoDataFrame:
+    """Check a detector's ``propose`` result against the candidate schema.
+
+    Args:
+        gdf: what the detector returned.
+        detector: its name (for messages).
+        target_crs: reproject to this CRS when given.
+
+    Raises:
+        PluginError: the result breaks the schema (message names the detector).
+    """
+    if not isinstance(gdf, gpd.GeoDataFrame):
+        raise PluginError(f"detector '{detector}': propose() must return a GeoDataFrame")
+    if len(gdf) and gdf.crs is None:
+        raise PluginError(f"detector '{detector}': proposed candidates have no CRS")
+    if SCORE_COLUMN not in gdf.columns:
+        raise PluginError(f"detector '{detector}': proposed candidates lack a '{SCORE_COLUMN}' column")
+    clash = [c for c in ENGINE_COLUMNS if c in gdf.columns]
+    if clash:
+        raise PluginError(f"detector '{detector}': propose() must not set {', '.join(clash)}")
+    gdf = gdf[~(gdf.geometry.is_empty | gdf.geometry.isna())].copy()
+    bad = set(gdf.geom_type) - {"Polygon", "MultiPolygon"}
+    if bad:
+        raise PluginError(f"detector '{detector}': geometries must be polygons, got {sorted(bad)}")
+    gdf[SCORE_COLUMN] = pd.to_numeric(gdf[SCORE_COLUMN], errors="coerce").astype(float)
+    if target_crs is not None and len(gdf) and gdf.crs != target_crs:
+        gdf = gdf.to_crs(target_crs)
+    elif target_crs is not None and gdf.crs is None:
+        gdf = gdf.set_crs(target_crs)
+    gdf["geometry"] = gdf.geometry.make_valid()
+    return gdf.reset_index(drop=True)
+
+
+def empty_candidates(crs: Any, columns: Mapping[str, str] | None = None) -> gpd.GeoDataFrame:
+    """An empty, schema-valid candidates frame (for detectors that found nothing)."""
+    cols: dict[str, Any] = {SCORE_COLUMN: pd.Series([], dtype=float)}
+    for name, dtype in (columns or {}).items():
+        cols[name] = pd.Series([], dtype=dtype)
+    return gpd.GeoDataFrame(cols, geometry=gpd.GeoSeries([], crs=crs), crs=crs)
