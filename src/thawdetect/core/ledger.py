@@ -300,7 +300,7 @@ class Ledger:
         lock_path = self.run_dir / ".ledger.lock"
         with open(lock_path, "w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
-            tmp = self.run_dir / f".{LEDGER_FILE}.{os.getpid()}.tmp"
+            tmp = self.run_dir / f".ledger.{os.getpid()}.tmp.gpkg"
             try:
                 if self.path.exists():
                     shutil.copy2(self.path, tmp)
