@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -17,6 +17,8 @@ __all__ = [
     "to_commented_yaml",
     "validate_section",
 ]
+
+_M = TypeVar("_M", bound=BaseModel)  # PEP 695 syntax needs 3.12; requires-python is 3.11
 
 
 class StrictModel(BaseModel):
@@ -85,7 +87,7 @@ def render_validation_error(exc: ValidationError, source: str) -> str:
     return "; ".join(lines)
 
 
-def validate_section[M: BaseModel](model: type[M], data: Any, source: str) -> M:
+def validate_section(model: type[_M], data: Any, source: str) -> _M:
     """Validate ``data`` against ``model``; raise :class:`ConfigError` with a one-line message.
 
     Args:
