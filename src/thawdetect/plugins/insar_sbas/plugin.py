@@ -1,0 +1,1 @@
+"""Entry-point module of the insar_sbas plugin (hooks are being written)."""

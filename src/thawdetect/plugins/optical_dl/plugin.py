@@ -1,0 +1,1 @@
+"""Entry-point module of the optical_dl plugin (hooks are being written)."""

@@ -1,0 +1,1 @@
+"""Entry-point module of the terrain plugin (hooks are being written)."""
