@@ -1,0 +1,220 @@
+"""Configuration of the ``insar_sbas`` detector (YAML section ``detectors.insar_sbas``).
+
+Inputs, from most to least processed (exactly one primary source):
+
+* ``velocity_file`` and/or ``timeseries_file``: MintPy products (``velocity.h5``,
+  ``timeseries*.h5``, ``geo_*``), with ``coherence_file`` and a DEM (``dem_file`` GeoTIFF or
+  ``geometry_file`` ``geometryGeo.h5``);
+* ``rate_file``: a LOS-rate GeoTIFF (mm/yr), with optional ``amplitude_file`` (peak-to-peak mm);
+* ``unw_phase_file``: one unwrapped interferogram (HyP3 ``*_unw_phase.tif``), rate = LOS / span;
+* ``hyp3_dir``: a HyP3 interferogram stack; thawdetect writes a MintPy template and runs
+  ``smallbaselineApp.py``;
+* ``slc_dir``: Sentinel-1 SLCs; thawdetect writes the ISCE2 ``stackSentinel.py`` call.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from thawdetect.core.detector import DetectorConfig
+from thawdetect.core.models import AngleRange, Range, StrictModel
+
+__all__ = [
+    "DEFAULT_SCHEDULE",
+    "InsarSbasConfig",
+    "Isce2Options",
+    "MintpyOptions",
+    "ScheduleRow",
+]
+
+
+class ScheduleRow(StrictModel):
+    """One row of the relaxation schedule (Wei et al., Qilian, table of iterations)."""
+
+    elevation_m: Range | None = Field(None, description="elevation band, metres")
+    slope_deg: Range | None = Field(None, description="slope band, degrees")
+    aspect_deg: list[AngleRange] | None = Field(
+        None, description="union of aspect intervals, degrees from north clockwise"
+    )
+    abs_rate_mm_yr: float = Field(ge=0, description="minimum |LOS rate|, mm/yr")
+
+
+def _row(elev: tuple[float, float], slope: tuple[float, float], aspect, rate: float) -> ScheduleRow:
+    return ScheduleRow(
+        elevation_m=Range(min=elev[0], max=elev[1]),
+        slope_deg=Range(min=slope[0], max=slope[1]),
+        aspect_deg=[AngleRange(min=a, max=b) for a, b in aspect],
+        abs_rate_mm_yr=rate,
+    )
+
+
+def _default_schedule() -> list[ScheduleRow]:
+    return [
+        _row((3600, 4000), (1, 30), [(0, 315)], 50),
+        _row((3600, 4100), (1, 35), [(0, 315)], 40),
+        _row((3600, 4200), (1, 35), [(0, 315)], 30),
+        _row((3600, 4300), (1, 35), [(0, 315)], 20),
+        _row((3600, 4400), (1, 40), [(0, 112.5), (135, 360)], 10),
+    ]
+
+
+#: The five-row Qilian schedule (elevation m, slope °, aspect °, |rate| mm/yr).
+DEFAULT_SCHEDULE: tuple[ScheduleRow, ...] = tuple(_default_schedule())
+
+
+class MintpyOptions(StrictModel):
+    """Settings written into the MintPy template for a HyP3 stack (defaults: the Qilian study)."""
+
+    work_dir: Path | None = Field(
+        None, description="MintPy working directory; default: <run_dir>/insar_sbas_mintpy"
+    )
+    max_temporal_baseline_days: int = Field(60, gt=0, description="network: max temporal baseline")
+    max_perp_baseline_m: float = Field(
+        150.0, gt=0, description="network: max perpendicular baseline"
+    )
+    connection_number: int = Field(5, gt=0, description="network: sequential connections")
+    min_coherence: float = Field(0.5, ge=0, le=1, description="network: min average coherence")
+    min_temporal_coherence: float = Field(
+        0.7, ge=0, le=1, description="MintPy mintpy.networkInversion.minTempCoh"
+    )
+    residual_rms_cutoff: float = Field(2.5, gt=0, description="MintPy mintpy.residualRMS.cutoff")
+    troposphere_method: Literal["no", "pyaps", "height_correlation", "gacos"] = Field(
+        "no", description="tropospheric correction (the study: pyaps with ERA5; needs a CDS key)"
+    )
+    reference_yx: tuple[int, int] | None = Field(
+        None, description="MintPy reference pixel (row, col); default: MintPy's choice"
+    )
+    deramp: Literal["no", "linear", "quadratic"] = Field("no", description="MintPy deramp")
+    topographic_residual: bool = Field(False, description="MintPy DEM-error correction")
+
+
+class Isce2Options(StrictModel):
+    """Settings for ISCE2 ``stackSentinel.py`` (defaults: the Qilian study)."""
+
+    work_dir: Path | None = Field(
+        None, description="ISCE2 working directory; default: <run_dir>/insar_sbas_isce2"
+    )
+    orbit_dir: Path | None = Field(None, description="precise orbit files (-o)")
+    aux_dir: Path | None = Field(None, description="Sentinel-1 aux calibration files (-a)")
+    dem_file: Path | None = Field(None, description="DEM in ISCE2 format (-d)")
+    bbox_snwe: tuple[float, float, float, float] | None = Field(
+        None, description="south, north, west, east (degrees); default: region AOI"
+    )
+    azimuth_looks: int = Field(2, gt=0, description="-z azimuth looks")
+    range_looks: int = Field(7, gt=0, description="-r range looks")
+    connections: int = Field(5, gt=0, description="-c number of connections")
+    filter_strength: float = Field(0.5, ge=0, le=1, description="-f Goldstein filter strength")
+    unwrapper: Literal["snaphu", "icu"] = Field("snaphu", description="-u (snaphu: MCF)")
+    swath_num: str = Field("1 2 3", description="-n swaths")
+
+
+class InsarSbasConfig(DetectorConfig):
+    """Config of the ``insar_sbas`` detector (freeze-thaw landslides from SBAS-InSAR rates)."""
+
+    # -- inputs -------------------------------------------------------------------------------
+    velocity_file: Path | None = Field(None, description="MintPy velocity.h5 / geo_velocity.h5")
+    timeseries_file: Path | None = Field(None, description="MintPy timeseries*.h5 (seasonal fit)")
+    coherence_file: Path | None = Field(
+        None, description="temporalCoherence.h5 or a coherence GeoTIFF (0-1)"
+    )
+    dem_file: Path | None = Field(None, description="DEM GeoTIFF (m) for the terrain masks")
+    geometry_file: Path | None = Field(
+        None, description="MintPy geometryGeo.h5 (its 'height' is used when dem_file is unset)"
+    )
+    rate_file: Path | None = Field(None, description="LOS rate GeoTIFF, mm/yr (see rate_file_unit)")
+    rate_file_unit: Literal["mm/yr", "cm/yr", "m/yr"] = Field(
+        "mm/yr", description="unit of rate_file"
+    )
+    amplitude_file: Path | None = Field(
+        None, description="seasonal amplitude GeoTIFF, peak-to-peak mm (A = 2·sqrt(c²+d²))"
+    )
+    unw_phase_file: Path | None = Field(None, description="one unwrapped interferogram (radians)")
+    water_mask_file: Path | None = Field(
+        None, description="water mask GeoTIFF (1 = land, 0 = water)"
+    )
+    interferogram_span_days: float | None = Field(
+        None, gt=0, description="temporal baseline of unw_phase_file when its name has no dates"
+    )
+    wavelength_m: float = Field(
+        0.055465763, gt=0, description="radar wavelength (Sentinel-1 C band)"
+    )
+    hyp3_dir: Path | None = Field(
+        None, description="HyP3 stack folder: runs MintPy smallbaselineApp"
+    )
+    slc_dir: Path | None = Field(None, description="Sentinel-1 SLC folder: runs ISCE2 topsStack")
+    mintpy: MintpyOptions = Field(default_factory=MintpyOptions, description="MintPy template")
+    isce2: Isce2Options = Field(default_factory=Isce2Options, description="ISCE2 stackSentinel")
+
+    # -- model and masks ----------------------------------------------------------------------
+    reference_yx: tuple[int, int] | None = Field(
+        None, description="re-reference rates to this pixel (row, col) of the InSAR grid"
+    )
+    min_temporal_coherence: float = Field(0.7, ge=0, le=1, description="temporal-coherence floor")
+    min_valid_epochs: int = Field(10, ge=5, description="pixels with fewer valid epochs are masked")
+    period_yr: float = Field(1.0, gt=0, description="seasonal period T, years")
+    seasonal_amplitude_pp_mm: Range | None = Field(
+        None, description="optional band of seasonal amplitude A (peak-to-peak, mm), e.g. 9-21"
+    )
+    min_pixels: int = Field(4, ge=1, description="minimum pixels in a candidate (8-connected)")
+    chunk_pixels: int = Field(250_000, ge=1000, description="pixels per least-squares chunk")
+
+    # -- schedule -----------------------------------------------------------------------------
+    schedule: list[ScheduleRow] = Field(
+        default_factory=_default_schedule, description="relaxation schedule, one row per iteration"
+    )
+    derive_from_inventory: bool = Field(
+        False, description="derive terrain ranges from known_inventory_file via the terrain plugin"
+    )
+    known_inventory_file: Path | None = Field(
+        None, description="inventory for derived ranges; default: the run's training positives"
+    )
+    inventory_percentiles: tuple[float, float] = Field(
+        (5.0, 95.0), description="percentiles of the inventory's terrain used as the first row"
+    )
+    rate_schedule_mm_yr: list[float] = Field(
+        default_factory=lambda: [50.0, 40.0, 30.0, 20.0, 10.0],
+        description="|rate| thresholds per iteration in derived mode, mm/yr",
+    )
+    schedule_index: int = Field(0, ge=0, description="current row (0-based); set by the engine")
+
+    @model_validator(mode="after")
+    def _check(self) -> InsarSbasConfig:
+        primary = {
+            "velocity_file/timeseries_file": self.velocity_file or self.timeseries_file,
+            "rate_file": self.rate_file,
+            "unw_phase_file": self.unw_phase_file,
+            "hyp3_dir": self.hyp3_dir,
+            "slc_dir": self.slc_dir,
+        }
+        given = [k for k, v in primary.items() if v is not None]
+        if len(given) > 1:
+            raise ValueError(f"give one input source, got {', '.join(given)}")
+        if not self.schedule and not self.derive_from_inventory:
+            raise ValueError("schedule is empty")
+        if self.derive_from_inventory and not self.rate_schedule_mm_yr:
+            raise ValueError("rate_schedule_mm_yr is empty")
+        if self.schedule_index >= self.n_rows:
+            raise ValueError(f"schedule_index {self.schedule_index} is past the last row")
+        return self
+
+    @property
+    def n_rows(self) -> int:
+        """Number of iterations this config schedules."""
+        return len(self.rate_schedule_mm_yr) if self.derive_from_inventory else len(self.schedule)
+
+    def has_input(self) -> bool:
+        """Whether any input source is set."""
+        return any(
+            v is not None
+            for v in (
+                self.velocity_file,
+                self.timeseries_file,
+                self.rate_file,
+                self.unw_phase_file,
+                self.hyp3_dir,
+                self.slc_dir,
+            )
+        )
