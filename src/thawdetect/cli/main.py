@@ -1,13 +1,379 @@
+"""The ``thawdetect`` command line.
+
+This is the one place where a :class:`~thawdetect.core.errors.ThawdetectError` becomes a one-line
+message and exit status 1 (``--traceback`` shows the full one). Heavy imports stay inside commands.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
 import click
 
 from thawdetect import __version__
+from thawdetect.core.errors import ThawdetectError
+
+# Core command modules (each exposes one click object); plugins add theirs by hook.
+CORE_COMMANDS = (
+    ("thawdetect.cli.review_cmd", "review"),
+    ("thawdetect.cli.accuracy_cmd", "accuracy"),
+    ("thawdetect.cli.inventory_cmd", "inventory"),
+)
 
 
-@click.group()
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    return " ".join(text.split())
+
+
+class ThawdetectGroup(click.Group):
+    """Click group that turns thawdetect errors into one line and exit code 1.
+
+    Core command modules and plugin commands are attached on first lookup, so the group works the
+    same from the console script and from ``click.testing.CliRunner``.
+    """
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        _attach_commands(self)
+        return super().get_command(ctx, cmd_name)
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        _attach_commands(self)
+        return super().list_commands(ctx)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except ThawdetectError as exc:
+            if ctx.params.get("traceback") or (ctx.obj or {}).get("traceback"):
+                raise
+            raise click.ClickException(_one_line(exc)) from None
+
+
+def _console() -> Any:
+    """A rich console; wide when output is not a terminal (logs, CI) so tables do not wrap."""
+    from rich.console import Console
+
+    console = Console(highlight=False)
+    if not console.is_terminal:
+        console = Console(highlight=False, width=200)
+    return console
+
+
+def _host(ctx: click.Context) -> Any:
+    obj = ctx.find_root().obj
+    if obj.get("host") is None:
+        from thawdetect.core.plugins import PluginHost
+
+        obj["host"] = PluginHost()
+    return obj["host"]
+
+
+@click.group(cls=ThawdetectGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="thawdetect")
-def cli() -> None:
-    """thawdetect."""
+@click.option("--traceback", is_flag=True, help="Show the full traceback of an error.")
+@click.option("-v", "--verbose", count=True, help="More log output (-vv for debug).")
+@click.pass_context
+def cli(ctx: click.Context, traceback: bool, verbose: int) -> None:
+    """Find permafrost slope failures (thaw slumps, freeze-thaw landslides) iteratively.
+
+    \b
+    Examples:
+      thawdetect run --detector insar_sbas --region qilian
+      thawdetect run --detector optical_dl --detector insar_sbas --region qtec
+      thawdetect plugins
+      thawdetect config template --detector insar_sbas > run.yaml
+    """
+    ctx.ensure_object(dict)
+    ctx.obj["traceback"] = traceback
+    level = logging.WARNING - 10 * min(verbose, 2)
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
 
 
-def main() -> None:
-    cli()
+# -- run ------------------------------------------------------------------------------------------
+
+
+@cli.command()
+@click.option("--config", "config_path", type=click.Path(path_type=Path), help="Run YAML.")
+@click.option("--region", help="Region preset (see 'thawdetect regions').")
+@click.option(
+    "--detector", "detectors", multiple=True, help="Detector to run (repeat to mix detectors)."
+)
+@click.option(
+    "--reviewer", help="manual, reference (the region's reference inventory) or reference:PATH."
+)
+@click.option("--max-iterations", type=int, help="Hard cap on iterations.")
+@click.option("--validation", type=click.Path(path_type=Path), help="Validation points file.")
+@click.option(
+    "--output-dir",
+    type=click.Path(path_type=Path),
+    help="Run directory (default ./thawdetect-runs/REGION_DETECTORS).",
+)
+@click.option("--overwrite", is_flag=True, help="Delete an existing run in the output directory.")
+@click.pass_context
+def run(
+    ctx: click.Context,
+    config_path: Path | None,
+    region: str | None,
+    detectors: tuple[str, ...],
+    reviewer: str | None,
+    max_iterations: int | None,
+    validation: Path | None,
+    output_dir: Path | None,
+    overwrite: bool,
+) -> None:
+    """Run (or resume) the iterative detection loop.
+
+    Each iteration: detectors propose candidates, overlapping candidates merge, a reviewer
+    confirms or rejects them, confirmed ones feed the next iteration. With the manual reviewer
+    the run stops "awaiting review"; decide with 'thawdetect review', then run the same command
+    again to resume.
+
+    \b
+    Examples:
+      thawdetect run --detector insar_sbas --region qilian
+      thawdetect run --config run.yaml --reviewer reference:truth.gpkg
+      thawdetect run --detector optical_dl --detector insar_sbas --region qtec
+    """
+    from thawdetect.core.config import load_run_config
+    from thawdetect.core.engine import Engine, safe_name
+
+    console = _console()
+    host = _host(ctx)
+    cfg = load_run_config(config_path)
+    updates: dict[str, Any] = {}
+    if region:
+        updates["region"] = region
+    if detectors:
+        updates["detectors"] = {d: cfg.detectors.get(d, {}) for d in detectors}
+    if reviewer:
+        updates["reviewer"] = reviewer
+    if max_iterations:
+        updates["max_iterations"] = max_iterations
+    if validation:
+        updates["validation"] = validation
+    if updates:
+        cfg = cfg.model_validate({**cfg.model_dump(), **updates})
+    region_name = cfg.region if isinstance(cfg.region, str) else getattr(cfg.region, "name", "")
+    if output_dir is None:
+        output_dir = Path("thawdetect-runs") / safe_name(f"{region_name}_{'+'.join(cfg.detectors)}")
+    engine = Engine(cfg, output_dir, host, echo=console.print, overwrite=overwrite)
+    if engine.manifest.get("synthetic"):
+        console.print(
+            "[yellow]note: this region's data is a SYNTHETIC sample bundled with thawdetect[/]"
+        )
+    result = engine.run()
+    console.print(iterations_table(result.iterations))
+    if result.status != "finished":
+        console.print(
+            f"[bold]{result.stop_reason}[/]: decide them with "
+            f"'thawdetect review list {output_dir}' / 'thawdetect review decide', "
+            "then run this command again."
+        )
+        return
+    console.print(f"stopped: {result.stop_reason}")
+    if result.accuracy:
+        console.print(result.accuracy["report"].format_table())
+    console.print(f"run directory: {output_dir} (ledger.gpkg opens in QGIS)")
+
+
+def iterations_table(iterations: Any) -> Any:
+    """A rich table of the iterations layer, in the published tables' form.
+
+    Each detector's ``summary()`` keys (its thresholds) become columns, prefixed with the
+    detector's name when several detectors report the same key.
+    """
+    from rich.table import Table
+
+    rows = [r for _, r in iterations.sort_values("iteration").iterrows()]
+    summaries = [_thresholds(r["thresholds_json"]) for r in rows]
+    keys: list[tuple[str, str]] = []
+    for s in summaries:
+        for det, values in s.items():
+            for k in values:
+                if (det, k) not in keys:
+                    keys.append((det, k))
+    clash = {k for _, k in keys if sum(1 for _, k2 in keys if k2 == k) > 1}
+    table = Table(title="iterations")
+    table.add_column("it", justify="right")
+    for det, k in keys:
+        table.add_column(f"{det}.{k}" if k in clash else k)
+    counts = [
+        ("positives", "training_positives"),
+        ("negatives", "training_negatives"),
+        ("proposed", "candidates_proposed"),
+        ("reviewed", "candidates_reviewed"),
+        ("new", "newly_confirmed"),
+        ("rejected", "rejected"),
+        ("inventory", "inventory_size"),
+    ]
+    for title, _ in counts:
+        table.add_column(title, justify="right")
+    for row, s in zip(rows, summaries, strict=True):
+        cells = [str(row["iteration"])]
+        cells += [str(s.get(det, {}).get(k, "")) for det, k in keys]
+        cells += [str(row[key]) for _, key in counts]
+        table.add_row(*cells)
+    return table
+
+
+def _thresholds(text: str | None) -> dict[str, dict[str, Any]]:
+    if not text:
+        return {}
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError:
+        return {}
+    return {d: v for d, v in data.items() if isinstance(v, dict)}
+
+
+@cli.command()
+@click.argument("run_dir", type=click.Path(path_type=Path, exists=True, file_okay=False))
+def status(run_dir: Path) -> None:
+    """Show a run's status and iterations table."""
+    from thawdetect.core.errors import InputError
+    from thawdetect.core.ledger import Ledger
+
+    manifest = run_dir / "manifest.json"
+    if not manifest.exists():
+        raise InputError(run_dir, "is not a thawdetect run directory (no manifest.json)")
+    info = json.loads(manifest.read_text())
+    console = _console()
+    console.print(f"status: {info.get('status')}  {info.get('stop_reason', '')}")
+    console.print(iterations_table(Ledger(run_dir).read("iterations")))
+
+
+# -- plugins, regions, config ---------------------------------------------------------------------
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.pass_context
+def plugins(ctx: click.Context, as_json: bool) -> None:
+    """List installed plugins, their detectors and whether their dependencies import."""
+    host = _host(ctx)
+    infos = host.plugin_infos()
+    if as_json:
+        click.echo(
+            json.dumps(
+                [
+                    {
+                        "name": i.name,
+                        "distribution": i.distribution,
+                        "version": i.version,
+                        "detectors": i.detectors,
+                        "dependencies": i.dependencies,
+                        "dependencies_ok": i.dependencies_ok,
+                    }
+                    for i in infos
+                ],
+                indent=2,
+            )
+        )
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="thawdetect plugins")
+    for col in ("plugin", "distribution", "version", "detectors", "dependencies"):
+        table.add_column(col)
+    for i in infos:
+        deps = ", ".join(f"{m} {'ok' if ok else 'MISSING'}" for m, ok in i.dependencies.items())
+        table.add_row(i.name, i.distribution, i.version, ", ".join(i.detectors), deps or "-")
+    Console().print(table)
+
+
+@cli.command()
+@click.pass_context
+def regions(ctx: click.Context) -> None:
+    """List region presets: AOI, working CRS and the detectors that have data there."""
+    from rich.console import Console
+    from rich.table import Table
+
+    host = _host(ctx)
+    table = Table(title="regions")
+    for col in ("name", "title", "bbox (W S E N)", "crs", "detectors with data"):
+        table.add_column(col)
+    for name, r in sorted(host.regions.items()):
+        bbox = " ".join(f"{v:g}" for v in r.bbox_wgs84) if r.bbox_wgs84 else "-"
+        dets = ", ".join(
+            f"{d}{' (synthetic sample)' if v.sample else ''}"
+            for d, v in sorted(r.detectors.items())
+        )
+        table.add_row(name, r.title, bbox, r.working_crs().to_string(), dets or "-")
+    Console().print(table)
+
+
+@cli.group()
+def config() -> None:
+    """Configuration helpers."""
+
+
+@config.command("template")
+@click.option("--detector", "detectors", multiple=True, help="Include this detector's section.")
+@click.pass_context
+def config_template(ctx: click.Context, detectors: tuple[str, ...]) -> None:
+    """Print a commented default run YAML (every field with its description).
+
+    \b
+    Example:
+      thawdetect config template --detector insar_sbas > run.yaml
+    """
+    from thawdetect.core.config import run_config_template
+    from thawdetect.core.models import to_commented_yaml
+
+    host = _host(ctx)
+    text = run_config_template()
+    if not detectors:
+        detectors = tuple(sorted(host.detectors))
+    lines = [text]
+    for name in detectors:
+        cls = host.detector(name)
+        lines.append(f"  # {cls.description}" if cls.description else "")
+        lines.append(f"  {name}:")
+        lines.append(to_commented_yaml(cls.config_model(), indent=4))
+    click.echo("\n".join(line for line in lines if line != ""))
+
+
+# -- entry point ----------------------------------------------------------------------------------
+
+
+def _attach_commands(group: click.Group, host: Any | None = None) -> None:
+    """Attach core command modules and plugin commands to the group (once)."""
+    if getattr(group, "_thawdetect_built", False):
+        return
+    group._thawdetect_built = True  # type: ignore[attr-defined]
+    for module, attr in CORE_COMMANDS:
+        try:
+            cmd = getattr(importlib.import_module(module), attr)
+        except ModuleNotFoundError as exc:
+            if exc.name != module:
+                raise
+            continue
+        group.add_command(cmd)
+    if host is None:
+        from thawdetect.core.plugins import PluginHost
+
+        host = PluginHost()
+    host.hook.thawdetect_register_commands(cli=group)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console-script entry point."""
+    from thawdetect.core.plugins import PluginHost
+
+    traceback = "--traceback" in (argv if argv is not None else sys.argv[1:])
+    try:
+        host = PluginHost()
+        _attach_commands(cli, host)
+    except ThawdetectError as exc:
+        if traceback:
+            raise
+        click.echo(f"Error: {_one_line(exc)}", err=True)
+        sys.exit(1)
+    cli.main(args=argv, prog_name="thawdetect", obj={"host": host})

@@ -189,7 +189,7 @@ class Detector(ABC):
 
     @abstractmethod
     def next_config(self, outcome: ReviewOutcome) -> DetectorConfig | None:
-        """Return the config for the next iteration, or None when this detector's schedule is done."""
+        """The config of the next iteration, or None when this detector's schedule is done."""
 
     def summary(self) -> dict[str, Any]:
         """Thresholds or settings of this iteration for the iterations table (short values)."""
@@ -200,9 +200,7 @@ class Detector(ABC):
         return []
 
 
-def validate_candidates(
-    gdf: Any, detector: str, target_crs: Any | None = None
-) -> gpd.GeoDataFrame:
+def validate_candidates(gdf: Any, detector: str, target_crs: Any | None = None) -> gpd.GeoDataFrame:
     """Check a detector's ``propose`` result against the candidate schema.
 
     Args:
@@ -218,7 +216,9 @@ def validate_candidates(
     if len(gdf) and gdf.crs is None:
         raise PluginError(f"detector '{detector}': proposed candidates have no CRS")
     if SCORE_COLUMN not in gdf.columns:
-        raise PluginError(f"detector '{detector}': proposed candidates lack a '{SCORE_COLUMN}' column")
+        raise PluginError(
+            f"detector '{detector}': proposed candidates lack a '{SCORE_COLUMN}' column"
+        )
     clash = [c for c in ENGINE_COLUMNS if c in gdf.columns]
     if clash:
         raise PluginError(f"detector '{detector}': propose() must not set {', '.join(clash)}")

@@ -52,4 +52,6 @@ class GridSpec:
                     raise InputError(path, "raster has no CRS; assign one (gdal_edit.py -a_srs)")
                 return cls(src.crs, src.transform, src.width, src.height)
         except rasterio.errors.RasterioIOError as exc:
-            raise InputError(path, "cannot be opened as a raster (missing, corrupt or wrong format)") from exc
+            raise InputError(
+                path, "cannot be opened as a raster (missing, corrupt or wrong format)"
+            ) from exc

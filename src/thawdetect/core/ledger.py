@@ -219,7 +219,9 @@ class LedgerTransaction:
         known = set(cands["candidate_id"])
         unknown = sorted(set(d["candidate_id"]) - known)
         if unknown:
-            raise InputError(self.path, f"unknown candidate ids: {', '.join(map(str, unknown[:10]))}")
+            raise InputError(
+                self.path, f"unknown candidate ids: {', '.join(map(str, unknown[:10]))}"
+            )
         bad = sorted(set(d["decision"]) - set(DECISIONS))
         if bad:
             raise InputError(self.path, f"illegal decision values {bad}; use {list(DECISIONS)}")
@@ -230,7 +232,9 @@ class LedgerTransaction:
         d["probability"] = d["probability"].replace("", None)
         badp = sorted({p for p in d["probability"] if p is not None} - set(PROBABILITIES))
         if badp:
-            raise InputError(self.path, f"illegal probability values {badp}; use {list(PROBABILITIES)}")
+            raise InputError(
+                self.path, f"illegal probability values {badp}; use {list(PROBABILITIES)}"
+            )
         for col, default in (("note", ""), ("reviewer", "unknown"), ("timestamp", now_iso())):
             if col not in d:
                 d[col] = default

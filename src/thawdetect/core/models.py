@@ -107,7 +107,7 @@ def _yaml_scalar(value: Any) -> str:
 
 
 def to_commented_yaml(model: BaseModel, indent: int = 0) -> str:
-    """Render a model's values as YAML with each field's description as a comment (dolphin style)."""
+    """Render a model as YAML with each field's description as a comment (dolphin style)."""
     pad = " " * indent
     out: list[str] = []
     for name, field in type(model).model_fields.items():

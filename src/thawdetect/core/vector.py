@@ -30,7 +30,9 @@ def _find_column(columns: Sequence[str], names: Sequence[str], path: Path, what:
     )
 
 
-def _table_to_points(df: pd.DataFrame, path: Path, lon: str | None, lat: str | None) -> gpd.GeoDataFrame:
+def _table_to_points(
+    df: pd.DataFrame, path: Path, lon: str | None, lat: str | None
+) -> gpd.GeoDataFrame:
     lon = lon or _find_column(list(df.columns), LON_NAMES, path, "longitude")
     lat = lat or _find_column(list(df.columns), LAT_NAMES, path, "latitude")
     for col in (lon, lat):
@@ -43,7 +45,8 @@ def _table_to_points(df: pd.DataFrame, path: Path, lon: str | None, lat: str | N
         raise EmptyInventoryError(path, f"no row has numeric '{lon}'/'{lat}' coordinates")
     if (x[ok].abs() > 180).any() or (y[ok].abs() > 90).any():
         raise CRSMismatchError(
-            path, f"'{lon}'/'{lat}' values are outside degrees range; CSV/XLSX must hold WGS84 lon/lat"
+            path,
+            f"'{lon}'/'{lat}' values are outside degrees range; CSV/XLSX must hold WGS84 lon/lat",
         )
     df = df.loc[ok].reset_index(drop=True)
     return gpd.GeoDataFrame(
@@ -116,10 +119,14 @@ def read_vector(
         try:
             gdf = gdf.to_crs(crs)
         except Exception as exc:
-            raise CRSMismatchError(path, f"cannot transform from {gdf.crs} to {crs}: {exc}") from exc
+            raise CRSMismatchError(
+                path, f"cannot transform from {gdf.crs} to {crs}: {exc}"
+            ) from exc
         bad = ~np.isfinite(gdf.geometry.bounds.to_numpy()).all(axis=1)
         if bad.any():
-            raise CRSMismatchError(path, f"{int(bad.sum())} features cannot be transformed to {crs}")
+            raise CRSMismatchError(
+                path, f"{int(bad.sum())} features cannot be transformed to {crs}"
+            )
     if not gdf.geometry.is_valid.all():
         gdf["geometry"] = gdf.geometry.make_valid()
     return gdf

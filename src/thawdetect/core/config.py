@@ -1,0 +1,119 @@
+"""Run configuration (YAML) and machine settings.
+
+The run YAML holds run-level settings and one section per detector under ``detectors:``; each
+detector validates its own section against its own pydantic model. Scientific parameters live only
+here; :class:`Settings` holds machine-level knobs read from ``THAWDETECT_*`` environment variables.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import Field, ValidationError
+
+from thawdetect.core.errors import ConfigError, InputError
+from thawdetect.core.models import StrictModel, render_validation_error, to_commented_yaml
+from thawdetect.core.regions import Region
+
+__all__ = ["RunConfig", "cache_dir", "load_run_config"]
+
+
+class RunConfig(StrictModel):
+    """Settings of one iterative run (the ``thawdetect run`` YAML)."""
+
+    region: str | Region | None = Field(
+        None, description="region preset name (thawdetect regions) or an inline region definition"
+    )
+    detectors: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        description="detector name -> its config section "
+        "(thawdetect config template --detector NAME)",
+    )
+    reviewer: str = Field(
+        "manual",
+        description="manual (stop for thawdetect review), reference (the region's reference "
+        "inventory) or reference:PATH",
+    )
+    max_iterations: int = Field(10, ge=1, le=1000, description="hard cap on iterations")
+    min_mapping_unit_ha: float = Field(
+        0.05,
+        ge=0,
+        description="candidates smaller than this are dropped (Xia et al. 2022: 0.05 ha)",
+    )
+    merge_buffer_m: float = Field(
+        0.0, ge=0, description="candidates of different detectors closer than this merge"
+    )
+    duplicate_overlap: float = Field(
+        0.5,
+        gt=0,
+        le=1,
+        description="a candidate whose overlap with an already decided one (or the known "
+        "inventory), as a fraction of the smaller area, reaches this is dropped as already seen",
+    )
+    stop_when_nothing_new: bool = Field(
+        True, description="stop after an iteration that confirms nothing new"
+    )
+    known_inventory: Path | None = Field(
+        None,
+        description="inventory known before the run (initial positives); default: the region's",
+    )
+    validation: Path | None = Field(
+        None, description="validation points for the final accuracy report; default: the region's"
+    )
+    validation_tolerance_m: float = Field(
+        0.0, ge=0, description="a validation point this close to a detection matches it"
+    )
+    evidence: bool = Field(True, description="make review chips and time-series plots")
+    evidence_buffer_m: float = Field(
+        300.0, ge=0, description="chip extent: candidate bounding box plus this buffer (Xia et al.)"
+    )
+
+
+def load_run_config(path: str | Path | None) -> RunConfig:
+    """Read and validate a run YAML (None gives the defaults).
+
+    Raises:
+        InputError: the file is missing or is not YAML.
+        ConfigError: a key is unknown or a value is invalid (``FILE: field.path: problem``).
+    """
+    if path is None:
+        return RunConfig()
+    path = Path(path)
+    if not path.exists():
+        raise InputError(path, "config file does not exist")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise InputError(path, f"is not valid YAML{where}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: (root): expected a mapping of settings")
+    for name, section in (data.get("detectors") or {}).items():
+        if section is not None and not isinstance(section, dict):
+            raise ConfigError(f"{path}: detectors.{name}: expected a mapping")
+    if isinstance(data.get("detectors"), dict):
+        data["detectors"] = {k: (v or {}) for k, v in data["detectors"].items()}
+    try:
+        return RunConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(render_validation_error(exc, str(path))) from None
+
+
+def run_config_template() -> str:
+    """The run-level YAML template with descriptions as comments."""
+    cfg = RunConfig(region="qilian")
+    text = to_commented_yaml(cfg)
+    return "# thawdetect run configuration\n" + text.replace("detectors: {}", "detectors:")
+
+
+def cache_dir() -> Path:
+    """Where bundled samples are built: ``$THAWDETECT_CACHE_DIR`` or ``~/.cache/thawdetect``."""
+    env = os.environ.get("THAWDETECT_CACHE_DIR")
+    if env:
+        return Path(env)
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "thawdetect"

@@ -1,0 +1,777 @@
+"""The iteration engine: propose → merge → filter → review → next config, until nothing new.
+
+One loop for every detector (Xia et al. 2022 optical DL; Wei et al. SBAS-InSAR thresholds).
+Iteration k:
+
+1. each active detector proposes candidates (stage ``propose:<name>``);
+2. candidates of different detectors that overlap merge into one that carries every detector's
+   evidence; candidates overlapping the inventory or earlier rejections are dropped; the minimum
+   mapping unit filter applies (stage ``merge``);
+3. review evidence is made (stage ``evidence``);
+4. a reviewer decides: automatically (``reference``), or the run stops "awaiting review" until
+   ``thawdetect review`` has decided every candidate (stage ``review``);
+5. confirmed candidates join the inventory and the positives, rejected ones the negatives; each
+   detector returns its next config or says it is done (stage ``update``).
+
+It stops after an iteration that confirms nothing new, when every detector is done, or at
+``max_iterations``. Every stage commits its data and its "finished" mark in one ledger
+transaction, so a killed run re-run resumes at the first unfinished stage.
+"""
+
+from __future__ import annotations
+
+import copy
+import glob
+import hashlib
+import json
+import logging
+import re
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+
+from thawdetect import __version__
+from thawdetect.core.config import RunConfig
+from thawdetect.core.detector import (
+    SCORE_COLUMN,
+    SERIES_COLUMN,
+    Detector,
+    DetectorConfig,
+    IterationContext,
+    ReviewOutcome,
+    validate_candidates,
+)
+from thawdetect.core.errors import ConfigError, InputError, PluginError, ThawdetectError
+from thawdetect.core.ledger import Ledger, now_iso, write_atomic
+from thawdetect.core.models import validate_section
+from thawdetect.core.plugins import PluginHost
+from thawdetect.core.regions import Region
+from thawdetect.core.samples import ensure_sample
+from thawdetect.core.vector import read_vector
+
+log = logging.getLogger(__name__)
+
+MANIFEST = "manifest.json"
+STATUS_FINISHED = "finished"
+STATUS_AWAITING = "awaiting review"
+STATUS_RUNNING = "running"
+
+
+@dataclass
+class RunResult:
+    """What :meth:`Engine.run` returns."""
+
+    status: str
+    run_dir: Path
+    iterations: pd.DataFrame
+    stop_reason: str = ""
+    pending: int = 0
+    accuracy: dict[str, Any] | None = None
+    messages: list[str] = field(default_factory=list)
+
+
+def _substitute(value: Any, mapping: dict[str, str]) -> Any:
+    """Replace ``{sample_dir}``-style placeholders in every string of a nested structure."""
+    if isinstance(value, str):
+        for key, repl in mapping.items():
+            value = value.replace("{" + key + "}", repl)
+        return value
+    if isinstance(value, dict):
+        return {k: _substitute(v, mapping) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_substitute(v, mapping) for v in value]
+    return value
+
+
+def _deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    out = copy.deepcopy(base)
+    for k, v in override.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = _deep_merge(out[k], v)
+        else:
+            out[k] = copy.deepcopy(v)
+    return out
+
+
+def _file_digest(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _input_files(value: Any) -> list[Path]:
+    """Existing files named (or globbed) by strings in a config structure."""
+    found: list[Path] = []
+    if isinstance(value, dict):
+        for v in value.values():
+            found += _input_files(v)
+    elif isinstance(value, list):
+        for v in value:
+            found += _input_files(v)
+    elif isinstance(value, str) and ("/" in value or "." in value) and len(value) < 4096:
+        if any(ch in value for ch in "*?["):
+            found += [Path(p) for p in sorted(glob.glob(value)) if Path(p).is_file()]
+        else:
+            p = Path(value)
+            if p.is_file():
+                found.append(p)
+                if p.suffix.lower() == ".shp":
+                    found += [q for q in sorted(p.parent.glob(p.stem + ".*")) if q != p]
+    return found
+
+
+def _overlap_fraction(a: gpd.GeoDataFrame, b: gpd.GeoDataFrame) -> np.ndarray:
+    """For each feature of ``a``: max over features of ``b`` of area(a∩b) / min(area a, area b)."""
+    out = np.zeros(len(a))
+    if len(a) == 0 or len(b) == 0:
+        return out
+    ia, ib = b.sindex.query(a.geometry, predicate="intersects")
+    if len(ia) == 0:
+        return out
+    ga = a.geometry.to_numpy()[ia]
+    gb = b.geometry.to_numpy()[ib]
+    import shapely
+
+    inter = shapely.area(shapely.intersection(ga, gb))
+    denom = np.minimum(shapely.area(ga), shapely.area(gb))
+    frac = np.divide(inter, denom, out=np.zeros_like(inter), where=denom > 0)
+    np.maximum.at(out, ia, frac)
+    return out
+
+
+def _components(n: int, pairs_a: np.ndarray, pairs_b: np.ndarray) -> np.ndarray:
+    """Connected-component label of each of ``n`` nodes given undirected edges (union-find)."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    if n == 0:
+        return np.zeros(0, dtype=int)
+    graph = coo_matrix((np.ones(len(pairs_a)), (pairs_a, pairs_b)), shape=(n, n))
+    _, labels = connected_components(graph, directed=False)
+    return labels
+
+
+def merge_candidates(
+    proposals: gpd.GeoDataFrame, crs: Any, *, buffer_m: float = 0.0
+) -> gpd.GeoDataFrame:
+    """Merge overlapping candidates of different detectors into one candidate each.
+
+    Args:
+        proposals: validated candidates of all detectors of one iteration, with ``detector``,
+            ``score``, optional ``series_json``, evidence columns; working CRS (metres).
+        crs: the working CRS.
+        buffer_m: candidates closer than this (metres) count as overlapping.
+
+    Returns:
+        One row per merged candidate: geometry (union), ``detectors`` (sorted, comma-separated),
+        ``n_detectors``, ``score`` (the highest within-detector rank percentile, 0-1, so scores of
+        different detectors compare), ``evidence_json`` ({detector: {column: value}} of the
+        best-scoring member of each detector), flattened ``<detector>__<column>`` columns, and
+        ``series_json`` of the best member that has one.
+    """
+    if len(proposals) == 0:
+        return gpd.GeoDataFrame(
+            {"detectors": [], "n_detectors": [], SCORE_COLUMN: [], "evidence_json": []},
+            geometry=gpd.GeoSeries([], crs=crs),
+            crs=crs,
+        )
+    p = proposals.reset_index(drop=True).copy()
+    p["_rank"] = p.groupby("detector")[SCORE_COLUMN].rank(pct=True, method="max").fillna(0.0)
+    geoms = p.geometry.buffer(buffer_m / 2.0) if buffer_m > 0 else p.geometry
+    ia, ib = gpd.GeoSeries(geoms, crs=crs).sindex.query(geoms, predicate="intersects")
+    # Same-detector overlaps are joined too: a detector's own outputs should not overlap, and if
+    # they do (e.g. two images of one slump) they are one candidate for review.
+    labels = _components(len(p), ia, ib)
+    p["_group"] = labels
+    evidence_cols = [
+        c for c in p.columns if c not in ("geometry", "detector", "_rank", "_group", SERIES_COLUMN)
+    ]
+    rows = []
+    for _, grp in p.groupby("_group", sort=False):
+        ev: dict[str, dict[str, Any]] = {}
+        flat: dict[str, Any] = {}
+        series = None
+        for det, dg in grp.groupby("detector"):
+            best = dg.sort_values(SCORE_COLUMN, ascending=False).iloc[0]
+            vals = {}
+            for c in evidence_cols:
+                v = best[c]
+                if isinstance(v, np.generic):
+                    v = v.item()
+                if isinstance(v, float) and not np.isfinite(v):
+                    v = None
+                vals[c] = v
+                flat[f"{det}__{c}"] = v
+            vals["n_parts"] = len(dg)
+            ev[str(det)] = vals
+            if series is None and SERIES_COLUMN in dg:
+                with_series = dg[dg[SERIES_COLUMN].notna()]
+                if len(with_series):
+                    series = with_series.sort_values(SCORE_COLUMN, ascending=False).iloc[0][
+                        SERIES_COLUMN
+                    ]
+        dets = sorted(ev)
+        rows.append(
+            {
+                "detectors": ",".join(dets),
+                "n_detectors": len(dets),
+                SCORE_COLUMN: float(grp["_rank"].max()),
+                "evidence_json": json.dumps(ev, default=str),
+                SERIES_COLUMN: series,
+                **flat,
+                "geometry": grp.geometry.union_all() if len(grp) > 1 else grp.geometry.iloc[0],
+            }
+        )
+    out = gpd.GeoDataFrame(rows, geometry="geometry", crs=crs)
+    out["geometry"] = out.geometry.make_valid()
+    return out
+
+
+class Engine:
+    """Runs (or resumes) one iterative detection run in ``run_dir``.
+
+    Args:
+        config: the run configuration (region and detector selection resolved).
+        run_dir: the run directory (created; holds ``ledger.gpkg`` and ``manifest.json``).
+        host: the plugin host.
+        echo: where progress lines go (the CLI passes rich's console.print).
+        overwrite: delete an existing run in ``run_dir`` first.
+    """
+
+    def __init__(
+        self,
+        config: RunConfig,
+        run_dir: str | Path,
+        host: PluginHost,
+        *,
+        echo: Callable[[str], None] | None = None,
+        overwrite: bool = False,
+    ) -> None:
+        self.config = config
+        self.run_dir = Path(run_dir)
+        self.host = host
+        self.echo = echo or (lambda msg: log.info(msg))
+        if overwrite and self.run_dir.exists():
+            shutil.rmtree(self.run_dir)
+        if not self.config.detectors:
+            raise ConfigError("no detector selected: use --detector NAME or a 'detectors:' section")
+        for name in self.config.detectors:
+            host.detector(name)  # unknown names fail early, listing the installed ones
+        self.region = self._resolve_region()
+        self.crs = self.region.working_crs()
+        self.ledger = Ledger(self.run_dir, crs=self.crs)
+        self.manifest = self._load_or_create_manifest()
+
+    # -- set-up ----------------------------------------------------------------------------------
+
+    def _resolve_region(self) -> Region:
+        region = self.config.region
+        if region is None:
+            raise ConfigError("no region given: use --region NAME or 'region:' in the config")
+        if isinstance(region, str):
+            return self.host.region(region)
+        if region.name in self.host.regions:
+            return self.host.regions[region.name].merged_with(region)
+        return region
+
+    def _region_data(self, detector: str) -> tuple[dict[str, Any], dict[str, str | None]]:
+        """The region's config defaults and file settings for ``detector``, samples built."""
+        data = self.region.detectors.get(detector)
+        if data is None:
+            return {}, {}
+        mapping: dict[str, str] = {}
+        if data.sample:
+            self.echo(f"sample '{data.sample}' (synthetic) for {detector}")
+            mapping["sample_dir"] = str(ensure_sample(self.host, data.sample))
+        cfg = _substitute(data.config, mapping)
+        files = {
+            k: _substitute(getattr(data, k), mapping)
+            for k in ("reference", "known_inventory", "validation")
+        }
+        return cfg, files
+
+    def _load_or_create_manifest(self) -> dict[str, Any]:
+        path = self.run_dir / MANIFEST
+        user_cfg = self.config.model_dump(mode="json")
+        if path.exists():
+            try:
+                manifest = json.loads(path.read_text())
+            except json.JSONDecodeError as exc:
+                raise InputError(path, "run manifest is corrupt (not JSON)") from exc
+            stored = dict(manifest.get("run_config", {}))
+            new = dict(user_cfg)
+            for key in ("reviewer", "max_iterations"):  # may change between sessions
+                stored.pop(key, None)
+                new.pop(key, None)
+            if stored != new:
+                raise ConfigError(
+                    f"{self.run_dir}: holds a run with a different configuration; use "
+                    "--overwrite to start again or another --output-dir"
+                )
+            manifest["run_config"] = user_cfg
+            return manifest
+        detector_configs: dict[str, Any] = {}
+        files: dict[str, list[str]] = {"reference": [], "known_inventory": [], "validation": []}
+        region_cfgs: dict[str, Any] = {}
+        for name in self.config.detectors:
+            cls = self.host.detector(name)
+            defaults, region_files = self._region_data(name)
+            merged = _deep_merge(defaults, self.config.detectors[name] or {})
+            cfg = validate_section(cls.config_model, merged, f"config: detectors.{name}")
+            detector_configs[name] = cfg.model_dump(mode="json")
+            region_cfgs[name] = merged
+            for key, value in region_files.items():
+                if value and value not in files[key]:
+                    files[key].append(value)
+        if self.config.known_inventory:
+            files["known_inventory"] = [str(self.config.known_inventory)]
+        if self.config.validation:
+            files["validation"] = [str(self.config.validation)]
+        inputs = {}
+        for p in _input_files(region_cfgs) + _input_files(files):
+            key = str(p)
+            if key not in inputs:
+                inputs[key] = {"sha256": _file_digest(p), "bytes": p.stat().st_size}
+        manifest = {
+            "thawdetect_version": __version__,
+            "created": now_iso(),
+            "status": STATUS_RUNNING,
+            "region": self.region.model_dump(mode="json"),
+            "synthetic": self.region.synthetic
+            or any(d.sample for d in self.region.detectors.values()),
+            "working_crs": self.crs.to_string(),
+            "run_config": user_cfg,
+            "files": files,
+            "plugins": {
+                info.name: {"distribution": info.distribution, "version": info.version}
+                for info in self.host.plugin_infos()
+            },
+            "input_checksums": inputs,
+            "iterations": {"1": detector_configs},
+        }
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        write_atomic(path, json.dumps(manifest, indent=2))
+        return manifest
+
+    def _save_manifest(self) -> None:
+        write_atomic(self.run_dir / MANIFEST, json.dumps(self.manifest, indent=2))
+
+    def _known_inventory(self) -> gpd.GeoDataFrame:
+        parts = []
+        for p in self.manifest["files"]["known_inventory"]:
+            gdf = read_vector(p, crs=self.crs, what="known inventory")
+            gdf = gdf[gdf.geom_type.isin(["Polygon", "MultiPolygon"])]
+            parts.append(gdf[["geometry"]])
+        if not parts:
+            return gpd.GeoDataFrame(geometry=gpd.GeoSeries([], crs=self.crs), crs=self.crs)
+        return gpd.GeoDataFrame(pd.concat(parts, ignore_index=True), crs=self.crs)
+
+    # -- the loop --------------------------------------------------------------------------------
+
+    def _detectors_for(self, iteration: int) -> dict[str, Detector]:
+        configs = self.manifest["iterations"].get(str(iteration), {})
+        out = {}
+        for name, cfg in configs.items():
+            if cfg is None:
+                continue
+            cls = self.host.detector(name)
+            model: DetectorConfig = validate_section(
+                cls.config_model, cfg, f"{self.run_dir / MANIFEST}: iterations.{iteration}.{name}"
+            )
+            out[name] = cls(model)
+        return out
+
+    def _context(self, name: str, iteration: int) -> IterationContext:
+        work = self.run_dir / "iterations" / f"{iteration:02d}" / name
+        work.mkdir(parents=True, exist_ok=True)
+        prev = self.run_dir / "iterations" / f"{iteration - 1:02d}" / name
+        return IterationContext(
+            run_dir=self.run_dir,
+            work_dir=work,
+            iteration=iteration,
+            region=self.region,
+            crs=self.crs,
+            host=self.host,
+            positives=self.ledger.read("positives"),
+            negatives=self.ledger.read("negatives"),
+            inventory=self.ledger.read("inventory"),
+            previous_dir=prev if prev.exists() else None,
+            extras={
+                "reference_paths": [Path(p) for p in self.manifest["files"]["reference"]],
+                "synthetic": self.manifest.get("synthetic", False),
+            },
+        )
+
+    def _initialise(self) -> None:
+        if self.ledger.stage_done(0, "init"):
+            return
+        known = self._known_inventory()
+        with self.ledger.transaction() as t:
+            inv = known.copy()
+            inv["inventory_id"] = [f"known-{i + 1:04d}" for i in range(len(inv))]
+            inv["candidate_id"] = None
+            inv["source"] = "known"
+            inv["iteration"] = 0
+            inv["probability"] = "high"
+            inv["detectors"] = ""
+            t.write("inventory", inv)
+            pos = known.copy()
+            pos["source"] = "known"
+            pos["iteration"] = 0
+            t.write("positives", pos)
+            t.write("negatives", self.ledger.read("negatives"))
+            t.mark_stage(0, "init")
+        if len(known):
+            self.echo(f"known inventory: {len(known)} features (initial training positives)")
+
+    def run(self) -> RunResult:
+        """Run or resume until a stop rule or a manual review pause.
+
+        Raises:
+            PluginError: a detector raised (the ledger keeps every finished stage).
+            ThawdetectError: bad input or configuration.
+        """
+        self._initialise()
+        iteration = 1
+        reason = ""
+        while True:
+            if iteration > self.config.max_iterations:
+                reason = f"reached max_iterations ({self.config.max_iterations})"
+                break
+            detectors = self._detectors_for(iteration)
+            if not detectors:
+                reason = "every detector finished its schedule"
+                break
+            status = self._iteration(iteration, detectors)
+            if status == STATUS_AWAITING:
+                pending = self._pending(iteration)
+                self.manifest["status"] = STATUS_AWAITING
+                self._save_manifest()
+                return RunResult(
+                    STATUS_AWAITING,
+                    self.run_dir,
+                    self.ledger.read("iterations"),
+                    stop_reason=f"iteration {iteration}: {pending} candidates await review",
+                    pending=pending,
+                )
+            row = self._iteration_row(iteration)
+            if (
+                self.config.stop_when_nothing_new
+                and row is not None
+                and row["newly_confirmed"] == 0
+            ):
+                reason = f"iteration {iteration} confirmed nothing new"
+                break
+            iteration += 1
+        self.manifest["status"] = STATUS_FINISHED
+        self.manifest["stop_reason"] = reason
+        self._save_manifest()
+        result = RunResult(STATUS_FINISHED, self.run_dir, self.ledger.read("iterations"), reason)
+        result.accuracy = self._accuracy()
+        return result
+
+    def _iteration_row(self, iteration: int) -> pd.Series | None:
+        it = self.ledger.read("iterations")
+        sel = it[it["iteration"] == iteration]
+        return None if sel.empty else sel.iloc[-1]
+
+    def _pending(self, iteration: int) -> int:
+        c = self.ledger.read("candidates")
+        return int(((c["iteration"] == iteration) & (c["status"] == "pending")).sum())
+
+    def _iteration(self, k: int, detectors: dict[str, Detector]) -> str:
+        self.echo(f"iteration {k}: detectors {', '.join(detectors)}")
+        for name, det in detectors.items():
+            self._propose(k, name, det)
+        if not self.ledger.stage_done(k, "merge"):
+            self._merge(k)
+        if self.config.evidence and not self.ledger.stage_done(k, "evidence"):
+            self._evidence(k, detectors)
+        if not self.ledger.stage_done(k, "review") and not self._review(k):
+            return STATUS_AWAITING
+        if not self.ledger.stage_done(k, "update"):
+            self._update(k, detectors)
+        return STATUS_FINISHED
+
+    def _propose(self, k: int, name: str, det: Detector) -> None:
+        stage = f"propose:{name}"
+        if self.ledger.stage_done(k, stage):
+            return
+        ctx = self._context(name, k)
+        self.echo(f"  {name}: proposing candidates")
+        try:
+            raw = det.propose(ctx)
+        except ThawdetectError:
+            raise
+        except Exception as exc:
+            plugin = self.host.detector_plugin(name)
+            raise PluginError(
+                f"detector '{name}' (plugin '{plugin}') failed in propose at iteration {k}: "
+                f"{type(exc).__name__}: {exc}"
+            ) from exc
+        cands = validate_candidates(raw, name, self.crs)
+        self.host.hook.thawdetect_candidates_proposed(
+            detector=name, iteration=k, candidates=cands.copy(), context=ctx
+        )
+        rows = cands.copy()
+        rows.insert(0, "detector", name)
+        rows.insert(1, "iteration", k)
+        evidence_cols = [
+            c for c in rows.columns if c not in ("detector", "iteration", SCORE_COLUMN, "geometry")
+        ]
+        store = gpd.GeoDataFrame(
+            {
+                "detector": rows["detector"],
+                "iteration": rows["iteration"],
+                SCORE_COLUMN: rows[SCORE_COLUMN],
+                "evidence_json": [
+                    json.dumps({c: r[c] for c in evidence_cols}, default=_json_default)
+                    for _, r in rows.iterrows()
+                ],
+            },
+            geometry=rows.geometry,
+            crs=self.crs,
+        )
+        with self.ledger.transaction() as t:
+            old = t.read("proposals")
+            keep = old[~((old["iteration"] == k) & (old["detector"] == name))]
+            combined = pd.concat([keep, store], ignore_index=True) if len(keep) else store
+            t.write("proposals", gpd.GeoDataFrame(combined, geometry="geometry", crs=self.crs))
+            t.mark_stage(k, stage)
+        self.echo(f"  {name}: {len(store)} candidates")
+
+    def _merge(self, k: int) -> None:
+        props = self.ledger.read("proposals")
+        props = props[props["iteration"] == k].reset_index(drop=True)
+        expanded = []
+        for _, r in props.iterrows():
+            ev = json.loads(r["evidence_json"]) if r["evidence_json"] else {}
+            expanded.append({"detector": r["detector"], SCORE_COLUMN: r[SCORE_COLUMN], **ev})
+        flat = gpd.GeoDataFrame(
+            pd.DataFrame(expanded, index=props.index),
+            geometry=props.geometry,
+            crs=self.crs,
+        )
+        merged = merge_candidates(flat, self.crs, buffer_m=self.config.merge_buffer_m)
+        n_merged = len(merged)
+        cands = self.ledger.read("candidates")
+        decided = cands[cands["status"].isin(["confirmed", "rejected"])]
+        seen = pd.concat(
+            [decided[["geometry"]], self.ledger.read("inventory")[["geometry"]]], ignore_index=True
+        )
+        seen = gpd.GeoDataFrame(seen, geometry="geometry", crs=self.crs)
+        dup = _overlap_fraction(merged, seen) >= self.config.duplicate_overlap
+        merged = merged[~dup]
+        area_ha = merged.geometry.area / 1e4
+        small = area_ha < self.config.min_mapping_unit_ha
+        merged = merged[~small].copy()
+        merged = merged.sort_values(
+            [SCORE_COLUMN, "n_detectors"], ascending=False, kind="stable"
+        ).reset_index(drop=True)
+        merged.insert(0, "candidate_id", [f"it{k:02d}-{i + 1:04d}" for i in range(len(merged))])
+        merged.insert(1, "iteration", k)
+        merged["status"] = "pending"
+        merged["probability"] = None
+        merged["area_ha"] = merged.geometry.area / 1e4
+        merged["perimeter_m"] = merged.geometry.length
+        with self.ledger.transaction() as t:
+            old = t.read("candidates")
+            old = old[old["iteration"] != k]
+            combined = pd.concat([old, merged], ignore_index=True) if len(old) else merged
+            t.write("candidates", gpd.GeoDataFrame(combined, geometry="geometry", crs=self.crs))
+            t.mark_stage(k, "merge")
+        self.echo(
+            f"  merged {len(props)} proposals into {n_merged} candidates; "
+            f"{int(dup.sum())} already seen, {int(small.sum())} below "
+            f"{self.config.min_mapping_unit_ha} ha; {len(merged)} to review"
+        )
+
+    def _evidence(self, k: int, detectors: dict[str, Detector]) -> None:
+        cands = self.ledger.read("candidates")
+        cands = cands[cands["iteration"] == k]
+        frames = []
+        for name, det in detectors.items():
+            try:
+                frames += det.image_frames(self._context(name, k))
+            except ThawdetectError:
+                raise
+            except Exception as exc:
+                raise PluginError(
+                    f"detector '{name}' failed in image_frames: {type(exc).__name__}: {exc}"
+                ) from exc
+        if len(cands):
+            try:
+                from thawdetect.core.evidence import build_evidence
+            except ImportError:  # pragma: no cover - evidence module is part of the core
+                build_evidence = None
+            if build_evidence is not None:
+                out = self.run_dir / "iterations" / f"{k:02d}" / "evidence"
+                build_evidence(cands, frames, out, buffer_m=self.config.evidence_buffer_m)
+                self.echo(f"  review evidence in {out}")
+        with self.ledger.transaction() as t:
+            t.mark_stage(k, "evidence")
+
+    def _review(self, k: int) -> bool:
+        cands = self.ledger.read("candidates")
+        mine = cands[cands["iteration"] == k]
+        pending = mine[mine["status"] == "pending"]
+        reviewer = self.config.reviewer
+        if len(pending) and reviewer != "manual":
+            ctx = self._context("_review", k)
+            decisions = self.host.hook.thawdetect_review_candidates(
+                candidates=pending.copy(), reviewer=reviewer, context=ctx
+            )
+            if decisions is None:
+                raise ConfigError(
+                    f"reviewer '{reviewer}' is not understood by any plugin "
+                    "(use manual, reference or reference:PATH)"
+                )
+            decisions = pd.DataFrame(decisions).copy()
+            decisions["reviewer"] = reviewer
+            decisions["iteration"] = k
+            with self.ledger.transaction() as t:
+                t.record_decisions(decisions)
+                t.mark_stage(k, "review")
+            return True
+        if len(pending):
+            return False
+        with self.ledger.transaction() as t:
+            t.mark_stage(k, "review")
+        return True
+
+    def _update(self, k: int, detectors: dict[str, Detector]) -> None:
+        cands = self.ledger.read("candidates")
+        mine = cands[cands["iteration"] == k].copy()
+        confirmed = mine[mine["status"] == "confirmed"]
+        rejected = mine[mine["status"] == "rejected"]
+        positives = self.ledger.read("positives")
+        negatives = self.ledger.read("negatives")
+        inventory = self.ledger.read("inventory")
+        # Idempotent on re-run: rows of this iteration are replaced, not appended twice.
+        positives = positives[positives["iteration"] != k]
+        negatives = negatives[negatives["iteration"] != k]
+        inventory = inventory[inventory["iteration"] != k]
+        new_pos = gpd.GeoDataFrame(
+            {"source": "confirmed", "iteration": k, "candidate_id": confirmed["candidate_id"]},
+            geometry=confirmed.geometry,
+            crs=self.crs,
+        )
+        new_neg = gpd.GeoDataFrame(
+            {"source": "rejected", "iteration": k, "candidate_id": rejected["candidate_id"]},
+            geometry=rejected.geometry,
+            crs=self.crs,
+        )
+        new_inv = confirmed.drop(columns=["status", "iteration"]).copy()
+        new_inv.insert(0, "inventory_id", [f"rts-{k:02d}-{i + 1:04d}" for i in range(len(new_inv))])
+        new_inv["source"] = "confirmed"
+        new_inv["iteration"] = k
+        positives = _concat(positives, new_pos, self.crs)
+        negatives = _concat(negatives, new_neg, self.crs)
+        inventory = _concat(inventory, new_inv, self.crs)
+        ctx = self._context("_review", k)
+        outcome = ReviewOutcome(
+            iteration=k,
+            candidates=mine,
+            newly_confirmed=confirmed,
+            rejected=rejected,
+            positives=positives,
+            negatives=negatives,
+            context=ctx,
+        )
+        next_cfgs: dict[str, Any] = {}
+        thresholds: dict[str, Any] = {}
+        for name, det in detectors.items():
+            thresholds[name] = det.summary()
+            try:
+                nxt = det.next_config(outcome)
+            except ThawdetectError:
+                raise
+            except Exception as exc:
+                raise PluginError(
+                    f"detector '{name}' failed in next_config at iteration {k}: "
+                    f"{type(exc).__name__}: {exc}"
+                ) from exc
+            next_cfgs[name] = None if nxt is None else nxt.model_dump(mode="json")
+        self.manifest["iterations"][str(k + 1)] = next_cfgs
+        self._save_manifest()
+        row = {
+            "iteration": k,
+            "detectors": ",".join(detectors),
+            "training_positives": len(positives[positives["iteration"] < k]),
+            "training_negatives": len(negatives[negatives["iteration"] < k]),
+            "candidates_proposed": int((self.ledger.read("proposals")["iteration"] == k).sum()),
+            "candidates_reviewed": len(mine),
+            "newly_confirmed": len(confirmed),
+            "rejected": len(rejected),
+            "inventory_size": len(inventory),
+            "thresholds_json": json.dumps(thresholds, default=str),
+        }
+        with self.ledger.transaction() as t:
+            t.write("positives", positives)
+            t.write("negatives", negatives)
+            t.write("inventory", inventory)
+            its = t.read("iterations")
+            its = its[its["iteration"] != k]
+            t.write("iterations", pd.concat([its, pd.DataFrame([row])], ignore_index=True))
+            t.mark_stage(k, "update")
+        self.host.hook.thawdetect_iteration_finished(iteration=k, summary=row, context=ctx)
+        self.echo(
+            f"  iteration {k}: {len(confirmed)} confirmed, {len(rejected)} rejected, "
+            f"inventory {len(inventory)}"
+        )
+
+    def _accuracy(self) -> dict[str, Any] | None:
+        paths = self.manifest["files"]["validation"]
+        if not paths:
+            return None
+        from thawdetect.core.accuracy import point_accuracy
+
+        inv = self.ledger.read("inventory")
+        inv = inv[inv["source"] == "confirmed"]
+        val = pd.concat(
+            [read_vector(p, crs=self.crs, what="validation points") for p in paths],
+            ignore_index=True,
+        )
+        val = gpd.GeoDataFrame(val, geometry="geometry", crs=self.crs)
+        report = point_accuracy(
+            gpd.GeoDataFrame(inv, geometry="geometry", crs=self.crs),
+            val,
+            tolerance_m=self.config.validation_tolerance_m,
+        )
+        data = report.to_dict()
+        write_atomic(self.run_dir / "accuracy.json", json.dumps(data, indent=2, default=str))
+        return {"report": report, "dict": data}
+
+
+def _concat(a: gpd.GeoDataFrame, b: gpd.GeoDataFrame, crs: Any) -> gpd.GeoDataFrame:
+    if len(b) == 0:
+        return gpd.GeoDataFrame(a, geometry="geometry", crs=crs)
+    if len(a) == 0:
+        return gpd.GeoDataFrame(b, geometry="geometry", crs=crs)
+    return gpd.GeoDataFrame(pd.concat([a, b], ignore_index=True), geometry="geometry", crs=crs)
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, (pd.Timestamp,)):
+        return value.isoformat()
+    return str(value)
+
+
+def safe_name(text: str) -> str:
+    """A file-system-safe version of ``text`` (for default run directory names).
+
+    Examples:
+        >>> safe_name("qtec/optical_dl+insar_sbas")
+        'qtec_optical_dl+insar_sbas'
+    """
+    return re.sub(r"[^A-Za-z0-9_.+-]+", "_", text)

@@ -1,0 +1,59 @@
+"""Bundled sample scenes: built once, on first use, into the cache directory.
+
+Builders are registered by plugins (``thawdetect_register_samples``) and must be deterministic.
+The build happens in a temporary directory that is renamed into place, so an interrupted build
+never leaves a half-made sample.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import shutil
+from pathlib import Path
+
+from thawdetect import __version__
+from thawdetect.core.config import cache_dir
+from thawdetect.core.errors import PluginError, ThawdetectError
+from thawdetect.core.plugins import PluginHost
+
+
+def ensure_sample(host: PluginHost, name: str, root: Path | None = None) -> Path:
+    """Directory of sample ``name``, building it if needed.
+
+    Args:
+        host: the plugin host that knows the sample builders.
+        name: sample name (e.g. ``"qilian"``).
+        root: cache root (default :func:`thawdetect.core.config.cache_dir`).
+
+    Raises:
+        PluginError: no plugin provides the sample, or its builder failed.
+    """
+    if name not in host.samples:
+        known = ", ".join(sorted(host.samples)) or "none"
+        raise PluginError(f"no plugin provides the sample '{name}' (known samples: {known})")
+    root = (root or cache_dir()) / "samples"
+    target = root / f"{name}-{__version__}"
+    if (target / ".complete").exists():
+        return target
+    root.mkdir(parents=True, exist_ok=True)
+    with open(root / f".{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if (target / ".complete").exists():
+            return target
+        tmp = root / f".{name}-{__version__}.building"
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        try:
+            host.samples[name](tmp)
+        except ThawdetectError:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        except Exception as exc:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise PluginError(
+                f"building sample '{name}' failed: {type(exc).__name__}: {exc}"
+            ) from exc
+        (tmp / ".complete").write_text(__version__)
+        shutil.rmtree(target, ignore_errors=True)
+        tmp.rename(target)
+    return target
