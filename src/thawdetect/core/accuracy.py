@@ -546,8 +546,9 @@ def run_accuracy(
 ) -> dict[str, Any]:
     """Score a run's results against validation points: overall, per iteration, per detector.
 
-    * ``overall``: the run's inventory layer (or its confirmed candidates if the inventory is
-      empty).
+    * ``overall``: every candidate whose current status is confirmed (the confirmed part of the
+      inventory; features of a known inventory given as input are not detections and are not
+      scored).
     * ``proposed``: every candidate the detectors proposed, before review (the reviewers' effect
       is the difference to ``overall``).
     * ``per_iteration[k]``: candidates confirmed in iterations 1..k (the inventory after k).
@@ -576,7 +577,6 @@ def run_accuracy(
     vpath = Path(validation_path)
     val = read_vector(vpath, what="validation points")
     cands = ledger.read("candidates")
-    inv = ledger.read("inventory")
     confirmed = cands[cands["status"] == "confirmed"]
 
     def score(det: gpd.GeoDataFrame) -> dict[str, Any]:
@@ -592,7 +592,7 @@ def run_accuracy(
         "validation": str(vpath),
         "tolerance_m": tolerance_m,
         "label_column": label_column,
-        "overall": score(inv if len(inv) else confirmed),
+        "overall": score(confirmed),
         "proposed": score(cands),
         "per_iteration": {},
         "per_detector": {},
