@@ -232,7 +232,7 @@ class TestBadInput:
     def test_unknown_detector_lists_installed(self, scene, tmp_path):
         cfg = _config(scene).model_copy(update={"detectors": {"nope": {}}})
         with pytest.raises(
-            InputError, match="unknown detector 'nope'; installed detectors: .*toy_a"
+            InputError, match=r"unknown detector 'nope'; installed detectors: .*toy_a"
         ):
             Engine(cfg, tmp_path / "run", _host())
 
