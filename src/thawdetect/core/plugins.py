@@ -133,7 +133,8 @@ class PluginHost:
         self.samples.clear()
         self.services.clear()
         for name, plugin in self.pm.list_name_plugin():
-            self._collect_one(name, plugin)
+            if plugin is not None:
+                self._collect_one(name, plugin)
 
     def _call_one(self, plugin: object, hook: str, **kwargs: Any) -> None:
         impl = getattr(plugin, hook, None)
@@ -222,7 +223,9 @@ class PluginHost:
     def plugin_infos(self) -> list[PluginInfo]:
         """One :class:`PluginInfo` per registered plugin, sorted by name."""
         infos = []
-        for name, _plugin in sorted(self.pm.list_name_plugin(), key=lambda p: p[0] or ""):
+        for name, plugin in sorted(self.pm.list_name_plugin(), key=lambda p: p[0] or ""):
+            if plugin is None:  # blocked
+                continue
             dist, version = self._dist.get(name, ("?", "?"))
             dets = sorted(d for d, p in self._detector_plugin.items() if p == name)
             deps: dict[str, bool] = {}

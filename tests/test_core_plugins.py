@@ -1,0 +1,217 @@
+"""The plugin host and every hookspec (each has a test_hook_<name> and a documented signature)."""
+
+from __future__ import annotations
+
+import inspect
+import re
+from pathlib import Path
+
+import click
+import geopandas as gpd
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+from tests.plugins import toy_detectors
+from tests.test_core_engine import _config, scene  # noqa: F401  (fixture)
+
+from thawdetect.core import hookspecs
+from thawdetect.core.engine import Engine
+from thawdetect.core.errors import PluginError
+from thawdetect.core.hookspecs import hookimpl
+from thawdetect.core.plugins import PluginHost
+from thawdetect.core.regions import Region, RegionDetectorData
+
+REPO = Path(__file__).resolve().parents[1]
+HOOKS = sorted(n for n in dir(hookspecs) if n.startswith("thawdetect_"))
+
+
+def test_every_hookspec_is_tested_and_documented():
+    source = Path(__file__).read_text()
+    docs = (REPO / "docs" / "plugins.md").read_text()
+    for name in HOOKS:
+        assert f"def test_hook_{name}(" in source, f"no test for {name}"
+        sig = inspect.signature(getattr(hookspecs, name))
+        heading = f"### {name}({', '.join(sig.parameters)})"
+        assert heading in docs, f"docs/plugins.md lacks the heading '{heading}'"
+
+
+def test_builtin_plugins_load_through_entry_points():
+    host = PluginHost()
+    names = {i.name for i in host.plugin_infos()}
+    assert {"terrain", "insar_sbas", "optical_dl", "reference_reviewer", "core"} <= names
+    info = {i.name: i for i in host.plugin_infos()}
+    assert info["insar_sbas"].distribution == "thawdetect"
+    assert "insar_sbas" in host.detectors and "optical_dl" in host.detectors
+
+
+def test_disable_plugins_env(monkeypatch):
+    monkeypatch.setenv("THAWDETECT_DISABLE_PLUGINS", "optical_dl, terrain")
+    host = PluginHost()
+    names = {i.name for i in host.plugin_infos()}
+    assert "optical_dl" not in names and "terrain" not in names
+    assert "optical_dl" not in host.detectors
+
+
+def test_plugin_failing_to_import_names_its_distribution(tmp_path, monkeypatch):
+    dist = tmp_path / "broken_plugin-1.2.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: broken-plugin\nVersion: 1.2\n")
+    (dist / "entry_points.txt").write_text("[thawdetect]\nbroken = broken_plugin_mod\n")
+    (tmp_path / "broken_plugin_mod.py").write_text("import does_not_exist_anywhere\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(PluginError) as exc:
+        PluginHost()
+    msg = str(exc.value)
+    assert "plugin 'broken' (distribution 'broken-plugin') failed to import" in msg
+    assert "\n" not in msg
+    monkeypatch.setenv("THAWDETECT_DISABLE_PLUGINS", "broken")
+    PluginHost()  # blocked: loads fine
+
+
+def test_unknown_hook_implementation_fails_check_pending():
+    class Typo:
+        @hookimpl
+        def thawdetect_register_detector(self, register):  # missing "s"
+            pass
+
+    with pytest.raises(Exception, match="unknown hook"):
+        PluginHost(plugins=[("typo", Typo())])
+
+
+def test_two_plugins_same_detector_name_refused():
+    class Again:
+        @hookimpl
+        def thawdetect_register_detectors(self, register):
+            register(toy_detectors.ToyA.__class__("ToyA2", (toy_detectors.ToyA,), {}))
+
+    with pytest.raises(PluginError, match="both register a detector named 'toy_a'"):
+        PluginHost(plugins=[("toy", toy_detectors), ("again", Again())])
+
+
+def test_hook_thawdetect_register_detectors():
+    host = PluginHost(load_entry_points=False, plugins=[("toy", toy_detectors)])
+    assert host.detector("toy_a") is toy_detectors.ToyA
+    assert host.detector_plugin("toy_b") == "toy"
+    with pytest.raises(Exception, match="installed detectors: toy_a, toy_b"):
+        host.detector("missing")
+
+
+def test_hook_thawdetect_register_regions():
+    class Adds:
+        @hookimpl
+        def thawdetect_register_regions(self, register):
+            register(Region(name="qilian", detectors={"x": RegionDetectorData(config={"k": 1})}))
+            register(Region(name="mine", bbox_wgs84=(10, 60, 11, 61)))
+
+    host = PluginHost(load_entry_points=False, plugins=[("adds", Adds())])
+    assert host.region("qilian").bbox_wgs84 == (99.6, 37.4, 101.1, 38.4)  # core preset kept
+    assert host.region("qilian").detectors["x"].config == {"k": 1}
+    assert host.region("mine").working_crs().to_epsg() == 32632
+    with pytest.raises(Exception, match="known regions: beiluhe, mine, qilian, qtec"):
+        host.region("nowhere")
+
+
+def test_hook_thawdetect_register_samples(tmp_path, monkeypatch):
+    from thawdetect.core.samples import ensure_sample
+
+    calls = []
+
+    class Sample:
+        @hookimpl
+        def thawdetect_register_samples(self, register):
+            def build(out: Path) -> None:
+                calls.append(out)
+                (out / "data.txt").write_text("synthetic")
+
+            register("tiny", build)
+
+    host = PluginHost(load_entry_points=False, plugins=[("s", Sample())])
+    first = ensure_sample(host, "tiny", root=tmp_path)
+    second = ensure_sample(host, "tiny", root=tmp_path)
+    assert first == second and (first / "data.txt").read_text() == "synthetic"
+    assert len(calls) == 1  # built once, on first use
+    with pytest.raises(PluginError, match="known samples: tiny"):
+        ensure_sample(host, "other", root=tmp_path)
+
+
+def test_hook_thawdetect_register_services():
+    class Provides:
+        @hookimpl
+        def thawdetect_register_services(self, register):
+            register("echo", lambda x: x)
+
+    host = PluginHost(load_entry_points=False, plugins=[("p", Provides())])
+    assert host.service("echo")(3) == 3
+    with pytest.raises(PluginError, match="no plugin provides the 'nothing' service"):
+        host.service("nothing")
+    assert PluginHost().service("terrain") is not None  # the built-in terrain plugin
+
+
+def test_hook_thawdetect_register_commands():
+    class Cmd:
+        @hookimpl
+        def thawdetect_register_commands(self, cli):
+            @cli.command()
+            def hello() -> None:
+                click.echo("hello from a plugin")
+
+    group = click.Group()
+    host = PluginHost(load_entry_points=False, plugins=[("c", Cmd())])
+    host.hook.thawdetect_register_commands(cli=group)
+    result = CliRunner().invoke(group, ["hello"])
+    assert result.output == "hello from a plugin\n"
+
+
+def test_hook_thawdetect_review_candidates(scene, tmp_path):  # noqa: F811
+    class Rejector:
+        @hookimpl
+        def thawdetect_review_candidates(self, candidates, reviewer, context):
+            if reviewer != "reject-all":
+                return None
+            return pd.DataFrame(
+                {"candidate_id": candidates["candidate_id"], "decision": "rejected", "note": "no"}
+            )
+
+    host = PluginHost(plugins=[("toy", toy_detectors), ("rej", Rejector())])
+    cfg = _config(scene).model_copy(update={"reviewer": "reject-all"})
+    result = Engine(cfg, tmp_path / "r", host).run()
+    assert result.iterations["newly_confirmed"].tolist() == [0]
+    assert result.stop_reason == "iteration 1 confirmed nothing new"
+    cfg2 = _config(scene).model_copy(update={"reviewer": "nobody-knows"})
+    with pytest.raises(Exception, match="reviewer 'nobody-knows' is not understood"):
+        Engine(cfg2, tmp_path / "r2", host).run()
+
+
+def test_hook_thawdetect_candidates_proposed(scene, tmp_path):  # noqa: F811
+    seen = []
+
+    class Watch:
+        @hookimpl
+        def thawdetect_candidates_proposed(self, detector, iteration, candidates, context):
+            assert isinstance(candidates, gpd.GeoDataFrame)
+            seen.append((detector, iteration, len(candidates)))
+
+    host = PluginHost(plugins=[("toy", toy_detectors), ("w", Watch())])
+    Engine(_config(scene, max_iterations=2), tmp_path / "r", host).run()
+    assert [s[:2] for s in seen] == [("toy_a", 1), ("toy_a", 2)]
+    assert all(n > 0 for *_, n in seen)
+
+
+def test_hook_thawdetect_iteration_finished(scene, tmp_path):  # noqa: F811
+    rows = []
+
+    class Watch:
+        @hookimpl
+        def thawdetect_iteration_finished(self, iteration, summary, context):
+            rows.append((iteration, summary["newly_confirmed"], summary["inventory_size"]))
+
+    host = PluginHost(plugins=[("toy", toy_detectors), ("w", Watch())])
+    Engine(_config(scene), tmp_path / "r", host).run()
+    assert rows == [(1, 3, 3), (2, 1, 4), (3, 1, 5)]
+
+
+def test_hookspecs_are_prefixed_and_documented():
+    for name in HOOKS:
+        fn = getattr(hookspecs, name)
+        assert re.match(r"thawdetect_[a-z_]+$", name)
+        assert fn.__doc__ and "Args:" in fn.__doc__
