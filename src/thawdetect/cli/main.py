@@ -162,7 +162,8 @@ def run(
     region_name = cfg.region if isinstance(cfg.region, str) else getattr(cfg.region, "name", "")
     if output_dir is None:
         output_dir = Path("thawdetect-runs") / safe_name(f"{region_name}_{'+'.join(cfg.detectors)}")
-    engine = Engine(cfg, output_dir, host, echo=console.print, overwrite=overwrite)
+    source = str(config_path) if config_path else "command line"
+    engine = Engine(cfg, output_dir, host, echo=console.print, overwrite=overwrite, source=source)
     if engine.manifest.get("synthetic"):
         console.print(
             "[yellow]note: this region's data is a SYNTHETIC sample bundled with thawdetect[/]"
@@ -328,16 +329,16 @@ def config_template(ctx: click.Context, detectors: tuple[str, ...]) -> None:
     from thawdetect.core.models import to_commented_yaml
 
     host = _host(ctx)
-    text = run_config_template()
     if not detectors:
         detectors = tuple(sorted(host.detectors))
-    lines = [text]
+    sections = {}
     for name in detectors:
         cls = host.detector(name)
-        lines.append(f"  # {cls.description}" if cls.description else "")
-        lines.append(f"  {name}:")
-        lines.append(to_commented_yaml(cls.config_model(), indent=4))
-    click.echo("\n".join(line for line in lines if line != ""))
+        body = to_commented_yaml(cls.config_model(), indent=4)
+        if cls.description:
+            body = f"    # {cls.description}\n{body}"
+        sections[name] = body
+    click.echo(run_config_template(sections), nl=False)
 
 
 # -- entry point ----------------------------------------------------------------------------------

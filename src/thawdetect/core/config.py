@@ -103,11 +103,28 @@ def load_run_config(path: str | Path | None) -> RunConfig:
         raise ConfigError(render_validation_error(exc, str(path))) from None
 
 
-def run_config_template() -> str:
-    """The run-level YAML template with descriptions as comments."""
-    cfg = RunConfig(region="qilian")
-    text = to_commented_yaml(cfg)
-    return "# thawdetect run configuration\n" + text.replace("detectors: {}", "detectors:")
+def run_config_template(sections: dict[str, str] | None = None) -> str:
+    """The run YAML template with descriptions as comments.
+
+    Args:
+        sections: detector name -> its already rendered (commented) YAML body, indented by 4.
+    """
+    text = to_commented_yaml(RunConfig(region="qilian"))
+    lines = text.splitlines()
+    keep = []
+    for i, line in enumerate(lines):
+        nxt = lines[i + 1] if i + 1 < len(lines) else ""
+        if line.startswith("detectors:") or (line.startswith("#") and nxt.startswith("detectors:")):
+            continue
+        keep.append(line)
+    keep.append(
+        "# detector name -> its config section (thawdetect config template --detector NAME)"
+    )
+    keep.append("detectors:" if sections else "detectors: {}")
+    for name, body in (sections or {}).items():
+        keep.append(f"  {name}:")
+        keep.append(body)
+    return "# thawdetect run configuration\n" + "\n".join(keep) + "\n"
 
 
 def cache_dir() -> Path:

@@ -244,6 +244,7 @@ class Engine:
         host: the plugin host.
         echo: where progress lines go (the CLI passes rich's console.print).
         overwrite: delete an existing run in ``run_dir`` first.
+        source: where the config came from (a YAML path), for error messages.
     """
 
     def __init__(
@@ -254,8 +255,10 @@ class Engine:
         *,
         echo: Callable[[str], None] | None = None,
         overwrite: bool = False,
+        source: str = "config",
     ) -> None:
         self.config = config
+        self.source = source
         self.run_dir = Path(run_dir)
         self.host = host
         self.echo = echo or (lambda msg: log.info(msg))
@@ -282,13 +285,17 @@ class Engine:
             return self.host.regions[region.name].merged_with(region)
         return region
 
-    def _region_data(self, detector: str) -> tuple[dict[str, Any], dict[str, str | None]]:
+    def _region_data(
+        self, detector: str, *, build: bool = True
+    ) -> tuple[dict[str, Any], dict[str, str | None]]:
         """The region's config defaults and file settings for ``detector``, samples built."""
         data = self.region.detectors.get(detector)
         if data is None:
             return {}, {}
         mapping: dict[str, str] = {}
-        if data.sample:
+        if data.sample and not build:
+            mapping["sample_dir"] = str(Path("sample-not-built") / data.sample)
+        elif data.sample:
             self.echo(f"sample '{data.sample}' (synthetic) for {detector}")
             mapping["sample_dir"] = str(ensure_sample(self.host, data.sample))
         cfg = _substitute(data.config, mapping)
@@ -321,11 +328,16 @@ class Engine:
         detector_configs: dict[str, Any] = {}
         files: dict[str, list[str]] = {"reference": [], "known_inventory": [], "validation": []}
         region_cfgs: dict[str, Any] = {}
+        for name in self.config.detectors:  # check every section before building any sample
+            defaults, _ = self._region_data(name, build=False)
+            merged = _deep_merge(defaults, self.config.detectors[name] or {})
+            cls = self.host.detector(name)
+            validate_section(cls.config_model, merged, f"{self.source}: detectors.{name}")
         for name in self.config.detectors:
             cls = self.host.detector(name)
             defaults, region_files = self._region_data(name)
             merged = _deep_merge(defaults, self.config.detectors[name] or {})
-            cfg = validate_section(cls.config_model, merged, f"config: detectors.{name}")
+            cfg = validate_section(cls.config_model, merged, f"{self.source}: detectors.{name}")
             detector_configs[name] = cfg.model_dump(mode="json")
             region_cfgs[name] = merged
             for key, value in region_files.items():

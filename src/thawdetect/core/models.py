@@ -101,13 +101,12 @@ def validate_section(model: type[_M], data: Any, source: str) -> _M:
         raise ConfigError(render_validation_error(exc, source)) from None
 
 
-def _yaml_scalar(value: Any) -> str:
-    text = yaml.safe_dump(value, default_flow_style=True, sort_keys=False).strip()
-    return text.removesuffix("\n...").strip()
-
-
 def to_commented_yaml(model: BaseModel, indent: int = 0) -> str:
-    """Render a model as YAML with each field's description as a comment (dolphin style)."""
+    """Render a model as YAML with each field's description as a comment (dolphin style).
+
+    Nested models recurse (their fields get comments too); every other value, lists of models
+    included, is dumped as block YAML.
+    """
     pad = " " * indent
     out: list[str] = []
     for name, field in type(model).model_fields.items():
@@ -117,19 +116,31 @@ def to_commented_yaml(model: BaseModel, indent: int = 0) -> str:
         if isinstance(value, BaseModel):
             out.append(f"{pad}{name}:")
             out.append(to_commented_yaml(value, indent + 2))
-        elif isinstance(value, list) and value and isinstance(value[0], BaseModel):
-            out.append(f"{pad}{name}:")
-            for item in value:
-                body = to_commented_yaml(item, indent + 4).splitlines()
-                body = [ln for ln in body if not ln.strip().startswith("#")]
-                out.append(f"{pad}  - {body[0].strip()}")
-                out.extend(f"{pad}    {ln.strip()}" for ln in body[1:])
+            continue
+        dumped = _plain(value)
+        nested = (
+            (isinstance(dumped, dict)
+            and dumped)
+            or (isinstance(dumped, list) and any(isinstance(v, dict) for v in dumped))
+        )
+        if nested:
+            text = yaml.safe_dump(
+                {name: dumped}, default_flow_style=False, sort_keys=False, allow_unicode=True
+            )
         else:
-            dumped = value.model_dump(mode="json") if isinstance(value, BaseModel) else value
-            if hasattr(dumped, "__fspath__"):
-                dumped = str(dumped)
-            try:
-                out.append(f"{pad}{name}: {_yaml_scalar(dumped)}")
-            except yaml.YAMLError:
-                out.append(f"{pad}{name}: {dumped!s}")
+            flow = yaml.safe_dump(dumped, default_flow_style=True, allow_unicode=True)
+            text = f"{name}: {flow.strip().removesuffix('...').strip()}"
+        out.extend(f"{pad}{line}" for line in text.splitlines())
     return "\n".join(out)
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json")
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if hasattr(value, "__fspath__"):
+        return str(value)
+    return value
