@@ -1,0 +1,160 @@
+"""``thawdetect review``: list, show and decide candidates; QGIS round trip; reviewer agreement."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+_RUN = click.argument("run_dir", type=click.Path(path_type=Path, file_okay=False))
+
+
+@click.group("review")
+def review() -> None:
+    """Review a run's candidates (confirmed / rejected / unsure, probability high/medium/low).
+
+    \b
+    Examples:
+      thawdetect review list runs/qilian
+      thawdetect review show runs/qilian it01-0003
+      thawdetect review decide runs/qilian it01-0003 confirmed -p high -r ann -n "fresh scarp"
+      thawdetect review export runs/qilian review.gpkg   # edit 'decision' in QGIS, then
+      thawdetect review import runs/qilian review.gpkg
+      thawdetect review kappa runs/qilian ann bob
+    """
+
+
+@review.command("list")
+@_RUN
+@click.option("--status", default="pending", show_default=True,
+              help="pending, confirmed, rejected, unsure or all.")  # fmt: skip
+@click.option("--iteration", type=int, help="Only this iteration.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def list_(run_dir: Path, status: str, iteration: int | None, as_json: bool) -> None:
+    """List candidates, most agreed-on and highest score first."""
+    from thawdetect.core.review import review_queue
+
+    q = review_queue(run_dir, status=None if status == "all" else status, iteration=iteration)
+    cols = ["candidate_id", "iteration", "n_detectors", "detectors", "score", "status",
+            "probability"]  # fmt: skip
+    if "area_ha" in q.columns:
+        cols.append("area_ha")
+    rows = q[cols]
+    if as_json:
+        click.echo(rows.to_json(orient="records", indent=2))
+        return
+    if len(rows) == 0:
+        click.echo(f"no {status} candidates")
+        return
+    click.echo(rows.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    click.echo(f"{len(rows)} candidates")
+
+
+@review.command("show")
+@_RUN
+@click.argument("candidate_id")
+def show(run_dir: Path, candidate_id: str) -> None:
+    """Show one candidate: attributes, every detector's evidence, evidence files, history."""
+    from thawdetect.core.errors import InputError
+    from thawdetect.core.review import history, open_ledger
+
+    cands = open_ledger(run_dir).read("candidates")
+    sel = cands[cands["candidate_id"] == candidate_id]
+    if len(sel) == 0:
+        raise InputError(run_dir, f"unknown candidate id '{candidate_id}'")
+    c = sel.iloc[0]
+    skip = {"geometry", "evidence_json", "series_json"}
+    for key, value in c.items():
+        if key not in skip and "__" not in str(key):
+            click.echo(f"{key}: {value}")
+    click.echo(f"bounds: {tuple(round(v, 1) for v in c.geometry.bounds)} ({cands.crs})")
+    ev = json.loads(c["evidence_json"]) if isinstance(c.get("evidence_json"), str) else {}
+    for det, values in ev.items():
+        click.echo(f"evidence {det}: " + ", ".join(f"{k}={v}" for k, v in dict(values).items()))
+    for ev_dir in sorted(Path(run_dir).glob(f"iterations/*/evidence/{candidate_id}")):
+        files = sorted(p.name for p in ev_dir.iterdir())
+        click.echo(f"evidence files: {ev_dir} ({', '.join(files)})")
+    h = history(run_dir, candidate_id)
+    if len(h):
+        click.echo("history:")
+        for _, r in h.iterrows():
+            prob = f" ({r['probability']})" if r["probability"] else ""
+            note = f" - {r['note']}" if r["note"] else ""
+            click.echo(f"  {r['timestamp']} {r['reviewer']}: {r['decision']}{prob}{note}")
+
+
+@review.command("decide")
+@_RUN
+@click.argument("candidate_ids", nargs=-1, required=True)
+@click.argument("decision", type=click.Choice(["confirmed", "rejected", "unsure"]))
+@click.option("-p", "--probability", type=click.Choice(["high", "medium", "low"]),
+              help="Probability class.")  # fmt: skip
+@click.option("-n", "--note", default="", help="Free-text note.")
+@click.option("-r", "--reviewer", envvar="THAWDETECT_REVIEWER", default="unknown",
+              show_default=True, help="Your name (or THAWDETECT_REVIEWER).")  # fmt: skip
+def decide_cmd(
+    run_dir: Path,
+    candidate_ids: tuple[str, ...],
+    decision: str,
+    probability: str | None,
+    note: str,
+    reviewer: str,
+) -> None:
+    """Record DECISION for one or more candidates (kept in the history)."""
+    from thawdetect.core.review import decide
+
+    rows = decide(run_dir, list(candidate_ids), decision, probability=probability, note=note,
+                  reviewer=reviewer)  # fmt: skip
+    click.echo(f"{len(rows)} candidate(s) {decision} by {reviewer}")
+
+
+@review.command("export")
+@_RUN
+@click.argument("out", type=click.Path(path_type=Path, dir_okay=False))
+@click.option("--status", default="pending", show_default=True,
+              help="Which candidates: pending, unsure, ... or all.")  # fmt: skip
+def export_cmd(run_dir: Path, out: Path, status: str) -> None:
+    """Write candidates to OUT.gpkg with editable decision/probability/note/reviewer fields."""
+    from thawdetect.core.review import export_for_qgis
+
+    path = export_for_qgis(run_dir, out, status=None if status == "all" else status)
+    click.echo(f"written {path}: fill 'decision' (confirmed/rejected/unsure) and 'probability'"
+               " (high/medium/low) in QGIS, then 'thawdetect review import'")  # fmt: skip
+
+
+@review.command("import")
+@_RUN
+@click.argument("edited", type=click.Path(path_type=Path, dir_okay=False))
+@click.option("-r", "--reviewer", envvar="THAWDETECT_REVIEWER",
+              help="Name for rows with an empty reviewer field (default 'qgis').")  # fmt: skip
+def import_cmd(run_dir: Path, edited: Path, reviewer: str | None) -> None:
+    """Apply the decisions filled in EDITED (one transaction; any bad row applies nothing)."""
+    from thawdetect.core.review import import_from_qgis
+
+    rows = import_from_qgis(run_dir, edited, reviewer=reviewer)
+    counts = rows["decision"].value_counts().to_dict() if len(rows) else {}
+    summary = ", ".join(f"{v} {k}" for k, v in sorted(counts.items())) or "nothing"
+    click.echo(f"applied {len(rows)} decisions ({summary})")
+
+
+@review.command("kappa")
+@_RUN
+@click.argument("reviewer_a")
+@click.argument("reviewer_b")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def kappa_cmd(run_dir: Path, reviewer_a: str, reviewer_b: str, as_json: bool) -> None:
+    """Cohen's kappa between two reviewers on the candidates both decided."""
+    from thawdetect.core.review import reviewer_agreement
+
+    ag = reviewer_agreement(run_dir, reviewer_a, reviewer_b)
+    if as_json:
+        click.echo(json.dumps(ag, indent=2))
+        return
+    click.echo(
+        f"{reviewer_a} vs {reviewer_b}: {ag['n']} common candidates, observed agreement "
+        f"{100 * ag['observed_agreement']:.1f} %, Cohen's kappa {ag['kappa']:.3f}"
+    )
+    for pair, n in sorted(ag["confusion"].items()):
+        a, b = pair.split("|")
+        click.echo(f"  {a:>9} / {b:<9} {n}")
