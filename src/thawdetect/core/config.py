@@ -32,10 +32,10 @@ class RunConfig(StrictModel):
         description="detector name -> its config section "
         "(thawdetect config template --detector NAME)",
     )
-    reviewer: str = Field(
-        "manual",
+    reviewer: str | None = Field(
+        None,
         description="manual (stop for thawdetect review), reference (the region's reference "
-        "inventory) or reference:PATH",
+        "inventory) or reference:PATH; default: reference on a bundled sample, else manual",
     )
     max_iterations: int = Field(10, ge=1, le=1000, description="hard cap on iterations")
     min_mapping_unit_ha: float = Field(

@@ -272,6 +272,15 @@ class Engine:
         self.crs = self.region.working_crs()
         self.ledger = Ledger(self.run_dir, crs=self.crs)
         self.manifest = self._load_or_create_manifest()
+        self.reviewer = self.config.reviewer or self._default_reviewer()
+
+    def _default_reviewer(self) -> str:
+        """``reference`` when every detector runs on a bundled sample with a reference inventory."""
+        data = [self.region.detectors.get(d) for d in self.config.detectors]
+        if all(d is not None and d.sample and d.reference for d in data):
+            self.echo("reviewer: the bundled sample's reference inventory (--reviewer to change)")
+            return "reference"
+        return "manual"
 
     # -- set-up ----------------------------------------------------------------------------------
 
@@ -635,7 +644,7 @@ class Engine:
         cands = self.ledger.read("candidates")
         mine = cands[cands["iteration"] == k]
         pending = mine[mine["status"] == "pending"]
-        reviewer = self.config.reviewer
+        reviewer = self.reviewer
         if len(pending) and reviewer != "manual":
             ctx = self._context("_review", k)
             decisions = self.host.hook.thawdetect_review_candidates(
