@@ -1,1 +1,86 @@
-"""Entry-point module of the insar_sbas plugin (hooks are being written)."""
+"""Entry-point module of the ``insar_sbas`` plugin: registers the detector, sample and regions.
+
+Imports stay light (no h5py/mintpy here): heavy packages load inside the detector's methods.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from thawdetect.core.hookspecs import hookimpl
+from thawdetect.core.regions import Region, RegionDetectorData
+from thawdetect.plugins.insar_sbas.detector import InsarSbasDetector
+
+__all__ = [
+    "InsarSbasDetector",
+    "build_qilian_sample",
+    "thawdetect_register_detectors",
+    "thawdetect_register_regions",
+    "thawdetect_register_samples",
+]
+
+
+def build_qilian_sample(out_dir: Path) -> None:
+    """Write the deterministic SYNTHETIC Qilian scene (see :mod:`.sample`) into ``out_dir``."""
+    from thawdetect.plugins.insar_sbas.sample import build_qilian_sample as _build
+
+    _build(Path(out_dir))
+
+
+@hookimpl
+def thawdetect_register_detectors(register: Callable[[type], None]) -> None:
+    """Register :class:`InsarSbasDetector`."""
+    register(InsarSbasDetector)
+
+
+@hookimpl
+def thawdetect_register_samples(register: Callable[[str, Callable[[Any], Any]], None]) -> None:
+    """Register the synthetic ``qilian`` sample."""
+    register("qilian", build_qilian_sample)
+
+
+QILIAN = Region(
+    name="qilian",
+    synthetic=True,
+    detectors={
+        "insar_sbas": RegionDetectorData(
+            sample="qilian",
+            config={
+                "timeseries_file": "{sample_dir}/timeseries.h5",
+                "coherence_file": "{sample_dir}/temporalCoherence.h5",
+                "dem_file": "{sample_dir}/dem.tif",
+            },
+            reference="{sample_dir}/reference_inventory.gpkg",
+            known_inventory="{sample_dir}/known_inventory.gpkg",
+            validation="{sample_dir}/validation_points.gpkg",
+        )
+    },
+)
+
+#: QTEC: the optical engineer's mixed sample carries a LOS-rate GeoTIFF and a DEM; the Qilian
+#: elevation rows do not fit 4500-5000 m, so terrain ranges come from the known inventory.
+QTEC = Region(
+    name="qtec",
+    synthetic=True,
+    detectors={
+        "insar_sbas": RegionDetectorData(
+            sample="qtec",
+            config={
+                "rate_file": "{sample_dir}/insar_rate_mm_yr.tif",
+                "dem_file": "{sample_dir}/dem.tif",
+                "derive_from_inventory": True,
+                "known_inventory_file": "{sample_dir}/known_inventory.gpkg",
+                "rate_schedule_mm_yr": [30.0, 20.0, 10.0],
+            },
+        )
+    },
+)
+
+
+@hookimpl
+def thawdetect_register_regions(register: Callable[[Region], None]) -> None:
+    """Add where insar_sbas finds its data in the ``qilian`` and ``qtec`` presets."""
+    register(QILIAN)
+    register(QTEC)

@@ -1,0 +1,162 @@
+"""From a boolean detection mask to candidate polygons with evidence (whole-array operations)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+from numpy.typing import NDArray
+
+from thawdetect.core.detector import TimeSeries, empty_candidates
+from thawdetect.core.grid import GridSpec
+
+__all__ = ["EVIDENCE_COLUMNS", "candidate_table", "label_mask", "polygonize_labels"]
+
+#: Evidence columns (and dtypes) of every insar_sbas candidate.
+EVIDENCE_COLUMNS: dict[str, str] = {
+    "pixel_count": "int64",
+    "area_m2": "float64",
+    "perimeter_m": "float64",
+    "mean_rate_mm_yr": "float64",
+    "mean_abs_rate_mm_yr": "float64",
+    "max_abs_rate_mm_yr": "float64",
+    "mean_seasonal_amplitude_pp_mm": "float64",
+    "mean_coherence": "float64",
+    "series_json": "object",
+}
+
+_EIGHT = np.ones((3, 3), dtype=bool)
+
+
+def label_mask(mask: NDArray[np.bool_], min_pixels: int) -> tuple[NDArray[np.int32], int]:
+    """Label 8-connected groups of ``mask`` and drop those smaller than ``min_pixels``.
+
+    Returns:
+        (labels 1..n with 0 = background, n).
+    """
+    from scipy import ndimage
+
+    labels, n = ndimage.label(mask, structure=_EIGHT)
+    if n == 0:
+        return labels.astype(np.int32), 0
+    counts = np.bincount(labels.ravel(), minlength=n + 1)
+    keep = counts >= min_pixels
+    keep[0] = False
+    lut = np.zeros(n + 1, dtype=np.int32)
+    lut[keep] = np.arange(1, int(keep.sum()) + 1, dtype=np.int32)
+    return lut[labels], int(keep.sum())
+
+
+def polygonize_labels(labels: NDArray[np.int32], grid: GridSpec) -> gpd.GeoSeries:
+    """One (Multi)Polygon per label 1..n, in the grid's CRS, indexed by label."""
+    from rasterio.features import shapes
+    from shapely.geometry import shape
+
+    geoms = [
+        (int(v), shape(g))
+        for g, v in shapes(labels, mask=labels > 0, transform=grid.transform, connectivity=8)
+    ]
+    if not geoms:
+        return gpd.GeoSeries([], crs=grid.crs)
+    s = gpd.GeoSeries([g for _, g in geoms], index=[v for v, _ in geoms], crs=grid.crs)
+    return s.groupby(level=0).agg(lambda x: x.union_all()) if s.index.has_duplicates else s
+
+
+def _group_mean(values: NDArray[np.floating] | None, labels: NDArray[np.int32], n: int):
+    if values is None:
+        return np.full(n, np.nan)
+    v = values.ravel().astype(np.float64)
+    lab = labels.ravel()
+    ok = np.isfinite(v) & (lab > 0)
+    s = np.bincount(lab[ok], weights=v[ok], minlength=n + 1)[1:]
+    c = np.bincount(lab[ok], minlength=n + 1)[1:]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(c > 0, s / np.maximum(c, 1), np.nan)
+
+
+def candidate_table(
+    labels: NDArray[np.int32],
+    n: int,
+    grid: GridSpec,
+    crs: Any,
+    *,
+    rate_mm_yr: NDArray[np.floating],
+    amplitude_pp_mm: NDArray[np.floating] | None = None,
+    coherence: NDArray[np.floating] | None = None,
+    series: list[TimeSeries | None] | None = None,
+) -> gpd.GeoDataFrame:
+    """Candidates (one per label) with the evidence columns, reprojected to ``crs``.
+
+    ``score`` is the maximum |rate| (mm/yr). Area and perimeter are measured in ``crs`` (the run's
+    metric working CRS).
+    """
+    if n == 0:
+        return empty_candidates(crs, EVIDENCE_COLUMNS)
+    from scipy import ndimage
+
+    idx = np.arange(1, n + 1)
+    abs_rate = np.abs(np.nan_to_num(rate_mm_yr.astype(np.float64), nan=0.0))
+    geoms = polygonize_labels(labels, grid).reindex(idx)
+    gdf = gpd.GeoDataFrame(
+        {
+            "pixel_count": np.bincount(labels.ravel(), minlength=n + 1)[1:].astype(np.int64),
+            "mean_rate_mm_yr": _group_mean(rate_mm_yr, labels, n),
+            "mean_abs_rate_mm_yr": _group_mean(np.abs(rate_mm_yr), labels, n),
+            "max_abs_rate_mm_yr": np.asarray(ndimage.maximum(abs_rate, labels, idx), dtype=float),
+            "mean_seasonal_amplitude_pp_mm": _group_mean(amplitude_pp_mm, labels, n),
+            "mean_coherence": _group_mean(coherence, labels, n),
+        },
+        geometry=geoms.to_numpy(),
+        crs=grid.crs,
+    )
+    gdf = gdf.to_crs(crs) if crs is not None else gdf
+    metric = gdf if gdf.crs.is_projected else gdf.to_crs(gdf.estimate_utm_crs())
+    gdf["area_m2"] = metric.geometry.area.to_numpy()
+    gdf["perimeter_m"] = metric.geometry.length.to_numpy()
+    gdf["score"] = gdf["max_abs_rate_mm_yr"].astype(float)
+    gdf["series_json"] = pd.Series(
+        [s.to_json() if s is not None else None for s in (series or [None] * n)],
+        index=gdf.index,
+        dtype=object,
+    )
+    cols = ["score", *EVIDENCE_COLUMNS]
+    return gdf[[*cols, "geometry"]].reset_index(drop=True)
+
+
+def candidate_series(
+    labels: NDArray[np.int32],
+    n: int,
+    timeseries_file: Path,
+    dates: list,
+    scale_mm: float,
+    period_yr: float,
+) -> list[TimeSeries | None]:
+    """Mean displacement series (mm) and its seasonal fit for each candidate (one read per box)."""
+    from scipy import ndimage
+
+    from thawdetect.plugins.insar_sbas.mintpy_io import read_timeseries_mean
+    from thawdetect.plugins.insar_sbas.timefunc import fit_seasonal
+
+    out: list[TimeSeries | None] = []
+    for lab, sl in enumerate(ndimage.find_objects(labels, max_label=n), start=1):
+        if sl is None:
+            out.append(None)
+            continue
+        pix = labels[sl] == lab
+        mean_mm = read_timeseries_mean(timeseries_file, sl[0], sl[1], pix) * scale_mm
+        fit = fit_seasonal(mean_mm[:, None], dates, unit="mm", period_yr=period_yr, min_epochs=5)
+        params = {k: v for k, v in fit.params_at(0).items()}
+        ok = all(np.isfinite(v) for v in params.values())
+        out.append(
+            TimeSeries(
+                dates=list(dates),
+                values_mm=[float(v) for v in mean_mm],
+                fit=params if ok else None,
+                fit_t0=dates[0],
+                label="LOS displacement (mm), + towards the satellite",
+            )
+        )
+    return out

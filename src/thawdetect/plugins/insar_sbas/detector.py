@@ -1,0 +1,234 @@
+"""The ``insar_sbas`` detector: |LOS rate| above a threshold inside relaxing terrain masks.
+
+Each iteration applies one row of the schedule (elevation, slope, aspect, |rate|; Wei et al.,
+Qilian) or, in derived mode, terrain ranges from a known inventory (terrain plugin's
+``inventory_ranges``) with a rate schedule. Candidates are 8-connected pixel groups.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import geopandas as gpd
+import numpy as np
+
+from thawdetect.core.detector import Detector, IterationContext, ReviewOutcome
+from thawdetect.core.errors import ConfigError
+from thawdetect.core.grid import GridSpec
+from thawdetect.core.models import AngleRange, Range
+from thawdetect.plugins.insar_sbas.config import InsarSbasConfig, ScheduleRow
+
+__all__ = ["InsarSbasDetector", "format_summary"]
+
+
+def _num(v: float) -> str:
+    return f"{v:g}"
+
+
+def format_summary(row: ScheduleRow) -> dict[str, str]:
+    """Short strings for the iterations table: ``{"elevation_m": "3600-4000", ...}``."""
+
+    def rng(r: Range | None) -> str:
+        return "any" if r is None else f"{_num(r.min)}-{_num(r.max)}"
+
+    def ang(a: list[AngleRange] | None) -> str:
+        return "any" if not a else ",".join(f"{_num(x.min)}-{_num(x.max)}" for x in a)
+
+    return {
+        "elevation_m": rng(row.elevation_m),
+        "slope_deg": rng(row.slope_deg),
+        "aspect_deg": ang(row.aspect_deg),
+        "abs_rate_mm_yr": f">={_num(row.abs_rate_mm_yr)}",
+    }
+
+
+class InsarSbasDetector(Detector):
+    """Freeze-thaw landslide candidates from SBAS-InSAR rates and seasonal amplitude."""
+
+    name = "insar_sbas"
+    config_model = InsarSbasConfig
+    description = "SBAS-InSAR |rate| thresholds inside relaxing elevation/slope/aspect masks"
+    optional_dependencies = ("h5py", "mintpy")
+    extra = "insar"
+
+    def __init__(self, config: InsarSbasConfig) -> None:
+        super().__init__(config)
+        self.config: InsarSbasConfig = config
+        self._row: ScheduleRow | None = None
+
+    # -- schedule ---------------------------------------------------------------------------------
+
+    def current_row(
+        self, context: IterationContext | None = None, dem: Path | None = None
+    ) -> ScheduleRow:
+        """The thresholds of this iteration (derived mode asks the terrain service)."""
+        cfg = self.config
+        i = cfg.schedule_index
+        if not cfg.derive_from_inventory:
+            return cfg.schedule[i]
+        if context is None or dem is None:
+            raise ConfigError(
+                "detectors.insar_sbas: derive_from_inventory needs dem_file (or geometry_file)"
+            )
+        inventory: Any = cfg.known_inventory_file
+        if inventory is None:
+            inventory = context.positives
+            if inventory is None or len(inventory) == 0:
+                raise ConfigError(
+                    "detectors.insar_sbas: derive_from_inventory needs known_inventory_file "
+                    "or training positives (the region's known inventory)"
+                )
+        terrain = context.host.service("terrain")
+        ranges = terrain.inventory_ranges(
+            dem, inventory, percentiles=tuple(cfg.inventory_percentiles), steps=cfg.n_rows
+        )
+        r = ranges[min(i, len(ranges) - 1)]
+        return ScheduleRow(
+            elevation_m=r.elevation_m,
+            slope_deg=r.slope_deg,
+            aspect_deg=list(r.aspect_deg) if r.aspect_deg else None,
+            abs_rate_mm_yr=cfg.rate_schedule_mm_yr[i],
+        )
+
+    def summary(self) -> dict[str, Any]:
+        """Thresholds of this iteration as short strings (iterations table)."""
+        if self._row is not None:
+            return format_summary(self._row)
+        cfg = self.config
+        if cfg.derive_from_inventory:
+            return {
+                "terrain": f"derived p{_num(cfg.inventory_percentiles[0])}-"
+                f"p{_num(cfg.inventory_percentiles[1])} step {cfg.schedule_index + 1}",
+                "abs_rate_mm_yr": f">={_num(cfg.rate_schedule_mm_yr[cfg.schedule_index])}",
+            }
+        return format_summary(cfg.schedule[cfg.schedule_index])
+
+    def next_config(self, outcome: ReviewOutcome) -> InsarSbasConfig | None:
+        """The next schedule row, or None after the last one."""
+        nxt = self.config.schedule_index + 1
+        if nxt >= self.config.n_rows:
+            return None
+        return self.config.model_copy(update={"schedule_index": nxt})
+
+    # -- proposing --------------------------------------------------------------------------------
+
+    def propose(self, context: IterationContext) -> gpd.GeoDataFrame:
+        """Candidates of this iteration; masks and rates are written to ``context.work_dir``."""
+        from thawdetect.plugins.insar_sbas.candidates import (
+            candidate_series,
+            candidate_table,
+            label_mask,
+        )
+        from thawdetect.plugins.insar_sbas.mintpy_io import check_overlap, write_geotiff
+        from thawdetect.plugins.insar_sbas.products import load_products
+
+        cfg = self.config
+        work = Path(context.work_dir)
+        work.mkdir(parents=True, exist_ok=True)
+        p = load_products(cfg, run_dir=Path(context.run_dir), work_dir=work, region=context.region)
+        grid = p.grid
+        row = self.current_row(context, p.dem)
+        self._row = row
+
+        rate = p.rate_mm_yr
+        valid = np.isfinite(rate)
+        rate_ok = valid & (np.abs(np.nan_to_num(rate, nan=0.0)) >= row.abs_rate_mm_yr)
+        keep = rate_ok.copy()
+        if p.coherence is not None:
+            keep &= np.nan_to_num(p.coherence, nan=0.0) >= cfg.min_temporal_coherence
+        if cfg.seasonal_amplitude_pp_mm is not None:
+            if p.amplitude_pp_mm is None:
+                raise ConfigError(
+                    "detectors.insar_sbas: seasonal_amplitude_pp_mm needs a time series "
+                    "(timeseries_file, hyp3_dir) or amplitude_file"
+                )
+            a = np.nan_to_num(p.amplitude_pp_mm, nan=-1.0)
+            keep &= (a >= cfg.seasonal_amplitude_pp_mm.min) & (
+                a <= cfg.seasonal_amplitude_pp_mm.max
+            )
+
+        terrain_mask = None
+        if row.elevation_m is not None or row.slope_deg is not None or row.aspect_deg:
+            if p.dem is None:
+                raise ConfigError(
+                    "detectors.insar_sbas: the schedule has terrain ranges but no DEM is set "
+                    "(dem_file or geometry_file)"
+                )
+            check_overlap(p.dem, GridSpec.from_raster(p.dem), grid, "DEM")
+            terrain = context.host.service("terrain")
+            layers = terrain.layers(p.dem, grid)
+            terrain_mask = np.asarray(
+                terrain.mask(
+                    layers,
+                    elevation_m=row.elevation_m,
+                    slope_deg=row.slope_deg,
+                    aspect_deg=row.aspect_deg,
+                ),
+                dtype=bool,
+            )
+            if terrain_mask.shape != grid.shape:
+                raise ConfigError(
+                    f"terrain service returned a {terrain_mask.shape} mask for a {grid.shape} grid"
+                )
+            keep &= terrain_mask
+
+        labels, n = label_mask(keep, cfg.min_pixels)
+
+        # per-iteration rasters, for inspection and review
+        tags = {"THAWDETECT_ITERATION": str(context.iteration), "SOURCE": str(p.source)}
+        write_geotiff(
+            work / "rate_mm_yr.tif",
+            rate.astype(np.float32),
+            grid,
+            tags=tags,
+            description="LOS rate mm/yr, + towards the satellite",
+        )
+        if p.amplitude_pp_mm is not None:
+            write_geotiff(
+                work / "seasonal_amplitude_pp_mm.tif",
+                p.amplitude_pp_mm.astype(np.float32),
+                grid,
+                tags=tags,
+                description="seasonal amplitude, peak-to-peak mm",
+            )
+        write_geotiff(work / "rate_mask.tif", rate_ok.astype(np.uint8), grid, nodata=255, tags=tags)
+        if terrain_mask is not None:
+            write_geotiff(
+                work / "terrain_mask.tif",
+                terrain_mask.astype(np.uint8),
+                grid,
+                nodata=255,
+                tags=tags,
+            )
+        write_geotiff(
+            work / "candidate_labels.tif", labels.astype(np.int32), grid, nodata=0, tags=tags
+        )
+        (work / "thresholds.json").write_text(
+            json.dumps(
+                {
+                    "schedule_index": cfg.schedule_index,
+                    **row.model_dump(mode="json"),
+                    "min_temporal_coherence": cfg.min_temporal_coherence,
+                    "candidates": n,
+                },
+                indent=2,
+            )
+        )
+
+        series = None
+        if n and p.timeseries_file is not None and p.dates is not None:
+            series = candidate_series(
+                labels, n, p.timeseries_file, p.dates, p.timeseries_scale_mm, cfg.period_yr
+            )
+        return candidate_table(
+            labels,
+            n,
+            grid,
+            context.crs,
+            rate_mm_yr=rate,
+            amplitude_pp_mm=p.amplitude_pp_mm,
+            coherence=p.coherence,
+            series=series,
+        )

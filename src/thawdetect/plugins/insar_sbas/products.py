@@ -1,0 +1,207 @@
+"""Turn an :class:`InsarSbasConfig`'s inputs into :class:`InsarProducts` on one grid."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from rasterio.enums import Resampling
+
+from thawdetect.core.errors import ConfigError, GridMismatchError, InputError
+from thawdetect.core.grid import GridSpec
+from thawdetect.plugins.insar_sbas.config import InsarSbasConfig
+from thawdetect.plugins.insar_sbas.mintpy_io import (
+    InsarProducts,
+    read_attrs,
+    read_coherence,
+    read_geometry_height,
+    read_raster_on_grid,
+    read_timeseries_fit,
+    read_unw_rate,
+    read_velocity,
+    same_grid,
+)
+from thawdetect.plugins.insar_sbas.timefunc import SeasonalFit, parse_dates
+
+__all__ = ["load_products"]
+
+_RATE_FILE_SCALE = {"mm/yr": 1.0, "cm/yr": 10.0, "m/yr": 1000.0}
+_FIT_FIELDS = (
+    "offset_mm",
+    "rate_mm_yr",
+    "cos_mm",
+    "sin_mm",
+    "seasonal_amplitude_pp_mm",
+    "phase_rad",
+    "residual_rms_mm",
+    "valid_epochs",
+)
+
+
+def load_products(
+    config: InsarSbasConfig, *, run_dir: Path, work_dir: Path, region: Any = None
+) -> InsarProducts:
+    """Read (or, for HyP3/SLC stacks, produce) the rate, amplitude, coherence and DEM.
+
+    Args:
+        config: the detector config.
+        run_dir: the run directory (caches: MintPy work folder, seasonal fit).
+        work_dir: this iteration's directory.
+        region: the region (AOI for ISCE2's bounding box).
+
+    Raises:
+        ConfigError: no input configured.
+        InputError: an input file is unusable (message starts with its path).
+    """
+    if not config.has_input():
+        raise ConfigError(
+            "detectors.insar_sbas: no input; set velocity_file, timeseries_file, rate_file, "
+            "unw_phase_file, hyp3_dir or slc_dir"
+        )
+    cfg = config
+    if cfg.slc_dir is not None:
+        from thawdetect.plugins.insar_sbas.isce2 import run_stack_sentinel
+
+        run_stack_sentinel(cfg, run_dir=run_dir, region=region)  # stops with one line w/o ISCE2
+    if cfg.hyp3_dir is not None:
+        from thawdetect.plugins.insar_sbas.hyp3 import run_smallbaseline
+
+        out = run_smallbaseline(cfg, run_dir=run_dir)
+        cfg = cfg.model_copy(
+            update={
+                "hyp3_dir": None,
+                "timeseries_file": out["timeseries"],
+                "coherence_file": cfg.coherence_file or out["temporalCoherence"],
+                "geometry_file": cfg.geometry_file or out.get("geometry"),
+            }
+        )
+    if cfg.velocity_file is not None or cfg.timeseries_file is not None:
+        products = _from_mintpy(cfg, run_dir)
+    elif cfg.rate_file is not None:
+        grid = GridSpec.from_raster(cfg.rate_file)
+        rate = read_raster_on_grid(cfg.rate_file, grid, what="rate")
+        rate *= np.float32(_RATE_FILE_SCALE[cfg.rate_file_unit])
+        products = InsarProducts(grid=grid, rate_mm_yr=rate, source=Path(cfg.rate_file))
+        if cfg.amplitude_file is not None:
+            products.amplitude_pp_mm = read_raster_on_grid(
+                cfg.amplitude_file, grid, what="seasonal amplitude"
+            )
+    else:
+        assert cfg.unw_phase_file is not None
+        rate, grid, notes = read_unw_rate(
+            cfg.unw_phase_file,
+            wavelength_m=cfg.wavelength_m,
+            span_days=cfg.interferogram_span_days,
+            water_mask=cfg.water_mask_file,
+            reference_yx=cfg.reference_yx,
+        )
+        products = InsarProducts(grid=grid, rate_mm_yr=rate, source=Path(cfg.unw_phase_file))
+        products.notes.update(notes)
+    if cfg.coherence_file is not None:
+        products.coherence = read_coherence(cfg.coherence_file, products.grid)
+    if cfg.dem_file is not None:
+        products.dem = Path(cfg.dem_file)
+    elif cfg.geometry_file is not None:
+        products.dem = read_geometry_height(cfg.geometry_file, work_dir / "dem_from_geometry.tif")
+    if cfg.reference_yx is not None and cfg.unw_phase_file is None:
+        _rereference(products, cfg)
+    return products
+
+
+def _rereference(p: InsarProducts, cfg: InsarSbasConfig) -> None:
+    y, x = cfg.reference_yx  # type: ignore[misc]
+    if not (0 <= y < p.grid.height and 0 <= x < p.grid.width):
+        raise InputError(p.source, f"reference point {(y, x)} is outside the {p.grid.shape} grid")
+    v = float(p.rate_mm_yr[y, x])
+    if not np.isfinite(v):
+        raise InputError(p.source, f"reference point {(y, x)} is in a masked area (no data there)")
+    if p.coherence is not None and not p.coherence[y, x] >= cfg.min_temporal_coherence:
+        raise InputError(
+            p.source,
+            f"reference point {(y, x)} is in a masked area (temporal coherence "
+            f"{p.coherence[y, x]:.2f} < {cfg.min_temporal_coherence})",
+        )
+    p.rate_mm_yr -= np.float32(v)
+    p.notes["reference_rate_mm_yr"] = v
+
+
+def _file_key(path: Path, extra: dict[str, Any]) -> str:
+    st = Path(path).stat()
+    blob = json.dumps([str(Path(path).resolve()), st.st_size, st.st_mtime_ns, extra], default=str)
+    return hashlib.sha1(blob.encode()).hexdigest()[:16]
+
+
+def _cached_fit(cfg: InsarSbasConfig, run_dir: Path):
+    """The seasonal fit of ``timeseries_file``, cached in the run directory across iterations."""
+    path = Path(cfg.timeseries_file)  # type: ignore[arg-type]
+    key = _file_key(path, {"T": cfg.period_yr, "min": cfg.min_valid_epochs})
+    cache = Path(run_dir) / "insar_sbas_cache" / f"fit_{key}.npz"
+    if cache.exists():
+        with np.load(cache, allow_pickle=False) as z:
+            fit = SeasonalFit(
+                **{k: z[k] for k in _FIT_FIELDS},
+                t0=parse_dates([str(z["t0"])])[0],
+                period_yr=float(z["period_yr"]),
+            )
+            dates = parse_dates([str(s) for s in z["dates"]])
+        attrs = read_attrs(path)
+        from thawdetect.plugins.insar_sbas.mintpy_io import mintpy_grid
+
+        return fit, dates, mintpy_grid(path, attrs), attrs
+    fit, dates, grid, attrs = read_timeseries_fit(
+        path,
+        period_yr=cfg.period_yr,
+        min_epochs=cfg.min_valid_epochs,
+        chunk_pixels=cfg.chunk_pixels,
+    )
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    tmp = cache.with_name(cache.stem + ".tmp.npz")
+    np.savez(
+        tmp,
+        **{k: getattr(fit, k) for k in _FIT_FIELDS},
+        t0=fit.t0.strftime("%Y%m%d"),
+        period_yr=fit.period_yr,
+        dates=np.array([d.strftime("%Y%m%d") for d in dates]),
+    )
+    tmp.replace(cache)
+    return fit, dates, grid, attrs
+
+
+def _from_mintpy(cfg: InsarSbasConfig, run_dir: Path) -> InsarProducts:
+    fit = dates = None
+    ts_grid = None
+    ts_attrs: dict[str, str] = {}
+    if cfg.timeseries_file is not None:
+        fit, dates, ts_grid, ts_attrs = _cached_fit(cfg, run_dir)
+    if cfg.velocity_file is not None:
+        rate, grid, _ = read_velocity(cfg.velocity_file)
+        source = Path(cfg.velocity_file)
+        if ts_grid is not None and not same_grid(ts_grid, grid):
+            raise GridMismatchError(
+                cfg.timeseries_file,
+                f"time-series grid {ts_grid.shape} differs from velocity grid {grid.shape} "
+                f"({cfg.velocity_file}); use products of one MintPy run",
+            )
+    else:
+        assert fit is not None and ts_grid is not None
+        grid, source = ts_grid, Path(cfg.timeseries_file)  # type: ignore[arg-type]
+        rate = fit.rate_mm_yr.astype(np.float32)
+    unit = ts_attrs.get("UNIT", "m")
+    return InsarProducts(
+        grid=grid,
+        rate_mm_yr=rate,
+        source=source,
+        amplitude_pp_mm=None if fit is None else fit.seasonal_amplitude_pp_mm.astype(np.float32),
+        fit=fit,
+        dates=dates,
+        timeseries_file=None if cfg.timeseries_file is None else Path(cfg.timeseries_file),
+        timeseries_scale_mm={"m": 1000.0, "cm": 10.0, "mm": 1.0}.get(unit, 1000.0),
+    )
+
+
+def resample_to(path: Path, grid: GridSpec, what: str) -> np.ndarray:
+    """Read a GeoTIFF onto the InSAR grid (nearest neighbour)."""
+    return read_raster_on_grid(path, grid, what=what, resampling=Resampling.nearest)
