@@ -11,6 +11,7 @@ else WGS84 when ``X_UNIT`` is degrees. Displacement is LOS, positive towards the
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -191,10 +192,10 @@ def read_velocity(path: str | Path) -> tuple[NDArray[np.float32], GridSpec, dict
     attrs = read_attrs(path)
     grid = mintpy_grid(path, attrs)
     unit = attrs.get("UNIT", "m/year")
-    if unit not in _RATE_UNITS:
-        raise InputError(path, f"velocity UNIT '{unit}' is not a length per year")
     with _open_h5(path) as f:
         ds = _dataset(f, path, ("velocity",))
+        if unit not in _RATE_UNITS:
+            raise InputError(path, f"velocity UNIT '{unit}' is not a length per year")
         if ds.shape != grid.shape:
             raise InputError(path, f"velocity is {ds.shape}, attributes say {grid.shape}")
         v = ds[()].astype(np.float32) * np.float32(_RATE_UNITS[unit])
@@ -204,10 +205,8 @@ def read_velocity(path: str | Path) -> tuple[NDArray[np.float32], GridSpec, dict
 
 def _zero_to_nan(a: NDArray[np.floating], attrs: Mapping[str, str]) -> None:
     ref = None
-    try:
+    with contextlib.suppress(KeyError, ValueError):
         ref = (int(attrs["REF_Y"]), int(attrs["REF_X"]))
-    except (KeyError, ValueError):
-        pass
     keep = a[ref] if ref and 0 <= ref[0] < a.shape[0] and 0 <= ref[1] < a.shape[1] else None
     a[a == 0] = np.nan
     if keep is not None:
