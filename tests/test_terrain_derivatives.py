@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import pytest
@@ -53,7 +54,7 @@ class TestPlanes:
     """Tilted planes whose slope and aspect are known by hand."""
 
     # (dz per row southward, dz per column eastward, slope °, aspect °) with 10 m cells
-    CASES = [
+    CASES: ClassVar = [
         (10.0, 0.0, 45.0, 0.0),  # rises to the south -> faces north
         (-10.0, 0.0, 45.0, 180.0),  # rises to the north -> faces south
         (0.0, 10.0, 45.0, 270.0),  # rises to the east -> faces west
@@ -178,7 +179,7 @@ class TestBadDem:
         # a 45° north-facing plane in UTM 33N, reprojected to lon/lat by rasterio.warp
         from rasterio.warp import Resampling, calculate_default_transform, reproject
 
-        r, c = np.mgrid[0:120, 0:120].astype(np.float32)
+        r, _c = np.mgrid[0:120, 0:120].astype(np.float32)
         utm = write_dem(tmp_path / "utm.tif", 200 + 10.0 * r)
         with rasterio.open(utm) as src:
             tr, w, h = calculate_default_transform(

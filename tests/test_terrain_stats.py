@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import geopandas as gpd
@@ -80,7 +81,7 @@ class TestSchedule:
         p5, p95 = np.percentile(samples["elevation_m"], [5, 95])
         assert sched[0].elevation_m.min == pytest.approx(p5)
         assert sched[0].elevation_m.max == pytest.approx(p95)
-        for a, b in zip(sched, sched[1:], strict=False):
+        for a, b in itertools.pairwise(sched):
             assert b.elevation_m.min <= a.elevation_m.min and b.elevation_m.max >= a.elevation_m.max
             assert b.slope_deg.min <= a.slope_deg.min and b.slope_deg.max >= a.slope_deg.max
             assert b.kept_fraction >= a.kept_fraction
@@ -90,7 +91,7 @@ class TestSchedule:
 
     @pytest.mark.parametrize("bad", [(95, 5), (-1, 50), (5, 101)])
     def test_bad_percentiles(self, svalbard, bad):
-        with pytest.raises(ConfigError, match="terrain.percentiles") as exc:
+        with pytest.raises(ConfigError, match=r"terrain\.percentiles") as exc:
             relaxation_schedule(svalbard[1], bad)
         assert "\n" not in str(exc.value)
 
