@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import geopandas as gpd
 from click.testing import CliRunner
 
 from thawdetect.core.ledger import Ledger
@@ -48,3 +49,46 @@ def test_example_plugin_runs_alone(example_plugin_installed, tmp_path):
     # review evidence was made for every candidate: NDVI frames as chips + GIF
     cands = Ledger(run).read("candidates")
     assert len(list((run / "iterations").glob("*/evidence/**/*.gif"))) == len(cands)
+
+
+def test_example_plugin_mixed_with_builtin_insar(example_plugin_installed, tmp_path):
+    """ΔNDVI + insar_sbas in one run on the (synthetic) qilian sample: merged evidence."""
+    import numpy as np
+    import rasterio
+    from rasterio.features import rasterize
+
+    from thawdetect.core.plugins import PluginHost
+    from thawdetect.core.samples import ensure_sample
+
+    sample = ensure_sample(PluginHost(), "qilian")
+    with rasterio.open(sample / "dem.tif") as dem:
+        profile = dem.profile | {"dtype": "float32", "count": 1, "nodata": None}
+        shape, transform = dem.shape, dem.transform
+    ref = gpd.read_file(sample / "reference_inventory.gpkg").to_crs(profile["crs"])
+    rng = np.random.default_rng(3)
+    before = 0.5 + rng.normal(0, 0.02, shape)
+    # vegetation stripped from the first four planted landslides only
+    lost = rasterize(ref.geometry.iloc[:4], out_shape=shape, transform=transform) > 0
+    after = before + rng.normal(0, 0.02, shape) - 0.4 * lost
+    paths = {}
+    for name, arr in (("before", before), ("after", after)):
+        paths[name] = tmp_path / f"ndvi_{name}.tif"
+        with rasterio.open(paths[name], "w", **profile) as dst:
+            dst.write(arr.astype("float32"), 1)
+    cfg = tmp_path / "run.yaml"
+    cfg.write_text(
+        "region: qilian\nreviewer: reference\nmax_iterations: 2\n"
+        "detectors:\n  insar_sbas: {}\n"
+        f"  dndvi:\n    ndvi_before: {paths['before']}\n    ndvi_after: {paths['after']}\n"
+        "    min_pixels: 2\n"
+    )
+    run = tmp_path / "run"
+    result = CliRunner().invoke(_cli(), ["run", "--config", str(cfg), "--output-dir", str(run)])
+    assert result.exit_code == 0, result.output
+    cands = Ledger(run).read("candidates")
+    both = cands[cands["n_detectors"] == 2]
+    assert len(both) >= 1
+    ev = json.loads(both["evidence_json"].iloc[0])
+    assert set(ev) == {"dndvi", "insar_sbas"}
+    assert both["dndvi__mean_dndvi"].notna().all()
+    assert set(cands["detectors"]) >= {"dndvi,insar_sbas"}
