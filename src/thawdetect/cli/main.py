@@ -168,7 +168,8 @@ def run(
         console.print(
             "[yellow]note: this region's data is a SYNTHETIC sample bundled with thawdetect[/]"
         )
-    result = engine.run()
+    with console.status("thawdetect run: working...", spinner="dots"):
+        result = engine.run()
     console.print(iterations_table(result.iterations))
     if result.status != "finished":
         console.print(
