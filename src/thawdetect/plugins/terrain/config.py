@@ -56,7 +56,7 @@ class TerrainConfig(StrictModel):
         description="xdem surface fit for slope/aspect (Horn = the usual GIS convention)",
     )
     block_size_px: int = Field(
-        default=2048, ge=256, description="processing window (pixels, multiple of 256)"
+        default=1024, ge=256, description="processing window (pixels, multiple of 256)"
     )
     percentiles: tuple[float, float] = Field(
         default=(5.0, 95.0), description="inventory percentiles giving the first ranges"

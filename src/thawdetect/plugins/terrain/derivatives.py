@@ -119,6 +119,8 @@ def _profile(ds: Any, dtype: str, nodata: float) -> dict[str, Any]:
         "blockxsize": TILE_PX,
         "blockysize": TILE_PX,
         "compress": "deflate",
+        "zlevel": 1,  # level 6 costs ~60 % more time for ~1 % smaller float files
+        "num_threads": "ALL_CPUS",  # GDAL compresses tiles in parallel
         "predictor": 3 if dtype == "float32" else 2,
         "BIGTIFF": "IF_SAFER",
     }
