@@ -115,7 +115,7 @@ def test_sample_plan_is_deterministic():
     dem = make_dem()
     a, b = plan_slides(dem), plan_slides(dem)
     assert [(s.slide_id, r, c) for s, r, c in a] == [(s.slide_id, r, c) for s, r, c in b]
-    slope, aspect = horn_slope_aspect(dem, 30.0)
+    _slope, _aspect = horn_slope_aspect(dem, 30.0)
     for spec, r, c in a:  # every centre honours its design bands
         assert spec.elevation_m[0] <= dem[r, c] <= spec.elevation_m[1]
 

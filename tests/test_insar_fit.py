@@ -72,7 +72,10 @@ def test_dates_must_match_epochs():
 
 
 def test_agrees_with_mintpy_timeseries2velocity(tmp_path):
-    """Same file through MintPy's `timeseries2velocity --periodic 1.0`: rate equal, A = 2·annualAmplitude."""
+    """Same file through MintPy `timeseries2velocity --periodic 1.0`.
+
+    Rate equal and A = 2·annualAmplitude, both within 1e-6 m.
+    """
     pytest.importorskip("mintpy")
     import h5py
     from mintpy.cli import timeseries2velocity

@@ -60,7 +60,7 @@ def test_template_from_config(stack, tmp_path):
 
 def test_not_a_hyp3_stack(tmp_path):
     (tmp_path / "x.tif").write_bytes(b"")
-    with pytest.raises(InputError, match="not a HyP3 stack: no .*unw_phase"):
+    with pytest.raises(InputError, match=r"not a HyP3 stack: no .*unw_phase"):
         write_mintpy_template(InsarSbasConfig(hyp3_dir=tmp_path), tmp_path, tmp_path / "t.txt")
 
 
@@ -79,8 +79,15 @@ def test_smallbaselineapp_recovers_planted_rate_and_amplitude(stack, tmp_path):
     crs = region.working_crs()
     empty = gpd.GeoDataFrame(geometry=[], crs=crs)
     ctx = IterationContext(
-        run_dir=tmp_path, work_dir=tmp_path / "it1", iteration=1, region=region, crs=crs,
-        host=host, positives=empty, negatives=empty, inventory=empty,
+        run_dir=tmp_path,
+        work_dir=tmp_path / "it1",
+        iteration=1,
+        region=region,
+        crs=crs,
+        host=host,
+        positives=empty,
+        negatives=empty,
+        inventory=empty,
     )
     cands = host.detector("insar_sbas")(cfg).propose(ctx)
     work = tmp_path / "insar_sbas_mintpy"
@@ -94,7 +101,7 @@ def test_smallbaselineapp_recovers_planted_rate_and_amplitude(stack, tmp_path):
     with h5py.File(work / "velocity.h5") as f:
         v_mm = f["velocity"][()] * 1000
         half_amp_mm = f["annualAmplitude"][()] * 1000
-    rate = (tmp_path / "it1" / "rate_mm_yr.tif")
+    rate = tmp_path / "it1" / "rate_mm_yr.tif"
     import rasterio
 
     with rasterio.open(rate) as src:

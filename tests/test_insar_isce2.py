@@ -43,8 +43,15 @@ def test_missing_isce2_stops_with_one_line(tmp_path):
     crs = region.working_crs()
     empty = gpd.GeoDataFrame(geometry=[], crs=crs)
     ctx = IterationContext(
-        run_dir=tmp_path, work_dir=tmp_path / "it1", iteration=1, region=region, crs=crs,
-        host=host, positives=empty, negatives=empty, inventory=empty,
+        run_dir=tmp_path,
+        work_dir=tmp_path / "it1",
+        iteration=1,
+        region=region,
+        crs=crs,
+        host=host,
+        positives=empty,
+        negatives=empty,
+        inventory=empty,
     )
     cfg = InsarSbasConfig(slc_dir=_slc_dir(tmp_path))
     with pytest.raises(Isce2MissingError) as exc:

@@ -38,8 +38,15 @@ def ctx(host, tmp: Path, region: Region) -> IterationContext:
     crs = region.working_crs()
     empty = gpd.GeoDataFrame(geometry=[], crs=crs)
     return IterationContext(
-        run_dir=tmp, work_dir=tmp / "it1", iteration=1, region=region, crs=crs, host=host,
-        positives=empty, negatives=empty, inventory=empty,
+        run_dir=tmp,
+        work_dir=tmp / "it1",
+        iteration=1,
+        region=region,
+        crs=crs,
+        host=host,
+        positives=empty,
+        negatives=empty,
+        inventory=empty,
     )
 
 
@@ -47,11 +54,13 @@ def test_kirishima_velocity_reader():
     v, grid, attrs = read_velocity(KIRI / "velocity.h5")
     assert grid.shape == (541, 541) and grid.crs.to_epsg() == 4326
     assert grid.transform.c == pytest.approx(130.8199074, abs=1e-6)
-    assert np.nanmin(v) == pytest.approx(-56, abs=1.5) and np.nanmax(v) == pytest.approx(52, abs=1.5)
+    assert np.nanmin(v) == pytest.approx(-56, abs=1.5) and np.nanmax(v) == pytest.approx(
+        52, abs=1.5
+    )
     ry, rx = int(attrs["REF_Y"]), int(attrs["REF_X"])
     assert v[ry, rx] == 0.0  # the reference pixel keeps its 0; other zeros are no-data
     coh = read_coherence(KIRI / "temporalCoherence.h5", grid)
-    assert coh.shape == grid.shape and 0 <= np.nanmin(coh) and np.nanmax(coh) <= 1
+    assert coh.shape == grid.shape and np.nanmin(coh) >= 0 and np.nanmax(coh) <= 1
     # the DEM GeoTIFF is on the same grid: read exactly, no resampling
     dem = read_raster_on_grid(KIRI / "height.tif", grid)
     assert np.nanmin(dem) > 400 and np.nanmax(dem) < 1750
@@ -64,8 +73,12 @@ def test_kirishima_detector_with_terrain(host, tmp_path):
         coherence_file=KIRI / "temporalCoherence.h5",
         dem_file=KIRI / "height.tif",
         schedule=[
-            {"elevation_m": {"min": 400, "max": 1800}, "slope_deg": {"min": 1, "max": 60},
-             "aspect_deg": [{"min": 0, "max": 360}], "abs_rate_mm_yr": 15},
+            {
+                "elevation_m": {"min": 400, "max": 1800},
+                "slope_deg": {"min": 1, "max": 60},
+                "aspect_deg": [{"min": 0, "max": 360}],
+                "abs_rate_mm_yr": 15,
+            },
         ],
         min_temporal_coherence=0.7,
     )
@@ -132,10 +145,13 @@ def test_unw_without_dates_needs_span():
 
 
 def test_unw_reference_point_masked():
-    with pytest.raises(InputError, match="reference point .* is in a masked area"):
+    with pytest.raises(InputError, match=r"reference point .* is in a masked area"):
         read_unw_rate(
-            HYP3 / "test_unw_phase.tif", wavelength_m=0.0555, span_days=12,
-            water_mask=HYP3 / "test_water_mask.tif", reference_yx=(0, 0),
+            HYP3 / "test_unw_phase.tif",
+            wavelength_m=0.0555,
+            span_days=12,
+            water_mask=HYP3 / "test_water_mask.tif",
+            reference_yx=(0, 0),
         )
 
 
@@ -160,11 +176,15 @@ def test_dem_of_another_place_does_not_overlap(host, tmp_path):
         dem_file=KIRI / "height.tif",  # Japan, not Australia
         schedule=[{"elevation_m": {"min": 0, "max": 3000}, "abs_rate_mm_yr": 10}],
     )
-    with pytest.raises(GridMismatchError, match=r"height\.tif: DEM does not overlap the InSAR grid"):
+    with pytest.raises(
+        GridMismatchError, match=r"height\.tif: DEM does not overlap the InSAR grid"
+    ):
         host.detector("insar_sbas")(cfg).propose(ctx(host, tmp_path, region))
 
 
 def test_coherence_on_another_grid(tmp_path):
     grid = GridSpec.from_raster(KIRI / "height.tif")
-    with pytest.raises(GridMismatchError, match=r"geo_temporalCoherence\.h5: coherence does not overlap"):
+    with pytest.raises(
+        GridMismatchError, match=r"geo_temporalCoherence\.h5: coherence does not overlap"
+    ):
         read_coherence(CADIA / "geo_temporalCoherence.h5", grid)

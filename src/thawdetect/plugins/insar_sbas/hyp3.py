@@ -109,8 +109,11 @@ def run_smallbaseline(config: InsarSbasConfig, *, run_dir: Path) -> dict[str, Pa
         raise MissingDependencyError("mintpy", "insar", "processing a HyP3 stack")
     if importlib.util.find_spec("osgeo") is None:
         raise MissingDependencyError(
-            "osgeo (GDAL Python bindings)", "insar", "MintPy's HyP3 reader; "
-            "apt-get install libgdal-dev gdal-bin && pip install --no-build-isolation gdal==$(gdal-config --version)"
+            "osgeo (GDAL Python bindings)",
+            "insar",
+            "MintPy's HyP3 reader; "
+            "apt-get install libgdal-dev gdal-bin && "
+            "pip install --no-build-isolation gdal==$(gdal-config --version)",
         )
     assert config.hyp3_dir is not None
     work = Path(config.mintpy.work_dir or Path(run_dir) / "insar_sbas_mintpy")
@@ -121,8 +124,14 @@ def run_smallbaseline(config: InsarSbasConfig, *, run_dir: Path) -> dict[str, Pa
     ts = _final_timeseries(work)
     if not (stamp.exists() and stamp.read_text() == digest and ts is not None):
         log = work / "mintpy.log"
-        base = [sys.executable, "-m", "mintpy.cli.smallbaselineApp", str(template),
-                "--work-dir", str(work)]
+        base = [
+            sys.executable,
+            "-m",
+            "mintpy.cli.smallbaselineApp",
+            str(template),
+            "--work-dir",
+            str(work),
+        ]
         # quick_overview is diagnostics only, and its histogram plot crashes when no triplet has
         # an unwrapping error; run the steps before and after it
         with log.open("w") as fh:

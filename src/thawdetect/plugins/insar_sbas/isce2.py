@@ -17,7 +17,7 @@ from typing import Any
 from thawdetect.core.errors import InputError, PluginError, ThawdetectError
 from thawdetect.plugins.insar_sbas.config import InsarSbasConfig
 
-__all__ = ["Isce2MissingError", "stack_sentinel_command", "run_stack_sentinel", "find_isce2"]
+__all__ = ["Isce2MissingError", "find_isce2", "run_stack_sentinel", "stack_sentinel_command"]
 
 INSTALL_HINT = (
     "ISCE2 is needed for Sentinel-1 SLC processing (slc_dir) but is not installed; it is not on "
@@ -63,16 +63,26 @@ def stack_sentinel_command(
         bbox = (s, n, w, e)
     cmd = [
         exe,
-        "-s", str(slc.resolve()),
-        "-w", str(Path(work_dir).resolve()),
-        "-W", "interferogram",
-        "-C", "geometry",
-        "-c", str(opts.connections),
-        "-z", str(opts.azimuth_looks),
-        "-r", str(opts.range_looks),
-        "-f", f"{opts.filter_strength:g}",
-        "-u", opts.unwrapper,
-        "-n", opts.swath_num,
+        "-s",
+        str(slc.resolve()),
+        "-w",
+        str(Path(work_dir).resolve()),
+        "-W",
+        "interferogram",
+        "-C",
+        "geometry",
+        "-c",
+        str(opts.connections),
+        "-z",
+        str(opts.azimuth_looks),
+        "-r",
+        str(opts.range_looks),
+        "-f",
+        f"{opts.filter_strength:g}",
+        "-u",
+        opts.unwrapper,
+        "-n",
+        opts.swath_num,
     ]
     if opts.orbit_dir:
         cmd += ["-o", str(opts.orbit_dir)]
@@ -98,13 +108,17 @@ def run_stack_sentinel(config: InsarSbasConfig, *, run_dir: Path, region: Any = 
     work = Path(config.isce2.work_dir or Path(run_dir) / "insar_sbas_isce2")
     work.mkdir(parents=True, exist_ok=True)
     exe = find_isce2()
-    cmd = stack_sentinel_command(config, work_dir=work, region=region, exe=exe or "stackSentinel.py")
+    cmd = stack_sentinel_command(
+        config, work_dir=work, region=region, exe=exe or "stackSentinel.py"
+    )
     (work / "stackSentinel.cfg").write_text(
         "# written by thawdetect (insar_sbas); run in this folder\n" + shlex.join(cmd) + "\n"
     )
     if exe is None:
         raise Isce2MissingError(f"{config.slc_dir}: {INSTALL_HINT}")
-    proc = subprocess.run(cmd, cwd=work, capture_output=True, text=True, check=False)  # pragma: no cover
+    proc = subprocess.run(
+        cmd, cwd=work, capture_output=True, text=True, check=False
+    )  # pragma: no cover
     if proc.returncode != 0:  # pragma: no cover - needs ISCE2
         last = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["no output"]
         raise PluginError(f"{config.slc_dir}: stackSentinel.py failed: {last[0]}")

@@ -531,7 +531,7 @@ def write_mintpy_h5(
     datasets: Mapping[str, NDArray[Any]],
     attrs: Mapping[str, Any],
 ) -> Path:
-    """Write an HDF5 file the way MintPy's ``writefile`` does (datasets + string root attributes)."""
+    """Write an HDF5 file as MintPy's ``writefile`` does (datasets + string root attributes)."""
     h5py = _h5py()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -132,7 +132,9 @@ def write_hyp3_stack(
     rng = np.random.default_rng(seed)
     shape = grid.shape
     dem = (3800 + 0.5 * np.arange(shape[0])[:, None] + np.zeros(shape)).astype(np.float32)
-    theta = np.full(shape, np.deg2rad(90 - 39.0), np.float32)  # HyP3 lv_theta: look-vector elevation
+    theta = np.full(
+        shape, np.deg2rad(90 - 39.0), np.float32
+    )  # HyP3 lv_theta: look-vector elevation
     phi = np.full(shape, np.deg2rad(-100.0), np.float32)
     tags = {"THAWDETECT_SYNTHETIC": SYNTHETIC_NOTE}
     written = []
@@ -147,15 +149,25 @@ def write_hyp3_stack(
             folder.mkdir(parents=True, exist_ok=True)
             phase = -4 * np.pi / wavelength_m * (disp_m[j] - disp_m[i])
             phase = phase + rng.normal(0, 0.15, shape)
-            write_geotiff(folder / f"{name}_unw_phase.tif", phase.astype(np.float32), grid,
-                          nodata=0.0, tags=tags)
+            write_geotiff(
+                folder / f"{name}_unw_phase.tif",
+                phase.astype(np.float32),
+                grid,
+                nodata=0.0,
+                tags=tags,
+            )
             corr = np.clip(0.85 + 0.05 * rng.normal(0, 1, shape), 0.3, 1).astype(np.float32)
             write_geotiff(folder / f"{name}_corr.tif", corr, grid, nodata=0.0, tags=tags)
             write_geotiff(folder / f"{name}_dem.tif", dem, grid, nodata=0.0, tags=tags)
             write_geotiff(folder / f"{name}_lv_theta.tif", theta, grid, nodata=0.0, tags=tags)
             write_geotiff(folder / f"{name}_lv_phi.tif", phi, grid, nodata=0.0, tags=tags)
-            write_geotiff(folder / f"{name}_water_mask.tif", np.ones(shape, np.uint8), grid,
-                          nodata=255, tags=tags)
+            write_geotiff(
+                folder / f"{name}_water_mask.tif",
+                np.ones(shape, np.uint8),
+                grid,
+                nodata=255,
+                tags=tags,
+            )
             meta = {
                 "Reference Granule": f"S1A_IW_SLC__1SDV_{d1:%Y%m%d}T000000_{d1:%Y%m%d}T000030_"
                 "014000_016A00_ABCD",

@@ -16,6 +16,7 @@ Conventions:
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -140,7 +141,7 @@ def fit_seasonal(
         )
     if unit not in _UNIT_TO_MM:
         raise InputError(source, f"unknown displacement unit '{unit}' (expected m, cm or mm)")
-    if any(b <= a for a, b in zip(dates, dates[1:], strict=False)):
+    if any(b <= a for a, b in itertools.pairwise(dates)):
         raise InputError(source, "dates are not strictly increasing")
     min_epochs = min(max(int(min_epochs), N_PARAMS + 1), n_epochs)
     scale = _UNIT_TO_MM[unit]
@@ -159,29 +160,38 @@ def fit_seasonal(
 
     for start in range(0, n_pix, chunk_pixels):
         stop = min(start + chunk_pixels, n_pix)
-        Y = np.asarray(flat[:, start:stop], dtype=np.float64)
+        Y = flat[:, start:stop]
         valid = np.isfinite(Y)
         nv = valid.sum(axis=0)
         nvalid[start:stop] = nv
         full = nv == n_epochs  # min_epochs <= n_epochs, so these always qualify
-        mc = np.full((N_PARAMS, stop - start), np.nan)
-        if full.any():
-            mc[:, full] = G_pinv @ Y[:, full]
-        part = (~full) & (nv >= min_epochs)
-        if part.any():
-            W = valid[:, part].astype(np.float64)
-            Y0 = np.where(valid[:, part], Y[:, part], 0.0)
-            N = (W.T @ GG).reshape(-1, N_PARAMS, N_PARAMS)
-            b = (G.T @ Y0).T
-            cond = np.linalg.cond(N)
-            ok = np.isfinite(cond) & (cond < max_condition)
-            sol = np.full((part.sum(), N_PARAMS), np.nan)
-            if ok.any():
-                sol[ok] = np.linalg.solve(N[ok], b[ok][..., None])[..., 0]
-            mc[:, part] = sol.T
-        resid = Y - G @ mc
+        if full.all():
+            # the common case: one matrix product in the data's precision (float32 for MintPy
+            # files, as MintPy itself solves), accumulated and returned in float64
+            dt = Y.dtype if Y.dtype in (np.float32, np.float64) else np.float64
+            mc = (G_pinv.astype(dt) @ Y).astype(np.float64)
+            resid = Y - (G.astype(dt) @ mc.astype(dt))
+        else:
+            Y = np.asarray(Y, dtype=np.float64)
+            mc = np.full((N_PARAMS, stop - start), np.nan)
+            if full.any():
+                mc[:, full] = G_pinv @ Y[:, full]
+            part = (~full) & (nv >= min_epochs)
+            if part.any():
+                W = valid[:, part].astype(np.float64)
+                Y0 = np.where(valid[:, part], Y[:, part], 0.0)
+                N = (W.T @ GG).reshape(-1, N_PARAMS, N_PARAMS)
+                b = (G.T @ Y0).T
+                cond = np.linalg.cond(N)
+                ok = np.isfinite(cond) & (cond < max_condition)
+                sol = np.full((part.sum(), N_PARAMS), np.nan)
+                if ok.any():
+                    sol[ok] = np.linalg.solve(N[ok], b[ok][..., None])[..., 0]
+                mc[:, part] = sol.T
+            resid = np.where(valid, Y, 0.0) - G @ np.nan_to_num(mc)
+            resid *= valid
+        ss = np.einsum("ij,ij->j", resid, resid, dtype=np.float64)
         with np.errstate(invalid="ignore", divide="ignore"):
-            ss = np.where(valid, resid * resid, 0.0).sum(axis=0)
             r = np.sqrt(ss / np.maximum(nv, 1))
         r[~np.isfinite(mc[0])] = np.nan
         m[:, start:stop] = mc
