@@ -31,7 +31,8 @@ class GridSpec:
         """(left, bottom, right, top) in the grid's CRS."""
         from rasterio.transform import array_bounds
 
-        south, west, north, east = array_bounds(self.height, self.width, self.transform)
+        # rasterio's array_bounds returns (west, south, east, north) despite its docstring order
+        west, south, east, north = array_bounds(self.height, self.width, self.transform)
         return (west, south, east, north)
 
     @property

@@ -71,11 +71,13 @@ class AngleRange(StrictModel):
             True
             >>> AngleRange(min=0, max=112.5).contains(120)
             False
+            >>> AngleRange(min=270, max=360).contains(0)  # 0 and 360 are both north
+            True
         """
-        a = angle % 360.0 if angle != 360.0 else 360.0
+        a = angle % 360.0
         if self.wraps:
             return a >= self.min or a <= self.max
-        return self.min <= a <= self.max
+        return self.min <= a <= self.max or self.min <= a + 360.0 <= self.max
 
 
 def render_validation_error(exc: ValidationError, source: str) -> str:
