@@ -66,6 +66,11 @@ class RunConfig(StrictModel):
     validation_tolerance_m: float = Field(
         0.0, ge=0, description="a validation point this close to a detection matches it"
     )
+    validation_label_column: str | None = Field(
+        None,
+        description="column of the validation file saying landslide / not landslide; default: "
+        "'label' when the file has one, else every point is a landslide",
+    )
     evidence: bool = Field(True, description="make review chips and time-series plots")
     evidence_buffer_m: float = Field(
         300.0, ge=0, description="chip extent: candidate bounding box plus this buffer (Xia et al.)"

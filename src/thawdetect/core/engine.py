@@ -762,10 +762,14 @@ class Engine:
             ignore_index=True,
         )
         val = gpd.GeoDataFrame(val, geometry="geometry", crs=self.crs)
+        label = self.config.validation_label_column
+        if label is None and "label" in val.columns:
+            label = "label"
         report = point_accuracy(
             gpd.GeoDataFrame(inv, geometry="geometry", crs=self.crs),
             val,
             tolerance_m=self.config.validation_tolerance_m,
+            label_column=label,
         )
         data = report.to_dict()
         write_atomic(self.run_dir / "accuracy.json", json.dumps(data, indent=2, default=str))
