@@ -1,0 +1,102 @@
+"""ONNX export (opset 17, dynamic batch/height/width) and optional static INT8 quantization."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from thawdetect.core.errors import MissingDependencyError
+from thawdetect.plugins.optical_dl.infer import INPUT_NAME, OUTPUT_NAME
+
+if TYPE_CHECKING:
+    from numpy.typing import NDArray
+
+__all__ = ["export_onnx", "quantize_int8"]
+
+
+def export_onnx(model: Any, path: Path, sample_size_px: int = 64) -> Path:
+    """Export a logits model as ONNX: ``image`` (N, 3, H, W) 0-1 → ``probability`` (N, 1, H, W).
+
+    The sigmoid is part of the graph; H and W are dynamic (multiples of 32 at run time).
+    """
+    from thawdetect.plugins.optical_dl.train import _torch
+
+    torch = _torch()
+
+    class _Probability(torch.nn.Module):
+        def __init__(self, inner: Any) -> None:
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, x: Any) -> Any:
+            return torch.sigmoid(self.inner(x))
+
+    wrapped = _Probability(model).eval()
+    tmp = path.with_suffix(".onnx.tmp")
+    dummy = torch.zeros(1, 3, sample_size_px, sample_size_px)
+    with torch.no_grad():
+        torch.onnx.export(
+            wrapped,
+            (dummy,),
+            str(tmp),
+            opset_version=17,
+            dynamo=False,
+            input_names=[INPUT_NAME],
+            output_names=[OUTPUT_NAME],
+            dynamic_axes={
+                INPUT_NAME: {0: "batch", 2: "height", 3: "width"},
+                OUTPUT_NAME: {0: "batch", 2: "height", 3: "width"},
+            },
+        )
+    os.replace(tmp, path)
+    return path
+
+
+def quantize_int8(fp32_path: Path, int8_path: Path, calibration: NDArray[np.uint8]) -> Path:
+    """Static INT8 (QDQ, per-channel weights) quantization calibrated on tiles of the region.
+
+    Args:
+        fp32_path: the float model.
+        int8_path: where to write the quantized model.
+        calibration: (N, 3, H, W) uint8 RGB tiles of the region.
+    """
+    try:
+        from onnxruntime.quantization import (
+            CalibrationDataReader,
+            QuantFormat,
+            QuantType,
+            quantize_static,
+        )
+        from onnxruntime.quantization.shape_inference import quant_pre_process
+    except ImportError:
+        raise MissingDependencyError("onnxruntime", "optical", "INT8 quantization") from None
+
+    class _Reader(CalibrationDataReader):
+        def __init__(self) -> None:
+            self.items = iter(calibration)
+
+        def get_next(self) -> dict[str, NDArray[np.float32]] | None:
+            item = next(self.items, None)
+            if item is None:
+                return None
+            return {INPUT_NAME: item[None].astype(np.float32) / 255}
+
+    with tempfile.TemporaryDirectory(dir=int8_path.parent) as tmpdir:
+        pre = Path(tmpdir) / "pre.onnx"
+        quant_pre_process(str(fp32_path), str(pre), skip_symbolic_shape=True)
+        tmp = Path(tmpdir) / "int8.onnx"
+        quantize_static(
+            str(pre),
+            str(tmp),
+            _Reader(),
+            quant_format=QuantFormat.QDQ,
+            per_channel=True,
+            activation_type=QuantType.QUInt8,
+            weight_type=QuantType.QInt8,
+        )
+        os.replace(tmp, int8_path)
+    return int8_path
