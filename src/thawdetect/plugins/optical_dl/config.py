@@ -123,10 +123,10 @@ class OpticalDLConfig(DetectorConfig):
         if self.chip_size_px % 32:
             raise ValueError(f"chip_size_px {self.chip_size_px} must be a multiple of 32")
         core = self.tile_size_px - self.overlap_px
-        if self.overlap_px % 2 or core <= 0 or core % 16:
+        if self.overlap_px > core or core % 16:
             raise ValueError(
-                f"overlap_px {self.overlap_px} must be even and tile_size_px - overlap_px "
-                f"({core}) a positive multiple of 16 (it is the output block size)"
+                f"overlap_px {self.overlap_px} must be at most half of tile_size_px and "
+                f"tile_size_px - overlap_px ({core}) a multiple of 16 (the output block size)"
             )
         if self.band_count is not None and max(self.rgb_bands) > self.band_count:
             raise ValueError(f"rgb_bands {self.rgb_bands} exceed band_count {self.band_count}")

@@ -1,10 +1,11 @@
 """onnxruntime inference over large mosaics: sliding window, seamless stitching, polygonizing.
 
-Tiles of ``tile_size_px`` overlap by ``overlap_px``; each tile contributes only its centre
-(``tile - overlap`` square, the halo of ``overlap/2`` pixels on each side is cropped), and that
-centre is exactly one block of the tiled probability GeoTIFF. So every write is one whole block,
-no pixel is predicted without at least ``overlap/2`` pixels of context (mosaic edges are padded
-by reflection), and memory depends on the tile size, not on the mosaic size. Polygonizing reads
+Tiles of ``tile_size_px`` overlap by ``overlap_px``; predictions are blended with linear ramps
+across the overlaps (DeepLabv3+'s image-pooling branch makes each tile's output depend on the
+whole tile, so cropping alone leaves small steps at tile edges; blending removes them). Rows of
+tiles are processed within vertical bands and written as whole blocks of the tiled probability
+GeoTIFF, so memory depends on the tile size and band width, not on the mosaic size. Mosaic edges
+are padded by reflection. Polygonizing reads
 the probability map block by block and joins polygons across block edges (union-find).
 """
 
@@ -12,7 +13,6 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -108,10 +108,26 @@ def predict_array(session: Any, rgb: NDArray[np.uint8]) -> NDArray[np.float32]:
     return out[:, 0].astype(np.float32, copy=False)
 
 
-def _tiles(width: int, height: int, core: int) -> Iterator[tuple[int, int]]:
-    for r in range(0, height, core):
-        for c in range(0, width, core):
-            yield r, c
+def _ramp(tile: int, overlap: int) -> NDArray[np.float32]:
+    """1-D blending weights: 0 over the outer quarter of each overlap, then a linear ramp.
+
+    Neighbouring tiles' weights sum to exactly 1 in their overlap (a partition of unity); the
+    outer quarter (the pixels with the least context) gets no weight at all.
+
+    Examples:
+        >>> _ramp(12, 4).tolist()
+        [0.0, 0.25, 0.75, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 0.75, 0.25, 0.0]
+    """
+    w = np.ones(tile, np.float32)
+    if overlap:
+        margin = overlap // 4
+        n = overlap - 2 * margin
+        up = np.zeros(overlap, np.float32)
+        up[margin : overlap - margin] = (np.arange(n, dtype=np.float32) + 0.5) / n
+        up[overlap - margin :] = 1.0
+        w[:overlap] = up
+        w[tile - overlap :] = np.minimum(w[tile - overlap :], 1.0 - up)
+    return w
 
 
 def predict_mosaic(
@@ -124,28 +140,39 @@ def predict_mosaic(
     tile_size_px: int,
     overlap_px: int,
     batch_size: int = 2,
+    band_width_px: int = 8192,
     tags: dict[str, str] | None = None,
 ) -> Path:
-    """Predict a probability map over a whole mosaic, written block by block.
+    """Predict a probability map over a whole mosaic, blended across tile overlaps, block-wise.
+
+    Tile (k, l) covers rows ``[kS - O, (k+1)S)`` and columns ``[lS - O, (l+1)S)`` with
+    ``S = tile - overlap`` and ``O = overlap``; predictions are blended with linear ramps over the
+    overlaps (weights sum to 1), so tile edges leave no seam. Output blocks are ``S × S``; the
+    mosaic is processed in vertical bands of ``band_width_px`` and, within a band, one row of
+    tiles at a time, so memory depends on the tile size and band width, not on the mosaic size.
 
     Args:
         session: from :func:`open_session`.
         mosaic: the mosaic raster (scene or VRT).
-        out_path: the probability GeoTIFF to write (float32, 0-1, NaN = nodata, tiled with
-            blocks of ``tile_size_px - overlap_px``).
+        out_path: the probability GeoTIFF to write (float32, 0-1, NaN = nodata, tiled).
         rgb_bands: 1-based red, green, blue bands.
         stretch: the 16→8-bit stretch.
         tile_size_px: model input size (pixels).
-        overlap_px: overlap between tiles (pixels, even).
+        overlap_px: overlap between tiles (pixels, at most half the tile).
         batch_size: tiles per onnxruntime call.
+        band_width_px: width of the vertical processing bands (pixels).
         tags: extra raster tags (provenance).
 
     Returns:
         ``out_path``.
     """
     check_model(session, out_path, tile_size_px)
-    core = tile_size_px - overlap_px
-    halo = overlap_px // 2
+    size, ov = tile_size_px, overlap_px
+    step = size - ov
+    if ov > step:
+        raise ValueError(f"overlap_px {ov} must not exceed half of tile_size_px {size}")
+    ramp = _ramp(size, ov)
+    weight = ramp[:, None] * ramp[None, :]
     tmp = out_path.with_name(out_path.stem + ".partial.tif")
     with rasterio.open(mosaic) as src:
         profile = {
@@ -158,29 +185,36 @@ def predict_mosaic(
             "crs": src.crs,
             "transform": src.transform,
             "tiled": True,
-            "blockxsize": core,
-            "blockysize": core,
+            "blockxsize": step,
+            "blockysize": step,
             "compress": "deflate",
             "predictor": 3,
             "BIGTIFF": "IF_SAFER",
         }
         width, height = src.width, src.height
-    positions = list(_tiles(width, height, core))
-    batches = [positions[i : i + batch_size] for i in range(0, len(positions), batch_size)]
+    nbr, nbc = -(-height // step), -(-width // step)
+    # tiles reach past the last block while their start is inside the mosaic
+    ntr, ntc = -(-(height + ov) // step), -(-(width + ov) // step)
+    per_band = max(1, band_width_px // step)
+    # jobs: (band start block, band end block, tile row, tile columns)
+    jobs = []
+    for b0 in range(0, nbc, per_band):
+        b1 = min(b0 + per_band, nbc)
+        cols = list(range(b0, min(b1 + 1, ntc)))
+        for k in range(ntr):
+            jobs.append((b0, b1, k, cols))
 
     reader = rasterio.open(mosaic)
 
-    def read_batch(
-        batch: list[tuple[int, int]],
-    ) -> tuple[NDArray[np.uint8], list[NDArray[np.bool_]]]:
+    def read_row(job: tuple[int, int, int, list[int]]) -> tuple[NDArray[np.uint8], NDArray]:
+        _, _, k, cols = job
         rgbs, valids = [], []
-        for r, c in batch:
-            rgb, valid = read_rgb(
-                reader, Window(c - halo, r - halo, tile_size_px, tile_size_px), rgb_bands, stretch
-            )
+        for col in cols:
+            win = Window(col * step - ov, k * step - ov, size, size)
+            rgb, valid = read_rgb(reader, win, rgb_bands, stretch)
             rgbs.append(rgb)
             valids.append(valid)
-        return np.stack(rgbs), valids
+        return np.stack(rgbs), np.stack(valids)
 
     with (
         reader,
@@ -189,24 +223,52 @@ def predict_mosaic(
         ThreadPoolExecutor(1) as write_pool,
     ):
 
-        def write_batch(
-            batch: list[tuple[int, int]], prob: NDArray[np.float32], valids: list[NDArray[np.bool_]]
-        ) -> None:
-            for (r, c), p, v in zip(batch, prob, valids, strict=True):
-                h, w = min(core, height - r), min(core, width - c)
-                block = p[halo : halo + h, halo : halo + w].copy()
-                block[~v[halo : halo + h, halo : halo + w]] = np.nan
-                dst.write(block[None], window=Window(c, r, w, h))
+        def write_strip(row0: int, col0: int, prob: NDArray[np.float32]) -> None:
+            h, w = min(step, height - row0), min(prob.shape[1], width - col0)
+            dst.write(prob[None, :h, :w], window=Window(col0, row0, w, h))
 
-        pending = read_pool.submit(read_batch, batches[0]) if batches else None
-        writes = []
-        for i, batch in enumerate(batches):
-            rgb, valids = pending.result()  # type: ignore[union-attr]
-            if i + 1 < len(batches):
-                pending = read_pool.submit(read_batch, batches[i + 1])
-            prob = predict_array(session, rgb)
-            writes.append(write_pool.submit(write_batch, batch, prob, valids))
-            if len(writes) > 2:
+        writes: list[Any] = []
+        acc = wsum = valid_acc = None
+        pending = read_pool.submit(read_row, jobs[0])
+        for i, job in enumerate(jobs):
+            b0, b1, k, cols = job
+            rgb, valids = pending.result()
+            if i + 1 < len(jobs):
+                pending = read_pool.submit(read_row, jobs[i + 1])
+            band_w = (b1 - b0) * step
+            if k == 0:  # buffer rows [(k-1)S, (k+1)S), columns [b0 S, b1 S)
+                acc = np.zeros((2 * step, band_w), np.float32)
+                wsum = np.zeros_like(acc)
+                valid_acc = np.zeros(acc.shape, bool)
+            prob = np.concatenate(
+                [
+                    predict_array(session, rgb[j : j + batch_size])
+                    for j in range(0, len(rgb), batch_size)
+                ]
+            )
+            r0 = step - ov  # tile's first row in the buffer
+            for col, p, v in zip(cols, prob, valids, strict=True):
+                c0 = col * step - ov - b0 * step
+                lo, hi = max(0, c0), min(band_w, c0 + size)
+                sl = (slice(r0, r0 + size), slice(lo, hi))
+                tl = slice(lo - c0, hi - c0)
+                acc[sl] += p[:, tl] * weight[:, tl]  # type: ignore[index]
+                wsum[sl] += weight[:, tl]  # type: ignore[index]
+                valid_acc[sl] |= v[:, tl]  # type: ignore[index]
+            finished = [k - 1] if 0 < k <= nbr else []
+            if k == ntr - 1 and k < nbr:
+                finished.append(k)
+            for row in finished:
+                part = slice(0, step) if row == k - 1 else slice(step, 2 * step)
+                with np.errstate(invalid="ignore", divide="ignore"):
+                    out = acc[part] / wsum[part]  # type: ignore[index]
+                out[~valid_acc[part]] = np.nan  # type: ignore[index]
+                writes.append(write_pool.submit(write_strip, row * step, b0 * step, out))
+            # shift the buffer up by one block row
+            acc[:step], acc[step:] = acc[step:], 0  # type: ignore[index]
+            wsum[:step], wsum[step:] = wsum[step:], 0  # type: ignore[index]
+            valid_acc[:step], valid_acc[step:] = valid_acc[step:], False  # type: ignore[index]
+            if len(writes) > 4:
                 writes.pop(0).result()
         for w in writes:
             w.result()
