@@ -281,16 +281,7 @@ def _concat_fits(fits: list[SeasonalFit]) -> SeasonalFit:
     first = fits[0]
     arrays = {
         name: np.concatenate([getattr(x, name) for x in fits], axis=0)
-        for name in (
-            "offset_mm",
-            "rate_mm_yr",
-            "cos_mm",
-            "sin_mm",
-            "seasonal_amplitude_pp_mm",
-            "phase_rad",
-            "residual_rms_mm",
-            "valid_epochs",
-        )
+        for name in SeasonalFit.ARRAY_FIELDS
     }
     return SeasonalFit(**arrays, t0=first.t0, period_yr=first.period_yr)
 

@@ -29,16 +29,6 @@ from thawdetect.plugins.insar_sbas.timefunc import SeasonalFit, parse_dates
 __all__ = ["load_products"]
 
 _RATE_FILE_SCALE = {"mm/yr": 1.0, "cm/yr": 10.0, "m/yr": 1000.0}
-_FIT_FIELDS = (
-    "offset_mm",
-    "rate_mm_yr",
-    "cos_mm",
-    "sin_mm",
-    "seasonal_amplitude_pp_mm",
-    "phase_rad",
-    "residual_rms_mm",
-    "valid_epochs",
-)
 
 
 def load_products(
@@ -142,7 +132,7 @@ def _cached_fit(cfg: InsarSbasConfig, run_dir: Path):
     if cache.exists():
         with np.load(cache, allow_pickle=False) as z:
             fit = SeasonalFit(
-                **{k: z[k] for k in _FIT_FIELDS},
+                **{k: z[k] for k in SeasonalFit.ARRAY_FIELDS},
                 t0=parse_dates([str(z["t0"])])[0],
                 period_yr=float(z["period_yr"]),
             )
@@ -161,7 +151,7 @@ def _cached_fit(cfg: InsarSbasConfig, run_dir: Path):
     tmp = cache.with_name(cache.stem + ".tmp.npz")
     np.savez(
         tmp,
-        **{k: getattr(fit, k) for k in _FIT_FIELDS},
+        **{k: getattr(fit, k) for k in SeasonalFit.ARRAY_FIELDS},
         t0=fit.t0.strftime("%Y%m%d"),
         period_yr=fit.period_yr,
         dates=np.array([d.strftime("%Y%m%d") for d in dates]),

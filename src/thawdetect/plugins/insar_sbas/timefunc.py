@@ -20,6 +20,7 @@ import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
+from typing import ClassVar
 
 import numpy as np
 from numpy.typing import NDArray
@@ -59,6 +60,18 @@ class SeasonalFit:
     valid_epochs: NDArray[np.int32]
     t0: date
     period_yr: float = 1.0
+
+    #: The per-pixel array attributes, in order (for concatenating, caching, masking).
+    ARRAY_FIELDS: ClassVar[tuple[str, ...]] = (
+        "offset_mm",
+        "rate_mm_yr",
+        "cos_mm",
+        "sin_mm",
+        "seasonal_amplitude_pp_mm",
+        "phase_rad",
+        "residual_rms_mm",
+        "valid_epochs",
+    )
 
     def params_at(self, index: tuple[int, ...] | int) -> dict[str, float]:
         """The fit at one pixel as ``TimeSeries.fit`` keys (a_mm, b_mm_yr, c_mm, d_mm)."""
