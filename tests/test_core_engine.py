@@ -125,6 +125,19 @@ class TestLoop:
         result = Engine(cfg, tmp_path / "run", _host()).run()
         assert result.stop_reason == "iteration 2 confirmed nothing new"
 
+    def test_schedule_detector_goes_on_after_nothing_new(self, scene, tmp_path):
+        cfg = _config(scene, max_iterations=5)
+        cfg = cfg.model_copy(
+            update={
+                "detectors": {
+                    "toy_schedule": {"raster": str(scene["a"]), "schedule": [2.0, 2.0, 0.8]}
+                }
+            }
+        )
+        result = Engine(cfg, tmp_path / "run", _host()).run()
+        assert result.iterations["newly_confirmed"].tolist() == [0, 0, 3]
+        assert result.stop_reason == "every detector finished its schedule"
+
     def test_max_iterations(self, scene, tmp_path):
         result = Engine(_config(scene, max_iterations=1), tmp_path / "run", _host()).run()
         assert result.stop_reason == "reached max_iterations (1)"

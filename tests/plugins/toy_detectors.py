@@ -112,7 +112,14 @@ class ToyB(_Toy):
     description = "threshold raster B (tests)"
 
 
+class ToySchedule(_Toy):
+    name = "toy_schedule"
+    description = "threshold raster A along a relaxation schedule (tests)"
+    relaxes_schedule = True
+
+
 @hookimpl
 def thawdetect_register_detectors(register):
     register(ToyA)
     register(ToyB)
+    register(ToySchedule)

@@ -54,7 +54,9 @@ class RunConfig(StrictModel):
         "inventory), as a fraction of the smaller area, reaches this is dropped as already seen",
     )
     stop_when_nothing_new: bool = Field(
-        True, description="stop after an iteration that confirms nothing new"
+        True,
+        description="stop after an iteration that confirms nothing new (unless a detector "
+        "with a relaxation schedule, like insar_sbas, has rows left)",
     )
     known_inventory: Path | None = Field(
         None,

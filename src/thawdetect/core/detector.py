@@ -166,6 +166,9 @@ class Detector(ABC):
         description: one line for ``thawdetect plugins``.
         optional_dependencies: import names it needs at run time (reported by ``plugins``).
         extra: the thawdetect extra that installs them.
+        relaxes_schedule: True for detectors that walk a fixed relaxation schedule (Wei et al.):
+            the loop goes on after an iteration that confirmed nothing new while such a detector
+            has rows left. False (learning detectors, Xia et al.): nothing new ends the run.
     """
 
     name: ClassVar[str]
@@ -173,6 +176,7 @@ class Detector(ABC):
     description: ClassVar[str] = ""
     optional_dependencies: ClassVar[tuple[str, ...]] = ()
     extra: ClassVar[str] = "all"
+    relaxes_schedule: ClassVar[bool] = False
 
     def __init__(self, config: DetectorConfig) -> None:
         self.config = config

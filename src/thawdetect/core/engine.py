@@ -13,7 +13,8 @@ Iteration k:
 5. confirmed candidates join the inventory and the positives, rejected ones the negatives; each
    detector returns its next config or says it is done (stage ``update``).
 
-It stops after an iteration that confirms nothing new, when every detector is done, or at
+It stops after an iteration that confirms nothing new (unless a detector that walks a relaxation
+schedule, ``relaxes_schedule = True``, has rows left), when every detector is done, or at
 ``max_iterations``. Every stage commits its data and its "finished" mark in one ledger
 transaction, so a killed run re-run resumes at the first unfinished stage.
 """
@@ -484,13 +485,22 @@ class Engine:
                     pending=pending,
                 )
             row = self._iteration_row(iteration)
-            if (
-                self.config.stop_when_nothing_new
-                and row is not None
-                and row["newly_confirmed"] == 0
-            ):
-                reason = f"iteration {iteration} confirmed nothing new"
-                break
+            nothing_new = row is not None and row["newly_confirmed"] == 0
+            if self.config.stop_when_nothing_new and nothing_new:
+                scheduled = [
+                    d.name
+                    for d in self._detectors_for(iteration + 1).values()
+                    if d.relaxes_schedule
+                ]
+                if not scheduled:
+                    done = not self._detectors_for(iteration + 1)
+                    reason = (
+                        "every detector finished its schedule"
+                        if done
+                        else f"iteration {iteration} confirmed nothing new"
+                    )
+                    break
+                self.echo(f"  nothing new; {', '.join(scheduled)} relaxes its schedule further")
             iteration += 1
         self.manifest["status"] = STATUS_FINISHED
         self.manifest["stop_reason"] = reason

@@ -120,10 +120,8 @@ def to_commented_yaml(model: BaseModel, indent: int = 0) -> str:
             out.append(to_commented_yaml(value, indent + 2))
             continue
         dumped = _plain(value)
-        nested = (
-            (isinstance(dumped, dict)
-            and dumped)
-            or (isinstance(dumped, list) and any(isinstance(v, dict) for v in dumped))
+        nested = (isinstance(dumped, dict) and dumped) or (
+            isinstance(dumped, list) and any(isinstance(v, dict) for v in dumped)
         )
         if nested:
             text = yaml.safe_dump(

@@ -87,9 +87,7 @@ def read_vector(
         if suffix in (".csv", ".txt", ".tsv"):
             sep = "\t" if suffix == ".tsv" else None
             # index_col=False: rows with a trailing comma must not shift the column names
-            df = pd.read_csv(
-                path, sep=sep, engine="python", index_col=False, skipinitialspace=True
-            )
+            df = pd.read_csv(path, sep=sep, engine="python", index_col=False, skipinitialspace=True)
             gdf = _table_to_points(df, path, lon_column, lat_column)
         elif suffix in (".xlsx", ".xls"):
             try:

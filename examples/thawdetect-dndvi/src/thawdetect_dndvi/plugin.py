@@ -70,6 +70,7 @@ class DndviDetector(Detector):
     config_model = DndviConfig
     description = "vegetation loss (ΔNDVI) between two NDVI rasters; example third-party plugin"
     optional_dependencies = ("scipy",)
+    relaxes_schedule = True  # a threshold schedule: go on after an iteration with nothing new
 
     config: DndviConfig
 
