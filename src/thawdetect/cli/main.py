@@ -170,7 +170,8 @@ def run(
         )
     with console.status("thawdetect run: working...", spinner="dots"):
         result = engine.run()
-    console.print(iterations_table(result.iterations))
+    if len(result.iterations):
+        console.print(iterations_table(result.iterations))
     if result.status != "finished":
         console.print(
             f"[bold]{result.stop_reason}[/]: decide them with "

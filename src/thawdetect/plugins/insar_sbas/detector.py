@@ -8,13 +8,14 @@ Qilian) or, in derived mode, terrain ranges from a known inventory (terrain plug
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
 import geopandas as gpd
 import numpy as np
 
-from thawdetect.core.detector import Detector, IterationContext, ReviewOutcome
+from thawdetect.core.detector import Detector, ImageFrame, IterationContext, ReviewOutcome
 from thawdetect.core.errors import ConfigError
 from thawdetect.core.grid import GridSpec
 from thawdetect.core.models import AngleRange, Range
@@ -42,6 +43,9 @@ def format_summary(row: ScheduleRow) -> dict[str, str]:
         "aspect_deg": ang(row.aspect_deg),
         "abs_rate_mm_yr": f">={_num(row.abs_rate_mm_yr)}",
     }
+
+
+log = logging.getLogger(__name__)
 
 
 class InsarSbasDetector(Detector):
@@ -113,6 +117,27 @@ class InsarSbasDetector(Detector):
             return None
         return self.config.model_copy(update={"schedule_index": nxt})
 
+    def image_frames(self, context: IterationContext) -> list[ImageFrame]:
+        """Review frames: this iteration's LOS rate map (and seasonal amplitude when fitted).
+
+        The rate is shown on a symmetric stretch of ±2× this iteration's |rate| threshold, so
+        pixels that passed it are saturated.
+        """
+        work = Path(context.work_dir)
+        frames = []
+        rate = work / "rate_mm_yr.tif"
+        if rate.exists():
+            cfg = self.config
+            if cfg.derive_from_inventory:
+                lim = 2.0 * float(cfg.rate_schedule_mm_yr[cfg.schedule_index])
+            else:
+                lim = 2.0 * float(cfg.schedule[cfg.schedule_index].abs_rate_mm_yr)
+            frames.append(ImageFrame("LOS rate mm/yr", rate, bands=(1,), value_range=(-lim, lim)))
+        amp = work / "seasonal_amplitude_pp_mm.tif"
+        if amp.exists():
+            frames.append(ImageFrame("seasonal amplitude pp mm", amp, bands=(1,)))
+        return frames
+
     # -- proposing --------------------------------------------------------------------------------
 
     def propose(self, context: IterationContext) -> gpd.GeoDataFrame:
@@ -174,6 +199,16 @@ class InsarSbasDetector(Detector):
                     f"terrain service returned a {terrain_mask.shape} mask for a {grid.shape} grid"
                 )
             keep &= terrain_mask
+            if not terrain_mask.any():
+                elev = layers.elevation_m[np.isfinite(layers.elevation_m)]
+                span = f"{elev.min():.0f}-{elev.max():.0f} m" if elev.size else "no data"
+                log.warning(
+                    "%s: no cell passes this iteration's terrain masks (%s; DEM elevation %s): "
+                    "set detectors.insar_sbas.schedule for your area or derive_from_inventory",
+                    p.dem,
+                    ", ".join(f"{k} {v}" for k, v in format_summary(row).items()),
+                    span,
+                )
 
         labels, n = label_mask(keep, cfg.min_pixels)
 
