@@ -274,7 +274,7 @@ def test_sample_loop_two_iterations(tmp_path):
     assert (ctx.work_dir / "model.onnx").stat().st_mtime == mtime
     outcome = ReviewOutcome(1, cands, ref.iloc[5:7], cands.iloc[:0], ref.iloc[:7], empty, ctx)
     nxt = det.next_config(outcome)
-    assert nxt.init_checkpoint == str(ctx.work_dir / "model.pt")
+    assert nxt.fine_tune_previous
     assert (
         det.next_config(ReviewOutcome(1, cands, ref.iloc[:0], cands.iloc[:0], known, empty, ctx))
         is None

@@ -84,7 +84,10 @@ class OpticalDLConfig(DetectorConfig):
         None, description="user checkpoint (model.pt of a previous run) to start iteration 1 from"
     )
     init_checkpoint: str | None = Field(
-        None, description="set by the engine: checkpoint of the previous iteration to fine-tune"
+        None, description="checkpoint to fine-tune at this iteration (overrides the previous one)"
+    )
+    fine_tune_previous: bool = Field(
+        False, description="set by next_config: fine-tune the previous iteration's model.pt"
     )
     epochs: int = Field(20, ge=0, description="training epochs at iteration 1")
     fine_tune_epochs: int = Field(10, ge=0, description="epochs when fine-tuning a checkpoint")
@@ -105,7 +108,7 @@ class OpticalDLConfig(DetectorConfig):
         ge=0,
         description="overlap between neighbouring tiles (pixels; half is cropped per side)",
     )
-    inference_batch_size: int = Field(2, ge=1, description="tiles per onnxruntime call")
+    inference_batch_size: int = Field(1, ge=1, description="tiles per onnxruntime call")
     threads: int = Field(0, ge=0, description="onnxruntime intra-op threads (0 = all cores)")
     quantize_int8: bool = Field(
         False, description="static INT8 quantization, used only if held-out IoU drops ≤ 0.01"

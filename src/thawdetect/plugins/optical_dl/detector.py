@@ -106,7 +106,9 @@ class OpticalDLDetector(Detector):
             raise EmptyInventoryError(where, "empty label set: no training positive to learn from")
         negatives = context.negatives if context.negatives is not None else positives.iloc[:0]
         if cfg.max_negatives is not None and len(negatives) > cfg.max_negatives:
-            negatives = negatives.sample(cfg.max_negatives, random_state=cfg.seed)
+            negatives = negatives.sample(
+                cfg.max_negatives, random_state=cfg.seed + context.iteration
+            )
         chips = make_chips(
             mosaic,
             positives,
@@ -121,8 +123,14 @@ class OpticalDLDetector(Detector):
             seed=cfg.seed + context.iteration,
         )
         init = cfg.init_checkpoint
-        if init is None and context.previous_dir and (context.previous_dir / "model.pt").exists():
-            init = str(context.previous_dir / "model.pt")
+        if init is None and cfg.fine_tune_previous:
+            previous = context.previous_dir / "model.pt" if context.previous_dir else None
+            if previous is None or not previous.exists():
+                raise InputError(
+                    previous or context.work_dir,
+                    "fine_tune_previous is set but the previous iteration left no model.pt",
+                )
+            init = str(previous)
         start = "fine-tune" if init else ("checkpoint" if cfg.checkpoint_path else "scratch")
         init = init or cfg.checkpoint_path
         epochs = cfg.fine_tune_epochs if init else cfg.epochs
@@ -216,11 +224,14 @@ class OpticalDLDetector(Detector):
         return cands
 
     def next_config(self, outcome: ReviewOutcome) -> OpticalDLConfig | None:
-        """Fine-tune next time from this iteration's checkpoint; None if nothing new confirmed."""
+        """Fine-tune next time from this iteration's checkpoint; None if nothing new confirmed.
+
+        The engine's grown positives and negatives come through the next context; the negatives
+        sampling (``max_negatives``) is drawn with a seed advanced per iteration.
+        """
         if len(outcome.newly_confirmed) == 0 or self.config.onnx_model_path:
             return None
-        checkpoint = outcome.context.work_dir / "model.pt"
-        return self.config.model_copy(update={"init_checkpoint": str(checkpoint)})
+        return self.config.model_copy(update={"fine_tune_previous": True, "init_checkpoint": None})
 
     def image_frames(self, context: IterationContext) -> list[ImageFrame]:
         """One frame per acquisition date (scenes of a date mosaicked), for time-lapse chips."""
@@ -243,7 +254,11 @@ class OpticalDLDetector(Detector):
     def summary(self) -> dict[str, Any]:
         """Encoder, epochs, start (scratch/fine-tune), validation IoU, INT8 use."""
         m = self._metrics
-        out: dict[str, Any] = {"encoder": self.config.encoder}
+        cfg = self.config
+        out: dict[str, Any] = {
+            "encoder": cfg.encoder,
+            "epochs": cfg.fine_tune_epochs if cfg.fine_tune_previous else cfg.epochs,
+        }
         for key in ("start", "epochs", "train_chips", "val_iou", "int8"):
             if key in m:
                 v = m[key]

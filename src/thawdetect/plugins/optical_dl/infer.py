@@ -111,6 +111,8 @@ def predict_array(session: Any, rgb: NDArray[np.uint8]) -> NDArray[np.float32]:
 def _ramp(tile: int, overlap: int) -> NDArray[np.float32]:
     """1-D blending weights: 0 over the outer quarter of each overlap, then a linear ramp.
 
+    Tiles at the right and bottom edges of the mosaic use weight 1 on their outer side.
+
     Neighbouring tiles' weights sum to exactly 1 in their overlap (a partition of unity); the
     outer quarter (the pixels with the least context) gets no weight at all.
 
@@ -172,7 +174,8 @@ def predict_mosaic(
     if ov > step:
         raise ValueError(f"overlap_px {ov} must not exceed half of tile_size_px {size}")
     ramp = _ramp(size, ov)
-    weight = ramp[:, None] * ramp[None, :]
+    ramp_last = ramp.copy()  # the last tile row/column has nothing to blend with beyond the edge
+    ramp_last[size - ov :] = 1.0
     tmp = out_path.with_name(out_path.stem + ".partial.tif")
     with rasterio.open(mosaic) as src:
         profile = {
@@ -193,8 +196,7 @@ def predict_mosaic(
         }
         width, height = src.width, src.height
     nbr, nbc = -(-height // step), -(-width // step)
-    # tiles reach past the last block while their start is inside the mosaic
-    ntr, ntc = -(-(height + ov) // step), -(-(width + ov) // step)
+    ntr, ntc = nbr, nbc
     per_band = max(1, band_width_px // step)
     # jobs: (band start block, band end block, tile row, tile columns)
     jobs = []
@@ -247,7 +249,9 @@ def predict_mosaic(
                 ]
             )
             r0 = step - ov  # tile's first row in the buffer
+            row_w = ramp_last if k == nbr - 1 else ramp
             for col, p, v in zip(cols, prob, valids, strict=True):
+                weight = row_w[:, None] * (ramp_last if col == nbc - 1 else ramp)[None, :]
                 c0 = col * step - ov - b0 * step
                 lo, hi = max(0, c0), min(band_w, c0 + size)
                 sl = (slice(r0, r0 + size), slice(lo, hi))
