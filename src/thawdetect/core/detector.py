@@ -140,7 +140,8 @@ class ReviewOutcome:
         rejected: candidates rejected in this iteration.
         positives: all training positives after this iteration.
         negatives: all training negatives after this iteration.
-        context: the iteration context of the iteration just reviewed.
+        context: this detector's context of the iteration just reviewed (its ``work_dir``
+            holds what its ``propose`` wrote, e.g. the checkpoint to fine-tune from).
     """
 
     iteration: int

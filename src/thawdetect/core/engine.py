@@ -276,9 +276,10 @@ class Engine:
         self.reviewer = self.config.reviewer or self._default_reviewer()
 
     def _default_reviewer(self) -> str:
-        """``reference`` when every detector runs on a bundled sample with a reference inventory."""
+        """``reference`` when every detector runs on a bundled sample and one has a reference."""
         data = [self.region.detectors.get(d) for d in self.config.detectors]
-        if all(d is not None and d.sample and d.reference for d in data):
+        on_samples = all(d is not None and d.sample for d in data)
+        if on_samples and self.manifest["files"]["reference"]:
             self.echo("reviewer: the bundled sample's reference inventory (--reviewer to change)")
             return "reference"
         return "manual"
@@ -411,10 +412,11 @@ class Engine:
             out[name] = cls(model)
         return out
 
-    def _context(self, name: str, iteration: int) -> IterationContext:
-        work = self.run_dir / "iterations" / f"{iteration:02d}" / name
+    def _context(self, name: str | None, iteration: int) -> IterationContext:
+        """Context for detector ``name`` (None: the iteration itself, for reviewers/observers)."""
+        work = self.run_dir / "iterations" / f"{iteration:02d}" / (name or "")
         work.mkdir(parents=True, exist_ok=True)
-        prev = self.run_dir / "iterations" / f"{iteration - 1:02d}" / name
+        prev = self.run_dir / "iterations" / f"{iteration - 1:02d}" / (name or "")
         return IterationContext(
             run_dir=self.run_dir,
             work_dir=work,
@@ -656,7 +658,7 @@ class Engine:
         pending = mine[mine["status"] == "pending"]
         reviewer = self.reviewer
         if len(pending) and reviewer != "manual":
-            ctx = self._context("_review", k)
+            ctx = self._context(None, k)
             decisions = self.host.hook.thawdetect_review_candidates(
                 candidates=pending.copy(), reviewer=reviewer, context=ctx
             )
@@ -707,20 +709,20 @@ class Engine:
         positives = _concat(positives, new_pos, self.crs)
         negatives = _concat(negatives, new_neg, self.crs)
         inventory = _concat(inventory, new_inv, self.crs)
-        ctx = self._context("_review", k)
-        outcome = ReviewOutcome(
-            iteration=k,
-            candidates=mine,
-            newly_confirmed=confirmed,
-            rejected=rejected,
-            positives=positives,
-            negatives=negatives,
-            context=ctx,
-        )
+        ctx = self._context(None, k)
         next_cfgs: dict[str, Any] = {}
         thresholds: dict[str, Any] = {}
         for name, det in detectors.items():
             thresholds[name] = det.summary()
+            outcome = ReviewOutcome(
+                iteration=k,
+                candidates=mine,
+                newly_confirmed=confirmed,
+                rejected=rejected,
+                positives=positives,
+                negatives=negatives,
+                context=self._context(name, k),  # the detector's own work_dir of iteration k
+            )
             try:
                 nxt = det.next_config(outcome)
             except ThawdetectError:

@@ -25,7 +25,13 @@ __all__ = ["InsarSbasDetector", "format_summary"]
 
 
 def _num(v: float) -> str:
-    return f"{v:g}"
+    """Short display of a threshold: at most one decimal (derived ranges are long floats).
+
+    Examples:
+        >>> _num(3600.0), _num(112.5), _num(4674.0213), _num(3.20148)
+        ('3600', '112.5', '4674', '3.2')
+    """
+    return f"{round(v, 1) if abs(v) < 1000 else round(v):g}"
 
 
 def format_summary(row: ScheduleRow) -> dict[str, str]:
