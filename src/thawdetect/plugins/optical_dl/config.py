@@ -101,7 +101,7 @@ class OpticalDLConfig(DetectorConfig):
     )
     # -- inference -------------------------------------------------------------------------------
     tile_size_px: int = Field(
-        512, ge=64, description="inference tile size (pixels, multiple of 32)"
+        1088, ge=64, description="inference tile size (pixels, multiple of 32)"
     )
     overlap_px: int = Field(
         64,
