@@ -143,6 +143,24 @@ def test_real_s2_chip_pipeline(tmp_path, capsys):
     with rasterio.open(prob) as src:
         pred = src.read(1) >= 0.5
     model_iou, model_f1 = iou_f1(pred, np.any(masks, axis=0))
+    # held out: pixels no training chip covered
+    unseen = np.ones(grid[1], bool)
+    for w, val in zip(chips.windows, chips.validation, strict=True):
+        if not val:
+            unseen[
+                int(w.row_off) : int(w.row_off + w.height),
+                int(w.col_off) : int(w.col_off + w.width),
+            ] = False
+    union = np.any(masks, axis=0)
+    held_model = iou_f1(pred & unseen, union & unseen)[0]
+    held_expert = np.nanmean(
+        [
+            iou_f1(m & unseen, np.any([o for j, o in enumerate(masks) if j != i], axis=0) & unseen)[
+                0
+            ]
+            for i, m in enumerate(masks)
+        ]
+    )
     model_iou_major, _ = iou_f1(pred, majority)
     with capsys.disabled():
         print(
@@ -150,6 +168,10 @@ def test_real_s2_chip_pipeline(tmp_path, capsys):
             f"{expert[:, 0].mean():.3f} (range {expert[:, 0].min():.3f}-{expert[:, 0].max():.3f}),"
             f" F1 {expert[:, 1].mean():.3f}; model ({result['steps']} steps from scratch, "
             f"in-sample) vs union of experts: IoU {model_iou:.3f}, F1 {model_f1:.3f}; "
-            f"vs majority {model_iou_major:.3f}; {len(cands)} polygons; onnx-torch {diff:.1e}"
+            f"vs majority {model_iou_major:.3f}; {len(cands)} polygons; predicted "
+            f"{pred.mean():.1%} of the chip, experts' union {np.any(masks, axis=0).mean():.1%}; "
+            f"onnx-torch {diff:.1e}; on the {unseen.mean():.0%} of pixels no training chip "
+            f"covered: "
+            f"model IoU {held_model:.3f}, experts {held_expert:.3f}"
         )
     assert np.isfinite(model_iou)
