@@ -291,6 +291,15 @@ def test_sample_loop_two_iterations(tmp_path):
         inventory=ref.iloc[:7],
         previous_dir=ctx.work_dir,
     )
-    det2 = type(det)(nxt)
+    det2 = type(det)(nxt.model_copy(update={"quantize_int8": True}))
     det2.propose(ctx2)
     assert det2.summary()["start"] == "fine-tune"
+    import json
+
+    metrics = json.loads((ctx2.work_dir / "model.json").read_text())
+    if metrics.get("val_chips"):  # INT8 kept only within 0.01 IoU of fp32 on held-out chips
+        assert (ctx2.work_dir / "model_int8.onnx").exists()
+        fp32, int8 = metrics["fp32_iou"], metrics["int8_iou"]
+        ok = fp32 is not None and int8 is not None and int8 >= fp32 - 0.01
+        assert metrics["int8"] == ok
+        assert metrics["onnx"] == ("model_int8.onnx" if ok else "model.onnx")
