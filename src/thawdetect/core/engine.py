@@ -28,6 +28,7 @@ import json
 import logging
 import re
 import shutil
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -540,6 +541,7 @@ class Engine:
             return
         ctx = self._context(name, k)
         self.echo(f"  {name}: proposing candidates")
+        started = time.perf_counter()
         try:
             raw = det.propose(ctx)
         except ThawdetectError:
@@ -579,7 +581,7 @@ class Engine:
             combined = pd.concat([keep, store], ignore_index=True) if len(keep) else store
             t.write("proposals", gpd.GeoDataFrame(combined, geometry="geometry", crs=self.crs))
             t.mark_stage(k, stage)
-        self.echo(f"  {name}: {len(store)} candidates")
+        self.echo(f"  {name}: {len(store)} candidates ({time.perf_counter() - started:.1f} s)")
 
     def _merge(self, k: int) -> None:
         props = self.ledger.read("proposals")
@@ -640,6 +642,7 @@ class Engine:
                 raise PluginError(
                     f"detector '{name}' failed in image_frames: {type(exc).__name__}: {exc}"
                 ) from exc
+        started = time.perf_counter()
         if len(cands):
             try:
                 from thawdetect.core.evidence import build_evidence
@@ -648,7 +651,7 @@ class Engine:
             if build_evidence is not None:
                 out = self.run_dir / "iterations" / f"{k:02d}" / "evidence"
                 build_evidence(cands, frames, out, buffer_m=self.config.evidence_buffer_m)
-                self.echo(f"  review evidence in {out}")
+                self.echo(f"  review evidence in {out} ({time.perf_counter() - started:.1f} s)")
         with self.ledger.transaction() as t:
             t.mark_stage(k, "evidence")
 
