@@ -66,8 +66,8 @@ def _smooth_noise(rng: np.random.Generator, shape: tuple[int, int], scale_px: in
 def _dem(rng: np.random.Generator) -> np.ndarray:
     n = int(SIZE_PX * RES_M / DEM_RES_M)
     yy, xx = np.mgrid[0:n, 0:n] / n
-    # a broad east-west ridge with a valley to the south, plus gentle relief
-    dem = 4700 + 70 * np.cos(np.pi * (yy - 0.35) * 1.6) + 25 * xx
+    # a broad east-west ridge in the south: most of the scene is a gentle north-facing slope
+    dem = 4650 + 110 * np.cos(np.pi * (yy - 0.72) * 1.15) + 20 * xx
     dem += 8 * _smooth_noise(rng, (n, n), 20)
     return dem.astype(np.float32)
 
@@ -120,6 +120,8 @@ def build_qtec_sample(out_dir: Path) -> None:
     gy, gx = np.gradient(dem_fine, RES_M)  # rows go south: north gradient = -gy
     up_x, up_y = gx, -gy
     slope_deg = np.degrees(np.arctan(np.hypot(gx, gy)))
+    # aspect of the downslope direction, degrees from north clockwise
+    aspect_deg = np.degrees(np.arctan2(-up_x, -up_y)) % 360
     # illumination from the north-west-ish sun (azimuth 135° in map coords, elevation 55°)
     sun = np.array([-0.5, 0.5])
     shade = 1 + 2.5 * (up_x * sun[0] + up_y * sun[1]) * -1 / 10
@@ -129,18 +131,20 @@ def build_qtec_sample(out_dir: Path) -> None:
     xx, yy = np.meshgrid(cols, rows)
 
     # -- features -------------------------------------------------------------------------------
-    def pick(n: int, min_dist_px: int, slope_min: float) -> list[tuple[int, int]]:
+    def pick(
+        n: int, min_dist_px: int, ok: np.ndarray, taken: list[tuple[int, int]]
+    ) -> list[tuple[int, int]]:
         out: list[tuple[int, int]] = []
         while len(out) < n:
             r, c = (int(v) for v in rng.integers(90, SIZE_PX - 90, 2))
-            if slope_deg[r, c] < slope_min:
-                continue
-            if all(np.hypot(r - a, c - b) > min_dist_px for a, b in out):
+            if ok[r, c] and all(np.hypot(r - a, c - b) > min_dist_px for a, b in out + taken):
                 out.append((r, c))
         return out
 
-    sites = pick(N_SLUMPS + 5, 110, 2.0)
-    slump_px, pond_px = sites[:N_SLUMPS], sites[N_SLUMPS:]
+    # RTS of the QTEC sit mostly on gentle north-facing slopes (Xia et al. 2022); ponds on flats
+    north = (aspect_deg <= 60) | (aspect_deg >= 300)
+    slump_px = pick(N_SLUMPS, 110, north & (slope_deg >= 3) & (slope_deg <= 10), [])
+    pond_px = pick(5, 110, slope_deg < 3, slump_px)
     slumps = []
     for r, c in slump_px:
         up = np.array([up_x[r, c], up_y[r, c]])
