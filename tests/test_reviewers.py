@@ -147,3 +147,25 @@ class TestHook:
                 reviewer=f"reference:{tmp_path / 'nope.gpkg'}",
                 context=SimpleNamespace(extras={}),
             )
+
+
+def test_candidate_matching_only_already_mapped_slumps_is_rejected():
+    from shapely.geometry import box
+
+    from thawdetect.core.reviewers import reference_decisions
+
+    crs = "EPSG:32646"
+    ref = gpd.GeoDataFrame(
+        {"id": ["s1", "s2"]}, geometry=[box(0, 0, 10, 10), box(50, 0, 60, 10)], crs=crs
+    )
+    mapped = gpd.GeoDataFrame(geometry=[box(0, 0, 10, 10)], crs=crs)  # s1 is in the inventory
+    cands = gpd.GeoDataFrame(
+        {"candidate_id": ["dup", "new"]},
+        geometry=[box(-20, -20, 5, 5), box(52, 2, 58, 8)],  # dup overlaps s1 by 25 %
+        crs=crs,
+    )
+    plain = reference_decisions(cands, ref)
+    assert plain["decision"].tolist() == ["confirmed", "confirmed"]
+    out = reference_decisions(cands, ref, already_mapped=mapped)
+    assert out["decision"].tolist() == ["rejected", "confirmed"]
+    assert out["note"].iloc[0] == "matches only slumps already in the inventory"

@@ -770,8 +770,8 @@ class Engine:
             return None
         from thawdetect.core.accuracy import point_accuracy
 
-        inv = self.ledger.read("inventory")
-        inv = inv[inv["source"] == "confirmed"]
+        inventory = self.ledger.read("inventory")
+        inv = inventory[inventory["source"] == "confirmed"]
         val = pd.concat(
             [read_vector(p, crs=self.crs, what="validation points") for p in paths],
             ignore_index=True,
@@ -780,6 +780,16 @@ class Engine:
         label = self.config.validation_label_column
         if label is None and "label" in val.columns:
             label = "label"
+        # Features of the known inventory were given, not found: points on them are not scored.
+        known = inventory[inventory["source"] == "known"]
+        if len(known) and len(val):
+            on_known = val.sindex.query(known.geometry, predicate="intersects")[1]
+            if len(on_known):
+                self.echo(
+                    f"{len(set(on_known))} validation points lie in the known inventory "
+                    "and are not scored"
+                )
+                val = val.drop(index=val.index[sorted(set(on_known))]).reset_index(drop=True)
         report = point_accuracy(
             gpd.GeoDataFrame(inv, geometry="geometry", crs=self.crs),
             val,

@@ -98,6 +98,7 @@ def reference_decisions(
     *,
     tolerance_m: float = 0.0,
     min_overlap: float = 0.1,
+    already_mapped: gpd.GeoDataFrame | None = None,
 ) -> pd.DataFrame:
     """Decide each candidate against a reference inventory (rule in the module docstring).
 
@@ -106,6 +107,9 @@ def reference_decisions(
         reference_gdf: reference polygons and/or points (any CRS).
         tolerance_m: distance tolerance in metres.
         min_overlap: fraction of the smaller polygon's area the intersection must reach.
+        already_mapped: the run's inventory so far. Reference features it already matches are
+            taken: a candidate that matches only taken features is rejected as a duplicate
+            (a reviewer would not map the same slump twice).
 
     Returns:
         DataFrame ``candidate_id, decision, probability, note`` in the candidates' order.
@@ -122,7 +126,51 @@ def reference_decisions(
     cand = candidates.to_crs(crs).reset_index(drop=True)
     ref = reference_gdf[reference_gdf.geometry.notna() & ~reference_gdf.geometry.is_empty]
     ref = ref.to_crs(crs).reset_index(drop=True) if len(ref) else ref
+    match = _match(cand, ref, crs, tolerance_m, min_overlap, None)
+    duplicate = np.zeros(len(cand), dtype=bool)
+    if already_mapped is not None and len(already_mapped) and len(ref) and (match >= 0).any():
+        mapped = already_mapped.to_crs(crs).reset_index(drop=True)
+        taken = np.zeros(len(ref), dtype=bool)
+        hit = _match(mapped, ref, crs, tolerance_m, min_overlap, None, all_matches=True)
+        taken[hit[hit >= 0]] = True
+        if taken.any():
+            free = _match(cand, ref, crs, tolerance_m, min_overlap, taken)
+            duplicate = (match >= 0) & (free < 0)
+            match = free
+    confirmed = match >= 0
+    notes = [
+        f"reference match: {_id_of(ref, int(m))}"
+        if m >= 0
+        else ("matches only slumps already in the inventory" if dup else "no reference match")
+        for m, dup in zip(match, duplicate, strict=True)
+    ]
+    return pd.DataFrame(
+        {
+            "candidate_id": cand["candidate_id"].to_numpy(),
+            "decision": np.where(confirmed, "confirmed", "rejected"),
+            "probability": np.where(confirmed, "high", None),
+            "note": notes,
+        }
+    )
+
+
+def _match(
+    cand: gpd.GeoDataFrame,
+    ref: gpd.GeoDataFrame,
+    crs: Any,
+    tolerance_m: float,
+    min_overlap: float,
+    taken: np.ndarray | None,
+    *,
+    all_matches: bool = False,
+) -> np.ndarray:
+    """Index of the first reference feature each candidate matches (-1: none).
+
+    ``taken`` reference features are skipped. With ``all_matches`` the result instead lists the
+    index of every matched reference feature (one entry per candidate-reference pair).
+    """
     match = np.full(len(cand), -1, dtype=np.int64)
+    pairs: list[int] = []
     if len(ref):
         import shapely
 
@@ -138,6 +186,9 @@ def reference_decisions(
             else:
                 ci, ri = pref.sindex.query(cand.geometry, predicate="intersects")
             for c, r in zip(ci, ri, strict=True):
+                if taken is not None and taken[pts[r]]:
+                    continue
+                pairs.append(int(pts[r]))
                 if match[c] < 0:
                     match[c] = pts[r]
         polys = np.flatnonzero(is_area)
@@ -153,20 +204,14 @@ def reference_decisions(
                 ok = inter >= min_overlap * smaller
                 ok &= inter > 0
                 for c, r in zip(ci[ok], ri[ok], strict=True):
+                    if taken is not None and taken[polys[r]]:
+                        continue
+                    pairs.append(int(polys[r]))
                     if match[c] < 0:
                         match[c] = polys[r]
-    confirmed = match >= 0
-    notes = [
-        f"reference match: {_id_of(ref, int(m))}" if m >= 0 else "no reference match" for m in match
-    ]
-    return pd.DataFrame(
-        {
-            "candidate_id": cand["candidate_id"].to_numpy(),
-            "decision": np.where(confirmed, "confirmed", "rejected"),
-            "probability": np.where(confirmed, "high", None),
-            "note": notes,
-        }
-    )
+    if all_matches:
+        return np.asarray(pairs, dtype=np.int64)
+    return match
 
 
 def _read_references(paths: list[Path], crs: Any) -> gpd.GeoDataFrame:
@@ -206,4 +251,5 @@ def thawdetect_review_candidates(
     else:
         paths = [Path(path).expanduser()]
     ref = _read_references(paths, candidates.crs)
-    return reference_decisions(candidates, ref, **options)
+    inventory = getattr(context, "inventory", None)
+    return reference_decisions(candidates, ref, already_mapped=inventory, **options)
