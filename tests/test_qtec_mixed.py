@@ -1,0 +1,45 @@
+"""The mixed QTEC run: optical_dl and insar_sbas in one loop on the synthetic qtec sample."""
+
+from __future__ import annotations
+
+import json
+
+from click.testing import CliRunner
+
+from thawdetect.cli.main import cli
+from thawdetect.core.ledger import Ledger
+
+
+def test_mixed_optical_insar_run_merges_evidence(tmp_path):
+    cfg = tmp_path / "run.yaml"
+    cfg.write_text(
+        "region: qtec\nmax_iterations: 2\ndetectors:\n  optical_dl: {}\n  insar_sbas: {}\n"
+    )
+    run = tmp_path / "run"
+    result = CliRunner().invoke(cli, ["run", "--config", str(cfg), "--output-dir", str(run)])
+    assert result.exit_code == 0, result.output
+    ledger = Ledger(run)
+    it = ledger.read("iterations").sort_values("iteration")
+    assert it["iteration"].tolist() == [1, 2]
+    assert it["detectors"].tolist() == ["optical_dl,insar_sbas"] * 2
+    props = ledger.read("proposals")
+    assert set(props["detector"]) == {"optical_dl", "insar_sbas"}
+    # iteration 2 fine-tunes from iteration 1's checkpoint, with the grown training sets
+    thresholds = json.loads(it["thresholds_json"].iloc[1])
+    assert thresholds["optical_dl"]["start"] == "fine-tune"
+    assert it["training_positives"].iloc[1] > it["training_positives"].iloc[0]
+    cands = ledger.read("candidates")
+    both = cands[cands["n_detectors"] == 2]
+    assert len(both) >= 1, cands[["candidate_id", "detectors"]]
+    ev = json.loads(both["evidence_json"].iloc[0])
+    assert set(ev) == {"optical_dl", "insar_sbas"}
+    assert both["optical_dl__mean_probability"].notna().all()
+    assert both["insar_sbas__max_abs_rate_mm_yr"].notna().all()
+    # time-lapse review chips: one frame per image date plus the InSAR rate map
+    cid = both["candidate_id"].iloc[0]
+    frames = sorted(
+        (run / "iterations" / f"{int(both['iteration'].iloc[0]):02d}" / "evidence" / cid).glob(
+            "frame_*.png"
+        )
+    )
+    assert len(frames) >= 5 + 1
