@@ -52,22 +52,9 @@ def region_config(host: PluginHost, sample: Path, **extra) -> InsarSbasConfig:
 def context(
     host: PluginHost, tmp: Path, iteration: int = 1, region: str = "qilian"
 ) -> IterationContext:
-    reg = host.region(region)
-    crs = reg.working_crs()
-    empty = gpd.GeoDataFrame(geometry=[], crs=crs)
-    work = tmp / f"it{iteration}"
-    work.mkdir(parents=True, exist_ok=True)
-    return IterationContext(
-        run_dir=tmp,
-        work_dir=work,
-        iteration=iteration,
-        region=reg,
-        crs=crs,
-        host=host,
-        positives=empty,
-        negatives=empty,
-        inventory=empty,
-    )
+    ctx = IterationContext.standalone(host.region(region), tmp, host=host, iteration=iteration)
+    ctx.work_dir.mkdir(parents=True, exist_ok=True)
+    return ctx
 
 
 def found(cands: gpd.GeoDataFrame, polys: gpd.GeoDataFrame) -> set[str]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from datetime import date
 
-import geopandas as gpd
 import numpy as np
 import pytest
 from affine import Affine
@@ -76,19 +75,7 @@ def test_smallbaselineapp_recovers_planted_rate_and_amplitude(stack, tmp_path):
         schedule=[{"abs_rate_mm_yr": 20}],
         min_pixels=4,
     )
-    crs = region.working_crs()
-    empty = gpd.GeoDataFrame(geometry=[], crs=crs)
-    ctx = IterationContext(
-        run_dir=tmp_path,
-        work_dir=tmp_path / "it1",
-        iteration=1,
-        region=region,
-        crs=crs,
-        host=host,
-        positives=empty,
-        negatives=empty,
-        inventory=empty,
-    )
+    ctx = IterationContext.standalone(region, tmp_path, host=host)
     cands = host.detector("insar_sbas")(cfg).propose(ctx)
     work = tmp_path / "insar_sbas_mintpy"
     assert (work / "timeseries.h5").exists() and (work / "thawdetect_mintpy.txt").exists()

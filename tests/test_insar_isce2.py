@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import geopandas as gpd
 import pytest
 
 from thawdetect.core.detector import IterationContext
@@ -40,19 +39,7 @@ def test_missing_isce2_stops_with_one_line(tmp_path):
         pytest.skip("ISCE2 is installed here")
     host = PluginHost()
     region = host.region("qilian")
-    crs = region.working_crs()
-    empty = gpd.GeoDataFrame(geometry=[], crs=crs)
-    ctx = IterationContext(
-        run_dir=tmp_path,
-        work_dir=tmp_path / "it1",
-        iteration=1,
-        region=region,
-        crs=crs,
-        host=host,
-        positives=empty,
-        negatives=empty,
-        inventory=empty,
-    )
+    ctx = IterationContext.standalone(region, tmp_path, host=host)
     cfg = InsarSbasConfig(slc_dir=_slc_dir(tmp_path))
     with pytest.raises(Isce2MissingError) as exc:
         host.detector("insar_sbas")(cfg).propose(ctx)

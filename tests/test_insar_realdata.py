@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import geopandas as gpd
 import numpy as np
 import pytest
 
@@ -35,19 +34,7 @@ def host() -> PluginHost:
 
 
 def ctx(host, tmp: Path, region: Region) -> IterationContext:
-    crs = region.working_crs()
-    empty = gpd.GeoDataFrame(geometry=[], crs=crs)
-    return IterationContext(
-        run_dir=tmp,
-        work_dir=tmp / "it1",
-        iteration=1,
-        region=region,
-        crs=crs,
-        host=host,
-        positives=empty,
-        negatives=empty,
-        inventory=empty,
-    )
+    return IterationContext.standalone(region, tmp, host=host)
 
 
 def test_kirishima_velocity_reader():

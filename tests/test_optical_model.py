@@ -243,17 +243,7 @@ def test_sample_loop_two_iterations(tmp_path):
     ref = gpd.read_file(sample / "reference_inventory.gpkg")
     assert len(known) < len(ref) and known.crs.to_epsg() == 32646
     empty = known.iloc[:0]
-    ctx = IterationContext(
-        run_dir=tmp_path,
-        work_dir=tmp_path / "it1",
-        iteration=1,
-        region=region,
-        crs=region.working_crs(),
-        host=host,
-        positives=known,
-        negatives=empty,
-        inventory=known,
-    )
+    ctx = IterationContext.standalone(region, tmp_path, host=host, positives=known)
     det = OpticalDLDetector = host.detector("optical_dl")(cfg)
     cands = det.propose(ctx)
     assert {"score", "mean_probability", "max_probability", "area_m2"} <= set(cands.columns)
@@ -279,16 +269,12 @@ def test_sample_loop_two_iterations(tmp_path):
         det.next_config(ReviewOutcome(1, cands, ref.iloc[:0], cands.iloc[:0], known, empty, ctx))
         is None
     )
-    ctx2 = IterationContext(
-        run_dir=tmp_path,
-        work_dir=tmp_path / "it2",
-        iteration=2,
-        region=region,
-        crs=region.working_crs(),
+    ctx2 = IterationContext.standalone(
+        region,
+        tmp_path,
         host=host,
+        iteration=2,
         positives=ref.iloc[:7],
-        negatives=empty,
-        inventory=ref.iloc[:7],
         previous_dir=ctx.work_dir,
     )
     det2 = type(det)(nxt.model_copy(update={"quantize_int8": True}))

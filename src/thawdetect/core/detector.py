@@ -127,6 +127,54 @@ class IterationContext:
     previous_dir: Path | None = None
     extras: dict[str, Any] = field(default_factory=dict)
 
+    @classmethod
+    def standalone(
+        cls,
+        region: Region,
+        run_dir: Path,
+        *,
+        host: PluginHost | None = None,
+        iteration: int = 1,
+        work_dir: Path | None = None,
+        positives: gpd.GeoDataFrame | None = None,
+        negatives: gpd.GeoDataFrame | None = None,
+        inventory: gpd.GeoDataFrame | None = None,
+        previous_dir: Path | None = None,
+    ) -> IterationContext:
+        """A context for running one detector outside the engine (notebooks, plugin tests).
+
+        Args:
+            region: the region (its working CRS becomes the context's CRS).
+            run_dir: where the detector may write; ``work_dir`` defaults to
+                ``run_dir/it<iteration>``.
+            host: plugin host for services (default: a new one with every installed plugin).
+            iteration: 1-based iteration number.
+            work_dir: the detector's directory for this iteration.
+            positives: training positives (default: none).
+            negatives: training negatives (default: none).
+            inventory: inventory so far (default: ``positives``).
+            previous_dir: the previous iteration's ``work_dir``.
+        """
+        if host is None:
+            from thawdetect.core.plugins import PluginHost
+
+            host = PluginHost()
+        crs = region.working_crs()
+        empty = gpd.GeoDataFrame(geometry=gpd.GeoSeries([], crs=crs), crs=crs)
+        positives = empty if positives is None else positives
+        return cls(
+            run_dir=Path(run_dir),
+            work_dir=Path(work_dir) if work_dir else Path(run_dir) / f"it{iteration}",
+            iteration=iteration,
+            region=region,
+            crs=crs,
+            host=host,
+            positives=positives,
+            negatives=empty if negatives is None else negatives,
+            inventory=positives if inventory is None else inventory,
+            previous_dir=previous_dir,
+        )
+
 
 @dataclass
 class ReviewOutcome:
