@@ -25,7 +25,12 @@ def test_main_job_runs_five_iterations_with_accuracy(tmp_path, monkeypatch):
     assert "every detector finished its schedule" in result.output
     assert "TPR = TP/N" in result.output
     acc = json.loads((run / "accuracy.json").read_text())
-    assert acc["n"] >= 10 and acc["tpr"] >= 0.8
+    overall = acc["overall"]
+    assert overall["n"] >= 10 and overall["tpr"] >= 0.8
+    assert overall["n_negatives"] >= 1  # the sample's checked-not-landslide points are used
+    assert set(acc["per_iteration"]) == {"1", "2", "3", "4", "5"}
+    tprs = [acc["per_iteration"][k]["tpr"] for k in ("1", "2", "3", "4", "5")]
+    assert tprs == sorted(tprs)  # the inventory only grows
     manifest = json.loads((run / "manifest.json").read_text())
     assert manifest["synthetic"] is True and manifest["status"] == "finished"
     # Running the same command again resumes a finished run: nothing is redone.

@@ -43,3 +43,7 @@ def test_mixed_optical_insar_run_merges_evidence(tmp_path):
         )
     )
     assert len(frames) >= 5 + 1
+    # validation points on the known inventory are not scored (they were given, not found)
+    acc = json.loads((run / "accuracy.json").read_text())
+    assert acc["excluded_in_known_inventory"] >= 1
+    assert acc["overall"]["n"] + acc["excluded_in_known_inventory"] <= 14 + 1

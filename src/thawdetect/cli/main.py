@@ -181,7 +181,8 @@ def run(
         return
     console.print(f"stopped: {result.stop_reason}")
     if result.accuracy:
-        console.print(result.accuracy["report"].format_table())
+        console.print(result.accuracy["report"].format_table(title="accuracy (overall)"))
+        console.print(result.accuracy["table"])
     console.print(f"run directory: {output_dir} (ledger.gpkg opens in QGIS)")
 
 

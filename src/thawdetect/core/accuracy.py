@@ -217,6 +217,27 @@ class AccuracyReport:
         )
         return out
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> AccuracyReport:
+        """Rebuild a report from :meth:`to_dict` output (e.g. one scope of :func:`run_accuracy`)."""
+        fields = (
+            "n_validation",
+            "n_negatives",
+            "n_detections",
+            "unmatched_detections",
+            "mean_iou",
+            "tolerance_m",
+            "iou_threshold",
+        )
+        return cls(
+            mode=data["mode"],
+            tp=int(data["tp"]),
+            fp=int(data["fp"]),
+            fn=int(data["fn"]),
+            warnings=list(data.get("warnings") or []),
+            **{k: data[k] for k in fields if k in data},
+        )
+
     def to_json(self) -> str:
         """:meth:`to_dict` as indented JSON."""
         return json.dumps(self.to_dict(), indent=2)
@@ -539,7 +560,7 @@ def polygon_accuracy_files(
 
 def run_accuracy(
     run_dir: str | Path,
-    validation_path: str | Path,
+    validation_path: str | Path | list[str | Path] | tuple[str | Path, ...],
     *,
     tolerance_m: float = 0.0,
     label_column: str | None = None,
@@ -554,11 +575,16 @@ def run_accuracy(
     * ``per_iteration[k]``: candidates confirmed in iterations 1..k (the inventory after k).
     * ``per_detector[d]``: confirmed candidates that detector ``d`` proposed (alone or merged).
 
+    Validation points lying in the run's known inventory (given as input, so not findable) are
+    left out and counted in ``excluded_in_known_inventory``.
+
     Args:
         run_dir: the run directory holding ``ledger.gpkg``.
-        validation_path: validation points (GPKG, SHP, GeoJSON, CSV/XLSX lon/lat).
+        validation_path: validation points (GPKG, SHP, GeoJSON, CSV/XLSX lon/lat), or a list
+            of such files (concatenated).
         tolerance_m: matching tolerance in metres.
-        label_column: landslide / not-landslide label column (None: all points are landslides).
+        label_column: landslide / not-landslide label column (None: all points are landslides;
+            ``"auto"``: ``label`` when the file has such a column, else None).
 
     Returns:
         ``{"run_dir", "validation", "overall", "proposed", "per_iteration", "per_detector"}``,
@@ -574,8 +600,23 @@ def run_accuracy(
     ledger = Ledger(run_dir)
     if not ledger.exists():
         raise InputError(run_dir, "not a run directory (no ledger.gpkg)")
-    vpath = Path(validation_path)
-    val = read_vector(vpath, what="validation points")
+    paths = (
+        [Path(p) for p in validation_path]
+        if isinstance(validation_path, list | tuple)
+        else [Path(validation_path)]
+    )
+    vpath = paths[0]
+    frames = [read_vector(p, crs=ledger.crs, what="validation points") for p in paths]
+    val = gpd.GeoDataFrame(pd.concat(frames, ignore_index=True), geometry="geometry")
+    if label_column == "auto":
+        label_column = "label" if "label" in val.columns else None
+    inventory = ledger.read("inventory")
+    known = inventory[inventory["source"] == "known"] if len(inventory) else inventory
+    excluded = 0
+    if len(known) and len(val):
+        on_known = sorted(set(val.sindex.query(known.geometry, predicate="intersects")[1]))
+        excluded = len(on_known)
+        val = val.drop(index=val.index[on_known]).reset_index(drop=True)
     cands = ledger.read("candidates")
     confirmed = cands[cands["status"] == "confirmed"]
 
@@ -589,7 +630,8 @@ def run_accuracy(
 
     out: dict[str, Any] = {
         "run_dir": str(run_dir),
-        "validation": str(vpath),
+        "validation": str(vpath) if len(paths) == 1 else [str(p) for p in paths],
+        "excluded_in_known_inventory": excluded,
         "tolerance_m": tolerance_m,
         "label_column": label_column,
         "overall": score(confirmed),

@@ -765,40 +765,29 @@ class Engine:
         )
 
     def _accuracy(self) -> dict[str, Any] | None:
+        """Score the run against the region's (or the config's) validation points."""
         paths = self.manifest["files"]["validation"]
         if not paths:
             return None
-        from thawdetect.core.accuracy import point_accuracy
+        from thawdetect.core.accuracy import AccuracyReport, format_run_table, run_accuracy
 
-        inventory = self.ledger.read("inventory")
-        inv = inventory[inventory["source"] == "confirmed"]
-        val = pd.concat(
-            [read_vector(p, crs=self.crs, what="validation points") for p in paths],
-            ignore_index=True,
-        )
-        val = gpd.GeoDataFrame(val, geometry="geometry", crs=self.crs)
-        label = self.config.validation_label_column
-        if label is None and "label" in val.columns:
-            label = "label"
-        # Features of the known inventory were given, not found: points on them are not scored.
-        known = inventory[inventory["source"] == "known"]
-        if len(known) and len(val):
-            on_known = val.sindex.query(known.geometry, predicate="intersects")[1]
-            if len(on_known):
-                self.echo(
-                    f"{len(set(on_known))} validation points lie in the known inventory "
-                    "and are not scored"
-                )
-                val = val.drop(index=val.index[sorted(set(on_known))]).reset_index(drop=True)
-        report = point_accuracy(
-            gpd.GeoDataFrame(inv, geometry="geometry", crs=self.crs),
-            val,
+        result = run_accuracy(
+            self.run_dir,
+            paths,
             tolerance_m=self.config.validation_tolerance_m,
-            label_column=label,
+            label_column=self.config.validation_label_column or "auto",
         )
-        data = report.to_dict()
-        write_atomic(self.run_dir / "accuracy.json", json.dumps(data, indent=2, default=str))
-        return {"report": report, "dict": data}
+        if result["excluded_in_known_inventory"]:
+            self.echo(
+                f"{result['excluded_in_known_inventory']} validation points lie in the known "
+                "inventory and are not scored"
+            )
+        write_atomic(self.run_dir / "accuracy.json", json.dumps(result, indent=2, default=str))
+        return {
+            "report": AccuracyReport.from_dict(result["overall"]),
+            "table": format_run_table(result),
+            "dict": result,
+        }
 
 
 def _concat(a: gpd.GeoDataFrame, b: gpd.GeoDataFrame, crs: Any) -> gpd.GeoDataFrame:
