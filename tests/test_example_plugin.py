@@ -92,3 +92,26 @@ def test_example_plugin_mixed_with_builtin_insar(example_plugin_installed, tmp_p
     assert set(ev) == {"dndvi", "insar_sbas"}
     assert both["dndvi__mean_dndvi"].notna().all()
     assert set(cands["detectors"]) >= {"dndvi,insar_sbas"}
+
+
+def test_config_defines_its_own_region(example_plugin_installed, tmp_path):
+    """A region defined inline in the YAML (name, AOI, CRS) with the detector's data paths."""
+    from thawdetect.core.plugins import PluginHost
+    from thawdetect.core.samples import ensure_sample
+
+    sample = ensure_sample(PluginHost(), "dndvi_demo")
+    cfg = tmp_path / "run.yaml"
+    cfg.write_text(
+        "region:\n  name: my_valley\n  bbox_wgs84: [100.0, 37.3, 100.1, 37.5]\n"
+        "reviewer: reference:" + str(sample / "reference.gpkg") + "\nmax_iterations: 1\n"
+        "detectors:\n  dndvi:\n"
+        f"    ndvi_before: {sample / 'ndvi_before.tif'}\n"
+        f"    ndvi_after: {sample / 'ndvi_after.tif'}\n"
+    )
+    run = tmp_path / "run"
+    result = CliRunner().invoke(_cli(), ["run", "--config", str(cfg), "--output-dir", str(run)])
+    assert result.exit_code == 0, result.output
+    manifest = json.loads((run / "manifest.json").read_text())
+    assert manifest["region"]["name"] == "my_valley"
+    assert manifest["working_crs"] == "EPSG:32647"  # UTM zone of the AOI centre
+    assert Ledger(run).read("iterations")["newly_confirmed"].tolist() == [2]
