@@ -4,7 +4,8 @@ Inputs, from most to least processed (exactly one primary source):
 
 * ``velocity_file`` and/or ``timeseries_file``: MintPy products (``velocity.h5``,
   ``timeseries*.h5``, ``geo_*``), with ``coherence_file`` and a DEM (``dem_file`` GeoTIFF or
-  ``geometry_file`` ``geometryGeo.h5``);
+  ``geometry_file`` ``geometryGeo.h5``); products in radar coordinates are geocoded through
+  MintPy's ``geocode.py`` with ``lookup_file`` (``geometryRadar.h5`` or ISCE2 ``lat.rdr``);
 * ``rate_file``: a LOS-rate GeoTIFF (mm/yr), with optional ``amplitude_file`` (peak-to-peak mm);
 * ``unw_phase_file``: one unwrapped interferogram (HyP3 ``*_unw_phase.tif``), rate = LOS / span;
 * ``hyp3_dir``: a HyP3 interferogram stack; thawdetect writes a MintPy template and runs
@@ -120,6 +121,22 @@ class InsarSbasConfig(DetectorConfig):
     coherence_file: Path | None = Field(
         None, description="temporalCoherence.h5 or a coherence GeoTIFF (0-1)"
     )
+    lookup_file: Path | None = Field(
+        None,
+        description="lookup table to geocode radar-coordinate MintPy products through MintPy: "
+        "inputs/geometryRadar.h5 (latitude/longitude) or ISCE2 lat.rdr (lon.rdr beside it)",
+    )
+    geocode_step_m: float = Field(
+        30.0, gt=0, description="output pixel size when geocoding, metres (at mid latitude)"
+    )
+    geocode_step_deg: tuple[float, float] | None = Field(
+        None,
+        description="output (latitude, longitude) step when geocoding, degrees; overrides"
+        " geocode_step_m",
+    )
+    geocode_interp: Literal["nearest", "linear"] = Field(
+        "nearest", description="MintPy geocode.py resampling method"
+    )
     dem_file: Path | None = Field(None, description="DEM GeoTIFF (m) for the terrain masks")
     geometry_file: Path | None = Field(
         None, description="MintPy geometryGeo.h5 (its 'height' is used when dem_file is unset)"
@@ -192,6 +209,8 @@ class InsarSbasConfig(DetectorConfig):
         given = [k for k, v in primary.items() if v is not None]
         if len(given) > 1:
             raise ValueError(f"give one input source, got {', '.join(given)}")
+        if self.geocode_step_deg is not None and not all(v != 0 for v in self.geocode_step_deg):
+            raise ValueError("geocode_step_deg must be two non-zero steps (latitude, longitude)")
         if not self.schedule and not self.derive_from_inventory:
             raise ValueError("schedule is empty")
         if self.derive_from_inventory and not self.rate_schedule_mm_yr:

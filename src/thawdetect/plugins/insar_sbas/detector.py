@@ -254,6 +254,7 @@ class InsarSbasDetector(Detector):
                     **row.model_dump(mode="json"),
                     "min_temporal_coherence": cfg.min_temporal_coherence,
                     "candidates": n,
+                    **({"geocode": p.notes["geocode"]} if "geocode" in p.notes else {}),
                 },
                 indent=2,
             )

@@ -150,8 +150,9 @@ def mintpy_grid(path: str | Path, attrs: Mapping[str, str]) -> GridSpec:
     if not all(k in attrs for k in need):
         raise InputError(
             path,
-            "in radar coordinates (no X_FIRST/Y_FIRST); geocode it with MintPy "
-            "(geocode.py FILE -l inputs/geometryRadar.h5) and use the geo_* file",
+            "in radar coordinates (no X_FIRST/Y_FIRST); set detectors.insar_sbas.lookup_file "
+            "(MintPy inputs/geometryRadar.h5 or ISCE2 lat.rdr) to geocode it through MintPy, "
+            "or give its geo_* file",
         )
     try:
         x0, y0 = float(attrs["X_FIRST"]), float(attrs["Y_FIRST"])

@@ -68,6 +68,7 @@ def load_products(
                 "geometry_file": cfg.geometry_file or out.get("geometry"),
             }
         )
+    cfg, geocoded = _geocode_radar_inputs(cfg, Path(run_dir))
     if cfg.velocity_file is not None or cfg.timeseries_file is not None:
         products = _from_mintpy(cfg, run_dir)
     elif cfg.rate_file is not None:
@@ -96,9 +97,69 @@ def load_products(
         products.dem = Path(cfg.dem_file)
     elif cfg.geometry_file is not None:
         products.dem = read_geometry_height(cfg.geometry_file, work_dir / "dem_from_geometry.tif")
+    if geocoded:
+        products.notes["geocode"] = geocoded
     if cfg.reference_yx is not None and cfg.unw_phase_file is None:
         _rereference(products, cfg)
     return products
+
+
+_GEOCODABLE = ("velocity_file", "timeseries_file", "coherence_file", "geometry_file")
+_H5 = (".h5", ".he5", ".hdf5")
+
+
+def _geocode_radar_inputs(
+    cfg: InsarSbasConfig, run_dir: Path
+) -> tuple[InsarSbasConfig, dict[str, dict[str, Any]]]:
+    """Geocode the MintPy inputs that are in radar coordinates through MintPy (``lookup_file``).
+
+    Returns the config with those inputs replaced by their ``geo_*.h5`` (cached in
+    ``<run_dir>/insar_sbas_cache/geocode``) and, per replaced field, MintPy's call and the grid.
+    """
+    from thawdetect.plugins.insar_sbas.geocode import is_radar_coded
+
+    radar: dict[str, tuple[Path, dict[str, str]]] = {}
+    for name in _GEOCODABLE:
+        p = getattr(cfg, name)
+        if p is None or Path(p).suffix.lower() not in _H5:
+            continue
+        if name == "geometry_file" and cfg.dem_file is not None:
+            continue  # not read
+        attrs = read_attrs(p)
+        if is_radar_coded(attrs):
+            radar[name] = (Path(p), attrs)
+    if not radar:
+        return cfg, {}
+    if cfg.lookup_file is None:
+        first = next(iter(radar.values()))[0]
+        raise InputError(
+            first,
+            "in radar coordinates (no X_FIRST/Y_FIRST); set detectors.insar_sbas.lookup_file "
+            "(MintPy inputs/geometryRadar.h5 or ISCE2 lat.rdr) to geocode it through MintPy, "
+            "or give its geo_* file",
+        )
+    from thawdetect.plugins.insar_sbas.geocode import geocode_product, open_lookup
+
+    lookup = open_lookup(cfg.lookup_file)
+    update: dict[str, Path] = {}
+    records: dict[str, dict[str, Any]] = {}
+    for name, (path, attrs) in radar.items():
+        try:
+            shape = (int(attrs["LENGTH"]), int(attrs["WIDTH"]))
+        except (KeyError, ValueError):
+            raise InputError(path, "no LENGTH/WIDTH attributes (not a MintPy product)") from None
+        res = geocode_product(
+            path,
+            lookup,
+            cache_dir=run_dir / "insar_sbas_cache" / "geocode",
+            step_m=cfg.geocode_step_m,
+            step_deg=cfg.geocode_step_deg,
+            interp_method=cfg.geocode_interp,
+            product_shape=shape,
+        )
+        update[name] = res.path
+        records[name] = res.record
+    return cfg.model_copy(update=update), records
 
 
 def _rereference(p: InsarProducts, cfg: InsarSbasConfig) -> None:
