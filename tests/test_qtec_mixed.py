@@ -47,3 +47,10 @@ def test_mixed_optical_insar_run_merges_evidence(tmp_path):
     acc = json.loads((run / "accuracy.json").read_text())
     assert acc["excluded_in_known_inventory"] >= 1
     assert acc["overall"]["n"] + acc["excluded_in_known_inventory"] <= 14 + 1
+    # each optical candidate is dated on the 2016-2020 images (Xia et al.'s initiation period)
+    optical = cands[cands["detectors"].str.contains("optical_dl")]
+    periods = optical["optical_dl__initiation_period"].dropna()
+    assert len(periods) >= 1
+    assert periods.str.match(
+        r"^(before \d{4}-\d{2}-\d{2}|\d{4}-\d{2}-\d{2}/\d{4}-\d{2}-\d{2})$"
+    ).all()

@@ -115,6 +115,17 @@ class OpticalDLConfig(DetectorConfig):
     )
     probability_threshold: float = Field(0.5, gt=0, lt=1, description="probability → mask")
     min_area_ha: float = Field(0.05, ge=0, description="minimum mapping unit (ha)")
+    estimate_initiation: bool = Field(
+        True,
+        description="run the model on every image date around each candidate to date its "
+        "initiation period (Xia et al. 2022 inventory field)",
+    )
+    initiation_min_fraction: float = Field(
+        0.3,
+        gt=0,
+        le=1,
+        description="a slump is present on a date when this fraction of its outline is predicted",
+    )
     review_buffer_m: float = Field(
         300.0, ge=0, description="review chip buffer around candidates (m)"
     )

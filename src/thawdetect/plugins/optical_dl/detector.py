@@ -221,7 +221,24 @@ class OpticalDLDetector(Detector):
             )
         cands = polygonize_probability(prob, cfg.probability_threshold, cfg.min_area_ha)
         self._metrics["candidates"] = len(cands)
+        if cfg.estimate_initiation and len(cands):
+            cands["initiation_period"] = self._initiation(cands, onnx_path, date, context)
         return cands
+
+    def _initiation(
+        self, cands: gpd.GeoDataFrame, onnx_path: Path, mosaic_date: str, context: IterationContext
+    ) -> list[str | None]:
+        """Date each candidate's appearance on the images up to the mosaic's date."""
+        from thawdetect.plugins.optical_dl.initiation import initiation_periods, presence
+
+        frames = [
+            (f.label, Path(f.path)) for f in self.image_frames(context) if f.label <= mosaic_date
+        ]
+        if len(frames) < 2:
+            return [None] * len(cands)
+        present = presence(cands, frames, open_session(onnx_path, self.config.threads), self.config)
+        present[:, -1] |= True  # proposed on the mosaic date by construction
+        return initiation_periods(present, [d for d, _ in frames])
 
     def next_config(self, outcome: ReviewOutcome) -> OpticalDLConfig | None:
         """Fine-tune next time from this iteration's checkpoint; None if nothing new confirmed.
