@@ -246,6 +246,60 @@ def test_lalo_step_from_metres(radar):
     assert lalo_step_deg(lut, step_m=30.0, step_deg=(0.001, 0.002)) == (-0.001, 0.002)
 
 
+def write_isce(path: Path, a: np.ndarray) -> Path:
+    """An ISCE2 DOUBLE image with its .xml, as topsStack writes merged/geom_reference/lat.rdr."""
+    a.astype(np.float64).tofile(path)
+    props = {
+        "width": a.shape[1],
+        "length": a.shape[0],
+        "number_bands": 1,
+        "data_type": "DOUBLE",
+        "scheme": "BIL",
+        "byte_order": "l",
+        "access_mode": "READ",
+        "file_name": path.name,
+    }
+    body = "".join(
+        f'  <property name="{k}"><value>{v}</value></property>\n' for k, v in props.items()
+    )
+    Path(f"{path}.xml").write_text(f"<imageFile>\n{body}</imageFile>\n")
+    return path
+
+
+def test_isce2_lat_lon_rdr_lookup(radar, host, tmp_path):
+    lat, lon = lookup_grids()
+    geom = tmp_path / "geom_reference"
+    geom.mkdir()
+    write_isce(geom / "lat.rdr", lat)
+    write_isce(geom / "lon.rdr", lon)
+    cands, ctx = propose(
+        host,
+        tmp_path,
+        velocity_file=radar["velocity"],
+        lookup_file=geom / "lat.rdr",
+        schedule=[{"abs_rate_mm_yr": 30}],
+    )
+    assert len(cands) == 1
+    lon_c, lat_c = candidate_lonlat(cands)
+    lon0, lat0 = planted_lonlat()
+    assert abs(lat_c - lat0) * 111_195.0 < 45 and abs(lon_c - lon0) * 88_000.0 < 45
+    rec = json.loads((ctx.work_dir / "thresholds.json").read_text())["geocode"]["velocity_file"]
+    assert rec["lookup_kind"] == "isce2" and "--lon-file" in rec["mintpy_call"]
+
+
+def test_isce2_lookup_without_lon_rdr(radar, host, tmp_path):
+    lat, _ = lookup_grids()
+    write_isce(tmp_path / "lat.rdr", lat)
+    with pytest.raises(InputError, match=r"lat\.rdr: ISCE2 lookup: lon\.rdr not found beside it"):
+        propose(
+            host,
+            tmp_path,
+            velocity_file=radar["velocity"],
+            lookup_file=tmp_path / "lat.rdr",
+            schedule=[{"abs_rate_mm_yr": 9}],
+        )
+
+
 # -- bad input ------------------------------------------------------------------------------------
 
 
