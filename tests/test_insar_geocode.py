@@ -246,6 +246,32 @@ def test_lalo_step_from_metres(radar):
     assert lalo_step_deg(lut, step_m=30.0, step_deg=(0.001, 0.002)) == (-0.001, 0.002)
 
 
+def test_radar_coherence_goes_onto_a_geocoded_velocity_grid(radar, host, tmp_path):
+    import contextlib
+    import io
+
+    from mintpy.cli import geocode
+
+    geo_vel = tmp_path / "geo_velocity.h5"
+    lon0, lat0 = planted_lonlat()
+    bbox = [lat0 - 0.006, lat0 + 0.005, lon0 - 0.007, lon0 + 0.006]  # S N W E, a cropped AOI
+    args = [str(radar["velocity"]), "-l", str(radar["geometry"]), "-o", str(geo_vel)]
+    with contextlib.redirect_stdout(io.StringIO()):
+        geocode.main([*args, "--lalo-step", "-0.0003", "0.0004", "--bbox", *map(str, bbox)])
+    cands, ctx = propose(
+        host,
+        tmp_path,
+        velocity_file=geo_vel,
+        coherence_file=radar["coherence"],
+        lookup_file=radar["geometry"],
+        schedule=[{"abs_rate_mm_yr": 30}],
+    )
+    assert len(cands) == 1 and cands.iloc[0]["mean_coherence"] == pytest.approx(0.9, abs=1e-6)
+    rec = json.loads((ctx.work_dir / "thresholds.json").read_text())["geocode"]
+    assert list(rec) == ["coherence_file"] and rec["coherence_file"]["step_m"]["from_target_grid"]
+    assert "--bbox" in rec["coherence_file"]["mintpy_call"]
+
+
 def write_isce(path: Path, a: np.ndarray) -> Path:
     """An ISCE2 DOUBLE image with its .xml, as topsStack writes merged/geom_reference/lat.rdr."""
     a.astype(np.float64).tofile(path)

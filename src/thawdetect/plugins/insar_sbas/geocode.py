@@ -248,6 +248,7 @@ def geocode_product(
     step_deg: tuple[float, float] | None = None,
     interp_method: Literal["nearest", "linear"] = "nearest",
     product_shape: tuple[int, int] | None = None,
+    target_grid: tuple[tuple[float, float, float, float], tuple[float, float]] | None = None,
 ) -> GeocodeResult:
     """Geocode one radar-coordinate MintPy HDF5 product with MintPy's ``geocode.py``.
 
@@ -260,6 +261,9 @@ def geocode_product(
         step_deg: output (latitude, longitude) step, degrees; overrides ``step_m``.
         interp_method: MintPy ``--interp``: nearest (default; keeps values) or linear.
         product_shape: the product's (LENGTH, WIDTH); read from the file when None.
+        target_grid: ((south, north, west, east), (lat_step, lon_step)) in degrees, outer pixel
+            edges: put the output exactly on this grid (another input that is already geocoded)
+            instead of the lookup's extent; overrides ``step_m``/``step_deg``.
 
     Returns:
         The ``geo_*.h5`` path and its record.
@@ -283,9 +287,12 @@ def geocode_product(
             f"{path.name} is {product_shape[0]} x {product_shape[1]}; use the lookup of the "
             "same MintPy run (same looks and subset)",
         )
+    snwe = None
+    if target_grid is not None:
+        snwe, step_deg = target_grid
     dlat, dlon = lalo_step_deg(lookup, step_m=step_m, step_deg=step_deg)
     key_blob = json.dumps(
-        [_stamp(path), lookup.stamp(), [dlat, dlon], interp_method, version], default=str
+        [_stamp(path), lookup.stamp(), [dlat, dlon], snwe, interp_method, version], default=str
     )
     key = hashlib.sha1(key_blob.encode()).hexdigest()[:16]
     entry = Path(cache_dir) / f"{path.stem}_{key}"
@@ -300,6 +307,8 @@ def geocode_product(
     args = [str(path), "-l", str(lookup.path)]
     if lookup.lon_file is not None:
         args += ["--lat-file", str(lookup.path), "--lon-file", str(lookup.lon_file)]
+    if snwe is not None:
+        args += ["--bbox", *(repr(float(v)) for v in snwe)]
     args += [
         "--lalo-step",
         repr(dlat),
@@ -350,6 +359,7 @@ def geocode_product(
         "lon_step_deg": dlon,
         "step_m": {
             "requested": None if step_deg is not None else step_m,
+            "from_target_grid": snwe is not None,
             "lat": abs(dlat) * math.pi / 180 * EARTH_RADIUS_M,
             "lon": abs(dlon) * math.pi / 180 * EARTH_RADIUS_M * math.cos(math.radians(lat_c)),
         },

@@ -15,6 +15,7 @@ from thawdetect.core.grid import GridSpec
 from thawdetect.plugins.insar_sbas.config import InsarSbasConfig
 from thawdetect.plugins.insar_sbas.mintpy_io import (
     InsarProducts,
+    mintpy_grid,
     read_attrs,
     read_coherence,
     read_geometry_height,
@@ -115,10 +116,12 @@ def _geocode_radar_inputs(
 
     Returns the config with those inputs replaced by their ``geo_*.h5`` (cached in
     ``<run_dir>/insar_sbas_cache/geocode``) and, per replaced field, MintPy's call and the grid.
+    When another input is already geocoded in degrees, the radar ones go onto its grid exactly.
     """
     from thawdetect.plugins.insar_sbas.geocode import is_radar_coded
 
     radar: dict[str, tuple[Path, dict[str, str]]] = {}
+    target = None  # the grid of an input that is already geocoded in degrees
     for name in _GEOCODABLE:
         p = getattr(cfg, name)
         if p is None or Path(p).suffix.lower() not in _H5:
@@ -128,6 +131,11 @@ def _geocode_radar_inputs(
         attrs = read_attrs(p)
         if is_radar_coded(attrs):
             radar[name] = (Path(p), attrs)
+        elif target is None and name != "geometry_file":
+            grid = mintpy_grid(p, attrs)
+            if grid.crs.is_geographic:
+                left, bottom, right, top = grid.bounds
+                target = ((bottom, top, left, right), (grid.transform.e, grid.transform.a))
     if not radar:
         return cfg, {}
     if cfg.lookup_file is None:
@@ -156,6 +164,7 @@ def _geocode_radar_inputs(
             step_deg=cfg.geocode_step_deg,
             interp_method=cfg.geocode_interp,
             product_shape=shape,
+            target_grid=target,
         )
         update[name] = res.path
         records[name] = res.record
