@@ -20,7 +20,7 @@ from rasterio.features import rasterize
 from rasterio.windows import Window
 
 from thawdetect.core.errors import EmptyInventoryError
-from thawdetect.plugins.optical_dl.images import Stretch, read_rgb
+from thawdetect.plugins.optical_dl.images import Stretch, read_rgb, windows_overlap
 
 if TYPE_CHECKING:
     import geopandas as gpd
@@ -194,7 +194,7 @@ def make_chips(
     keep = np.ones(len(windows), bool)
     for i in np.flatnonzero(~validation):
         for j in np.flatnonzero(validation):
-            if _intersects(windows[i], windows[j]):
+            if windows_overlap(windows[i], windows[j]):
                 keep[i] = False
                 break
     if not keep[~validation].any():
@@ -207,13 +207,4 @@ def make_chips(
         validation[sel],
         [windows[i] for i in sel],
         np.array(kept_kind)[sel],
-    )
-
-
-def _intersects(a: Window, b: Window) -> bool:
-    return (
-        a.col_off < b.col_off + b.width
-        and b.col_off < a.col_off + a.width
-        and a.row_off < b.row_off + b.height
-        and b.row_off < a.row_off + a.height
     )

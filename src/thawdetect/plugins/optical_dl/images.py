@@ -299,7 +299,7 @@ def read_rgb(
     the valid part (so the model sees plausible context at the mosaic edge).
     """
     full = Window(0, 0, src.width, src.height)
-    inner = window.intersection(full) if _overlaps(window, full) else None
+    inner = window.intersection(full) if windows_overlap(window, full) else None
     rows, cols = int(window.height), int(window.width)
     rgb = np.zeros((3, rows, cols), np.uint8)
     valid = np.zeros((rows, cols), bool)
@@ -322,7 +322,8 @@ def read_rgb(
     return rgb, valid
 
 
-def _overlaps(a: Window, b: Window) -> bool:
+def windows_overlap(a: Window, b: Window) -> bool:
+    """Whether two pixel windows share at least one pixel (touching edges do not count)."""
     return (
         a.col_off < b.col_off + b.width
         and b.col_off < a.col_off + a.width
