@@ -413,8 +413,22 @@ class Engine:
             out[name] = cls(model)
         return out
 
-    def _context(self, name: str | None, iteration: int) -> IterationContext:
-        """Context for detector ``name`` (None: the iteration itself, for reviewers/observers)."""
+    def _training_sets(self) -> dict[str, gpd.GeoDataFrame]:
+        """The ledger's positives, negatives and inventory as they stand (one read each)."""
+        return {k: self.ledger.read(k) for k in ("positives", "negatives", "inventory")}
+
+    def _context(
+        self,
+        name: str | None,
+        iteration: int,
+        sets: dict[str, gpd.GeoDataFrame] | None = None,
+    ) -> IterationContext:
+        """Context for detector ``name`` (None: the iteration itself, for reviewers/observers).
+
+        ``sets`` (from :meth:`_training_sets`) saves re-reading the ledger when several contexts
+        of one stage are built.
+        """
+        sets = sets if sets is not None else self._training_sets()
         work = self.run_dir / "iterations" / f"{iteration:02d}" / (name or "")
         work.mkdir(parents=True, exist_ok=True)
         prev = self.run_dir / "iterations" / f"{iteration - 1:02d}" / (name or "")
@@ -425,9 +439,9 @@ class Engine:
             region=self.region,
             crs=self.crs,
             host=self.host,
-            positives=self.ledger.read("positives"),
-            negatives=self.ledger.read("negatives"),
-            inventory=self.ledger.read("inventory"),
+            positives=sets["positives"],
+            negatives=sets["negatives"],
+            inventory=sets["inventory"],
             previous_dir=prev if prev.exists() else None,
             extras={
                 "reference_paths": [Path(p) for p in self.manifest["files"]["reference"]],
@@ -633,9 +647,10 @@ class Engine:
         cands = self.ledger.read("candidates")
         cands = cands[cands["iteration"] == k]
         frames = []
+        sets = self._training_sets()
         for name, det in detectors.items():
             try:
-                frames += det.image_frames(self._context(name, k))
+                frames += det.image_frames(self._context(name, k, sets))
             except ThawdetectError:
                 raise
             except Exception as exc:
@@ -688,9 +703,8 @@ class Engine:
         mine = cands[cands["iteration"] == k].copy()
         confirmed = mine[mine["status"] == "confirmed"]
         rejected = mine[mine["status"] == "rejected"]
-        positives = self.ledger.read("positives")
-        negatives = self.ledger.read("negatives")
-        inventory = self.ledger.read("inventory")
+        sets = self._training_sets()
+        positives, negatives, inventory = sets["positives"], sets["negatives"], sets["inventory"]
         # Idempotent on re-run: rows of this iteration are replaced, not appended twice.
         positives = positives[positives["iteration"] != k]
         negatives = negatives[negatives["iteration"] != k]
@@ -712,7 +726,7 @@ class Engine:
         positives = _concat(positives, new_pos, self.crs)
         negatives = _concat(negatives, new_neg, self.crs)
         inventory = _concat(inventory, new_inv, self.crs)
-        ctx = self._context(None, k)
+        ctx = self._context(None, k, sets)
         next_cfgs: dict[str, Any] = {}
         thresholds: dict[str, Any] = {}
         for name, det in detectors.items():
@@ -724,7 +738,7 @@ class Engine:
                 rejected=rejected,
                 positives=positives,
                 negatives=negatives,
-                context=self._context(name, k),  # the detector's own work_dir of iteration k
+                context=self._context(name, k, sets),  # the detector's own work_dir of iteration k
             )
             try:
                 nxt = det.next_config(outcome)
