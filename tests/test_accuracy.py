@@ -22,7 +22,7 @@ from thawdetect.core.accuracy import (
     wilson_interval,
 )
 from thawdetect.core.errors import CRSMismatchError, EmptyInventoryError, InputError
-from thawdetect.core.ledger import Ledger
+from thawdetect.core.run.ledger import Ledger
 
 UTM = "EPSG:32647"  # Qilian Mountains
 

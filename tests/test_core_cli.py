@@ -132,7 +132,7 @@ class TestListings:
 
         cfg = load_run_config(path)
         from thawdetect.core.models import validate_section
-        from thawdetect.core.plugins import PluginHost
+        from thawdetect.core.plugin_api.host import PluginHost
 
         cls = PluginHost().detector("insar_sbas")
         validate_section(cls.config_model, cfg.detectors["insar_sbas"], "template")

@@ -18,11 +18,12 @@ from shapely.geometry import Point
 from tests.plugins import toy_detectors
 
 from thawdetect.core.config import RunConfig
-from thawdetect.core.engine import Engine, merge_candidates
 from thawdetect.core.errors import ConfigError, InputError, PluginError
-from thawdetect.core.ledger import Ledger
-from thawdetect.core.plugins import PluginHost
+from thawdetect.core.plugin_api.host import PluginHost
 from thawdetect.core.regions import Region
+from thawdetect.core.run.engine import Engine
+from thawdetect.core.run.ledger import Ledger
+from thawdetect.core.run.merge import merge_candidates
 
 CRS = "EPSG:32646"
 RES = 10.0
@@ -191,8 +192,8 @@ class TestResume:
             sys.path.insert(0, {str(Path(__file__).resolve().parents[1])!r})
             from tests.plugins import toy_detectors
             from thawdetect.core.config import RunConfig
-            from thawdetect.core.engine import Engine
-            from thawdetect.core.plugins import PluginHost
+            from thawdetect.core.run.engine import Engine
+            from thawdetect.core.plugin_api.host import PluginHost
             cfg = RunConfig.model_validate_json({_config(scene).model_dump_json()!r})
             cfg.detectors["toy_a"].update(kill_at_iteration=2, kill_flag={str(flag)!r})
             host = PluginHost(plugins=[("toy", toy_detectors)])

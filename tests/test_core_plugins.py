@@ -14,12 +14,12 @@ from click.testing import CliRunner
 from tests.plugins import toy_detectors
 from tests.test_core_engine import _config, scene  # noqa: F401  (fixture)
 
-from thawdetect.core import hookspecs
-from thawdetect.core.engine import Engine
 from thawdetect.core.errors import PluginError
-from thawdetect.core.hookspecs import hookimpl
-from thawdetect.core.plugins import PluginHost
+from thawdetect.core.plugin_api import hookspecs
+from thawdetect.core.plugin_api.hookspecs import hookimpl
+from thawdetect.core.plugin_api.host import PluginHost
 from thawdetect.core.regions import Region, RegionDetectorData
+from thawdetect.core.run.engine import Engine
 
 REPO = Path(__file__).resolve().parents[1]
 HOOKS = sorted(n for n in dir(hookspecs) if n.startswith("thawdetect_"))
@@ -112,7 +112,7 @@ def test_hook_thawdetect_register_regions():
 
 
 def test_hook_thawdetect_register_samples(tmp_path, monkeypatch):
-    from thawdetect.core.samples import ensure_sample
+    from thawdetect.core.run.samples import ensure_sample
 
     calls = []
 

@@ -11,9 +11,9 @@ import pytest
 from PIL import Image
 from shapely.geometry import box
 
-from thawdetect.core.detector import ImageFrame, TimeSeries
 from thawdetect.core.errors import InputError
-from thawdetect.core.evidence import CHIP_SIZE_PX, build_evidence, cut_chip
+from thawdetect.core.plugin_api.detector import ImageFrame, TimeSeries
+from thawdetect.core.review.evidence import CHIP_SIZE_PX, build_evidence, cut_chip
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 PEEL = DATA / "rts_labeling_intercomparison_nitze2024" / "01_Setup" / "Peel" / "data"

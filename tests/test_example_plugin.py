@@ -7,7 +7,7 @@ import json
 import geopandas as gpd
 from click.testing import CliRunner
 
-from thawdetect.core.ledger import Ledger
+from thawdetect.core.run.ledger import Ledger
 
 
 def _cli():
@@ -57,8 +57,8 @@ def test_example_plugin_mixed_with_builtin_insar(example_plugin_installed, tmp_p
     import rasterio
     from rasterio.features import rasterize
 
-    from thawdetect.core.plugins import PluginHost
-    from thawdetect.core.samples import ensure_sample
+    from thawdetect.core.plugin_api.host import PluginHost
+    from thawdetect.core.run.samples import ensure_sample
 
     sample = ensure_sample(PluginHost(), "qilian")
     with rasterio.open(sample / "dem.tif") as dem:
@@ -96,8 +96,8 @@ def test_example_plugin_mixed_with_builtin_insar(example_plugin_installed, tmp_p
 
 def test_config_defines_its_own_region(example_plugin_installed, tmp_path):
     """A region defined inline in the YAML (name, AOI, CRS) with the detector's data paths."""
-    from thawdetect.core.plugins import PluginHost
-    from thawdetect.core.samples import ensure_sample
+    from thawdetect.core.plugin_api.host import PluginHost
+    from thawdetect.core.run.samples import ensure_sample
 
     sample = ensure_sample(PluginHost(), "dndvi_demo")
     cfg = tmp_path / "run.yaml"

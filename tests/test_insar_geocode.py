@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 from pyproj import Transformer
 
-from thawdetect.core.detector import IterationContext
 from thawdetect.core.errors import GridMismatchError, InputError, MissingBandError
-from thawdetect.core.plugins import PluginHost
+from thawdetect.core.plugin_api.detector import IterationContext
+from thawdetect.core.plugin_api.host import PluginHost
 from thawdetect.plugins.insar_sbas.config import InsarSbasConfig
 from thawdetect.plugins.insar_sbas.geocode import lalo_step_deg, open_lookup
 

@@ -9,10 +9,10 @@ import pytest
 from affine import Affine
 from rasterio.crs import CRS
 
-from thawdetect.core.detector import IterationContext
 from thawdetect.core.errors import InputError
 from thawdetect.core.grid import GridSpec
-from thawdetect.core.plugins import PluginHost
+from thawdetect.core.plugin_api.detector import IterationContext
+from thawdetect.core.plugin_api.host import PluginHost
 from thawdetect.plugins.insar_sbas.config import InsarSbasConfig
 from thawdetect.plugins.insar_sbas.hyp3 import write_mintpy_template
 from thawdetect.plugins.insar_sbas.synthetic import (

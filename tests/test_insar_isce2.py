@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from thawdetect.core.detector import IterationContext
 from thawdetect.core.errors import InputError
-from thawdetect.core.plugins import PluginHost
+from thawdetect.core.plugin_api.detector import IterationContext
+from thawdetect.core.plugin_api.host import PluginHost
 from thawdetect.plugins.insar_sbas.config import InsarSbasConfig
 from thawdetect.plugins.insar_sbas.isce2 import (
     Isce2MissingError,

@@ -7,10 +7,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from thawdetect.core.detector import IterationContext, validate_candidates
 from thawdetect.core.errors import GridMismatchError, InputError, MissingBandError
 from thawdetect.core.grid import GridSpec
-from thawdetect.core.plugins import PluginHost
+from thawdetect.core.plugin_api.detector import IterationContext, validate_candidates
+from thawdetect.core.plugin_api.host import PluginHost
 from thawdetect.core.regions import Region
 from thawdetect.plugins.insar_sbas.config import InsarSbasConfig
 from thawdetect.plugins.insar_sbas.mintpy_io import (

@@ -14,8 +14,8 @@ from shapely.geometry import LineString, box
 
 from thawdetect.core.errors import InputError
 from thawdetect.core.inventory import ARTS_FIELDS, export_inventory, inventory_frame
-from thawdetect.core.ledger import Ledger
-from thawdetect.core.review import decide
+from thawdetect.core.review.decisions import decide
+from thawdetect.core.run.ledger import Ledger
 
 UTM = "EPSG:32646"  # QTEC, Beiluhe
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"

@@ -7,7 +7,7 @@ import json
 from click.testing import CliRunner
 
 from thawdetect.cli.main import cli
-from thawdetect.core.ledger import Ledger
+from thawdetect.core.run.ledger import Ledger
 
 
 def test_main_job_runs_five_iterations_with_accuracy(tmp_path, monkeypatch):

@@ -11,13 +11,13 @@ import rasterio
 from rasterio.transform import from_origin
 from shapely.geometry import box
 
-from thawdetect.core.detector import IterationContext
 from thawdetect.core.errors import (
     CRSMismatchError,
     EmptyInventoryError,
     InputError,
     MissingBandError,
 )
+from thawdetect.core.plugin_api.detector import IterationContext
 from thawdetect.core.regions import Region
 from thawdetect.plugins.optical_dl.config import OpticalDLConfig
 from thawdetect.plugins.optical_dl.detector import OpticalDLDetector

@@ -216,8 +216,8 @@ def test_int8_quantization_runs_and_agrees(deeplab, tmp_path):
 
 def test_sample_loop_two_iterations(tmp_path):
     """The synthetic qtec sample: train, propose, fine-tune from the checkpoint (tiny budget)."""
-    from thawdetect.core.detector import IterationContext, ReviewOutcome
-    from thawdetect.core.plugins import PluginHost
+    from thawdetect.core.plugin_api.detector import IterationContext, ReviewOutcome
+    from thawdetect.core.plugin_api.host import PluginHost
     from thawdetect.plugins.optical_dl import plugin
     from thawdetect.plugins.optical_dl.config import OpticalDLConfig
 

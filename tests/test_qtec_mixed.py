@@ -7,7 +7,7 @@ import json
 from click.testing import CliRunner
 
 from thawdetect.cli.main import cli
-from thawdetect.core.ledger import Ledger
+from thawdetect.core.run.ledger import Ledger
 
 
 def test_mixed_optical_insar_run_merges_evidence(tmp_path):

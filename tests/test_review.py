@@ -12,8 +12,7 @@ import pytest
 from shapely.geometry import box
 
 from thawdetect.core.errors import InputError
-from thawdetect.core.ledger import Ledger
-from thawdetect.core.review import (
+from thawdetect.core.review.decisions import (
     cohen_kappa,
     decide,
     export_for_qgis,
@@ -22,6 +21,7 @@ from thawdetect.core.review import (
     review_queue,
     reviewer_agreement,
 )
+from thawdetect.core.run.ledger import Ledger
 
 UTM = "EPSG:32647"
 

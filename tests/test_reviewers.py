@@ -11,9 +11,10 @@ import pluggy
 import pytest
 from shapely.geometry import Point, box
 
-from thawdetect.core import hookspecs, reviewers
 from thawdetect.core.errors import ConfigError, InputError
-from thawdetect.core.reviewers import parse_reference_spec, reference_decisions
+from thawdetect.core.plugin_api import hookspecs
+from thawdetect.plugins.reference_reviewer import plugin as reviewers
+from thawdetect.plugins.reference_reviewer.plugin import parse_reference_spec, reference_decisions
 
 UTM = "EPSG:32647"
 
@@ -152,7 +153,7 @@ class TestHook:
 def test_candidate_matching_only_already_mapped_slumps_is_rejected():
     from shapely.geometry import box
 
-    from thawdetect.core.reviewers import reference_decisions
+    from thawdetect.plugins.reference_reviewer.plugin import reference_decisions
 
     crs = "EPSG:32646"
     ref = gpd.GeoDataFrame(

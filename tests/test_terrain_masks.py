@@ -8,7 +8,7 @@ import pytest
 from thawdetect.core.errors import ConfigError
 from thawdetect.core.grid import GridSpec
 from thawdetect.core.models import AngleRange, Range
-from thawdetect.core.services import TerrainLayers
+from thawdetect.core.plugin_api.services import TerrainLayers
 from thawdetect.plugins.terrain.masks import aspect_mask, coerce_ranges, terrain_mask
 from thawdetect.plugins.terrain.toolkit import TerrainToolkit
 

@@ -14,8 +14,8 @@ from shapely.geometry import LineString, box
 
 from thawdetect.core.errors import InputError
 from thawdetect.core.grid import GridSpec
-from thawdetect.core.plugins import PluginHost
-from thawdetect.core.services import TerrainService
+from thawdetect.core.plugin_api.host import PluginHost
+from thawdetect.core.plugin_api.services import TerrainService
 from thawdetect.plugins.terrain.attributes import headwall_upslope
 
 pytest.importorskip("xdem")

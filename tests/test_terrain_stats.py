@@ -12,7 +12,7 @@ import pytest
 
 from thawdetect.core.errors import ConfigError, EmptyInventoryError
 from thawdetect.core.models import AngleRange
-from thawdetect.core.services import TerrainRanges
+from thawdetect.core.plugin_api.services import TerrainRanges
 from thawdetect.plugins.terrain.config import TerrainConfig
 from thawdetect.plugins.terrain.sampling import feature_summaries
 from thawdetect.plugins.terrain.stats import (

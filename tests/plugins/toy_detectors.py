@@ -19,7 +19,7 @@ from pydantic import Field
 from scipy import ndimage
 from shapely.geometry import shape
 
-from thawdetect.core.detector import (
+from thawdetect.core.plugin_api.detector import (
     Detector,
     DetectorConfig,
     ImageFrame,
@@ -28,7 +28,7 @@ from thawdetect.core.detector import (
     TimeSeries,
     empty_candidates,
 )
-from thawdetect.core.hookspecs import hookimpl
+from thawdetect.core.plugin_api.hookspecs import hookimpl
 
 
 class ToyConfig(DetectorConfig):

@@ -82,7 +82,7 @@ def accuracy(
         return
     click.echo(text)
     if json_out is not None:
-        from thawdetect.core.ledger import write_atomic
+        from thawdetect.core.run.ledger import write_atomic
 
         write_atomic(json_out, payload + "\n")
         click.echo(f"figures written to {json_out}")

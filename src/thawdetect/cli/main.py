@@ -68,7 +68,7 @@ def _console() -> Any:
 def _host(ctx: click.Context) -> Any:
     obj = ctx.find_root().obj
     if obj.get("host") is None:
-        from thawdetect.core.plugins import PluginHost
+        from thawdetect.core.plugin_api.host import PluginHost
 
         obj["host"] = PluginHost()
     return obj["host"]
@@ -141,7 +141,7 @@ def run(
       thawdetect run --detector optical_dl --detector insar_sbas --region qtec
     """
     from thawdetect.core.config import load_run_config
-    from thawdetect.core.engine import Engine, safe_name
+    from thawdetect.core.run.engine import Engine, safe_name
 
     console = _console()
     host = _host(ctx)
@@ -241,7 +241,7 @@ def _thresholds(text: str | None) -> dict[str, dict[str, Any]]:
 def status(run_dir: Path) -> None:
     """Show a run's status and iterations table."""
     from thawdetect.core.errors import InputError
-    from thawdetect.core.ledger import Ledger
+    from thawdetect.core.run.ledger import Ledger
 
     manifest = run_dir / "manifest.json"
     if not manifest.exists():
@@ -361,7 +361,7 @@ def _attach_commands(group: click.Group, host: Any | None = None) -> None:
             continue
         group.add_command(cmd)
     if host is None:
-        from thawdetect.core.plugins import PluginHost
+        from thawdetect.core.plugin_api.host import PluginHost
 
         host = PluginHost()
     host.hook.thawdetect_register_commands(cli=group)
@@ -369,7 +369,7 @@ def _attach_commands(group: click.Group, host: Any | None = None) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point."""
-    from thawdetect.core.plugins import PluginHost
+    from thawdetect.core.plugin_api.host import PluginHost
 
     traceback = "--traceback" in (argv if argv is not None else sys.argv[1:])
     try:

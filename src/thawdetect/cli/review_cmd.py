@@ -33,7 +33,7 @@ def review() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def list_(run_dir: Path, status: str, iteration: int | None, as_json: bool) -> None:
     """List candidates, most agreed-on and highest score first."""
-    from thawdetect.core.review import review_queue
+    from thawdetect.core.review.decisions import review_queue
 
     q = review_queue(run_dir, status=None if status == "all" else status, iteration=iteration)
     cols = ["candidate_id", "iteration", "n_detectors", "detectors", "score", "status",
@@ -57,7 +57,7 @@ def list_(run_dir: Path, status: str, iteration: int | None, as_json: bool) -> N
 def show(run_dir: Path, candidate_id: str) -> None:
     """Show one candidate: attributes, every detector's evidence, evidence files, history."""
     from thawdetect.core.errors import InputError
-    from thawdetect.core.review import history, open_ledger
+    from thawdetect.core.review.decisions import history, open_ledger
 
     cands = open_ledger(run_dir).read("candidates")
     sel = cands[cands["candidate_id"] == candidate_id]
@@ -102,7 +102,7 @@ def decide_cmd(
     reviewer: str,
 ) -> None:
     """Record DECISION for one or more candidates (kept in the history)."""
-    from thawdetect.core.review import decide
+    from thawdetect.core.review.decisions import decide
 
     rows = decide(run_dir, list(candidate_ids), decision, probability=probability, note=note,
                   reviewer=reviewer)  # fmt: skip
@@ -116,7 +116,7 @@ def decide_cmd(
               help="Which candidates: pending, unsure, ... or all.")  # fmt: skip
 def export_cmd(run_dir: Path, out: Path, status: str) -> None:
     """Write candidates to OUT.gpkg with editable decision/probability/note/reviewer fields."""
-    from thawdetect.core.review import export_for_qgis
+    from thawdetect.core.review.decisions import export_for_qgis
 
     path = export_for_qgis(run_dir, out, status=None if status == "all" else status)
     click.echo(f"written {path}: fill 'decision' (confirmed/rejected/unsure) and 'probability'"
@@ -130,7 +130,7 @@ def export_cmd(run_dir: Path, out: Path, status: str) -> None:
               help="Name for rows with an empty reviewer field (default 'qgis').")  # fmt: skip
 def import_cmd(run_dir: Path, edited: Path, reviewer: str | None) -> None:
     """Apply the decisions filled in EDITED (one transaction; any bad row applies nothing)."""
-    from thawdetect.core.review import import_from_qgis
+    from thawdetect.core.review.decisions import import_from_qgis
 
     rows = import_from_qgis(run_dir, edited, reviewer=reviewer)
     counts = rows["decision"].value_counts().to_dict() if len(rows) else {}
@@ -145,7 +145,7 @@ def import_cmd(run_dir: Path, edited: Path, reviewer: str | None) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def kappa_cmd(run_dir: Path, reviewer_a: str, reviewer_b: str, as_json: bool) -> None:
     """Cohen's kappa between two reviewers on the candidates both decided."""
-    from thawdetect.core.review import reviewer_agreement
+    from thawdetect.core.review.decisions import reviewer_agreement
 
     ag = reviewer_agreement(run_dir, reviewer_a, reviewer_b)
     if as_json:

@@ -55,7 +55,7 @@ BASE_COLUMNS = (
 
 
 def _ledger(run_dir: Path) -> Any:
-    from thawdetect.core.ledger import Ledger
+    from thawdetect.core.run.ledger import Ledger
 
     ledger = Ledger(run_dir)
     if not ledger.exists():

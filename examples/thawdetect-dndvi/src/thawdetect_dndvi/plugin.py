@@ -17,7 +17,8 @@ from pydantic import Field, field_validator
 from scipy import ndimage
 from shapely.geometry import shape
 
-from thawdetect.core.detector import (
+from thawdetect.core.errors import GridMismatchError, InputError, MissingBandError
+from thawdetect.core.plugin_api.detector import (
     Detector,
     DetectorConfig,
     ImageFrame,
@@ -25,8 +26,7 @@ from thawdetect.core.detector import (
     ReviewOutcome,
     empty_candidates,
 )
-from thawdetect.core.errors import GridMismatchError, InputError, MissingBandError
-from thawdetect.core.hookspecs import hookimpl
+from thawdetect.core.plugin_api.hookspecs import hookimpl
 from thawdetect.core.regions import Region, RegionDetectorData
 
 

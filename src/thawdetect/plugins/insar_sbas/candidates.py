@@ -10,8 +10,8 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
-from thawdetect.core.detector import TimeSeries, empty_candidates
 from thawdetect.core.grid import GridSpec
+from thawdetect.core.plugin_api.detector import TimeSeries, empty_candidates
 
 __all__ = ["EVIDENCE_COLUMNS", "candidate_table", "label_mask", "polygonize_labels"]
 

@@ -20,8 +20,8 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from thawdetect.core.detector import DetectorConfig
 from thawdetect.core.models import AngleRange, Range, StrictModel
+from thawdetect.core.plugin_api.detector import DetectorConfig
 
 __all__ = [
     "DEFAULT_SCHEDULE",

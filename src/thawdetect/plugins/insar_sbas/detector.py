@@ -15,10 +15,15 @@ from typing import Any
 import geopandas as gpd
 import numpy as np
 
-from thawdetect.core.detector import Detector, ImageFrame, IterationContext, ReviewOutcome
 from thawdetect.core.errors import ConfigError
 from thawdetect.core.grid import GridSpec
 from thawdetect.core.models import AngleRange, Range
+from thawdetect.core.plugin_api.detector import (
+    Detector,
+    ImageFrame,
+    IterationContext,
+    ReviewOutcome,
+)
 from thawdetect.plugins.insar_sbas.config import InsarSbasConfig, ScheduleRow
 
 __all__ = ["InsarSbasDetector", "format_summary"]

@@ -6,8 +6,8 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from thawdetect.core.detector import DetectorConfig
 from thawdetect.core.models import Range
+from thawdetect.core.plugin_api.detector import DetectorConfig
 
 __all__ = ["ENCODERS", "OpticalDLConfig"]
 

@@ -19,8 +19,13 @@ from typing import Any, ClassVar
 import geopandas as gpd
 import numpy as np
 
-from thawdetect.core.detector import Detector, ImageFrame, IterationContext, ReviewOutcome
 from thawdetect.core.errors import EmptyInventoryError, InputError
+from thawdetect.core.plugin_api.detector import (
+    Detector,
+    ImageFrame,
+    IterationContext,
+    ReviewOutcome,
+)
 from thawdetect.plugins.optical_dl.config import OpticalDLConfig
 from thawdetect.plugins.optical_dl.images import (
     Stretch,

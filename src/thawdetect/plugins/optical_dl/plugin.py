@@ -9,7 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from thawdetect.core.hookspecs import hookimpl
+from thawdetect.core.plugin_api.hookspecs import hookimpl
 from thawdetect.core.regions import Region, RegionDetectorData
 from thawdetect.plugins.optical_dl.detector import OpticalDLDetector
 

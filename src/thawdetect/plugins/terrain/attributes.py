@@ -10,7 +10,7 @@ from affine import Affine
 
 from thawdetect.core.errors import CRSMismatchError, InputError
 from thawdetect.core.grid import GridSpec
-from thawdetect.core.services import TerrainLayers
+from thawdetect.core.plugin_api.services import TerrainLayers
 from thawdetect.core.vector import distance_to_nearest, read_vector
 from thawdetect.plugins.terrain.dem import open_dem, read_block
 from thawdetect.plugins.terrain.derivatives import halo_px, slope_aspect

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from thawdetect.core.services import TerrainLayers
+from thawdetect.core.plugin_api.services import TerrainLayers
 
 __all__ = ["write_figures"]
 

@@ -9,7 +9,7 @@ from numpy.typing import NDArray
 
 from thawdetect.core.errors import InputError
 from thawdetect.core.grid import GridSpec
-from thawdetect.core.services import TerrainLayers
+from thawdetect.core.plugin_api.services import TerrainLayers
 from thawdetect.plugins.terrain.config import ASPECT_CONVENTION, FLAT_ASPECT_DEG, FLAT_SLOPE_DEG
 from thawdetect.plugins.terrain.dem import open_dem, read_block
 from thawdetect.plugins.terrain.derivatives import slope_aspect

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from thawdetect.core.hookspecs import hookimpl
+from thawdetect.core.plugin_api.hookspecs import hookimpl
 
 if TYPE_CHECKING:
     import click

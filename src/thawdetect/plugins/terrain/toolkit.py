@@ -15,7 +15,7 @@ if TYPE_CHECKING:
 
     from thawdetect.core.grid import GridSpec
     from thawdetect.core.models import AngleRange, Range
-    from thawdetect.core.services import TerrainLayers, TerrainRanges
+    from thawdetect.core.plugin_api.services import TerrainLayers, TerrainRanges
 
 __all__ = ["TerrainToolkit"]
 

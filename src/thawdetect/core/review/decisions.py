@@ -1,7 +1,7 @@
 """Manual review of a run's candidates: queue, decisions, history, agreement, QGIS round trip.
 
-Everything is stored in the run ledger (:mod:`thawdetect.core.ledger`): each decision appends a row
-to the ``decisions`` history (candidate_id, decision, probability, note, reviewer, timestamp,
+Everything is stored in the run ledger (:mod:`thawdetect.core.run.ledger`): each decision appends
+a row to the ``decisions`` history (candidate_id, decision, probability, note, reviewer, timestamp,
 iteration) and updates the candidate's ``status``/``probability`` in the same transaction.
 
 Decisions are ``confirmed`` / ``rejected`` / ``unsure``; probability classes ``high`` / ``medium``
@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from thawdetect.core.errors import InputError
-from thawdetect.core.ledger import DECISIONS, PROBABILITIES, STATUSES, Ledger, now_iso
+from thawdetect.core.run.ledger import DECISIONS, PROBABILITIES, STATUSES, Ledger, now_iso
 
 __all__ = [
     "EDIT_FIELDS",

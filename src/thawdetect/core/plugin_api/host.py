@@ -16,9 +16,9 @@ from typing import Any
 
 import pluggy
 
-from thawdetect.core import hookspecs
-from thawdetect.core.detector import Detector
 from thawdetect.core.errors import InputError, PluginError, ThawdetectError
+from thawdetect.core.plugin_api import hookspecs
+from thawdetect.core.plugin_api.detector import Detector
 from thawdetect.core.regions import BUILTIN_REGIONS, Region
 
 ENTRY_POINT_GROUP = "thawdetect"

@@ -21,7 +21,7 @@ from typing import Any
 from thawdetect import __version__
 from thawdetect.core.config import cache_dir
 from thawdetect.core.errors import PluginError, ThawdetectError
-from thawdetect.core.plugins import PluginHost
+from thawdetect.core.plugin_api.host import PluginHost
 
 
 def ensure_sample(host: PluginHost, name: str, root: Path | None = None) -> Path:

@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     import click
     import geopandas as gpd
 
-    from thawdetect.core.detector import Detector, IterationContext
+    from thawdetect.core.plugin_api.detector import Detector, IterationContext
     from thawdetect.core.regions import Region
 
 PROJECT_NAME = "thawdetect"
@@ -31,8 +31,8 @@ def thawdetect_register_detectors(register: Callable[[type[Detector]], None]) ->
     """Register detector classes.
 
     Called once when the plugin host loads. Call ``register(DetectorClass)`` for each
-    :class:`~thawdetect.core.detector.Detector` subclass the plugin provides; its ``name`` becomes
-    the ``--detector`` value and the YAML key of its config section.
+    :class:`~thawdetect.Detector` subclass the plugin provides; its ``name`` becomes the
+    ``--detector`` value and the YAML key of its config section.
 
     Args:
         register: callback taking a Detector subclass.
@@ -70,7 +70,7 @@ def thawdetect_register_services(register: Callable[[str, Any], None]) -> None:
     """Register services other plugins can use without importing this plugin.
 
     ``register(name, obj)``; consumers call ``host.service(name)``. The terrain plugin registers
-    ``"terrain"`` (see :class:`thawdetect.core.services.TerrainService`).
+    ``"terrain"`` (see :class:`thawdetect.core.plugin_api.services.TerrainService`).
 
     Args:
         register: callback taking a service name and the object that provides it.

@@ -5,9 +5,9 @@ chips covering its bounding box plus a 300 m buffer; the Qilian study (Wei et al
 candidate's InSAR time series with its fitted trend + seasonal model. This module makes both, for
 any detector:
 
-* Detectors hand over images through :meth:`thawdetect.core.detector.Detector.image_frames`
-  (a list of :class:`~thawdetect.core.detector.ImageFrame`: label, raster path, bands, stretch),
-  and series through the ``series_json`` column (:class:`~thawdetect.core.detector.TimeSeries`).
+* Detectors hand over images through :meth:`thawdetect.Detector.image_frames` (a list of
+  :class:`~thawdetect.ImageFrame`: label, raster path, bands, stretch), and series through the
+  ``series_json`` column (:class:`~thawdetect.TimeSeries`).
   Third-party detectors use the same interface and get the same evidence.
 * For each candidate and frame, a chip is cut with a windowed rasterio read in the raster's own
   CRS (the buffered bounding box is transformed into it), resampled to a common size so frames
@@ -31,8 +31,8 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 
-from thawdetect.core.detector import ImageFrame, TimeSeries
 from thawdetect.core.errors import InputError
+from thawdetect.core.plugin_api.detector import ImageFrame, TimeSeries
 
 __all__ = ["CHIP_SIZE_PX", "build_evidence", "cut_chip", "plot_series"]
 

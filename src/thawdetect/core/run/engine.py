@@ -21,9 +21,6 @@ transaction, so a killed run re-run resumes at the first unfinished stage.
 
 from __future__ import annotations
 
-import copy
-import glob
-import hashlib
 import json
 import logging
 import re
@@ -32,7 +29,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import geopandas as gpd
 import numpy as np
@@ -40,26 +37,27 @@ import pandas as pd
 
 from thawdetect import __version__
 from thawdetect.core.config import RunConfig
-from thawdetect.core.detector import (
+from thawdetect.core.errors import ConfigError, InputError, PluginError, ThawdetectError
+from thawdetect.core.models import validate_section
+from thawdetect.core.plugin_api.detector import (
     SCORE_COLUMN,
-    SERIES_COLUMN,
     Detector,
     DetectorConfig,
     IterationContext,
     ReviewOutcome,
     validate_candidates,
 )
-from thawdetect.core.errors import ConfigError, InputError, PluginError, ThawdetectError
-from thawdetect.core.ledger import Ledger, now_iso, write_atomic
-from thawdetect.core.models import validate_section
-from thawdetect.core.plugins import PluginHost
+from thawdetect.core.plugin_api.host import PluginHost
 from thawdetect.core.regions import Region
-from thawdetect.core.samples import ensure_sample
+from thawdetect.core.run.ledger import Ledger, now_iso, write_atomic
+from thawdetect.core.run.manifest import MANIFEST, deep_merge, file_digest, input_files, substitute
+from thawdetect.core.run.merge import merge_candidates, overlap_fraction
+from thawdetect.core.run.samples import ensure_sample
 from thawdetect.core.vector import read_vector
 
 log = logging.getLogger(__name__)
+_T = TypeVar("_T")
 
-MANIFEST = "manifest.json"
 STATUS_FINISHED = "finished"
 STATUS_AWAITING = "awaiting review"
 STATUS_RUNNING = "running"
@@ -76,165 +74,6 @@ class RunResult:
     pending: int = 0
     accuracy: dict[str, Any] | None = None
     messages: list[str] = field(default_factory=list)
-
-
-def _substitute(value: Any, mapping: dict[str, str]) -> Any:
-    """Replace ``{sample_dir}``-style placeholders in every string of a nested structure."""
-    if isinstance(value, str):
-        for key, repl in mapping.items():
-            value = value.replace("{" + key + "}", repl)
-        return value
-    if isinstance(value, dict):
-        return {k: _substitute(v, mapping) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_substitute(v, mapping) for v in value]
-    return value
-
-
-def _deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
-    out = copy.deepcopy(base)
-    for k, v in override.items():
-        if isinstance(v, dict) and isinstance(out.get(k), dict):
-            out[k] = _deep_merge(out[k], v)
-        else:
-            out[k] = copy.deepcopy(v)
-    return out
-
-
-def _file_digest(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def _input_files(value: Any) -> list[Path]:
-    """Existing files named (or globbed) by strings in a config structure."""
-    found: list[Path] = []
-    if isinstance(value, dict):
-        for v in value.values():
-            found += _input_files(v)
-    elif isinstance(value, list):
-        for v in value:
-            found += _input_files(v)
-    elif isinstance(value, str) and ("/" in value or "." in value) and len(value) < 4096:
-        if any(ch in value for ch in "*?["):
-            found += [Path(p) for p in sorted(glob.glob(value)) if Path(p).is_file()]
-        else:
-            p = Path(value)
-            if p.is_file():
-                found.append(p)
-                if p.suffix.lower() == ".shp":
-                    found += [q for q in sorted(p.parent.glob(p.stem + ".*")) if q != p]
-    return found
-
-
-def _overlap_fraction(a: gpd.GeoDataFrame, b: gpd.GeoDataFrame) -> np.ndarray:
-    """For each feature of ``a``: max over features of ``b`` of area(a∩b) / min(area a, area b)."""
-    out = np.zeros(len(a))
-    if len(a) == 0 or len(b) == 0:
-        return out
-    ia, ib = b.sindex.query(a.geometry, predicate="intersects")
-    if len(ia) == 0:
-        return out
-    ga = a.geometry.to_numpy()[ia]
-    gb = b.geometry.to_numpy()[ib]
-    import shapely
-
-    inter = shapely.area(shapely.intersection(ga, gb))
-    denom = np.minimum(shapely.area(ga), shapely.area(gb))
-    frac = np.divide(inter, denom, out=np.zeros_like(inter), where=denom > 0)
-    np.maximum.at(out, ia, frac)
-    return out
-
-
-def _components(n: int, pairs_a: np.ndarray, pairs_b: np.ndarray) -> np.ndarray:
-    """Connected-component label of each of ``n`` nodes given undirected edges (union-find)."""
-    from scipy.sparse import coo_matrix
-    from scipy.sparse.csgraph import connected_components
-
-    if n == 0:
-        return np.zeros(0, dtype=int)
-    graph = coo_matrix((np.ones(len(pairs_a)), (pairs_a, pairs_b)), shape=(n, n))
-    _, labels = connected_components(graph, directed=False)
-    return labels
-
-
-def merge_candidates(
-    proposals: gpd.GeoDataFrame, crs: Any, *, buffer_m: float = 0.0
-) -> gpd.GeoDataFrame:
-    """Merge overlapping candidates of different detectors into one candidate each.
-
-    Args:
-        proposals: validated candidates of all detectors of one iteration, with ``detector``,
-            ``score``, optional ``series_json``, evidence columns; working CRS (metres).
-        crs: the working CRS.
-        buffer_m: candidates closer than this (metres) count as overlapping.
-
-    Returns:
-        One row per merged candidate: geometry (union), ``detectors`` (sorted, comma-separated),
-        ``n_detectors``, ``score`` (the highest within-detector rank percentile, 0-1, so scores of
-        different detectors compare), ``evidence_json`` ({detector: {column: value}} of the
-        best-scoring member of each detector), flattened ``<detector>__<column>`` columns, and
-        ``series_json`` of the best member that has one.
-    """
-    if len(proposals) == 0:
-        return gpd.GeoDataFrame(
-            {"detectors": [], "n_detectors": [], SCORE_COLUMN: [], "evidence_json": []},
-            geometry=gpd.GeoSeries([], crs=crs),
-            crs=crs,
-        )
-    p = proposals.reset_index(drop=True).copy()
-    p["_rank"] = p.groupby("detector")[SCORE_COLUMN].rank(pct=True, method="max").fillna(0.0)
-    geoms = p.geometry.buffer(buffer_m / 2.0) if buffer_m > 0 else p.geometry
-    ia, ib = gpd.GeoSeries(geoms, crs=crs).sindex.query(geoms, predicate="intersects")
-    # Same-detector overlaps are joined too: a detector's own outputs should not overlap, and if
-    # they do (e.g. two images of one slump) they are one candidate for review.
-    labels = _components(len(p), ia, ib)
-    p["_group"] = labels
-    evidence_cols = [
-        c for c in p.columns if c not in ("geometry", "detector", "_rank", "_group", SERIES_COLUMN)
-    ]
-    rows = []
-    for _, grp in p.groupby("_group", sort=False):
-        ev: dict[str, dict[str, Any]] = {}
-        flat: dict[str, Any] = {}
-        series = None
-        for det, dg in grp.groupby("detector"):
-            best = dg.sort_values(SCORE_COLUMN, ascending=False).iloc[0]
-            vals = {}
-            for c in evidence_cols:
-                v = best[c]
-                if isinstance(v, np.generic):
-                    v = v.item()
-                if isinstance(v, float) and not np.isfinite(v):
-                    v = None
-                vals[c] = v
-                flat[f"{det}__{c}"] = v
-            vals["n_parts"] = len(dg)
-            ev[str(det)] = vals
-            if series is None and SERIES_COLUMN in dg:
-                with_series = dg[dg[SERIES_COLUMN].notna()]
-                if len(with_series):
-                    series = with_series.sort_values(SCORE_COLUMN, ascending=False).iloc[0][
-                        SERIES_COLUMN
-                    ]
-        dets = sorted(ev)
-        rows.append(
-            {
-                "detectors": ",".join(dets),
-                "n_detectors": len(dets),
-                SCORE_COLUMN: float(grp["_rank"].max()),
-                "evidence_json": json.dumps(ev, default=str),
-                SERIES_COLUMN: series,
-                **flat,
-                "geometry": grp.geometry.union_all() if len(grp) > 1 else grp.geometry.iloc[0],
-            }
-        )
-    out = gpd.GeoDataFrame(rows, geometry="geometry", crs=crs)
-    out["geometry"] = out.geometry.make_valid()
-    return out
 
 
 class Engine:
@@ -310,9 +149,9 @@ class Engine:
         elif data.sample:
             self.echo(f"sample '{data.sample}' (synthetic) for {detector}")
             mapping["sample_dir"] = str(ensure_sample(self.host, data.sample))
-        cfg = _substitute(data.config, mapping)
+        cfg = substitute(data.config, mapping)
         files = {
-            k: _substitute(getattr(data, k), mapping)
+            k: substitute(getattr(data, k), mapping)
             for k in ("reference", "known_inventory", "validation")
         }
         return cfg, files
@@ -342,13 +181,13 @@ class Engine:
         region_cfgs: dict[str, Any] = {}
         for name in self.config.detectors:  # check every section before building any sample
             defaults, _ = self._region_data(name, build=False)
-            merged = _deep_merge(defaults, self.config.detectors[name] or {})
+            merged = deep_merge(defaults, self.config.detectors[name] or {})
             cls = self.host.detector(name)
             validate_section(cls.config_model, merged, f"{self.source}: detectors.{name}")
         for name in self.config.detectors:
             cls = self.host.detector(name)
             defaults, region_files = self._region_data(name)
-            merged = _deep_merge(defaults, self.config.detectors[name] or {})
+            merged = deep_merge(defaults, self.config.detectors[name] or {})
             cfg = validate_section(cls.config_model, merged, f"{self.source}: detectors.{name}")
             detector_configs[name] = cfg.model_dump(mode="json")
             region_cfgs[name] = merged
@@ -360,10 +199,10 @@ class Engine:
         if self.config.validation:
             files["validation"] = [str(self.config.validation)]
         inputs = {}
-        for p in _input_files(region_cfgs) + _input_files(files):
+        for p in input_files(region_cfgs) + input_files(files):
             key = str(p)
             if key not in inputs:
-                inputs[key] = {"sha256": _file_digest(p), "bytes": p.stat().st_size}
+                inputs[key] = {"sha256": file_digest(p), "bytes": p.stat().st_size}
         manifest = {
             "thawdetect_version": __version__,
             "created": now_iso(),
@@ -549,6 +388,21 @@ class Engine:
             self._update(k, detectors)
         return STATUS_FINISHED
 
+    def _call_detector(
+        self, name: str, method: str, k: int, fn: Callable[[Any], _T], arg: Any
+    ) -> _T:
+        """Call a detector method; anything but a ThawdetectError becomes one PluginError line."""
+        try:
+            return fn(arg)
+        except ThawdetectError:
+            raise
+        except Exception as exc:
+            plugin = self.host.detector_plugin(name)
+            raise PluginError(
+                f"detector '{name}' (plugin '{plugin}') failed in {method} at iteration {k}: "
+                f"{type(exc).__name__}: {exc}"
+            ) from exc
+
     def _propose(self, k: int, name: str, det: Detector) -> None:
         stage = f"propose:{name}"
         if self.ledger.stage_done(k, stage):
@@ -556,16 +410,7 @@ class Engine:
         ctx = self._context(name, k)
         self.echo(f"  {name}: proposing candidates")
         started = time.perf_counter()
-        try:
-            raw = det.propose(ctx)
-        except ThawdetectError:
-            raise
-        except Exception as exc:
-            plugin = self.host.detector_plugin(name)
-            raise PluginError(
-                f"detector '{name}' (plugin '{plugin}') failed in propose at iteration {k}: "
-                f"{type(exc).__name__}: {exc}"
-            ) from exc
+        raw = self._call_detector(name, "propose", k, det.propose, ctx)
         cands = validate_candidates(raw, name, self.crs)
         self.host.hook.thawdetect_candidates_proposed(
             detector=name, iteration=k, candidates=cands.copy(), context=ctx
@@ -617,7 +462,7 @@ class Engine:
             [decided[["geometry"]], self.ledger.read("inventory")[["geometry"]]], ignore_index=True
         )
         seen = gpd.GeoDataFrame(seen, geometry="geometry", crs=self.crs)
-        dup = _overlap_fraction(merged, seen) >= self.config.duplicate_overlap
+        dup = overlap_fraction(merged, seen) >= self.config.duplicate_overlap
         merged = merged[~dup]
         area_ha = merged.geometry.area / 1e4
         small = area_ha < self.config.min_mapping_unit_ha
@@ -649,18 +494,12 @@ class Engine:
         frames = []
         sets = self._training_sets()
         for name, det in detectors.items():
-            try:
-                frames += det.image_frames(self._context(name, k, sets))
-            except ThawdetectError:
-                raise
-            except Exception as exc:
-                raise PluginError(
-                    f"detector '{name}' failed in image_frames: {type(exc).__name__}: {exc}"
-                ) from exc
+            ctx = self._context(name, k, sets)
+            frames += self._call_detector(name, "image_frames", k, det.image_frames, ctx)
         started = time.perf_counter()
         if len(cands):
             try:
-                from thawdetect.core.evidence import build_evidence
+                from thawdetect.core.review.evidence import build_evidence
             except ImportError:  # pragma: no cover - evidence module is part of the core
                 build_evidence = None
             if build_evidence is not None:
@@ -740,15 +579,7 @@ class Engine:
                 negatives=negatives,
                 context=self._context(name, k, sets),  # the detector's own work_dir of iteration k
             )
-            try:
-                nxt = det.next_config(outcome)
-            except ThawdetectError:
-                raise
-            except Exception as exc:
-                raise PluginError(
-                    f"detector '{name}' failed in next_config at iteration {k}: "
-                    f"{type(exc).__name__}: {exc}"
-                ) from exc
+            nxt = self._call_detector(name, "next_config", k, det.next_config, outcome)
             next_cfgs[name] = None if nxt is None else nxt.model_dump(mode="json")
         self.manifest["iterations"][str(k + 1)] = next_cfgs
         self._save_manifest()

@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 
 from thawdetect.core.errors import ConfigError, InputError
-from thawdetect.core.hookspecs import hookimpl
+from thawdetect.core.plugin_api.hookspecs import hookimpl
 
 __all__ = ["parse_reference_spec", "reference_decisions", "thawdetect_review_candidates"]
 

@@ -23,7 +23,7 @@ from thawdetect.core.errors import PluginError
 from thawdetect.core.models import StrictModel
 
 if TYPE_CHECKING:
-    from thawdetect.core.plugins import PluginHost
+    from thawdetect.core.plugin_api.host import PluginHost
     from thawdetect.core.regions import Region
 
 #: Columns the engine owns; a detector's ``propose`` must not return them (it adds them).
@@ -156,7 +156,7 @@ class IterationContext:
             previous_dir: the previous iteration's ``work_dir``.
         """
         if host is None:
-            from thawdetect.core.plugins import PluginHost
+            from thawdetect.core.plugin_api.host import PluginHost
 
             host = PluginHost()
         crs = region.working_crs()

@@ -1,0 +1,183 @@
+"""Scoring files and whole runs: overall, per iteration and per detector."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import geopandas as gpd
+import pandas as pd
+
+from thawdetect.core.accuracy.matching import (
+    _polygons_only,
+    point_accuracy,
+    polygon_accuracy,
+)
+from thawdetect.core.accuracy.metrics import AccuracyReport, _pct
+from thawdetect.core.errors import InputError
+
+# -- files and runs -------------------------------------------------------------------------------
+
+
+def _with_path(exc: InputError, path: Path) -> InputError:
+    """Re-issue an InputError raised without a path so its message starts with ``path``."""
+    if exc.path is not None:
+        return exc
+    return type(exc)(path, exc.problem)
+
+
+def read_detections(path: str | Path) -> gpd.GeoDataFrame:
+    """Read a detections file; an empty file is valid (every validation point becomes a miss)."""
+    from thawdetect.core.vector import read_vector
+
+    path = Path(path)
+    det = read_vector(path, allow_empty=True, what="detections")
+    try:
+        return _polygons_only(det)
+    except InputError as exc:
+        raise _with_path(exc, path) from None
+
+
+def point_accuracy_files(
+    detections_path: str | Path,
+    validation_path: str | Path,
+    *,
+    tolerance_m: float = 0.0,
+    label_column: str | None = None,
+) -> AccuracyReport:
+    """:func:`point_accuracy` on files; errors name the offending file."""
+    from thawdetect.core.vector import read_vector
+
+    det = read_detections(detections_path)
+    vpath = Path(validation_path)
+    val = read_vector(vpath, what="validation points")
+    try:
+        return point_accuracy(det, val, tolerance_m=tolerance_m, label_column=label_column)
+    except InputError as exc:
+        raise _with_path(exc, vpath) from None
+
+
+def polygon_accuracy_files(
+    detections_path: str | Path, reference_path: str | Path, *, iou_threshold: float = 0.5
+) -> AccuracyReport:
+    """:func:`polygon_accuracy` on files; errors name the offending file."""
+    from thawdetect.core.vector import read_vector
+
+    det = read_detections(detections_path)
+    rpath = Path(reference_path)
+    ref = read_vector(rpath, what="reference polygons")
+    try:
+        return polygon_accuracy(det, ref, iou_threshold=iou_threshold)
+    except InputError as exc:
+        raise _with_path(exc, rpath) from None
+
+
+def run_accuracy(
+    run_dir: str | Path,
+    validation_path: str | Path | list[str | Path] | tuple[str | Path, ...],
+    *,
+    tolerance_m: float = 0.0,
+    label_column: str | None = None,
+) -> dict[str, Any]:
+    """Score a run's results against validation points: overall, per iteration, per detector.
+
+    * ``overall``: every candidate whose current status is confirmed (the confirmed part of the
+      inventory; features of a known inventory given as input are not detections and are not
+      scored).
+    * ``proposed``: every candidate the detectors proposed, before review (the reviewers' effect
+      is the difference to ``overall``).
+    * ``per_iteration[k]``: candidates confirmed in iterations 1..k (the inventory after k).
+    * ``per_detector[d]``: confirmed candidates that detector ``d`` proposed (alone or merged).
+
+    Validation points lying in the run's known inventory (given as input, so not findable) are
+    left out and counted in ``excluded_in_known_inventory``.
+
+    Args:
+        run_dir: the run directory holding ``ledger.gpkg``.
+        validation_path: validation points (GPKG, SHP, GeoJSON, CSV/XLSX lon/lat), or a list
+            of such files (concatenated).
+        tolerance_m: matching tolerance in metres.
+        label_column: landslide / not-landslide label column (None: all points are landslides;
+            ``"auto"``: ``label`` when the file has such a column, else None).
+
+    Returns:
+        ``{"run_dir", "validation", "overall", "proposed", "per_iteration", "per_detector"}``,
+        each report as :meth:`AccuracyReport.to_dict`.
+
+    Raises:
+        InputError: no ledger in ``run_dir``; bad validation file.
+    """
+    from thawdetect.core.run.ledger import Ledger
+    from thawdetect.core.vector import read_vector
+
+    run_dir = Path(run_dir)
+    ledger = Ledger(run_dir)
+    if not ledger.exists():
+        raise InputError(run_dir, "not a run directory (no ledger.gpkg)")
+    paths = (
+        [Path(p) for p in validation_path]
+        if isinstance(validation_path, list | tuple)
+        else [Path(validation_path)]
+    )
+    vpath = paths[0]
+    frames = [read_vector(p, crs=ledger.crs, what="validation points") for p in paths]
+    val = gpd.GeoDataFrame(pd.concat(frames, ignore_index=True), geometry="geometry")
+    if label_column == "auto":
+        label_column = "label" if "label" in val.columns else None
+    inventory = ledger.read("inventory")
+    known = inventory[inventory["source"] == "known"] if len(inventory) else inventory
+    excluded = 0
+    if len(known) and len(val):
+        on_known = sorted(set(val.sindex.query(known.geometry, predicate="intersects")[1]))
+        excluded = len(on_known)
+        val = val.drop(index=val.index[on_known]).reset_index(drop=True)
+    cands = ledger.read("candidates")
+    confirmed = cands[cands["status"] == "confirmed"]
+
+    def score(det: gpd.GeoDataFrame) -> dict[str, Any]:
+        try:
+            return point_accuracy(
+                det, val, tolerance_m=tolerance_m, label_column=label_column
+            ).to_dict()
+        except InputError as exc:
+            raise _with_path(exc, vpath) from None
+
+    out: dict[str, Any] = {
+        "run_dir": str(run_dir),
+        "validation": str(vpath) if len(paths) == 1 else [str(p) for p in paths],
+        "excluded_in_known_inventory": excluded,
+        "tolerance_m": tolerance_m,
+        "label_column": label_column,
+        "overall": score(confirmed),
+        "proposed": score(cands),
+        "per_iteration": {},
+        "per_detector": {},
+    }
+    for it in sorted(set(cands["iteration"].astype(int))):
+        out["per_iteration"][str(it)] = score(confirmed[confirmed["iteration"] <= it])
+    det_lists = cands["detectors"].fillna("").astype(str).str.split(",")
+    names = sorted({d.strip() for ds in det_lists for d in ds if d.strip()})
+    conf_lists = det_lists[cands["status"] == "confirmed"]
+    for name in names:
+        sel = conf_lists.map(lambda ds, n=name: n in [d.strip() for d in ds])
+        out["per_detector"][name] = score(confirmed[sel.to_numpy()])
+    return out
+
+
+def format_run_table(result: dict[str, Any]) -> str:
+    """Plain-text summary of :func:`run_accuracy`: one row per scope."""
+    rows = [("overall", result["overall"]), ("proposed (unreviewed)", result["proposed"])]
+    rows += [(f"iteration ≤ {k}", v) for k, v in result["per_iteration"].items()]
+    rows += [(f"detector {k}", v) for k, v in result["per_detector"].items()]
+    head = f"{'scope':<24} {'TP':>4} {'FP':>4} {'FN':>4} {'N':>4} {'TPR':>7} {'FPR':>7} {'FNR':>7}"
+    lines = [head]
+    for name, r in rows:
+        lines.append(
+            f"{name:<24} {r['tp']:>4} {r['fp']:>4} {r['fn']:>4} {r['n']:>4} "
+            f"{_pct(r['tpr']):>7} {_pct(r['fpr']):>7} {_pct(r['fnr']):>7}"
+        )
+    ci = result["overall"]["tpr_ci95"]
+    if ci:
+        lines.append(f"overall TPR 95% CI {100 * ci[0]:.1f}-{100 * ci[1]:.1f} %")
+    lines.extend(f"warning: {w}" for w in result["overall"]["warnings"])
+    return "\n".join(lines)
