@@ -66,7 +66,7 @@ def found(cands: gpd.GeoDataFrame, polys: gpd.GeoDataFrame) -> set[str]:
 
 def test_plugin_registration(host):
     det = host.detector("insar_sbas")
-    assert det.config_model is InsarSbasConfig and det.extra == "insar"
+    assert det.config_model is InsarSbasConfig
     assert det.optional_dependencies == ("h5py", "mintpy")
     reg = host.region("qilian")
     assert reg.synthetic and reg.crs == "EPSG:32647"

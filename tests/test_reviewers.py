@@ -108,7 +108,7 @@ class TestHook:
     def test_reference_path_spec(self, tmp_path: Path):
         ref = gpd.GeoDataFrame({"id": [1]}, geometry=[box(0, 0, 60, 60)], crs=UTM).to_crs(3857)
         ref.to_file(tmp_path / "truth.geojson")
-        ctx = SimpleNamespace(extras={})
+        ctx = SimpleNamespace(reference_paths=[])
         out = _host().hook.thawdetect_review_candidates(
             candidates=_candidates(),
             reviewer=f"reference:{tmp_path / 'truth.geojson'}",
@@ -120,14 +120,14 @@ class TestHook:
     def test_region_reference_paths(self, tmp_path: Path):
         gpd.GeoDataFrame(geometry=[Point(2050, 50)], crs=UTM).to_file(tmp_path / "a.gpkg")
         pd.DataFrame({"lon": [99.5], "lat": [37.5]}).to_csv(tmp_path / "b.csv", index=False)
-        ctx = SimpleNamespace(extras={"reference_paths": [tmp_path / "a.gpkg", tmp_path / "b.csv"]})
+        ctx = SimpleNamespace(reference_paths=[tmp_path / "a.gpkg", tmp_path / "b.csv"])
         out = _host().hook.thawdetect_review_candidates(
             candidates=_candidates(), reviewer="reference", context=ctx
         )
         assert out["decision"].tolist() == ["rejected", "rejected", "confirmed", "rejected"]
 
     def test_other_specs_pass(self):
-        ctx = SimpleNamespace(extras={})
+        ctx = SimpleNamespace(reference_paths=[])
         out = _host().hook.thawdetect_review_candidates(
             candidates=_candidates(), reviewer="manual", context=ctx
         )
@@ -136,7 +136,7 @@ class TestHook:
     def test_reference_without_paths(self):
         with pytest.raises(ConfigError, match="no reference inventory"):
             _host().hook.thawdetect_review_candidates(
-                candidates=_candidates(), reviewer="reference", context=SimpleNamespace(extras={})
+                candidates=_candidates(), reviewer="reference", context=SimpleNamespace(reference_paths=[])
             )
 
     def test_missing_file(self, tmp_path):
@@ -146,7 +146,7 @@ class TestHook:
             _host().hook.thawdetect_review_candidates(
                 candidates=_candidates(),
                 reviewer=f"reference:{tmp_path / 'nope.gpkg'}",
-                context=SimpleNamespace(extras={}),
+                context=SimpleNamespace(reference_paths=[]),
             )
 
 

@@ -113,6 +113,8 @@ class IterationContext:
         negatives: training negatives so far (rejected candidates), working CRS.
         inventory: confirmed inventory so far, working CRS.
         previous_dir: this detector's work_dir of the previous iteration (None at iteration 1).
+        reference_paths: the region's reference inventories (for reference reviewers).
+        synthetic: True when the run's data are a bundled synthetic sample.
     """
 
     run_dir: Path
@@ -125,7 +127,8 @@ class IterationContext:
     negatives: gpd.GeoDataFrame
     inventory: gpd.GeoDataFrame
     previous_dir: Path | None = None
-    extras: dict[str, Any] = field(default_factory=dict)
+    reference_paths: list[Path] = field(default_factory=list)
+    synthetic: bool = False
 
     @classmethod
     def standalone(
@@ -186,8 +189,9 @@ class ReviewOutcome:
             and ``detectors`` (comma-separated names that proposed it), working CRS.
         newly_confirmed: candidates confirmed in this iteration.
         rejected: candidates rejected in this iteration.
-        positives: all training positives after this iteration.
-        negatives: all training negatives after this iteration.
+        positives_after: all training positives after this iteration's review (known inventory,
+            every confirmed candidate so far); ``context.positives`` is the set before it.
+        negatives_after: all training negatives after this iteration's review.
         context: this detector's context of the iteration just reviewed (its ``work_dir``
             holds what its ``propose`` wrote, e.g. the checkpoint to fine-tune from).
     """
@@ -196,8 +200,8 @@ class ReviewOutcome:
     candidates: gpd.GeoDataFrame
     newly_confirmed: gpd.GeoDataFrame
     rejected: gpd.GeoDataFrame
-    positives: gpd.GeoDataFrame
-    negatives: gpd.GeoDataFrame
+    positives_after: gpd.GeoDataFrame
+    negatives_after: gpd.GeoDataFrame
     context: IterationContext
 
 
@@ -214,7 +218,6 @@ class Detector(ABC):
         config_model: the pydantic model of its config section.
         description: one line for ``thawdetect plugins``.
         optional_dependencies: import names it needs at run time (reported by ``plugins``).
-        extra: the thawdetect extra that installs them.
         relaxes_schedule: True for detectors that walk a fixed relaxation schedule (Wei et al.):
             the loop goes on after an iteration that confirmed nothing new while such a detector
             has rows left. False (learning detectors, Xia et al.): nothing new ends the run.
@@ -224,7 +227,6 @@ class Detector(ABC):
     config_model: ClassVar[type[DetectorConfig]]
     description: ClassVar[str] = ""
     optional_dependencies: ClassVar[tuple[str, ...]] = ()
-    extra: ClassVar[str] = "all"
     relaxes_schedule: ClassVar[bool] = False
 
     def __init__(self, config: DetectorConfig) -> None:

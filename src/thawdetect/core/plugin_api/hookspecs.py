@@ -129,7 +129,9 @@ def thawdetect_candidates_proposed(
 
 
 @hookspec
-def thawdetect_iteration_finished(iteration: int, summary: dict[str, Any], context: Any) -> None:
+def thawdetect_iteration_finished(
+    iteration: int, summary: dict[str, Any], context: IterationContext
+) -> None:
     """Observe the end of an iteration (after review and the detectors' ``next_config``).
 
     Args:

@@ -282,10 +282,8 @@ class Engine:
             negatives=sets["negatives"],
             inventory=sets["inventory"],
             previous_dir=prev if prev.exists() else None,
-            extras={
-                "reference_paths": [Path(p) for p in self.manifest["files"]["reference"]],
-                "synthetic": self.manifest.get("synthetic", False),
-            },
+            reference_paths=[Path(p) for p in self.manifest["files"]["reference"]],
+            synthetic=bool(self.manifest.get("synthetic", False)),
         )
 
     def _initialise(self) -> None:
@@ -575,8 +573,8 @@ class Engine:
                 candidates=mine,
                 newly_confirmed=confirmed,
                 rejected=rejected,
-                positives=positives,
-                negatives=negatives,
+                positives_after=positives,
+                negatives_after=negatives,
                 context=self._context(name, k, sets),  # the detector's own work_dir of iteration k
             )
             nxt = self._call_detector(name, "next_config", k, det.next_config, outcome)

@@ -66,7 +66,6 @@ class InsarSbasDetector(Detector):
     config_model = InsarSbasConfig
     description = "SBAS-InSAR |rate| thresholds inside relaxing elevation/slope/aspect masks"
     optional_dependencies = ("h5py", "mintpy")
-    extra = "insar"
     relaxes_schedule = True  # Wei et al. run every row, even after a row that found nothing
 
     def __init__(self, config: InsarSbasConfig) -> None:

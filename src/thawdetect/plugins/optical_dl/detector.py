@@ -60,7 +60,6 @@ class OpticalDLDetector(Detector):
         "torch",
         "segmentation_models_pytorch",
     )
-    extra: ClassVar[str] = "train"
 
     config: OpticalDLConfig
 

@@ -2,7 +2,7 @@
 
 Registered through the ``thawdetect`` entry-point group as ``reference_reviewer``. Reviewer specs:
 
-* ``reference``: the region's reference inventories (``context.extras["reference_paths"]``, a list
+* ``reference``: the region's reference inventories (``context.reference_paths``, a list
   of paths the engine fills from the region).
 * ``reference:PATH``: one inventory file (GPKG, SHP, GeoJSON, KML, CSV/XLSX with lon/lat).
 * Options after ``?``, ``&``-separated: ``tolerance_m`` (metres, default 0) and ``min_overlap``
@@ -241,8 +241,7 @@ def thawdetect_review_candidates(
         return None
     path, options = parsed
     if path is None:
-        extras = getattr(context, "extras", None) or {}
-        paths = [Path(p) for p in (extras.get("reference_paths") or [])]
+        paths = [Path(p) for p in getattr(context, "reference_paths", None) or []]
         if not paths:
             raise ConfigError(
                 "reviewer 'reference': the region names no reference inventory; "
