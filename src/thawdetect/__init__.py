@@ -1,4 +1,90 @@
-"""thawdetect: iterative detection of permafrost slope failures from optical and InSAR data."""
+"""thawdetect: iterative detection of permafrost slope failures from optical and InSAR data.
+
+The public API: everything a plugin author or a notebook user needs is importable from here.
+
+* Running: :func:`run`, :func:`open_run`, :class:`RunResult`.
+* Writing a detector plugin: :data:`hookimpl`, :class:`Detector`, :class:`DetectorConfig`,
+  :class:`IterationContext`, :class:`ReviewOutcome`, the candidate schema (:data:`SCORE_COLUMN`,
+  :data:`SERIES_COLUMN`, :func:`validate_candidates`, :func:`empty_candidates`),
+  :class:`TimeSeries`, :class:`ImageFrame`, :class:`Region`, :class:`RegionDetectorData`.
+* Errors: :class:`ThawdetectError` and its one-line subclasses.
+
+Heavy dependencies (geopandas, rasterio) load on first use of a name, so ``import thawdetect``
+and ``thawdetect --help`` stay fast.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
-__all__ = ["__version__"]
+
+from thawdetect.core.plugin_api.hookspecs import hookimpl
+
+if TYPE_CHECKING:
+    from thawdetect.api import RunResult, open_run, run
+    from thawdetect.core.errors import (
+        ConfigError,
+        CRSMismatchError,
+        GridMismatchError,
+        InputError,
+        MissingBandError,
+        MissingDependencyError,
+        PluginError,
+        ThawdetectError,
+    )
+    from thawdetect.core.plugin_api.detector import (
+        SCORE_COLUMN,
+        SERIES_COLUMN,
+        Detector,
+        DetectorConfig,
+        ImageFrame,
+        IterationContext,
+        ReviewOutcome,
+        TimeSeries,
+        empty_candidates,
+        validate_candidates,
+    )
+    from thawdetect.core.regions import Region, RegionDetectorData
+
+_LAZY = {
+    "run": "thawdetect.api",
+    "open_run": "thawdetect.api",
+    "RunResult": "thawdetect.api",
+    "SCORE_COLUMN": "thawdetect.core.plugin_api.detector",
+    "SERIES_COLUMN": "thawdetect.core.plugin_api.detector",
+    "Detector": "thawdetect.core.plugin_api.detector",
+    "DetectorConfig": "thawdetect.core.plugin_api.detector",
+    "ImageFrame": "thawdetect.core.plugin_api.detector",
+    "IterationContext": "thawdetect.core.plugin_api.detector",
+    "ReviewOutcome": "thawdetect.core.plugin_api.detector",
+    "TimeSeries": "thawdetect.core.plugin_api.detector",
+    "empty_candidates": "thawdetect.core.plugin_api.detector",
+    "validate_candidates": "thawdetect.core.plugin_api.detector",
+    "Region": "thawdetect.core.regions",
+    "RegionDetectorData": "thawdetect.core.regions",
+    "ThawdetectError": "thawdetect.core.errors",
+    "ConfigError": "thawdetect.core.errors",
+    "InputError": "thawdetect.core.errors",
+    "CRSMismatchError": "thawdetect.core.errors",
+    "GridMismatchError": "thawdetect.core.errors",
+    "MissingBandError": "thawdetect.core.errors",
+    "MissingDependencyError": "thawdetect.core.errors",
+    "PluginError": "thawdetect.core.errors",
+}
+
+__all__ = ["__version__", "hookimpl", *sorted(_LAZY)]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'thawdetect' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))

@@ -17,17 +17,20 @@ from pydantic import Field, field_validator
 from scipy import ndimage
 from shapely.geometry import shape
 
-from thawdetect.core.errors import GridMismatchError, InputError, MissingBandError
-from thawdetect.core.plugin_api.detector import (
+from thawdetect import (
     Detector,
     DetectorConfig,
+    GridMismatchError,
     ImageFrame,
+    InputError,
     IterationContext,
+    MissingBandError,
+    Region,
+    RegionDetectorData,
     ReviewOutcome,
     empty_candidates,
+    hookimpl,
 )
-from thawdetect.core.plugin_api.hookspecs import hookimpl
-from thawdetect.core.regions import Region, RegionDetectorData
 
 
 class DndviConfig(DetectorConfig):

@@ -1,0 +1,274 @@
+"""The Python API for notebooks and scripts: :func:`run` and :func:`open_run`.
+
+The command line (``thawdetect run``) and this module drive the same :class:`~thawdetect.core.run.
+engine.Engine`; a run started from one resumes from the other::
+
+    import thawdetect
+
+    result = thawdetect.run(region="qilian", detectors=["insar_sbas"], output_dir="runs/qilian")
+    result.iterations          # DataFrame: one row per iteration (the published table)
+    result.inventory           # GeoDataFrame: id, lon/lat, area, probability, near-road ...
+    result.accuracy            # AccuracyReport (TPR/FPR/FNR with 95 % intervals) or None
+
+    same = thawdetect.open_run("runs/qilian")   # read a run back later
+
+Progress lines go to ``echo`` (default: ``print`` when ``progress=True``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from thawdetect.core.errors import InputError
+
+if TYPE_CHECKING:
+    import geopandas as gpd
+    import pandas as pd
+
+    from thawdetect.core.accuracy import AccuracyReport
+    from thawdetect.core.config import RunConfig
+    from thawdetect.core.plugin_api.host import PluginHost
+
+__all__ = ["RunResult", "build_run_config", "default_run_dir", "open_run", "run"]
+
+
+@dataclass
+class RunResult:
+    """A run directory and what it holds, read from its ledger and manifest.
+
+    Attributes:
+        run_dir: the run directory.
+        status: ``finished``, ``awaiting review`` or ``running`` (interrupted).
+        stop_reason: why the loop stopped (empty while running).
+        pending: candidates awaiting review (manual reviewer).
+        messages: the progress lines of this call (empty for :func:`open_run`).
+    """
+
+    run_dir: Path
+    status: str
+    stop_reason: str = ""
+    pending: int = 0
+    messages: list[str] = field(default_factory=list)
+    _accuracy: Any = field(default=None, repr=False)
+
+    @property
+    def ledger_path(self) -> Path:
+        """``ledger.gpkg``: candidates, decisions, inventory, training sets, iterations."""
+        return self.run_dir / "ledger.gpkg"
+
+    @property
+    def manifest_path(self) -> Path:
+        """``manifest.json``: effective config of every iteration, versions, input checksums."""
+        return self.run_dir / "manifest.json"
+
+    @property
+    def manifest(self) -> dict[str, Any]:
+        """The parsed manifest."""
+        from thawdetect.core.run.access import read_manifest
+
+        return read_manifest(self.run_dir)
+
+    def _layer(self, name: str) -> Any:
+        from thawdetect.core.run.access import open_run_ledger
+
+        return open_run_ledger(self.run_dir).read(name)
+
+    @property
+    def iterations(self) -> pd.DataFrame:
+        """One row per finished iteration (training sets, candidates, confirmed, thresholds)."""
+        return self._layer("iterations").sort_values("iteration").reset_index(drop=True)
+
+    @property
+    def candidates(self) -> gpd.GeoDataFrame:
+        """Every merged candidate with its status, probability and evidence (working CRS)."""
+        return self._layer("candidates")
+
+    @property
+    def decisions(self) -> pd.DataFrame:
+        """The decision history, oldest first."""
+        return self._layer("decisions")
+
+    @property
+    def inventory(self) -> gpd.GeoDataFrame:
+        """The inventory in the published form (id, lon/lat, area, probability, ...; WGS84)."""
+        from thawdetect.core.inventory import inventory_frame
+
+        return inventory_frame(self.run_dir)
+
+    @property
+    def accuracy(self) -> AccuracyReport | None:
+        """Overall accuracy against the run's validation points (None when it has none)."""
+        if self._accuracy is None:
+            path = self.run_dir / "accuracy.json"
+            if not path.exists():
+                return None
+            import json
+
+            from thawdetect.core.accuracy import AccuracyReport
+
+            self._accuracy = AccuracyReport.from_dict(json.loads(path.read_text())["overall"])
+        return self._accuracy  # type: ignore[no-any-return]
+
+    def __repr__(self) -> str:
+        return f"RunResult({str(self.run_dir)!r}, status={self.status!r})"
+
+
+def build_run_config(
+    config: RunConfig | Mapping[str, Any] | str | Path | None = None,
+    *,
+    region: str | None = None,
+    detectors: Sequence[str] | None = None,
+    reviewer: str | None = None,
+    max_iterations: int | None = None,
+    validation: str | Path | None = None,
+) -> tuple[RunConfig, str]:
+    """A validated :class:`RunConfig` from a config (object, dict or YAML path) plus overrides.
+
+    Returns:
+        (config, source) where source names the YAML file or "arguments", for messages.
+
+    Raises:
+        ConfigError: an invalid config (the message names the file and field).
+    """
+    from pydantic import ValidationError
+
+    from thawdetect.core.config import RunConfig, load_run_config
+    from thawdetect.core.errors import ConfigError
+    from thawdetect.core.models import render_validation_error
+
+    source = "arguments"
+    if config is None or isinstance(config, (str, Path)):
+        source = str(config) if config is not None else source
+        cfg = load_run_config(Path(config) if config is not None else None)
+    elif isinstance(config, RunConfig):
+        cfg = config
+    else:
+        try:
+            cfg = RunConfig.model_validate(dict(config))
+        except ValidationError as exc:
+            raise ConfigError(render_validation_error(exc, source)) from None
+    updates: dict[str, Any] = {}
+    if region:
+        updates["region"] = region
+    if detectors:
+        updates["detectors"] = {d: cfg.detectors.get(d, {}) for d in detectors}
+    if reviewer:
+        updates["reviewer"] = reviewer
+    if max_iterations is not None:
+        updates["max_iterations"] = max_iterations
+    if validation:
+        updates["validation"] = validation
+    if updates:
+        try:
+            cfg = RunConfig.model_validate({**cfg.model_dump(), **updates})
+        except ValidationError as exc:
+            raise ConfigError(render_validation_error(exc, source)) from None
+    return cfg, source
+
+
+def default_run_dir(cfg: RunConfig) -> Path:
+    """``./thawdetect-runs/REGION_DETECTORS``: where a run goes without ``output_dir``."""
+    from thawdetect.core.run.engine import safe_name
+
+    name = cfg.region if isinstance(cfg.region, str) else getattr(cfg.region, "name", "")
+    return Path("thawdetect-runs") / safe_name(f"{name}_{'+'.join(cfg.detectors)}")
+
+
+def run(
+    config: RunConfig | Mapping[str, Any] | str | Path | None = None,
+    *,
+    region: str | None = None,
+    detectors: Sequence[str] | None = None,
+    reviewer: str | None = None,
+    max_iterations: int | None = None,
+    validation: str | Path | None = None,
+    output_dir: str | Path | None = None,
+    overwrite: bool = False,
+    progress: bool = True,
+    echo: Callable[[str], None] | None = None,
+    host: PluginHost | None = None,
+) -> RunResult:
+    """Run (or resume) an iterative detection run, as ``thawdetect run`` does.
+
+    Args:
+        config: a :class:`RunConfig`, a dict of the run YAML's keys, or a YAML path.
+        region: region preset (overrides the config's).
+        detectors: detector names (overrides the config's selection; sections kept).
+        reviewer: ``manual``, ``reference`` or ``reference:PATH[?options]``.
+        max_iterations: hard cap on iterations.
+        validation: validation points file scored at the end.
+        output_dir: the run directory (default ``./thawdetect-runs/REGION_DETECTORS``).
+        overwrite: delete an existing *run* in ``output_dir`` first.
+        progress: print progress lines (ignored when ``echo`` is given).
+        echo: where progress lines go.
+        host: a plugin host (default: every installed plugin).
+
+    Returns:
+        The :class:`RunResult` (status ``finished`` or ``awaiting review``).
+
+    Raises:
+        ThawdetectError: bad input or configuration (one-line message), or a detector failure.
+    """
+    from thawdetect.core.plugin_api.host import PluginHost
+    from thawdetect.core.run.engine import Engine
+
+    cfg, source = build_run_config(
+        config,
+        region=region,
+        detectors=detectors,
+        reviewer=reviewer,
+        max_iterations=max_iterations,
+        validation=validation,
+    )
+    run_dir = Path(output_dir) if output_dir is not None else default_run_dir(cfg)
+    messages: list[str] = []
+
+    def _echo(msg: str) -> None:
+        messages.append(str(msg))
+        if echo is not None:
+            echo(msg)
+        elif progress:
+            print(msg)
+
+    engine = Engine(
+        cfg, run_dir, host or PluginHost(), echo=_echo, overwrite=overwrite, source=source
+    )
+    result = engine.run()
+    out = RunResult(
+        run_dir=run_dir,
+        status=result.status,
+        stop_reason=result.stop_reason,
+        pending=result.pending,
+        messages=messages,
+    )
+    if result.accuracy:
+        out._accuracy = result.accuracy["report"]
+    return out
+
+
+def open_run(path: str | Path) -> RunResult:
+    """Open an existing run directory (finished, awaiting review, or interrupted).
+
+    Raises:
+        InputError: ``path`` is not a thawdetect run directory.
+    """
+    from thawdetect.core.run.access import read_manifest
+
+    run_dir = Path(path)
+    if not (run_dir / "manifest.json").is_file():
+        raise InputError(run_dir, "not a thawdetect run directory (no manifest.json)")
+    manifest = read_manifest(run_dir)
+    pending = 0
+    status = str(manifest.get("status", "running"))
+    if status == "awaiting review":
+        cands = RunResult(run_dir, status)._layer("candidates")
+        pending = int((cands["status"] == "pending").sum())
+    return RunResult(
+        run_dir=run_dir,
+        status=status,
+        stop_reason=str(manifest.get("stop_reason", "")),
+        pending=pending,
+    )

@@ -1,0 +1,47 @@
+"""Opening an existing run: its ledger and its manifest, or one line saying why not.
+
+The one place that decides "is this a run directory?" for the review, inventory and accuracy
+commands and the Python API (:func:`thawdetect.open_run`).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from thawdetect.core.errors import InputError
+from thawdetect.core.run.ledger import Ledger
+from thawdetect.core.run.manifest import MANIFEST
+
+__all__ = ["open_run_ledger", "read_manifest"]
+
+
+def open_run_ledger(run_dir: str | Path) -> Ledger:
+    """The run's ledger.
+
+    Raises:
+        InputError: ``run_dir`` has no ``ledger.gpkg``.
+    """
+    ledger = Ledger(run_dir)
+    if not ledger.exists():
+        raise InputError(run_dir, "not a run directory (no ledger.gpkg)")
+    return ledger
+
+
+def read_manifest(run_dir: str | Path) -> dict[str, Any]:
+    """The run's ``manifest.json``.
+
+    Raises:
+        InputError: no manifest, or one that is not a JSON object.
+    """
+    path = Path(run_dir) / MANIFEST
+    if not path.is_file():
+        raise InputError(run_dir, "not a thawdetect run directory (no manifest.json)")
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InputError(path, f"run manifest is corrupt ({type(exc).__name__})") from None
+    if not isinstance(data, dict):
+        raise InputError(path, "run manifest is corrupt (not a JSON object)")
+    return data
