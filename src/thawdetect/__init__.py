@@ -74,7 +74,33 @@ _LAZY = {
     "PluginError": "thawdetect.core.errors",
 }
 
-__all__ = ["__version__", "hookimpl", *sorted(_LAZY)]
+__all__ = [
+    "SCORE_COLUMN",
+    "SERIES_COLUMN",
+    "CRSMismatchError",
+    "ConfigError",
+    "Detector",
+    "DetectorConfig",
+    "GridMismatchError",
+    "ImageFrame",
+    "InputError",
+    "IterationContext",
+    "MissingBandError",
+    "MissingDependencyError",
+    "PluginError",
+    "Region",
+    "RegionDetectorData",
+    "ReviewOutcome",
+    "RunResult",
+    "ThawdetectError",
+    "TimeSeries",
+    "__version__",
+    "empty_candidates",
+    "hookimpl",
+    "open_run",
+    "run",
+    "validate_candidates",
+]
 
 
 def __getattr__(name: str) -> Any:
