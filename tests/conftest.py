@@ -32,17 +32,36 @@ def _sample_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
         os.environ["THAWDETECT_CACHE_DIR"] = old
 
 
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Fail (never skip) when the real test data is missing: tests on it are not optional."""
+    if not SHARED_DATA.is_dir():
+        raise pytest.UsageError(
+            f"{SHARED_DATA} is missing: the shared data folder (real third-party data, see its "
+            "README) must sit beside the repository"
+        )
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     """``../shared/data``: small real third-party data (provenance in its README)."""
-    if not SHARED_DATA.exists():
-        pytest.fail(f"{SHARED_DATA} is missing: the shared data folder must sit beside the repo")
     return SHARED_DATA
 
 
 @pytest.fixture(scope="session")
-def example_plugin_installed() -> str:
-    """Install the example third-party plugin with pip (as a user would) and return its name."""
+def example_plugin_installed(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """Install the example third-party plugin with pip (as a user would) and return its name.
+
+    It goes into a temporary ``--target`` directory put on ``sys.path`` for the session (entry
+    points are found there), built from a copy of the sources: neither ``.venv`` nor the
+    repository is touched (no ``build/`` left behind).
+    """
+    import importlib
+    import shutil
+
+    root = tmp_path_factory.mktemp("example-plugin")
+    src = root / "src"
+    shutil.copytree(EXAMPLE_PLUGIN, src, ignore=shutil.ignore_patterns("build", "*.egg-info"))
+    target = root / "site"
     subprocess.run(
         [
             sys.executable,
@@ -53,9 +72,16 @@ def example_plugin_installed() -> str:
             "--no-deps",
             "--no-build-isolation",
             "--no-index",
-            str(EXAMPLE_PLUGIN),
+            "--target",
+            str(target),
+            str(src),
         ],
         check=True,
         capture_output=True,
     )
+    sys.path.insert(0, str(target))
+    os.environ["PYTHONPATH"] = os.pathsep.join(
+        [str(target), *filter(None, [os.environ.get("PYTHONPATH")])]
+    )
+    importlib.invalidate_caches()
     return "dndvi"
