@@ -2,7 +2,8 @@
 
 The public API: everything a plugin author or a notebook user needs is importable from here.
 
-* Running: :func:`run`, :func:`open_run`, :class:`RunResult`.
+* Running: :func:`run`, :func:`open_run`, :class:`RunResult`, :class:`AccuracyReport` (what
+  ``RunResult.accuracy`` holds).
 * Writing a detector plugin: :data:`hookimpl`, :class:`Detector`, :class:`DetectorConfig`,
   :class:`IterationContext`, :class:`ReviewOutcome`, the candidate schema (:data:`SCORE_COLUMN`,
   :data:`SERIES_COLUMN`, :func:`validate_candidates`, :func:`empty_candidates`),
@@ -24,6 +25,7 @@ from thawdetect.core.plugin_api.hookspecs import hookimpl
 
 if TYPE_CHECKING:
     from thawdetect.api import RunResult, open_run, run
+    from thawdetect.core.accuracy.metrics import AccuracyReport
     from thawdetect.core.errors import (
         ConfigError,
         CRSMismatchError,
@@ -52,6 +54,7 @@ _LAZY = {
     "run": "thawdetect.api",
     "open_run": "thawdetect.api",
     "RunResult": "thawdetect.api",
+    "AccuracyReport": "thawdetect.core.accuracy.metrics",
     "SCORE_COLUMN": "thawdetect.core.plugin_api.detector",
     "SERIES_COLUMN": "thawdetect.core.plugin_api.detector",
     "Detector": "thawdetect.core.plugin_api.detector",
@@ -77,6 +80,7 @@ _LAZY = {
 __all__ = [
     "SCORE_COLUMN",
     "SERIES_COLUMN",
+    "AccuracyReport",
     "CRSMismatchError",
     "ConfigError",
     "Detector",
