@@ -119,8 +119,9 @@ class RunResult:
 
     @property
     def decisions(self) -> pd.DataFrame:
-        """The decision history, oldest first."""
-        return self._layer("decisions")
+        """The decision history, oldest first (candidate, decision, probability, note, time)."""
+        history: pd.DataFrame = self._layer("decisions")
+        return history
 
     @property
     def inventory(self) -> gpd.GeoDataFrame:
