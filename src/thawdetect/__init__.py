@@ -7,7 +7,8 @@ The public API: everything a plugin author or a notebook user needs is importabl
 * Writing a detector plugin: :data:`hookimpl`, :class:`Detector`, :class:`DetectorConfig`,
   :class:`IterationContext`, :class:`ReviewOutcome`, the candidate schema (:data:`SCORE_COLUMN`,
   :data:`SERIES_COLUMN`, :func:`validate_candidates`, :func:`empty_candidates`),
-  :class:`TimeSeries`, :class:`ImageFrame`, :class:`Region`, :class:`RegionDetectorData`.
+  :class:`TimeSeries`, :class:`ImageFrame`, :class:`Region`, :class:`RegionDetectorData`, and
+  :class:`PluginHost` (to test a plugin without installing it: ``PluginHost(plugins=[...])``).
 * Errors: :class:`ThawdetectError` and its one-line subclasses.
 
 Heavy dependencies (geopandas, rasterio) load on first use of a name, so ``import thawdetect``
@@ -48,6 +49,7 @@ if TYPE_CHECKING:
         empty_candidates,
         validate_candidates,
     )
+    from thawdetect.core.plugin_api.host import PluginHost
     from thawdetect.core.regions import Region, RegionDetectorData
 
 _LAZY = {
@@ -65,6 +67,7 @@ _LAZY = {
     "TimeSeries": "thawdetect.core.plugin_api.detector",
     "empty_candidates": "thawdetect.core.plugin_api.detector",
     "validate_candidates": "thawdetect.core.plugin_api.detector",
+    "PluginHost": "thawdetect.core.plugin_api.host",
     "Region": "thawdetect.core.regions",
     "RegionDetectorData": "thawdetect.core.regions",
     "ThawdetectError": "thawdetect.core.errors",
@@ -92,6 +95,7 @@ __all__ = [
     "MissingBandError",
     "MissingDependencyError",
     "PluginError",
+    "PluginHost",
     "Region",
     "RegionDetectorData",
     "ReviewOutcome",
