@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -15,6 +16,7 @@ from pathlib import Path
 import geopandas as gpd
 import pandas as pd
 import pytest
+from tests.test_docs_plugins import FENCE, _check_public_only
 
 import thawdetect
 
@@ -125,8 +127,6 @@ def test_open_run_on_a_non_run_says_so_in_one_line(tmp_path, make):
 
 
 def test_corrupt_accuracy_report_is_one_line(qilian_run, tmp_path):
-    import shutil
-
     copy = tmp_path / "copy"
     shutil.copytree(qilian_run.run_dir, copy)
     (copy / "accuracy.json").write_text("{ not json")
@@ -190,3 +190,79 @@ def test_every_public_name_resolves():
     assert issubclass(thawdetect.GridMismatchError, thawdetect.InputError)
     with pytest.raises(AttributeError, match="no attribute 'Nope'"):
         thawdetect.Nope  # noqa: B018
+
+
+def test_manual_review_from_python(tmp_path):
+    out = tmp_path / "manual"
+    first = thawdetect.run(
+        region="qilian",
+        detectors="insar_sbas",  # one name is fine too
+        reviewer="manual",
+        max_iterations=1,
+        output_dir=out,
+        progress=False,
+    )
+    assert first.status == "awaiting review"
+    pending = first.candidates.query("status == 'pending'")
+    assert first.pending == len(pending) >= 2
+    with pytest.raises(thawdetect.InputError, match="illegal decision 'maybe'"):
+        first.decide(pending["candidate_id"], "maybe")
+    assert len(first.decisions) == 0  # nothing recorded
+    rejected = pending["candidate_id"].iloc[0]
+    first.decide(rejected, "rejected", note="a talus cone, not a slump", reviewer="ann")
+    assert first.pending == len(pending) - 1
+    first.decide(pending["candidate_id"].iloc[1:], "confirmed", probability="high", reviewer="ann")
+    assert first.pending == 0
+    history = first.decisions
+    assert history["reviewer"].tolist() == ["ann"] * len(pending)
+    assert history["candidate_id"].iloc[0] == rejected  # oldest first
+    done = thawdetect.run(
+        region="qilian", detectors=["insar_sbas"], max_iterations=1, output_dir=out, progress=False
+    )
+    assert done.status == "finished"
+    assert done.iterations["newly_confirmed"].tolist() == [len(pending) - 1]
+    assert done.iterations["rejected"].tolist() == [1]
+    assert thawdetect.open_run(out).status == "finished"
+
+
+# -- docs/api.md ----------------------------------------------------------------------------------
+
+DOC = REPO / "docs" / "api.md"
+
+
+def _doc_blocks() -> list[tuple[str, str]]:
+    return [(m.group(1), m.group(2)) for m in FENCE.finditer(DOC.read_text())]
+
+
+def test_docs_api_blocks_import_only_the_public_api():
+    blocks = [code for lang, code in _doc_blocks() if lang == "python"]
+    assert len(blocks) >= 8
+    for i, code in enumerate(blocks):
+        _check_public_only(code, f"docs/api.md python block {i + 1}")
+
+
+def test_docs_api_worked_example_prints_what_the_doc_shows(
+    qilian_run, tmp_path, monkeypatch, capsys
+):
+    # the worked example, cell by cell, on a copy of the finished run (its first cell resumes
+    # it); every ```text block must be what the cell before it prints
+    text = DOC.read_text()
+    section = text[text.index("## Worked example") :]
+    section = section[: section.index("\n## ", 1)]
+    blocks = [(m.group(1), m.group(2)) for m in FENCE.finditer(section)]
+    shutil.copytree(qilian_run.run_dir, tmp_path / "runs" / "qilian")
+    monkeypatch.chdir(tmp_path)
+    namespace: dict[str, object] = {}
+    compared = 0
+    for i, (lang, code) in enumerate(blocks):
+        if lang != "python":
+            continue
+        capsys.readouterr()
+        exec(compile(code, f"docs/api.md worked example cell {i + 1}", "exec"), namespace)
+        printed = capsys.readouterr().out
+        if i + 1 < len(blocks) and blocks[i + 1][0] == "text":
+            assert printed.strip() == blocks[i + 1][1].strip(), f"cell {i + 1}"
+            compared += 1
+    assert compared >= 5
+    assert (tmp_path / "qilian_inventory.gpkg").is_file()
+    assert namespace["result"].status == "finished"

@@ -120,8 +120,11 @@ class RunResult:
     @property
     def decisions(self) -> pd.DataFrame:
         """The decision history, oldest first (candidate, decision, probability, note, time)."""
-        history: pd.DataFrame = self._layer("decisions")
-        return history
+        from thawdetect.core.review.decisions import history
+
+        self._layer("decisions")  # a one-line InputError when this is not a run
+        rows: pd.DataFrame = history(self.run_dir)
+        return rows
 
     @property
     def inventory(self) -> gpd.GeoDataFrame:
@@ -153,6 +156,48 @@ class RunResult:
                 problem = f"accuracy report is corrupt ({type(exc).__name__})"
                 raise InputError(path, problem) from None
         return self._accuracy  # type: ignore[no-any-return]
+
+    def decide(
+        self,
+        candidate_ids: str | Sequence[str],
+        decision: str,
+        *,
+        probability: str | None = None,
+        note: str = "",
+        reviewer: str = "unknown",
+    ) -> pd.DataFrame:
+        """Record a review decision, as ``thawdetect review decide`` does (one transaction).
+
+        With the manual reviewer a run stops ``awaiting review``; decide every pending candidate
+        (``result.candidates.query("status == 'pending'")``), then call :func:`run` again with
+        the same ``output_dir`` to go on.
+
+        Args:
+            candidate_ids: one candidate id or several.
+            decision: ``confirmed``, ``rejected`` or ``unsure``.
+            probability: ``high``, ``medium`` or ``low`` (usually with ``confirmed``), or None.
+            note: free text.
+            reviewer: the reviewer's name (kept in the decision history).
+
+        Returns:
+            The decision rows appended to the history.
+
+        Raises:
+            InputError: unknown ids, an illegal decision or probability (nothing is recorded).
+        """
+        from thawdetect.core.review.decisions import decide
+
+        rows = decide(
+            self.run_dir,
+            candidate_ids,
+            decision,
+            probability=probability,
+            note=note,
+            reviewer=reviewer,
+        )
+        pending = self.candidates["status"] == "pending"
+        self.pending = int(pending.sum())
+        return rows
 
     def __repr__(self) -> str:
         return f"RunResult({str(self.run_dir)!r}, status={self.status!r})"
