@@ -134,11 +134,24 @@ def test_corrupt_accuracy_report_is_one_line(qilian_run, tmp_path):
         thawdetect.open_run(copy).accuracy  # noqa: B018
 
 
-def test_dict_config_runs(tmp_path):
+def test_dict_config_runs(tmp_path, monkeypatch):
     # one iteration of the same job, from a dict of the run YAML's keys (an empty section, as
     # `insar_sbas:` with nothing under it in YAML, is allowed)
+    from thawdetect.core import progress
+
+    bars_during_run: list[bool] = []
+
+    class Probe:
+        @thawdetect.hookimpl
+        def thawdetect_iteration_finished(self, iteration):
+            bars_during_run.append(progress.enabled())
+
+    monkeypatch.setenv("THAWDETECT_PROGRESS", "1")  # bars forced on ...
+    host = thawdetect.PluginHost(plugins=[("probe", Probe())])
     cfg = {"region": "qilian", "detectors": {"insar_sbas": None}, "max_iterations": 1}
-    result = thawdetect.run(cfg, output_dir=tmp_path / "r", progress=False)
+    result = thawdetect.run(cfg, output_dir=tmp_path / "r", progress=False, host=host)
+    assert bars_during_run == [False]  # ... but progress=False turns them off for the run
+    assert os.environ["THAWDETECT_PROGRESS"] == "1"  # and the setting is restored after it
     assert result.status == "finished"
     assert result.stop_reason == "reached max_iterations (1)"
     it = result.iterations

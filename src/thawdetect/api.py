@@ -103,8 +103,8 @@ class RunResult:
             flat = [
                 {
                     f"{det}__{key}": value
-                    for det, settings in (json.loads(text or "{}") or {}).items()
-                    for key, value in (settings or {}).items()
+                    for det, settings in _thresholds(text).items()
+                    for key, value in settings.items()
                 }
                 for text in table["thresholds_json"]
             ]
@@ -352,6 +352,19 @@ def run(
     if result.accuracy:
         out._accuracy = result.accuracy["report"]
     return out
+
+
+def _thresholds(text: Any) -> dict[str, dict[str, Any]]:
+    """Each detector's ``summary()`` from a ``thresholds_json`` cell ({} when unreadable)."""
+    if not isinstance(text, str) or not text:
+        return {}
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError:
+        return {}
+    if not isinstance(data, dict):
+        return {}
+    return {str(d): v for d, v in data.items() if isinstance(v, dict)}
 
 
 @contextmanager
