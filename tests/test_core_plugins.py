@@ -8,8 +8,11 @@ from pathlib import Path
 
 import click
 import geopandas as gpd
+import numpy as np
 import pandas as pd
+import pluggy
 import pytest
+import rasterio
 from click.testing import CliRunner
 from tests.plugins import toy_detectors
 from tests.test_core_engine import _config, scene  # noqa: F401  (fixture)
@@ -18,6 +21,7 @@ from thawdetect.core.errors import PluginError
 from thawdetect.core.plugin_api import hookspecs
 from thawdetect.core.plugin_api.hookspecs import hookimpl
 from thawdetect.core.plugin_api.host import PluginHost
+from thawdetect.core.plugin_api.services import TerrainService
 from thawdetect.core.regions import Region, RegionDetectorData
 from thawdetect.core.run.engine import Engine
 
@@ -134,7 +138,7 @@ def test_hook_thawdetect_register_samples(tmp_path, monkeypatch):
         ensure_sample(host, "other", root=tmp_path)
 
 
-def test_hook_thawdetect_register_services():
+def test_hook_thawdetect_register_services(tmp_path):
     class Provides:
         @hookimpl
         def thawdetect_register_services(self, register):
@@ -144,7 +148,24 @@ def test_hook_thawdetect_register_services():
     assert host.service("echo")(3) == 3
     with pytest.raises(PluginError, match="no plugin provides the 'nothing' service"):
         host.service("nothing")
-    assert PluginHost().service("terrain") is not None  # the built-in terrain plugin
+    # the built-in terrain plugin's service, used the way a consumer plugin uses it: a plane
+    # rising 0.5 m per metre eastwards has slope atan(0.5) = 26.57 deg and faces west (270 deg)
+    terrain = PluginHost().service("terrain")
+    assert isinstance(terrain, TerrainService)
+    x_m = np.arange(20) * 10.0 + 5.0
+    dem = np.tile(1000.0 + 0.5 * x_m, (20, 1)).astype("float32")
+    path = tmp_path / "plane.tif"
+    profile = {"driver": "GTiff", "width": 20, "height": 20, "count": 1, "dtype": "float32"}
+    transform = rasterio.transform.from_origin(500_000.0, 4_200_000.0, 10.0, 10.0)
+    with rasterio.open(path, "w", crs="EPSG:32647", transform=transform, **profile) as dst:
+        dst.write(dem, 1)
+    layers = terrain.layers(path)
+    inner = (slice(2, -2), slice(2, -2))
+    np.testing.assert_allclose(layers.slope_deg[inner], np.degrees(np.arctan(0.5)), atol=0.01)
+    np.testing.assert_allclose(layers.aspect_deg[inner], 270.0, atol=0.01)
+    kept = terrain.mask(layers, slope_deg=(20, 30), aspect_deg=[(225, 315)])
+    assert kept[inner].all()
+    assert not terrain.mask(layers, slope_deg=(30, 40))[inner].any()
 
 
 def test_hook_thawdetect_register_commands():
@@ -211,7 +232,22 @@ def test_hook_thawdetect_iteration_finished(scene, tmp_path):  # noqa: F811
 
 
 def test_hookspecs_are_prefixed_and_documented():
+    # what pluggy registers as hookspecs (not just the module's names) is exactly HOOKS: a
+    # function named thawdetect_* without @hookspec, or a hookspec without the prefix, fails here
+    pm = pluggy.PluginManager(hookspecs.PROJECT_NAME)
+    pm.add_hookspecs(hookspecs)
+    registered = sorted(
+        name
+        for name in dir(pm.hook)
+        if not name.startswith("_") and getattr(pm.hook, name).spec is not None
+    )
+    assert registered == HOOKS
+    assert len(HOOKS) >= 8  # none lost
     for name in HOOKS:
         fn = getattr(hookspecs, name)
-        assert re.match(r"thawdetect_[a-z_]+$", name)
-        assert fn.__doc__ and "Args:" in fn.__doc__
+        assert re.fullmatch(r"thawdetect_[a-z]+(_[a-z]+)+", name), name
+        params = list(inspect.signature(fn).parameters)
+        assert fn.__doc__ and "Args:" in fn.__doc__, name
+        args = fn.__doc__.split("Args:", 1)[1]
+        for param in params:  # every parameter is described under Args:
+            assert re.search(rf"^\s+{param}:", args, re.M), f"{name}: Args: lacks {param}"

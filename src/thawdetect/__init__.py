@@ -2,11 +2,13 @@
 
 The public API: everything a plugin author or a notebook user needs is importable from here.
 
-* Running: :func:`run`, :func:`open_run`, :class:`RunResult`.
+* Running: :func:`run`, :func:`open_run`, :class:`RunResult`, :class:`AccuracyReport` (what
+  ``RunResult.accuracy`` holds).
 * Writing a detector plugin: :data:`hookimpl`, :class:`Detector`, :class:`DetectorConfig`,
   :class:`IterationContext`, :class:`ReviewOutcome`, the candidate schema (:data:`SCORE_COLUMN`,
   :data:`SERIES_COLUMN`, :func:`validate_candidates`, :func:`empty_candidates`),
-  :class:`TimeSeries`, :class:`ImageFrame`, :class:`Region`, :class:`RegionDetectorData`.
+  :class:`TimeSeries`, :class:`ImageFrame`, :class:`Region`, :class:`RegionDetectorData`, and
+  :class:`PluginHost` (to test a plugin without installing it: ``PluginHost(plugins=[...])``).
 * Errors: :class:`ThawdetectError` and its one-line subclasses.
 
 Heavy dependencies (geopandas, rasterio) load on first use of a name, so ``import thawdetect``
@@ -24,6 +26,7 @@ from thawdetect.core.plugin_api.hookspecs import hookimpl
 
 if TYPE_CHECKING:
     from thawdetect.api import RunResult, open_run, run
+    from thawdetect.core.accuracy.metrics import AccuracyReport
     from thawdetect.core.errors import (
         ConfigError,
         CRSMismatchError,
@@ -46,12 +49,14 @@ if TYPE_CHECKING:
         empty_candidates,
         validate_candidates,
     )
+    from thawdetect.core.plugin_api.host import PluginHost
     from thawdetect.core.regions import Region, RegionDetectorData
 
 _LAZY = {
     "run": "thawdetect.api",
     "open_run": "thawdetect.api",
     "RunResult": "thawdetect.api",
+    "AccuracyReport": "thawdetect.core.accuracy.metrics",
     "SCORE_COLUMN": "thawdetect.core.plugin_api.detector",
     "SERIES_COLUMN": "thawdetect.core.plugin_api.detector",
     "Detector": "thawdetect.core.plugin_api.detector",
@@ -62,6 +67,7 @@ _LAZY = {
     "TimeSeries": "thawdetect.core.plugin_api.detector",
     "empty_candidates": "thawdetect.core.plugin_api.detector",
     "validate_candidates": "thawdetect.core.plugin_api.detector",
+    "PluginHost": "thawdetect.core.plugin_api.host",
     "Region": "thawdetect.core.regions",
     "RegionDetectorData": "thawdetect.core.regions",
     "ThawdetectError": "thawdetect.core.errors",
@@ -77,6 +83,7 @@ _LAZY = {
 __all__ = [
     "SCORE_COLUMN",
     "SERIES_COLUMN",
+    "AccuracyReport",
     "CRSMismatchError",
     "ConfigError",
     "Detector",
@@ -88,6 +95,7 @@ __all__ = [
     "MissingBandError",
     "MissingDependencyError",
     "PluginError",
+    "PluginHost",
     "Region",
     "RegionDetectorData",
     "ReviewOutcome",

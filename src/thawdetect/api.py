@@ -12,12 +12,15 @@ engine.Engine`; a run started from one resumes from the other::
 
     same = thawdetect.open_run("runs/qilian")   # read a run back later
 
-Progress lines go to ``echo`` (default: ``print`` when ``progress=True``).
+Progress lines go to ``echo`` (default: ``print`` when ``progress=True``). See ``docs/api.md``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+import json
+import os
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -71,6 +74,11 @@ class RunResult:
 
         return read_manifest(self.run_dir)
 
+    @property
+    def synthetic(self) -> bool:
+        """True when the run's data are a bundled SYNTHETIC sample (not real observations)."""
+        return bool(self.manifest.get("synthetic", False))
+
     def _layer(self, name: str) -> Any:
         from thawdetect.core.run.access import open_run_ledger
 
@@ -78,8 +86,31 @@ class RunResult:
 
     @property
     def iterations(self) -> pd.DataFrame:
-        """One row per finished iteration (training sets, candidates, confirmed, thresholds)."""
-        return self._layer("iterations").sort_values("iteration").reset_index(drop=True)
+        """One row per finished iteration (training sets, candidates, confirmed, thresholds).
+
+        Columns: ``iteration``, ``detectors``, ``training_positives``, ``training_negatives``,
+        ``candidates_proposed``, ``candidates_reviewed``, ``newly_confirmed``, ``rejected``,
+        ``inventory_size``, ``thresholds_json`` (as stored in the ledger) and, unpacked from it,
+        one column ``<detector>__<setting>`` per threshold a detector reported (e.g.
+        ``insar_sbas__abs_rate_mm_yr`` = ``">=50"``).
+        """
+        import pandas as pd
+
+        raw = self._layer("iterations")
+        table: pd.DataFrame = pd.DataFrame(raw.drop(columns="geometry", errors="ignore"))
+        table = table.sort_values("iteration").reset_index(drop=True)
+        if "thresholds_json" in table.columns:
+            flat = [
+                {
+                    f"{det}__{key}": value
+                    for det, settings in _thresholds(text).items()
+                    for key, value in settings.items()
+                }
+                for text in table["thresholds_json"]
+            ]
+            extra = pd.DataFrame(flat, index=table.index)
+            table = pd.concat([table, extra.drop(columns=table.columns, errors="ignore")], axis=1)
+        return table
 
     @property
     def candidates(self) -> gpd.GeoDataFrame:
@@ -88,12 +119,23 @@ class RunResult:
 
     @property
     def decisions(self) -> pd.DataFrame:
-        """The decision history, oldest first."""
-        return self._layer("decisions")
+        """The decision history, oldest first (candidate, decision, probability, note, time)."""
+        from thawdetect.core.review.decisions import history
+
+        self._layer("decisions")  # a one-line InputError when this is not a run
+        rows: pd.DataFrame = history(self.run_dir)
+        return rows
 
     @property
     def inventory(self) -> gpd.GeoDataFrame:
-        """The inventory in the published form (id, lon/lat, area, probability, ...; WGS84)."""
+        """The inventory in the published form, as ``thawdetect inventory export`` writes it.
+
+        One row per landslide (known inventory + confirmed candidates): ``inventory_id``,
+        ``centroid_lon``/``centroid_lat`` (degrees, WGS84), ``area_ha``, ``perimeter_m``,
+        ``probability``, ``iteration``, ``detectors`` and every detector's evidence columns.
+        Geometries are in the run's working CRS (the region's UTM zone); ``near_road`` is empty
+        (give roads to :func:`thawdetect.core.inventory.inventory_frame` or the CLI for it).
+        """
         from thawdetect.core.inventory import inventory_frame
 
         return inventory_frame(self.run_dir)
@@ -105,12 +147,57 @@ class RunResult:
             path = self.run_dir / "accuracy.json"
             if not path.exists():
                 return None
-            import json
-
             from thawdetect.core.accuracy import AccuracyReport
 
-            self._accuracy = AccuracyReport.from_dict(json.loads(path.read_text())["overall"])
+            try:
+                overall = json.loads(path.read_text())["overall"]
+                self._accuracy = AccuracyReport.from_dict(overall)
+            except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError) as exc:
+                problem = f"accuracy report is corrupt ({type(exc).__name__})"
+                raise InputError(path, problem) from None
         return self._accuracy  # type: ignore[no-any-return]
+
+    def decide(
+        self,
+        candidate_ids: str | Sequence[str],
+        decision: str,
+        *,
+        probability: str | None = None,
+        note: str = "",
+        reviewer: str = "unknown",
+    ) -> pd.DataFrame:
+        """Record a review decision, as ``thawdetect review decide`` does (one transaction).
+
+        With the manual reviewer a run stops ``awaiting review``; decide every pending candidate
+        (``result.candidates.query("status == 'pending'")``), then call :func:`run` again with
+        the same ``output_dir`` to go on.
+
+        Args:
+            candidate_ids: one candidate id or several.
+            decision: ``confirmed``, ``rejected`` or ``unsure``.
+            probability: ``high``, ``medium`` or ``low`` (usually with ``confirmed``), or None.
+            note: free text.
+            reviewer: the reviewer's name (kept in the decision history).
+
+        Returns:
+            The decision rows appended to the history.
+
+        Raises:
+            InputError: unknown ids, an illegal decision or probability (nothing is recorded).
+        """
+        from thawdetect.core.review.decisions import decide
+
+        rows = decide(
+            self.run_dir,
+            candidate_ids,
+            decision,
+            probability=probability,
+            note=note,
+            reviewer=reviewer,
+        )
+        pending = self.candidates["status"] == "pending"
+        self.pending = int(pending.sum())
+        return rows
 
     def __repr__(self) -> str:
         return f"RunResult({str(self.run_dir)!r}, status={self.status!r})"
@@ -146,10 +233,15 @@ def build_run_config(
     elif isinstance(config, RunConfig):
         cfg = config
     else:
+        data = dict(config)
+        if isinstance(data.get("detectors"), Mapping):  # `insar_sbas:` with no settings
+            data["detectors"] = {k: (v or {}) for k, v in data["detectors"].items()}
         try:
-            cfg = RunConfig.model_validate(dict(config))
+            cfg = RunConfig.model_validate(data)
         except ValidationError as exc:
             raise ConfigError(render_validation_error(exc, source)) from None
+    if isinstance(detectors, str):
+        detectors = [detectors]
     updates: dict[str, Any] = {}
     if region:
         updates["region"] = region
@@ -202,8 +294,9 @@ def run(
         validation: validation points file scored at the end.
         output_dir: the run directory (default ``./thawdetect-runs/REGION_DETECTORS``).
         overwrite: delete an existing *run* in ``output_dir`` first.
-        progress: print progress lines (ignored when ``echo`` is given).
-        echo: where progress lines go.
+        progress: print progress lines and show progress bars of the long steps (bars only when
+            stderr is a terminal or ``THAWDETECT_PROGRESS=1``); False: silent.
+        echo: where progress lines go (instead of ``print``).
         host: a plugin host (default: every installed plugin).
 
     Returns:
@@ -236,7 +329,19 @@ def run(
     engine = Engine(
         cfg, run_dir, host or PluginHost(), echo=_echo, overwrite=overwrite, source=source
     )
-    result = engine.run()
+    if engine.manifest.get("synthetic"):
+        _echo("note: this region's data is a SYNTHETIC sample bundled with thawdetect")
+    with _bars(progress):
+        result = engine.run()
+    if result.status != "finished":
+        _echo(
+            f"{result.stop_reason}: decide them with 'thawdetect review list {run_dir}' / "
+            f"'thawdetect review decide', then call thawdetect.run again with this output_dir"
+        )
+    else:
+        _echo(f"stopped: {result.stop_reason}")
+        if result.accuracy:
+            _echo(result.accuracy["report"].format_table(title="accuracy (overall)"))
     out = RunResult(
         run_dir=run_dir,
         status=result.status,
@@ -249,6 +354,36 @@ def run(
     return out
 
 
+def _thresholds(text: Any) -> dict[str, dict[str, Any]]:
+    """Each detector's ``summary()`` from a ``thresholds_json`` cell ({} when unreadable)."""
+    if not isinstance(text, str) or not text:
+        return {}
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError:
+        return {}
+    if not isinstance(data, dict):
+        return {}
+    return {str(d): v for d, v in data.items() if isinstance(v, dict)}
+
+
+@contextmanager
+def _bars(progress: bool) -> Iterator[None]:
+    """Turn the long steps' progress bars off while the run lasts when ``progress`` is False."""
+    if progress:
+        yield
+        return
+    old = os.environ.get("THAWDETECT_PROGRESS")
+    os.environ["THAWDETECT_PROGRESS"] = "0"
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop("THAWDETECT_PROGRESS", None)
+        else:
+            os.environ["THAWDETECT_PROGRESS"] = old
+
+
 def open_run(path: str | Path) -> RunResult:
     """Open an existing run directory (finished, awaiting review, or interrupted).
 
@@ -258,6 +393,8 @@ def open_run(path: str | Path) -> RunResult:
     from thawdetect.core.run.access import read_manifest
 
     run_dir = Path(path)
+    if not run_dir.exists():
+        raise InputError(run_dir, "run directory does not exist")
     if not (run_dir / "manifest.json").is_file():
         raise InputError(run_dir, "not a thawdetect run directory (no manifest.json)")
     manifest = read_manifest(run_dir)

@@ -85,7 +85,10 @@ def wilson_interval(k: int, n: int, z: float = Z95) -> tuple[float, float] | Non
     denom = 1.0 + z * z / n
     centre = (p + z * z / (2 * n)) / denom
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return (max(0.0, centre - half), min(1.0, centre + half))
+    # the bounds are exactly 0 at k = 0 and 1 at k = n; rounding must not put p outside them
+    low = 0.0 if k == 0 else max(0.0, centre - half)
+    high = 1.0 if k == n else min(1.0, centre + half)
+    return (low, high)
 
 
 def _ratio(k: int, n: int) -> float | None:
