@@ -49,7 +49,8 @@ class MaskRanges(StrictModel):
 
 
 class TerrainConfig(StrictModel):
-    """Settings of the terrain plugin (YAML section ``terrain``)."""
+    """Settings of the terrain service: passed to ``TerrainToolkit(config)`` (the ``thawdetect
+    terrain`` commands set ``surface_fit`` from ``--surface-fit``); there is no run-YAML section."""
 
     surface_fit: SurfaceFit = Field(
         default="Horn",
