@@ -283,9 +283,10 @@ def test_sample_loop_two_iterations(tmp_path):
     import json
 
     metrics = json.loads((ctx2.work_dir / "model.json").read_text())
-    if metrics.get("val_chips"):  # INT8 kept only within 0.01 IoU of fp32 on held-out chips
-        assert (ctx2.work_dir / "model_int8.onnx").exists()
-        fp32, int8 = metrics["fp32_iou"], metrics["int8_iou"]
-        ok = fp32 is not None and int8 is not None and int8 >= fp32 - 0.01
-        assert metrics["int8"] == ok
-        assert metrics["onnx"] == ("model_int8.onnx" if ok else "model.onnx")
+    # INT8 is kept only within 0.01 IoU of fp32 on held-out chips (the sample always has some)
+    assert metrics.get("val_chips"), metrics
+    assert (ctx2.work_dir / "model_int8.onnx").exists()
+    fp32, int8 = metrics["fp32_iou"], metrics["int8_iou"]
+    ok = fp32 is not None and int8 is not None and int8 >= fp32 - 0.01
+    assert metrics["int8"] == ok
+    assert metrics["onnx"] == ("model_int8.onnx" if ok else "model.onnx")

@@ -119,7 +119,7 @@ def _pipeline(tmp_path, capsys, seed: int = 0) -> dict:
         learning_rate=3e-3,
         out_path=tmp_path / "m.pt",
         seed=seed,
-        max_seconds=40,
+        max_seconds=None,  # budget in epochs: the same model on an idle or a busy machine
     )
     model = result.pop("model")
     onnx_path = export_onnx(model, tmp_path / "m.onnx")
@@ -137,9 +137,9 @@ def _pipeline(tmp_path, capsys, seed: int = 0) -> dict:
     )
     cands = polygonize_probability(prob, 0.5, min_area_ha=0.05)
     assert cands.crs == grid[2]
-    if len(cands):
-        assert set(cands.geom_type) <= {"Polygon", "MultiPolygon"}
-        assert (cands.area_m2 >= 500).all()
+    assert len(cands) > 0  # the experts mapped slumps on this chip; the model finds some
+    assert set(cands.geom_type) <= {"Polygon", "MultiPolygon"}
+    assert (cands.area_m2 >= 500).all()  # 0.05 ha minimum mapping unit
     with rasterio.open(prob) as src:
         pred = src.read(1) >= 0.5
     model_iou, model_f1 = iou_f1(pred, np.any(masks, axis=0))
@@ -174,4 +174,39 @@ def _pipeline(tmp_path, capsys, seed: int = 0) -> dict:
             f"covered: "
             f"model IoU {held_model:.3f}, experts {held_expert:.3f}"
         )
-    return {"held_model": held_model, "held_expert": held_expert, "model_iou": model_iou}
+    all_true_iou = iou_f1(unseen, union & unseen)[0]
+    return {
+        "held_model": held_model,
+        "held_expert": float(held_expert),
+        "model_iou": model_iou,
+        "all_true_iou": all_true_iou,
+    }
+
+
+#: Held-out IoU gap (experts' mean agreement minus the model's) measured over seeds 0-4 with this
+#: budget (4 epochs from scratch, resnet18, 64 px chips): 0.067, 0.045, 0.067, 0.393, 0.012
+#: (median 0.067; seed 0: model 0.571 vs experts 0.638). A from-scratch model on one 10 m chip
+#: is near the experts on most splits and far off on some; the default test holds seed 0 to the
+#: experts within MARGIN, and the slow test holds the median over seeds within MEDIAN_MARGIN.
+MARGIN = 0.2
+MEDIAN_MARGIN = 0.15
+
+
+def test_real_s2_chip_pipeline(tmp_path, capsys):
+    r = _pipeline(tmp_path, capsys, seed=0)
+    # the model on pixels no training chip covered, against the experts' own agreement there
+    assert r["held_model"] >= r["held_expert"] - MARGIN, r
+    # and far better than calling everything a slump (IoU = slump fraction of held-out pixels)
+    assert r["held_model"] > 2 * r["all_true_iou"], r
+
+
+@pytest.mark.slow
+def test_real_s2_chip_pipeline_over_seeds(tmp_path, capsys):
+    gaps = []
+    for seed in range(5):
+        (tmp_path / f"s{seed}").mkdir()
+        r = _pipeline(tmp_path / f"s{seed}", capsys, seed=seed)
+        gaps.append(r["held_expert"] - r["held_model"])
+    with capsys.disabled():
+        print(f"\n[optical real chip] held-out IoU gaps over seeds 0-4: {np.round(gaps, 3)}")
+    assert float(np.median(gaps)) <= MEDIAN_MARGIN
