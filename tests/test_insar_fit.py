@@ -11,7 +11,7 @@ from rasterio.crs import CRS
 
 from thawdetect.core.errors import InputError
 from thawdetect.core.grid import GridSpec
-from thawdetect.plugins.insar_sbas.mintpy_io import read_timeseries_fit
+from thawdetect.plugins.insar_sbas.seasonal_fit import read_timeseries_fit
 from thawdetect.plugins.insar_sbas.synthetic import (
     acquisition_dates,
     model_series_m,

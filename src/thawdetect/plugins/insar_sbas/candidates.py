@@ -137,7 +137,7 @@ def candidate_series(
     """Mean displacement series (mm) and its seasonal fit for each candidate (one read per box)."""
     from scipy import ndimage
 
-    from thawdetect.plugins.insar_sbas.mintpy_io import read_timeseries_mean
+    from thawdetect.plugins.insar_sbas.mintpy_h5 import read_timeseries_mean
     from thawdetect.plugins.insar_sbas.timefunc import fit_seasonal
 
     out: list[TimeSeries | None] = []

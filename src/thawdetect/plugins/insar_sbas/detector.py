@@ -157,8 +157,8 @@ class InsarSbasDetector(Detector):
             candidate_table,
             label_mask,
         )
-        from thawdetect.plugins.insar_sbas.mintpy_io import check_overlap, write_geotiff
         from thawdetect.plugins.insar_sbas.products import load_products
+        from thawdetect.plugins.insar_sbas.rasters import check_overlap, write_geotiff
 
         cfg = self.config
         work = Path(context.work_dir)

@@ -13,7 +13,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from thawdetect.core.grid import GridSpec
-from thawdetect.plugins.insar_sbas.mintpy_io import mintpy_attrs_for_grid
+from thawdetect.plugins.insar_sbas.mintpy_h5 import mintpy_attrs_for_grid
 from thawdetect.plugins.insar_sbas.timefunc import design_matrix
 
 __all__ = ["acquisition_dates", "model_series_m", "write_timeseries_h5"]
@@ -126,7 +126,7 @@ def write_hyp3_stack(
         wavelength_m: radar wavelength.
         seed: noise seed.
     """
-    from thawdetect.plugins.insar_sbas.mintpy_io import write_geotiff
+    from thawdetect.plugins.insar_sbas.rasters import write_geotiff
 
     out_dir = Path(out_dir)
     rng = np.random.default_rng(seed)
