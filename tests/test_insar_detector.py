@@ -126,9 +126,15 @@ def test_each_schedule_row_finds_new_planted_slides(host, sample, tmp_path):
         assert not found(cands, looks), f"row {it} proposed a look-alike"
         for col in EVIDENCE:
             assert col in cands.columns and cands[col].notna().all()
-        assert (cands["score"] == cands["max_abs_rate_mm_yr"]).all()
+        # review order: |rate|, amplitude-prone candidates (A >= 10 mm, Wei et al.) first
+        prone = cands["mean_seasonal_amplitude_pp_mm"] >= 10.0
+        assert (cands["amplitude_prone"] == prone.astype(int)).all()
+        assert (cands["score"] == cands["max_abs_rate_mm_yr"] + 1000.0 * prone).all()
+        # grown outlines hold their seeds and reach beyond them
+        assert (cands["seed_pixel_count"] >= cfg.min_pixels).all()
+        assert (cands["pixel_count"] >= cands["seed_pixel_count"]).all()
+        assert (cands["grown_area_m2"] >= cands["seed_area_m2"]).all()
         assert (cands["max_abs_rate_mm_yr"] >= det.config.schedule[it - 1].abs_rate_mm_yr).all()
-        assert (cands["pixel_count"] >= cfg.min_pixels).all()
         np.testing.assert_allclose(cands["area_m2"], cands.geometry.area)
         series = TimeSeries.from_json(cands["series_json"].iloc[0])
         assert len(series.dates) == 70 and series.fit is not None
