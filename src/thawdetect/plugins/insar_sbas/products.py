@@ -83,9 +83,19 @@ def load_products(
         )
     cfg = config
     if cfg.slc_dir is not None:
-        from thawdetect.plugins.insar_sbas.isce2 import run_stack_sentinel
+        from thawdetect.plugins.insar_sbas.isce2 import run_isce2_stack
 
-        run_stack_sentinel(cfg, run_dir=run_dir, region=region)  # stops with one line w/o ISCE2
+        # stops with one line without ISCE2 or at a failed step (resumable)
+        out = run_isce2_stack(cfg, run_dir=run_dir, region=region)
+        cfg = cfg.model_copy(
+            update={
+                "slc_dir": None,
+                "timeseries_file": out["timeseries"],
+                "coherence_file": cfg.coherence_file or out["temporalCoherence"],
+                "geometry_file": cfg.geometry_file or out["geometry"],
+                "lookup_file": cfg.lookup_file or out["geometry"],
+            }
+        )
     if cfg.hyp3_dir is not None:
         from thawdetect.plugins.insar_sbas.hyp3 import run_smallbaseline
 
