@@ -40,8 +40,11 @@ DUPLICATE_OVERLAP = 0.5
 MMU_HA = 0.05
 
 
-def run_method(paths: dict[str, Path], method: str, work: Path) -> gpd.GeoDataFrame:
-    """All candidates the five rows propose with ``method``, after the engine's duplicate drop."""
+def run_method(
+    paths: dict[str, Path], method: str, work: Path, **settings: object
+) -> gpd.GeoDataFrame:
+    """All candidates the five rows propose with ``method`` (and other detector ``settings``),
+    after the engine's duplicate drop."""
     from thawdetect.core.plugin_api.detector import IterationContext
     from thawdetect.core.plugin_api.host import PluginHost
     from thawdetect.core.run.merge import overlap_fraction
@@ -53,6 +56,7 @@ def run_method(paths: dict[str, Path], method: str, work: Path) -> gpd.GeoDataFr
         coherence_file=paths["coherence"],
         dem_file=paths["dem"],
         delineation=method,
+        **settings,
     )
     kept: list[gpd.GeoDataFrame] = []
     for it in range(1, cfg.n_rows + 1):

@@ -3,6 +3,8 @@ then MintPy with the ISCE2 loader; ISCE2 itself is absent here, so tests stop at
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import pytest
 
 from thawdetect.core.errors import InputError
@@ -71,7 +73,7 @@ def _run_files(work, steps):
 
 
 class TestRunFiles:
-    STEPS = {
+    STEPS: ClassVar[dict[str, str]] = {
         "run_01_unpack_topo_reference": "echo run_01 >> order.txt\n",
         "run_02_unpack_secondary_slc": "echo run_02 >> order.txt\necho two\n",
         "run_10_merge_burst_igram": "echo run_10 >> order.txt\n",

@@ -16,7 +16,9 @@ Two methods (``delineation`` in the config):
   1. clusters closer than ``group_distance_px`` with the same sign of motion on one slope facet
      (mean aspects within ``facet_tolerance_deg`` and no pixel between them facing more than 90°
      away: no ridge or valley between) become one candidate, the gap between them included;
-  2. holes are filled (each with the label of the nearest candidate pixel);
+  2. growth passes through pixels without a reliable rate (decorrelated: fast motion loses
+     coherence); those in a candidate's morphological closing (radius 2 px) join it, and holes
+     are filled (each with the label of the nearest candidate pixel);
   3. the outline is smoothed on the pixel grid: a pixel with ≥ 6 of its 8 neighbours in the
      candidate joins it, one with ≤ 2 leaves it (never a seed), so no notch or spur of a single
      pixel remains.
@@ -109,8 +111,12 @@ def _hysteresis(
     grow_ok: NDArray[np.bool_],
     floor: float,
     relative_floor: float,
+    passable: NDArray[np.bool_] | None = None,
 ) -> tuple[NDArray[np.int32], int, NDArray[np.int8]]:
     """Components of the growth domain that hold a seed, per sign of motion.
+
+    Growth passes through ``passable`` pixels (no reliable rate), which are then left out of the
+    labels (:func:`_bridge_unknown` takes back those inside a candidate's closing).
 
     A component's own floor is the larger of ``floor`` and ``relative_floor`` × the median |rate|
     of its seeds, so a fast landslide does not leak into slow, spatially correlated background.
@@ -123,7 +129,8 @@ def _hysteresis(
     for s in (-1, 1):
         moving = np.nan_to_num(s * rate, nan=-np.inf)
         seed_s = seeds & (moving > 0)
-        domain = (grow_ok & (moving >= floor)) | seed_s
+        through = np.zeros_like(seed_s) if passable is None else passable & ~seed_s
+        domain = (grow_ok & (moving >= floor)) | seed_s | through
         lab, k = ndimage.label(domain, structure=_EIGHT)
         if k == 0:
             continue
@@ -131,9 +138,11 @@ def _hysteresis(
             core = ndimage.median(moving, np.where(seed_s, lab, 0), np.arange(1, k + 1))
             own = np.maximum(floor, relative_floor * np.nan_to_num(np.asarray(core), nan=0.0))
             floor_map = np.concatenate([[np.inf], own])[lab]
-            lab, k = ndimage.label((domain & (moving >= floor_map)) | seed_s, structure=_EIGHT)
+            keep = (domain & (moving >= floor_map)) | seed_s | (through & (lab > 0))
+            lab, k = ndimage.label(keep, structure=_EIGHT)
         has_seed = np.bincount(lab[seed_s], minlength=k + 1) > 0
         lab, k = _relabel(lab, has_seed)
+        lab[through] = 0
         out[lab > 0] = lab[lab > 0] + n
         signs += [s] * k
         n += k
@@ -221,6 +230,28 @@ def _group(
     return merged, m, fragments
 
 
+def _bridge_unknown(
+    labels: NDArray[np.int32], n: int, unknown: NDArray[np.bool_], radius_px: float = 2.0
+) -> None:
+    """Pixels without a reliable rate (decorrelated, no data) in a candidate's closing join it.
+
+    Fast motion decorrelates: such pixels are notches and holes in a landslide, not its edge.
+    """
+    from scipy import ndimage
+
+    disc = _disc(radius_px)
+    pad = int(np.ceil(radius_px)) + 1
+    h, w = labels.shape
+    for i, sl in enumerate(ndimage.find_objects(labels, max_label=n), start=1):
+        if sl is None:
+            continue
+        r0, r1 = max(sl[0].start - pad, 0), min(sl[0].stop + pad, h)
+        c0, c1 = max(sl[1].start - pad, 0), min(sl[1].stop + pad, w)
+        win = labels[r0:r1, c0:c1]
+        closed = ndimage.binary_closing(np.pad(win == i, pad), structure=disc)[pad:-pad, pad:-pad]
+        win[closed & (win == 0) & unknown[r0:r1, c0:c1]] = i
+
+
 def _fill_holes(labels: NDArray[np.int32]) -> None:
     """Holes (background enclosed by candidates) take the label of the nearest candidate pixel."""
     from scipy import ndimage
@@ -267,6 +298,7 @@ def delineate(
     group_distance_px: float = 2.0,
     facet_tolerance_deg: float = 45.0,
     smooth: bool = True,
+    unknown: NDArray[np.bool_] | None = None,
 ) -> Delineation:
     """Candidate labels from this iteration's seeds (see the module docstring).
 
@@ -284,6 +316,8 @@ def delineate(
         group_distance_px: clusters with at most this many pixels between them may be grouped.
         facet_tolerance_deg: largest difference of mean aspects on one facet, degrees.
         smooth: smooth outlines on the pixel grid.
+        unknown: pixels without a reliable rate (decorrelated, no data): growth passes through
+            them, and a candidate keeps those in its closing (radius 2 px); default: none.
     """
     rate = np.asarray(rate_mm_yr, dtype=np.float64)
     seeds = np.asarray(seeds, dtype=bool) & np.isfinite(rate)
@@ -295,14 +329,17 @@ def delineate(
         raise ValueError("delineation 'grow' needs a finite floor_mm_yr")
     if grow_ok is None:
         grow_ok = np.isfinite(rate)
+    unknown_mask = None if unknown is None else np.asarray(unknown, dtype=bool)
     labels, n, signs = _hysteresis(
-        rate, seeds, np.asarray(grow_ok, dtype=bool), floor_mm_yr, relative_floor
+        rate, seeds, np.asarray(grow_ok, dtype=bool), floor_mm_yr, relative_floor, unknown_mask
     )
     fragments = np.ones(n, dtype=np.int64)
     if n > 1 and group_distance_px > 0:
         labels, n, fragments = _group(
             labels, n, signs, aspect_deg, group_distance_px, facet_tolerance_deg
         )
+    if unknown_mask is not None and n:
+        _bridge_unknown(labels, n, unknown_mask)
     _fill_holes(labels)
     if smooth and n:
         _smooth(labels, n, seeds)

@@ -326,6 +326,7 @@ class InsarSbasDetector(Detector):
             group_distance_px=cfg.group_distance_px,
             facet_tolerance_deg=cfg.facet_tolerance_deg,
             smooth=cfg.smooth_outline,
+            unknown=(~coherent) if relaxed_mask is None else (~coherent & relaxed_mask),
         )
         labels, n = d.labels, d.n
 

@@ -131,6 +131,9 @@ class SceneSpec:
         peak_rate_mm_yr: range of |LOS| peak rates, mm/yr.
         n_thermokarst: flat subsidence patches on valley floors (outside every slope mask).
         n_decorrelated: decorrelated patches with strong apparent rates (coherence < 0.5).
+        core_decorrelation: share of a landslide's pixels that decorrelate, in blobs, for the
+            fastest ones (scaled by |peak| / 80 mm/yr; none under 30 mm/yr): fast motion loses
+            coherence, which breaks threshold clusters into fragments.
         seed: random seed.
     """
 
@@ -143,6 +146,7 @@ class SceneSpec:
     peak_rate_mm_yr: tuple[float, float] = (14.0, 80.0)
     n_thermokarst: int = 3
     n_decorrelated: int = 3
+    core_decorrelation: float = 0.25
     seed: int = 0
 
 
@@ -251,6 +255,7 @@ def make_scene(spec: SceneSpec | None = None, **overrides: Any) -> Scene:
     ue, un, uu = los_unit_vector(SCENE_INCIDENCE_DEG, SCENE_AZIMUTH_DEG)
     rate = np.zeros((n, n))
     taken = np.zeros((n, n), dtype=bool)
+    slide_lab = np.zeros((n, n), dtype=np.int32)
     rows, geoms = [], []
 
     def plant(r: float, c: float, area_ha: float, pair: int) -> bool:
@@ -276,6 +281,7 @@ def make_scene(spec: SceneSpec | None = None, **overrides: Any) -> Scene:
         peak = sign * np.exp(rng.uniform(*np.log(spec.peak_rate_mm_yr)))
         rate[win][foot] += peak * _profile(rho[foot], kind, rng.uniform(0.4, 0.7))
         taken[win][foot] = True
+        slide_lab[win][foot] = len(rows) + 1
         x0, y0 = grid.transform * (c, r)
         ell = affinity.scale(Point(0, 0).buffer(1.0, quad_segs=32), b * px, a * px)
         ell = affinity.rotate(ell, -asp, origin=(0, 0))  # +y (north) turned to the aspect
@@ -359,6 +365,14 @@ def make_scene(spec: SceneSpec | None = None, **overrides: Any) -> Scene:
     ts += rng.normal(0, 0.002, ts.shape)
     coh = np.clip(0.93 + 0.03 * rng.normal(0, 1, (n, n)), 0, 1)
     bad = (rng.random((n, n)) < 0.03) | dec_mask
+    blobs = _smooth_noise(rng, 1, n, max(n // 5, 2))[0]
+    for k, peak in enumerate(slides["peak_rate_mm_yr"] if len(slides) else [], start=1):
+        frac = spec.core_decorrelation * min(1.0, abs(peak) / 80.0)
+        if abs(peak) < 30 or frac <= 0:
+            continue
+        inside = slide_lab == k
+        cut = np.quantile(blobs[inside], 1.0 - frac)
+        bad |= inside & (blobs > cut)
     gaps = rng.random(ts.shape) < 0.5
     t_yr = (np.array([(d - dates[0]).days for d in dates]) / 365.25)[:, None]
     fake = -0.06 * t_yr * dec_mask[bad][None, :]  # strong apparent rate where decorrelated
