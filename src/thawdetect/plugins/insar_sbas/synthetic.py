@@ -134,6 +134,9 @@ class SceneSpec:
         core_decorrelation: share of a landslide's pixels that decorrelate, in blobs, for the
             fastest ones (scaled by |peak| / 80 mm/yr; none under 30 mm/yr): fast motion loses
             coherence, which breaks threshold clusters into fragments.
+        epsg: the grid's UTM zone (EPSG code).
+        origin_m: upper-left corner of the grid (easting, northing), metres.
+        elevation_offset_m: added to the DEM at the end (placement uses the Qilian bands).
         seed: random seed.
     """
 
@@ -147,6 +150,9 @@ class SceneSpec:
     n_thermokarst: int = 3
     n_decorrelated: int = 3
     core_decorrelation: float = 0.25
+    epsg: int = 32647
+    origin_m: tuple[float, float] = (610000.0, 4200000.0)
+    elevation_offset_m: float = 0.0
     seed: int = 0
 
 
@@ -242,9 +248,8 @@ def make_scene(spec: SceneSpec | None = None, **overrides: Any) -> Scene:
     spec = dataclasses.replace(spec or SceneSpec(), **overrides)
     rng = np.random.default_rng(spec.seed)
     n, px = spec.size_px, spec.pixel_m
-    grid = GridSpec(
-        CRS.from_epsg(32647), Affine(px, 0.0, 610000.0, 0.0, -px, 4200000.0 + 0 * n), n, n
-    )
+    x0, y0 = spec.origin_m
+    grid = GridSpec(CRS.from_epsg(spec.epsg), Affine(px, 0.0, x0, 0.0, -px, y0), n, n)
     dem = _scene_dem(rng, n, px)
     slope, aspect = horn_slope_aspect(dem, px)
     s_ok = np.nan_to_num(slope, nan=-1)
@@ -386,7 +391,7 @@ def make_scene(spec: SceneSpec | None = None, **overrides: Any) -> Scene:
     return Scene(
         spec,
         grid,
-        dem,
+        (dem + np.float32(spec.elevation_offset_m)).astype(np.float32),
         dates,
         ts.astype(np.float32),
         coh.astype(np.float32),
