@@ -19,9 +19,10 @@ Two methods (``delineation`` in the config):
   2. growth passes through pixels without a reliable rate (decorrelated: fast motion loses
      coherence); those in a candidate's morphological closing (radius 2 px) join it, and holes
      are filled (each with the label of the nearest candidate pixel);
-  3. the outline is smoothed on the pixel grid: a pixel with ≥ 6 of its 8 neighbours in the
-     candidate joins it, one with ≤ 2 leaves it (never a seed), so no notch or spur of a single
-     pixel remains.
+  3. the outline is smoothed on the pixel grid: one-pixel notches are filled and one-pixel spurs
+     removed (never a seed), see :func:`_smooth`; the polygon is then simplified within 0.75
+     pixel (:func:`.candidates.polygonize_labels`), so one-pixel stair-steps along diagonal
+     edges become straight lines.
 
 Everything is whole-array NumPy/SciPy; loops run over candidates (dozens), never over pixels.
 """
@@ -265,11 +266,17 @@ def _fill_holes(labels: NDArray[np.int32]) -> None:
 
 
 def _smooth(labels: NDArray[np.int32], n: int, seeds: NDArray[np.bool_]) -> None:
-    """One majority pass per candidate on the pixel grid (notches in, spurs out, seeds kept)."""
+    """One pass per candidate on the pixel grid: one-pixel notches in, one-pixel spurs out.
+
+    A notch is an outside pixel with ≥ 6 of its 8 neighbours inside, or 5 with two opposite
+    4-neighbours inside (a gap in a straight edge); a spur is an inside pixel with ≤ 3 of its 8
+    neighbours and ≤ 1 of its 4 neighbours inside. Seeds never leave. Diagonal edges, whose
+    outside pixels have 5 neighbours inside but no opposite pair, are left as they are.
+    """
     from scipy import ndimage
 
-    kernel = np.ones((3, 3), dtype=np.int32)
-    kernel[1, 1] = 0
+    k8 = np.ones((3, 3), dtype=np.int32)
+    k8[1, 1] = 0
     h, w = labels.shape
     for i, sl in enumerate(ndimage.find_objects(labels, max_label=n), start=1):
         if sl is None:
@@ -278,9 +285,13 @@ def _smooth(labels: NDArray[np.int32], n: int, seeds: NDArray[np.bool_]) -> None
         c0, c1 = max(sl[1].start - 1, 0), min(sl[1].stop + 1, w)
         win = labels[r0:r1, c0:c1]
         mine = win == i
-        k = ndimage.convolve(mine.astype(np.int32), kernel, mode="constant")
-        add = (~mine) & (win == 0) & (k >= 6)
-        drop = mine & (k <= 2) & ~seeds[r0:r1, c0:c1]
+        p = np.pad(mine, 1)
+        left, right, up, down = p[1:-1, :-2], p[1:-1, 2:], p[:-2, 1:-1], p[2:, 1:-1]
+        n8 = ndimage.convolve(mine.astype(np.int32), k8, mode="constant")
+        n4 = left.astype(np.int32) + right + up + down
+        opposite = (left & right) | (up & down)
+        add = (~mine) & (win == 0) & ((n8 >= 6) | ((n8 == 5) & opposite))
+        drop = mine & (n8 <= 3) & (n4 <= 1) & ~seeds[r0:r1, c0:c1]
         win[add] = i
         win[drop] = 0
 
