@@ -228,7 +228,7 @@ class InsarSbasConfig(DetectorConfig):
     downslope: bool = Field(
         False,
         description="project LOS rates onto the steepest-descent direction (DEM slope/aspect); "
-        "abs_rate_mm_yr then means downslope mm/yr",
+        "abs_rate_mm_yr then means downslope (downhill, > 0) mm/yr",
     )
     min_projection_cos: float = Field(
         0.3,

@@ -289,7 +289,10 @@ class InsarSbasDetector(Detector):
 
         threshold = row.abs_rate_mm_yr
         abs_rate = np.abs(np.nan_to_num(rate, nan=0.0))
-        rate_ok = np.isfinite(rate) & (abs_rate >= threshold)
+        if cfg.downslope:  # landslides move downhill: an uphill "rate" is noise or not a slide
+            rate_ok = np.isfinite(rate) & (np.nan_to_num(rate, nan=0.0) >= threshold)
+        else:
+            rate_ok = np.isfinite(rate) & (abs_rate >= threshold)
         seeds = rate_ok & coherent & amplitude_ok
         if terrain_mask is not None:
             seeds &= terrain_mask
