@@ -401,4 +401,5 @@ class InsarSbasDetector(Detector):
             fragments=d.fragments,
             floor_mm_yr=d.floor_mm_yr,
             prone_amplitude_pp_mm=cfg.prone_amplitude_pp_mm,
+            smooth=cfg.delineation == "grow" and cfg.smooth_outline,
         )
