@@ -113,13 +113,13 @@ class TestGrouping:
         assert d.n == 2
 
 
-def test_holes_filled_and_one_pixel_spur_and_notch_smoothed():
+def test_holes_filled_and_corner_spur_and_edge_notch_smoothed():
     rate = np.zeros((20, 20))
     rate[4:16, 4:16] = -40.0
     rate[9:11, 9:11] = 0.0  # a stable hole in the middle
-    rate[9, 16] = -40.0  # a one-pixel spur ...
+    rate[16, 16] = -40.0  # a one-pixel spur off a corner ...
     seeds = rate <= -30
-    seeds[9, 16] = False  # ... that is not a seed
+    seeds[16, 16] = False  # ... that is not a seed
     rate[4, 9] = 0.0  # a one-pixel notch in the edge
     d = delineate(rate, seeds, floor_mm_yr=5.0, min_pixels=1)
     expected = np.zeros((20, 20), bool)

