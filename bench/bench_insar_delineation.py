@@ -15,7 +15,8 @@ Figures, per method, over all seeds (a candidate *belongs* to a planted landslid
 * median IoU: IoU of the candidate that first found a landslide with its planted outline;
 * split: found landslides with more than one candidate belonging to them over the run
   (the fragments a reviewer sees again);
-* false alarms: candidates belonging to no planted landslide (of which on a look-alike).
+* false alarms: candidates belonging to no planted landslide (of which on a look-alike);
+* grouped: candidates made of more than one cluster (``grow`` only).
 
 Ratios new/old are printed beside the figures.
 
@@ -106,6 +107,7 @@ def score(cands: gpd.GeoDataFrame, slides: gpd.GeoDataFrame, looks: gpd.GeoDataF
         "false_alarms": len(orphan),
         "false_on_lookalikes": on_look,
         "candidates": len(cands),
+        "grouped": int((cands["fragments"] > 1).sum()) if "fragments" in cands else 0,
     }
 
 
@@ -147,8 +149,11 @@ def main() -> None:
             )
     print()
     print(f"{len(args.seeds)} scenes (seeds {args.seeds}), {args.size} x {args.size} px at 30 m")
-    print("| method | found | median IoU | split | false alarms (on look-alikes) | time s |")
-    print("|---|---|---|---|---|---|")
+    print(
+        "| method | found | median IoU | split | false alarms (on look-alikes) | grouped "
+        "| candidates | time s |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
     summary = {}
     for method in ("threshold", "grow"):
         t = totals[method]
@@ -162,12 +167,15 @@ def main() -> None:
             "false_alarms": t["false_alarms"],
             "false_on_lookalikes": t["false_on_lookalikes"],
             "planted": t["planted"],
+            "grouped": t["grouped"],
+            "candidates": t["candidates"],
             "time_s": round(times[method], 1),
         }
         print(
             f"| {method} | {t['found']}/{t['planted']} ({100 * found_frac:.0f} %) | {med:.2f} | "
             f"{t['split']}/{t['found']} ({100 * split_frac:.1f} %) | {t['false_alarms']} "
-            f"({t['false_on_lookalikes']}) | {times[method]:.0f} |"
+            f"({t['false_on_lookalikes']}) | {t['grouped']} | {t['candidates']} | "
+            f"{times[method]:.0f} |"
         )
     new, old = summary["grow"], summary["threshold"]
     print(
