@@ -263,7 +263,8 @@ class InsarSbasDetector(Detector):
             from thawdetect.plugins.insar_sbas.downslope import los_geometry, project_downslope
 
             assert layers is not None
-            geom = los_geometry(cfg, grid)
+            # the geometry file on this grid (geocoded, or from the ISCE2/MintPy run)
+            geom = los_geometry(cfg.model_copy(update={"geometry_file": p.geometry_file}), grid)
             rate, cos, unstable = project_downslope(
                 los,
                 layers.slope_deg,

@@ -43,6 +43,8 @@ class InsarProducts:
         timeseries_file: the time-series file, for candidate mean series.
         timeseries_scale_mm: factor from the file's unit to mm.
         dem: DEM file for the terrain masks, when known.
+        geometry_file: the MintPy geometry file on this grid (geocoded when the input was in
+            radar coordinates), for the LOS angles of the downslope projection.
     """
 
     grid: GridSpec
@@ -55,6 +57,7 @@ class InsarProducts:
     timeseries_file: Path | None = None
     timeseries_scale_mm: float = 1000.0
     dem: Path | None = None
+    geometry_file: Path | None = None
     notes: dict[str, Any] = field(default_factory=dict)
 
 
@@ -137,6 +140,8 @@ def load_products(
         products.dem = Path(cfg.dem_file)
     elif cfg.geometry_file is not None:
         products.dem = read_geometry_height(cfg.geometry_file, work_dir / "dem_from_geometry.tif")
+    if cfg.geometry_file is not None:
+        products.geometry_file = Path(cfg.geometry_file)
     if geocoded:
         products.notes["geocode"] = geocoded
     if cfg.reference_yx is not None and cfg.unw_phase_file is None:
