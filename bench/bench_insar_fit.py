@@ -41,7 +41,8 @@ RUN_OURS = textwrap.dedent(
     """
     import json, resource, sys, time
     import numpy as np
-    from thawdetect.plugins.insar_sbas.mintpy_io import read_timeseries_fit, write_mintpy_h5
+    from thawdetect.plugins.insar_sbas.mintpy_h5 import write_mintpy_h5
+    from thawdetect.plugins.insar_sbas.seasonal_fit import read_timeseries_fit
     t = time.perf_counter()
     fit, dates, grid, attrs = read_timeseries_fit(sys.argv[1], min_epochs=10, chunk_pixels=250_000)
     write_mintpy_h5(sys.argv[2], {

@@ -126,9 +126,15 @@ def test_each_schedule_row_finds_new_planted_slides(host, sample, tmp_path):
         assert not found(cands, looks), f"row {it} proposed a look-alike"
         for col in EVIDENCE:
             assert col in cands.columns and cands[col].notna().all()
-        assert (cands["score"] == cands["max_abs_rate_mm_yr"]).all()
+        # review order: |rate|, amplitude-prone candidates (A >= 10 mm, Wei et al.) first
+        prone = cands["mean_seasonal_amplitude_pp_mm"] >= 10.0
+        assert (cands["amplitude_prone"] == prone.astype(int)).all()
+        assert (cands["score"] == cands["max_abs_rate_mm_yr"] + 1000.0 * prone).all()
+        # grown outlines hold their seeds and reach beyond them
+        assert (cands["seed_pixel_count"] >= cfg.min_pixels).all()
+        assert (cands["pixel_count"] >= cands["seed_pixel_count"]).all()
+        assert (cands["grown_area_m2"] >= cands["seed_area_m2"]).all()
         assert (cands["max_abs_rate_mm_yr"] >= det.config.schedule[it - 1].abs_rate_mm_yr).all()
-        assert (cands["pixel_count"] >= cfg.min_pixels).all()
         np.testing.assert_allclose(cands["area_m2"], cands.geometry.area)
         series = TimeSeries.from_json(cands["series_json"].iloc[0])
         assert len(series.dates) == 70 and series.fit is not None
@@ -235,3 +241,34 @@ def test_config_rejects_two_sources_and_typos(sample):
         InsarSbasConfig.model_validate({"rate_mmyr": 3})
     with pytest.raises(ValidationError, match="past the last row"):
         InsarSbasConfig(schedule_index=5)
+
+
+def test_amplitude_band_per_schedule_row_overrides_the_detector_band(host, sample, tmp_path):
+    ref = gpd.read_file(sample / "reference_inventory.gpkg")
+    last = InsarSbasConfig().schedule[4].model_dump()
+    rows = [{**last, "seasonal_amplitude_pp_mm": {"min": 9, "max": 13}}]
+    cfg = region_config(host, sample, schedule=rows, seasonal_amplitude_pp_mm=Range(min=0, max=100))
+    ctx = context(host, tmp_path)
+    cands = host.detector("insar_sbas")(cfg).propose(ctx)
+    hits = found(cands, ref)
+    amp = ref.set_index("slide_id")["planted_amplitude_pp_mm"]
+    assert hits and all(0.8 * amp[s] <= 14 for s in hits)
+    assert not {"S06", "S13"} & hits  # A = 20 and 21 mm
+    band = json.loads((ctx.work_dir / "thresholds.json").read_text())["seasonal_amplitude_pp_mm"]
+    assert band == {"min": 9.0, "max": 13.0}
+
+
+def test_threshold_delineation_is_the_old_method(host, sample, tmp_path):
+    cfg = region_config(host, sample, schedule_index=4)
+    old = host.detector("insar_sbas")(cfg.model_copy(update={"delineation": "threshold"}))
+    new = host.detector("insar_sbas")(cfg)
+    a = old.propose(context(host, tmp_path / "old"))
+    b = new.propose(context(host, tmp_path / "new"))
+    # the old candidates are exactly the seeds: grown ones cover them and more
+    assert (a["pixel_count"] == a["seed_pixel_count"]).all()
+    assert b["pixel_count"].sum() > a["pixel_count"].sum()
+    with rasterio.open(tmp_path / "old" / "it1" / "candidate_labels.tif") as src:
+        old_px = src.read(1) > 0
+    with rasterio.open(tmp_path / "new" / "it1" / "candidate_labels.tif") as src:
+        new_px = src.read(1) > 0
+    assert (new_px[old_px]).all() and new_px.sum() > old_px.sum()

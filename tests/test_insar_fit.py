@@ -11,7 +11,7 @@ from rasterio.crs import CRS
 
 from thawdetect.core.errors import InputError
 from thawdetect.core.grid import GridSpec
-from thawdetect.plugins.insar_sbas.mintpy_io import read_timeseries_fit
+from thawdetect.plugins.insar_sbas.seasonal_fit import read_timeseries_fit
 from thawdetect.plugins.insar_sbas.synthetic import (
     acquisition_dates,
     model_series_m,
@@ -101,3 +101,118 @@ def test_agrees_with_mintpy_timeseries2velocity(tmp_path):
     np.testing.assert_allclose(fit.seasonal_amplitude_pp_mm / 1000.0, 2 * half_amp_m, atol=1e-6)
     # and both recover the planted rate to within the noise
     assert np.abs(fit.rate_mm_yr - (rate - rate[0, 0]))[1:, 1:].max() < 5
+
+
+class TestFileFit:
+    """The file fit: Dask row blocks on any scheduler, a cache, and epochs appended later."""
+
+    @staticmethod
+    def _series(n_epochs: int, seed: int = 3):
+        rng = np.random.default_rng(seed)
+        dates = acquisition_dates(n_epochs)
+        rate, amp, phase = _planted(rng)
+        ts = model_series_m(dates, rate, amp, phase) + rng.normal(0, 0.003, (n_epochs, 30, 40))
+        ts[:, 5, 7] = np.nan  # no data
+        ts[::4, 9, 9] = np.nan  # gaps
+        ts -= ts[0:1]
+        ts -= np.nan_to_num(ts[:, 0:1, 0:1])
+        return ts.astype(np.float32), dates
+
+    def test_same_result_on_every_scheduler_and_as_the_in_memory_fit(self, tmp_path):
+        from thawdetect.core.compute import use_scheduler
+
+        ts, dates = self._series(40)
+        path = write_timeseries_h5(tmp_path / "ts.h5", ts, dates, GRID)
+        fits = {}
+        for spec in ("synchronous", "threads", "processes"):
+            with use_scheduler(spec):
+                fits[spec] = read_timeseries_fit(path, chunk_pixels=1000)[0]
+        for spec in ("threads", "processes"):
+            for name in ("rate_mm_yr", "seasonal_amplitude_pp_mm", "residual_rms_mm"):
+                np.testing.assert_array_equal(
+                    getattr(fits[spec], name), getattr(fits["synchronous"], name)
+                )
+        mem = fit_seasonal(ts[:, 1:, :], dates, min_epochs=10)  # row 0 holds the reference
+        np.testing.assert_allclose(fits["threads"].rate_mm_yr[1:], mem.rate_mm_yr, atol=1e-6)
+        np.testing.assert_allclose(
+            fits["threads"].residual_rms_mm[1:], mem.residual_rms_mm, atol=1e-5
+        )
+        assert np.isnan(fits["threads"].rate_mm_yr[5, 7])
+
+    def test_new_epochs_update_the_fit_instead_of_refitting(self, tmp_path):
+        from thawdetect.plugins.insar_sbas.seasonal_fit import fit_timeseries_file
+
+        ts, dates = self._series(50)
+        cache = tmp_path / "cache"
+        first = write_timeseries_h5(tmp_path / "a" / "ts.h5", ts[:40], dates[:40], GRID)
+        a = fit_timeseries_file(first, cache_dir=cache, chunk_pixels=1000)
+        assert a.status == "computed" and a.new_epochs == 40
+        again = fit_timeseries_file(first, cache_dir=cache, chunk_pixels=1000)
+        assert again.status == "cached" and again.new_epochs == 0
+        np.testing.assert_array_equal(again.fit.rate_mm_yr, a.fit.rate_mm_yr)
+        # MintPy wrote 10 more epochs into the same file: only those are read
+        grown = write_timeseries_h5(tmp_path / "a" / "ts.h5", ts, dates, GRID)
+        b = fit_timeseries_file(grown, cache_dir=cache, chunk_pixels=1000)
+        assert b.status == "updated" and b.new_epochs == 10 and "10 new epochs" in b.note
+        fresh = fit_timeseries_file(grown, cache_dir=None, chunk_pixels=1000)
+        for name in ("rate_mm_yr", "seasonal_amplitude_pp_mm", "residual_rms_mm"):
+            np.testing.assert_allclose(
+                getattr(b.fit, name), getattr(fresh.fit, name), rtol=0, atol=1e-9
+            )
+        # a re-inversion changed earlier epochs: everything is refitted
+        changed = ts.copy()
+        changed[1:] += 0.001
+        write_timeseries_h5(tmp_path / "a" / "ts.h5", changed, dates, GRID)
+        c = fit_timeseries_file(grown, cache_dir=cache, chunk_pixels=1000)
+        assert c.status == "recomputed" and c.new_epochs == 50
+
+    @pytest.mark.parametrize(
+        ("order", "problem"),
+        [
+            ([0, 2, 1, 3], "epochs go backwards: 2018-01-15 after 2018-01-27 (epoch 3)"),
+            ([0, 1, 1, 3], "epochs overlap: 2018-01-15 appears twice (epoch 3)"),
+        ],
+    )
+    def test_epochs_backwards_or_overlapping_are_one_line(self, tmp_path, order, problem):
+        ts, dates = self._series(12)
+        bad = [dates[i] for i in order] + dates[4:]
+        path = write_timeseries_h5(tmp_path / "ts.h5", ts, bad, GRID)
+        with pytest.raises(InputError) as exc:
+            read_timeseries_fit(path)
+        assert str(exc.value).startswith(f"{path}: {problem}") and "\n" not in str(exc.value)
+
+
+def test_detector_updates_its_fit_when_the_stack_grows(tmp_path):
+    """What the engine relies on: the same run directory, a new iteration, a grown file."""
+    import json
+
+    from thawdetect.core.plugin_api.detector import IterationContext
+    from thawdetect.core.plugin_api.host import PluginHost
+    from thawdetect.plugins.insar_sbas.config import InsarSbasConfig
+    from thawdetect.plugins.insar_sbas.synthetic import make_scene, write_scene
+
+    scene = make_scene(seed=2, size_px=64, n_epochs=36, n_slides=3, n_adjacent_pairs=0)
+    paths = write_scene(scene, tmp_path / "scene")
+    write_timeseries_h5(
+        paths["timeseries"], scene.ts_m[:30], scene.dates[:30], scene.grid, ref_yx=(2, 2)
+    )
+    host = PluginHost()
+    cfg = InsarSbasConfig(
+        timeseries_file=paths["timeseries"],
+        coherence_file=paths["coherence"],
+        schedule=[{"abs_rate_mm_yr": 10}],
+    )
+    status = []
+    for it, n in ((1, 30), (2, 30), (3, 36)):
+        if n == 36:
+            write_timeseries_h5(
+                paths["timeseries"], scene.ts_m, scene.dates, scene.grid, ref_yx=(2, 2)
+            )
+        ctx = IterationContext.standalone(
+            host.region("qilian"), tmp_path / "run", host=host, iteration=it
+        )
+        ctx.work_dir.mkdir(parents=True)
+        host.detector("insar_sbas")(cfg).propose(ctx)
+        status.append(json.loads((ctx.work_dir / "thresholds.json").read_text())["seasonal_fit"])
+    assert [s["status"] for s in status] == ["computed", "cached", "updated"]
+    assert status[2]["epochs"] == 36 and status[2]["new_epochs"] == 6

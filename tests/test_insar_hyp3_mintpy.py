@@ -15,11 +15,8 @@ from thawdetect.core.plugin_api.detector import IterationContext
 from thawdetect.core.plugin_api.host import PluginHost
 from thawdetect.plugins.insar_sbas.config import InsarSbasConfig
 from thawdetect.plugins.insar_sbas.hyp3 import write_mintpy_template
-from thawdetect.plugins.insar_sbas.synthetic import (
-    acquisition_dates,
-    model_series_m,
-    write_hyp3_stack,
-)
+from thawdetect.plugins.insar_sbas.synthetic import acquisition_dates, model_series_m
+from thawdetect.plugins.insar_sbas.synthetic_hyp3 import write_hyp3_stack
 
 GRID = GridSpec(CRS.from_epsg(32647), Affine(30, 0, 610000, 0, -30, 4200000), 36, 36)
 RATE, AMP = -40.0, 16.0

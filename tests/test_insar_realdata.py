@@ -13,12 +13,9 @@ from thawdetect.core.plugin_api.detector import IterationContext, validate_candi
 from thawdetect.core.plugin_api.host import PluginHost
 from thawdetect.core.regions import Region
 from thawdetect.plugins.insar_sbas.config import InsarSbasConfig
-from thawdetect.plugins.insar_sbas.mintpy_io import (
-    read_coherence,
-    read_raster_on_grid,
-    read_unw_rate,
-    read_velocity,
-)
+from thawdetect.plugins.insar_sbas.interferogram import read_unw_rate
+from thawdetect.plugins.insar_sbas.mintpy_h5 import read_coherence, read_velocity
+from thawdetect.plugins.insar_sbas.rasters import read_raster_on_grid
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "insar"
 KIRI = DATA / "mintpy_alos2_kirishima"

@@ -1,4 +1,4 @@
-"""From a boolean detection mask to candidate polygons with evidence (whole-array operations)."""
+"""From candidate labels to candidate polygons with evidence (whole-array operations)."""
 
 from __future__ import annotations
 
@@ -13,11 +13,18 @@ from numpy.typing import NDArray
 from thawdetect.core.grid import GridSpec
 from thawdetect.core.plugin_api.detector import TimeSeries, empty_candidates
 
-__all__ = ["EVIDENCE_COLUMNS", "candidate_table", "label_mask", "polygonize_labels"]
+__all__ = ["EVIDENCE_COLUMNS", "candidate_series", "candidate_table", "polygonize_labels"]
 
 #: Evidence columns (and dtypes) of every insar_sbas candidate.
 EVIDENCE_COLUMNS: dict[str, str] = {
     "pixel_count": "int64",
+    "seed_pixel_count": "int64",
+    "seed_area_m2": "float64",
+    "grown_area_m2": "float64",
+    "fragments": "int64",
+    "core_rate_mm_yr": "float64",
+    "growth_floor_mm_yr": "float64",
+    "amplitude_prone": "int64",
     "area_m2": "float64",
     "perimeter_m": "float64",
     "mean_rate_mm_yr": "float64",
@@ -28,35 +35,27 @@ EVIDENCE_COLUMNS: dict[str, str] = {
     "series_json": "object",
 }
 
-_EIGHT = np.ones((3, 3), dtype=bool)
+
+#: Douglas-Peucker tolerance of smoothed outlines, pixels (a one-pixel stair-step is 0.71 px
+#: from its diagonal).
+SIMPLIFY_TOLERANCE_PX = 0.75
 
 
-def label_mask(mask: NDArray[np.bool_], min_pixels: int) -> tuple[NDArray[np.int32], int]:
-    """Label 8-connected groups of ``mask`` and drop those smaller than ``min_pixels``.
+def polygonize_labels(
+    labels: NDArray[np.int32], grid: GridSpec, *, smooth: bool = False
+) -> gpd.GeoSeries:
+    """One (Multi)Polygon per label 1..n, in the grid's CRS, indexed by label.
 
-    Returns:
-        (labels 1..n with 0 = background, n).
+    With ``smooth``, the pixel outline is simplified (Douglas-Peucker) with a tolerance of 0.75
+    pixel: the one-pixel stair-steps of diagonal edges (0.71 pixel from the diagonal) become
+    straight lines, and the outline stays within 0.75 pixel of the pixel outline.
     """
-    from scipy import ndimage
-
-    labels, n = ndimage.label(mask, structure=_EIGHT)
-    if n == 0:
-        return labels.astype(np.int32), 0
-    counts = np.bincount(labels.ravel(), minlength=n + 1)
-    keep = counts >= min_pixels
-    keep[0] = False
-    lut = np.zeros(n + 1, dtype=np.int32)
-    lut[keep] = np.arange(1, int(keep.sum()) + 1, dtype=np.int32)
-    return lut[labels], int(keep.sum())
-
-
-def polygonize_labels(labels: NDArray[np.int32], grid: GridSpec) -> gpd.GeoSeries:
-    """One (Multi)Polygon per label 1..n, in the grid's CRS, indexed by label."""
     from rasterio.features import shapes
     from shapely.geometry import shape
 
+    tol = SIMPLIFY_TOLERANCE_PX * min(abs(grid.transform.a), abs(grid.transform.e))
     geoms = [
-        (int(v), shape(g))
+        (int(v), shape(g).simplify(tol, preserve_topology=True) if smooth else shape(g))
         for g, v in shapes(labels, mask=labels > 0, transform=grid.transform, connectivity=8)
     ]
     if not geoms:
@@ -87,11 +86,20 @@ def candidate_table(
     amplitude_pp_mm: NDArray[np.floating] | None = None,
     coherence: NDArray[np.floating] | None = None,
     series: list[TimeSeries | None] | None = None,
+    seeds: NDArray[np.bool_] | None = None,
+    fragments: NDArray[np.int64] | None = None,
+    floor_mm_yr: float = float("nan"),
+    prone_amplitude_pp_mm: float | None = None,
+    smooth: bool = True,
 ) -> gpd.GeoDataFrame:
     """Candidates (one per label) with the evidence columns, reprojected to ``crs``.
 
-    ``score`` is the maximum |rate| (mm/yr). Area and perimeter are measured in ``crs`` (the run's
-    metric working CRS).
+    ``score`` (the review order) is the maximum |rate| (mm/yr), plus 1000 when
+    ``prone_amplitude_pp_mm`` is set and the candidate's mean seasonal amplitude reaches it
+    (Wei et al.: landslides with A > 10 mm are more prone), so those are reviewed first.
+    ``amplitude_prone`` says which. Seed pixels are those that passed this iteration's threshold;
+    ``core_rate_mm_yr`` is their mean rate, ``mean_rate_mm_yr`` that of the whole outline. Area
+    and perimeter are measured in ``crs`` (the run's metric working CRS).
     """
     if n == 0:
         return empty_candidates(crs, EVIDENCE_COLUMNS)
@@ -99,14 +107,33 @@ def candidate_table(
 
     idx = np.arange(1, n + 1)
     abs_rate = np.abs(np.nan_to_num(rate_mm_yr.astype(np.float64), nan=0.0))
-    geoms = polygonize_labels(labels, grid).reindex(idx)
+    geoms = polygonize_labels(labels, grid, smooth=smooth).reindex(idx)
+    pixel_m2 = abs(grid.transform.a * grid.transform.e)
+    counts = np.bincount(labels.ravel(), minlength=n + 1)[1:].astype(np.int64)
+    if seeds is None:
+        seeds = labels > 0
+    seed_labels = np.where(seeds, labels, 0)
+    seed_counts = np.bincount(seed_labels.ravel(), minlength=n + 1)[1:].astype(np.int64)
+    amp_mean = _group_mean(amplitude_pp_mm, labels, n)
+    prone = (
+        np.zeros(n, dtype=np.int64)
+        if prone_amplitude_pp_mm is None
+        else (np.nan_to_num(amp_mean, nan=-1.0) >= prone_amplitude_pp_mm).astype(np.int64)
+    )
     gdf = gpd.GeoDataFrame(
         {
-            "pixel_count": np.bincount(labels.ravel(), minlength=n + 1)[1:].astype(np.int64),
+            "pixel_count": counts,
+            "seed_pixel_count": seed_counts,
+            "seed_area_m2": seed_counts * pixel_m2 if grid.crs.is_projected else np.nan,
+            "grown_area_m2": counts * pixel_m2 if grid.crs.is_projected else np.nan,
+            "fragments": np.ones(n, np.int64) if fragments is None else fragments,
+            "core_rate_mm_yr": _group_mean(rate_mm_yr, seed_labels, n),
+            "growth_floor_mm_yr": np.full(n, floor_mm_yr),
+            "amplitude_prone": prone,
             "mean_rate_mm_yr": _group_mean(rate_mm_yr, labels, n),
             "mean_abs_rate_mm_yr": _group_mean(np.abs(rate_mm_yr), labels, n),
             "max_abs_rate_mm_yr": np.asarray(ndimage.maximum(abs_rate, labels, idx), dtype=float),
-            "mean_seasonal_amplitude_pp_mm": _group_mean(amplitude_pp_mm, labels, n),
+            "mean_seasonal_amplitude_pp_mm": amp_mean,
             "mean_coherence": _group_mean(coherence, labels, n),
         },
         geometry=geoms.to_numpy(),
@@ -116,7 +143,7 @@ def candidate_table(
     metric = gdf if gdf.crs.is_projected else gdf.to_crs(gdf.estimate_utm_crs())
     gdf["area_m2"] = metric.geometry.area.to_numpy()
     gdf["perimeter_m"] = metric.geometry.length.to_numpy()
-    gdf["score"] = gdf["max_abs_rate_mm_yr"].astype(float)
+    gdf["score"] = gdf["max_abs_rate_mm_yr"].astype(float) + 1000.0 * prone
     gdf["series_json"] = pd.Series(
         [s.to_json() if s is not None else None for s in (series or [None] * n)],
         index=gdf.index,
@@ -137,7 +164,7 @@ def candidate_series(
     """Mean displacement series (mm) and its seasonal fit for each candidate (one read per box)."""
     from scipy import ndimage
 
-    from thawdetect.plugins.insar_sbas.mintpy_io import read_timeseries_mean
+    from thawdetect.plugins.insar_sbas.mintpy_h5 import read_timeseries_mean
     from thawdetect.plugins.insar_sbas.timefunc import fit_seasonal
 
     out: list[TimeSeries | None] = []

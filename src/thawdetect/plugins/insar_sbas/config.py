@@ -40,7 +40,14 @@ class ScheduleRow(StrictModel):
     aspect_deg: list[AngleRange] | None = Field(
         None, description="union of aspect intervals, degrees from north clockwise"
     )
-    abs_rate_mm_yr: float = Field(ge=0, description="minimum |LOS rate|, mm/yr")
+    abs_rate_mm_yr: float = Field(
+        ge=0, description="minimum |rate| of a seed pixel, mm/yr (LOS; downslope when downslope)"
+    )
+    seasonal_amplitude_pp_mm: Range | None = Field(
+        None,
+        description="optional band of seasonal amplitude A (peak-to-peak, mm) for this row's "
+        "seeds; overrides the detector-wide band (Wei et al.: A > 10 mm more prone)",
+    )
 
 
 def _row(elev: tuple[float, float], slope: tuple[float, float], aspect, rate: float) -> ScheduleRow:
@@ -175,7 +182,76 @@ class InsarSbasConfig(DetectorConfig):
     seasonal_amplitude_pp_mm: Range | None = Field(
         None, description="optional band of seasonal amplitude A (peak-to-peak, mm), e.g. 9-21"
     )
-    min_pixels: int = Field(4, ge=1, description="minimum pixels in a candidate (8-connected)")
+    min_pixels: int = Field(
+        4, ge=1, description="minimum seed pixels (above the threshold) in a candidate"
+    )
+    prone_amplitude_pp_mm: float | None = Field(
+        10.0,
+        ge=0,
+        description="candidates whose mean seasonal amplitude A reaches this (peak-to-peak, mm) "
+        "are reviewed first (Wei et al.: A > 10 mm more prone); None: order by rate only",
+    )
+
+    # -- delineation --------------------------------------------------------------------------
+    delineation: Literal["threshold", "grow"] = Field(
+        "grow",
+        description="grow: seeds above the threshold grow down to a noise floor (hysteresis), "
+        "nearby fragments on one facet are grouped; threshold: 8-connected groups of pixels "
+        "above the threshold (the method before 0.x)",
+    )
+    grow_floor_mm_yr: float | None = Field(
+        None, ge=0, description="growth floor |rate|, mm/yr; default: noise_sigma_factor × σ"
+    )
+    grow_relative_floor: float = Field(
+        0.2,
+        ge=0,
+        lt=1,
+        description="a candidate also stops growing at this fraction of its seeds' median |rate|",
+    )
+    noise_sigma_factor: float = Field(
+        2.0, gt=0, description="floor = this × robust σ of the rate on stable, coherent terrain"
+    )
+    grow_within: Literal["relaxed", "current"] = Field(
+        "relaxed",
+        description="terrain limits of growth: relaxed = any of this and the later schedule "
+        "rows; current = this row's masks",
+    )
+    group_distance_px: float = Field(
+        2.0, ge=0, description="clusters with at most this many pixels between them are grouped"
+    )
+    facet_tolerance_deg: float = Field(
+        45.0, gt=0, le=180, description="largest difference of mean aspects on one slope facet"
+    )
+    smooth_outline: bool = Field(True, description="remove one-pixel notches and spurs")
+
+    # -- downslope projection -----------------------------------------------------------------
+    downslope: bool = Field(
+        False,
+        description="project LOS rates onto the steepest-descent direction (DEM slope/aspect); "
+        "abs_rate_mm_yr then means downslope (downhill, > 0) mm/yr",
+    )
+    min_projection_cos: float = Field(
+        0.3,
+        gt=0,
+        le=1,
+        description="mask pixels where |cos(downslope, LOS)| is below this (unstable projection)",
+    )
+    los_incidence_deg: float | None = Field(
+        None, gt=0, lt=90, description="LOS incidence angle from vertical, when no geometry file"
+    )
+    los_azimuth_deg: float | None = Field(
+        None,
+        ge=-360,
+        le=360,
+        description="azimuth of the ground-to-satellite LOS, degrees from north anti-clockwise "
+        "(MintPy azimuthAngle), when no geometry file",
+    )
+    lv_theta_file: Path | None = Field(
+        None, description="HyP3 *_lv_theta.tif (look-vector elevation, radians) for downslope"
+    )
+    lv_phi_file: Path | None = Field(
+        None, description="HyP3 *_lv_phi.tif (look-vector azimuth from east, radians)"
+    )
     chunk_pixels: int = Field(250_000, ge=1000, description="pixels per least-squares chunk")
 
     # -- schedule -----------------------------------------------------------------------------
@@ -215,6 +291,10 @@ class InsarSbasConfig(DetectorConfig):
             raise ValueError("schedule is empty")
         if self.derive_from_inventory and not self.rate_schedule_mm_yr:
             raise ValueError("rate_schedule_mm_yr is empty")
+        if (self.lv_theta_file is None) != (self.lv_phi_file is None):
+            raise ValueError("give lv_theta_file and lv_phi_file together")
+        if (self.los_incidence_deg is None) != (self.los_azimuth_deg is None):
+            raise ValueError("give los_incidence_deg and los_azimuth_deg together")
         if self.schedule_index >= self.n_rows:
             raise ValueError(f"schedule_index {self.schedule_index} is past the last row")
         return self

@@ -1,8 +1,11 @@
 """The ``insar_sbas`` detector: |LOS rate| above a threshold inside relaxing terrain masks.
 
-Each iteration applies one row of the schedule (elevation, slope, aspect, |rate|; Wei et al.,
-Qilian) or, in derived mode, terrain ranges from a known inventory (terrain plugin's
-``inventory_ranges``) with a rate schedule. Candidates are 8-connected pixel groups.
+Each iteration applies one row of the schedule (elevation, slope, aspect, |rate|, optional
+seasonal amplitude band; Wei et al., Qilian) or, in derived mode, terrain ranges from a known
+inventory (terrain plugin's ``inventory_ranges``) with a rate schedule. Pixels passing the row are
+seeds; candidates grow from them down to the scene's noise floor (:mod:`.delineation`), or, with
+``delineation: threshold``, are the 8-connected groups of seeds. Rates may first be projected
+downslope (:mod:`.downslope`).
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from typing import Any
 
 import geopandas as gpd
 import numpy as np
+from numpy.typing import NDArray
 
 from thawdetect.core.errors import ConfigError
 from thawdetect.core.grid import GridSpec
@@ -75,14 +79,13 @@ class InsarSbasDetector(Detector):
 
     # -- schedule ---------------------------------------------------------------------------------
 
-    def current_row(
+    def rows(
         self, context: IterationContext | None = None, dem: Path | None = None
-    ) -> ScheduleRow:
-        """The thresholds of this iteration (derived mode asks the terrain service)."""
+    ) -> list[ScheduleRow]:
+        """Every row of the schedule (derived mode asks the terrain service)."""
         cfg = self.config
-        i = cfg.schedule_index
         if not cfg.derive_from_inventory:
-            return cfg.schedule[i]
+            return list(cfg.schedule)
         if context is None or dem is None:
             raise ConfigError(
                 "detectors.insar_sbas: derive_from_inventory needs dem_file (or geometry_file)"
@@ -99,13 +102,24 @@ class InsarSbasDetector(Detector):
         ranges = terrain.inventory_ranges(
             dem, inventory, percentiles=tuple(cfg.inventory_percentiles), steps=cfg.n_rows
         )
-        r = ranges[min(i, len(ranges) - 1)]
-        return ScheduleRow(
-            elevation_m=r.elevation_m,
-            slope_deg=r.slope_deg,
-            aspect_deg=list(r.aspect_deg) if r.aspect_deg else None,
-            abs_rate_mm_yr=cfg.rate_schedule_mm_yr[i],
-        )
+        out = []
+        for k, rate in enumerate(cfg.rate_schedule_mm_yr):
+            r = ranges[min(k, len(ranges) - 1)]
+            out.append(
+                ScheduleRow(
+                    elevation_m=r.elevation_m,
+                    slope_deg=r.slope_deg,
+                    aspect_deg=list(r.aspect_deg) if r.aspect_deg else None,
+                    abs_rate_mm_yr=rate,
+                )
+            )
+        return out
+
+    def current_row(
+        self, context: IterationContext | None = None, dem: Path | None = None
+    ) -> ScheduleRow:
+        """The thresholds of this iteration (derived mode asks the terrain service)."""
+        return self.rows(context, dem)[self.config.schedule_index]
 
     def summary(self) -> dict[str, Any]:
         """Thresholds of this iteration as short strings (iterations table)."""
@@ -150,83 +164,181 @@ class InsarSbasDetector(Detector):
 
     # -- proposing --------------------------------------------------------------------------------
 
+    def _terrain_masks(
+        self,
+        context: IterationContext,
+        layers: Any,
+        rows: list[ScheduleRow],
+        dem: Path,
+    ) -> tuple[NDArray[np.bool_], NDArray[np.bool_]]:
+        """This row's terrain mask and the relaxed one (any of this and the later rows)."""
+        cfg = self.config
+        terrain = context.host.service("terrain")
+
+        def mask(r: ScheduleRow) -> NDArray[np.bool_]:
+            m = np.asarray(
+                terrain.mask(
+                    layers,
+                    elevation_m=r.elevation_m,
+                    slope_deg=r.slope_deg,
+                    aspect_deg=r.aspect_deg,
+                ),
+                dtype=bool,
+            )
+            if m.shape != layers.elevation_m.shape:
+                raise ConfigError(
+                    f"terrain service returned a {m.shape} mask for a "
+                    f"{layers.elevation_m.shape} grid"
+                )
+            return m
+
+        row = rows[cfg.schedule_index]
+        current = mask(row)
+        relaxed = current.copy()
+        if cfg.grow_within == "relaxed":
+            for later in rows[cfg.schedule_index + 1 :]:
+                relaxed |= mask(later)
+        if not current.any():
+            elev = layers.elevation_m[np.isfinite(layers.elevation_m)]
+            span = f"{elev.min():.0f}-{elev.max():.0f} m" if elev.size else "no data"
+            log.warning(
+                "%s: no cell passes this iteration's terrain masks (%s; DEM elevation %s): "
+                "set detectors.insar_sbas.schedule for your area or derive_from_inventory",
+                dem,
+                ", ".join(f"{k} {v}" for k, v in format_summary(row).items()),
+                span,
+            )
+        return current, relaxed
+
     def propose(self, context: IterationContext) -> gpd.GeoDataFrame:
         """Candidates of this iteration; masks and rates are written to ``context.work_dir``."""
-        from thawdetect.plugins.insar_sbas.candidates import (
-            candidate_series,
-            candidate_table,
-            label_mask,
-        )
-        from thawdetect.plugins.insar_sbas.mintpy_io import check_overlap, write_geotiff
+        from thawdetect.plugins.insar_sbas.candidates import candidate_series, candidate_table
+        from thawdetect.plugins.insar_sbas.delineation import delineate, noise_floor
         from thawdetect.plugins.insar_sbas.products import load_products
+        from thawdetect.plugins.insar_sbas.rasters import check_overlap, write_geotiff
 
         cfg = self.config
         work = Path(context.work_dir)
         work.mkdir(parents=True, exist_ok=True)
         p = load_products(cfg, run_dir=Path(context.run_dir), work_dir=work, region=context.region)
         grid = p.grid
-        row = self.current_row(context, p.dem)
+        rows = self.rows(context, p.dem)
+        row = rows[cfg.schedule_index]
         self._row = row
+        record: dict[str, Any] = {}
 
-        rate = p.rate_mm_yr
-        valid = np.isfinite(rate)
-        rate_ok = valid & (np.abs(np.nan_to_num(rate, nan=0.0)) >= row.abs_rate_mm_yr)
-        keep = rate_ok.copy()
+        los = p.rate_mm_yr
+        coherent = np.isfinite(los)
         if p.coherence is not None:
-            keep &= np.nan_to_num(p.coherence, nan=0.0) >= cfg.min_temporal_coherence
-        if cfg.seasonal_amplitude_pp_mm is not None:
+            coherent &= np.nan_to_num(p.coherence, nan=0.0) >= cfg.min_temporal_coherence
+        amplitude_ok = np.ones(grid.shape, dtype=bool)
+        band = row.seasonal_amplitude_pp_mm or cfg.seasonal_amplitude_pp_mm
+        if band is not None:
             if p.amplitude_pp_mm is None:
                 raise ConfigError(
                     "detectors.insar_sbas: seasonal_amplitude_pp_mm needs a time series "
                     "(timeseries_file, hyp3_dir) or amplitude_file"
                 )
             a = np.nan_to_num(p.amplitude_pp_mm, nan=-1.0)
-            keep &= (a >= cfg.seasonal_amplitude_pp_mm.min) & (
-                a <= cfg.seasonal_amplitude_pp_mm.max
-            )
+            amplitude_ok = (a >= band.min) & (a <= band.max)
+            record["seasonal_amplitude_pp_mm"] = band.model_dump()
 
-        terrain_mask = None
-        if row.elevation_m is not None or row.slope_deg is not None or row.aspect_deg:
-            if p.dem is None:
-                raise ConfigError(
-                    "detectors.insar_sbas: the schedule has terrain ranges but no DEM is set "
-                    "(dem_file or geometry_file)"
-                )
+        has_terrain = row.elevation_m is not None or row.slope_deg is not None or row.aspect_deg
+        if (has_terrain or cfg.downslope) and p.dem is None:
+            need = "the schedule has terrain ranges" if has_terrain else "downslope: true"
+            raise ConfigError(
+                f"detectors.insar_sbas: {need} but no DEM is set (dem_file or geometry_file)"
+            )
+        layers = None
+        if p.dem is not None and (has_terrain or cfg.downslope or cfg.delineation == "grow"):
             check_overlap(p.dem, GridSpec.from_raster(p.dem), grid, "DEM")
-            terrain = context.host.service("terrain")
-            layers = terrain.layers(p.dem, grid)
-            terrain_mask = np.asarray(
-                terrain.mask(
-                    layers,
-                    elevation_m=row.elevation_m,
-                    slope_deg=row.slope_deg,
-                    aspect_deg=row.aspect_deg,
-                ),
-                dtype=bool,
-            )
-            if terrain_mask.shape != grid.shape:
-                raise ConfigError(
-                    f"terrain service returned a {terrain_mask.shape} mask for a {grid.shape} grid"
-                )
-            keep &= terrain_mask
-            if not terrain_mask.any():
-                elev = layers.elevation_m[np.isfinite(layers.elevation_m)]
-                span = f"{elev.min():.0f}-{elev.max():.0f} m" if elev.size else "no data"
-                log.warning(
-                    "%s: no cell passes this iteration's terrain masks (%s; DEM elevation %s): "
-                    "set detectors.insar_sbas.schedule for your area or derive_from_inventory",
-                    p.dem,
-                    ", ".join(f"{k} {v}" for k, v in format_summary(row).items()),
-                    span,
-                )
+            layers = context.host.service("terrain").layers(p.dem, grid)
+        terrain_mask = relaxed_mask = None
+        if has_terrain:
+            assert layers is not None and p.dem is not None
+            terrain_mask, relaxed_mask = self._terrain_masks(context, layers, rows, p.dem)
 
-        labels, n = label_mask(keep, cfg.min_pixels)
+        rate = los
+        if cfg.downslope:
+            from thawdetect.plugins.insar_sbas.downslope import los_geometry, project_downslope
+
+            assert layers is not None
+            # the geometry file on this grid (geocoded, or from the ISCE2/MintPy run)
+            geom = los_geometry(cfg.model_copy(update={"geometry_file": p.geometry_file}), grid)
+            rate, cos, unstable = project_downslope(
+                los,
+                layers.slope_deg,
+                layers.aspect_deg,
+                geom.incidence_deg,
+                geom.azimuth_deg,
+                min_cos=cfg.min_projection_cos,
+            )
+            n_ok = int(np.isfinite(los).sum())
+            record["downslope"] = {
+                "geometry": geom.source,
+                "min_projection_cos": cfg.min_projection_cos,
+                "unstable_pixels": int(unstable.sum()),
+                "unstable_fraction": round(int(unstable.sum()) / max(n_ok, 1), 4),
+            }
+            write_geotiff(
+                work / "downslope_rate_mm_yr.tif",
+                rate,
+                grid,
+                description="downslope rate mm/yr (LOS / cos), + downhill",
+            )
+            write_geotiff(work / "projection_cos.tif", cos, grid, description="s·u (unitless)")
+
+        threshold = row.abs_rate_mm_yr
+        abs_rate = np.abs(np.nan_to_num(rate, nan=0.0))
+        if cfg.downslope:  # landslides move downhill: an uphill "rate" is noise or not a slide
+            rate_ok = np.isfinite(rate) & (np.nan_to_num(rate, nan=0.0) >= threshold)
+        else:
+            rate_ok = np.isfinite(rate) & (abs_rate >= threshold)
+        seeds = rate_ok & coherent & amplitude_ok
+        if terrain_mask is not None:
+            seeds &= terrain_mask
+        grow_ok = coherent.copy()
+        if relaxed_mask is not None:
+            grow_ok &= relaxed_mask
+        floor = sigma = float("nan")
+        if cfg.delineation == "grow":
+            stable = coherent & np.isfinite(rate) & (abs_rate < threshold)
+            floor, sigma = noise_floor(rate, stable, cfg.noise_sigma_factor)
+            if cfg.grow_floor_mm_yr is not None:
+                floor = cfg.grow_floor_mm_yr
+            if not np.isfinite(floor):
+                floor = threshold  # no stable pixel to measure the noise on: no growth
+            floor = min(floor, threshold)
+            record["growth"] = {
+                "floor_mm_yr": round(float(floor), 3),
+                "noise_sigma_mm_yr": None if not np.isfinite(sigma) else round(sigma, 3),
+                "floor_from": "grow_floor_mm_yr"
+                if cfg.grow_floor_mm_yr is not None
+                else f"{cfg.noise_sigma_factor:g} x robust sigma on stable coherent pixels",
+                "relative_floor": cfg.grow_relative_floor,
+                "grow_within": cfg.grow_within,
+            }
+        d = delineate(
+            rate,
+            seeds,
+            method=cfg.delineation,
+            grow_ok=grow_ok,
+            floor_mm_yr=floor,
+            relative_floor=cfg.grow_relative_floor,
+            min_pixels=cfg.min_pixels,
+            aspect_deg=None if layers is None else layers.aspect_deg,
+            group_distance_px=cfg.group_distance_px,
+            facet_tolerance_deg=cfg.facet_tolerance_deg,
+            smooth=cfg.smooth_outline,
+            unknown=(~coherent) if relaxed_mask is None else (~coherent & relaxed_mask),
+        )
+        labels, n = d.labels, d.n
 
         # per-iteration rasters, for inspection and review
         tags = {"THAWDETECT_ITERATION": str(context.iteration), "SOURCE": str(p.source)}
         write_geotiff(
             work / "rate_mm_yr.tif",
-            rate.astype(np.float32),
+            los.astype(np.float32),
             grid,
             tags=tags,
             description="LOS rate mm/yr, + towards the satellite",
@@ -240,6 +352,11 @@ class InsarSbasDetector(Detector):
                 description="seasonal amplitude, peak-to-peak mm",
             )
         write_geotiff(work / "rate_mask.tif", rate_ok.astype(np.uint8), grid, nodata=255, tags=tags)
+        write_geotiff(work / "seed_mask.tif", seeds.astype(np.uint8), grid, nodata=255, tags=tags)
+        if cfg.delineation == "grow":
+            write_geotiff(
+                work / "growth_mask.tif", grow_ok.astype(np.uint8), grid, nodata=255, tags=tags
+            )
         if terrain_mask is not None:
             write_geotiff(
                 work / "terrain_mask.tif",
@@ -256,9 +373,12 @@ class InsarSbasDetector(Detector):
                 {
                     "schedule_index": cfg.schedule_index,
                     **row.model_dump(mode="json"),
+                    "rate": "downslope" if cfg.downslope else "los",
+                    "delineation": cfg.delineation,
                     "min_temporal_coherence": cfg.min_temporal_coherence,
                     "candidates": n,
-                    **({"geocode": p.notes["geocode"]} if "geocode" in p.notes else {}),
+                    **record,
+                    **{k: p.notes[k] for k in ("geocode", "seasonal_fit") if k in p.notes},
                 },
                 indent=2,
             )
@@ -278,4 +398,9 @@ class InsarSbasDetector(Detector):
             amplitude_pp_mm=p.amplitude_pp_mm,
             coherence=p.coherence,
             series=series,
+            seeds=d.seeds,
+            fragments=d.fragments,
+            floor_mm_yr=d.floor_mm_yr,
+            prone_amplitude_pp_mm=cfg.prone_amplitude_pp_mm,
+            smooth=cfg.delineation == "grow" and cfg.smooth_outline,
         )

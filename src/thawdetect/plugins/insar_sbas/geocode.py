@@ -276,7 +276,7 @@ def geocode_product(
     path = Path(path)
     version = _mintpy_version()
     if product_shape is None:
-        from thawdetect.plugins.insar_sbas.mintpy_io import read_attrs
+        from thawdetect.plugins.insar_sbas.mintpy_h5 import read_attrs
 
         a = read_attrs(path)
         product_shape = (int(a["LENGTH"]), int(a["WIDTH"]))
@@ -344,7 +344,7 @@ def geocode_product(
     if not produced.exists():
         raise InputError(path, f"MintPy geocode.py wrote no output; see {tmp / 'geocode.log'}")
 
-    from thawdetect.plugins.insar_sbas.mintpy_io import read_attrs
+    from thawdetect.plugins.insar_sbas.mintpy_h5 import read_attrs
 
     geo = read_attrs(produced)
     lat_c = 0.5 * (lookup.lat_range_deg[0] + lookup.lat_range_deg[1])

@@ -1,4 +1,4 @@
-"""Input (c): a HyP3 interferogram stack, processed by the real MintPy ``smallbaselineApp.py``.
+"""A HyP3 interferogram stack (``hyp3_dir``), processed by the real MintPy ``smallbaselineApp.py``.
 
 thawdetect writes the MintPy template from its own config (:class:`MintpyOptions`; defaults are
 the Qilian study's network and inversion settings) and runs MintPy in a subprocess in a cached
@@ -15,7 +15,14 @@ from pathlib import Path
 from thawdetect.core.errors import InputError, MissingDependencyError, PluginError
 from thawdetect.plugins.insar_sbas.config import InsarSbasConfig
 
-__all__ = ["find_hyp3_files", "run_smallbaseline", "write_mintpy_template"]
+__all__ = [
+    "find_hyp3_files",
+    "processing_lines",
+    "run_mintpy",
+    "run_smallbaseline",
+    "smallbaseline_commands",
+    "write_mintpy_template",
+]
 
 _PATTERNS = {
     "unwFile": "*unw_phase*.tif",
@@ -52,15 +59,11 @@ def find_hyp3_files(hyp3_dir: Path) -> dict[str, str]:
     return out
 
 
-def write_mintpy_template(config: InsarSbasConfig, hyp3_dir: Path, path: Path) -> Path:
-    """Write a ``smallbaselineApp.py`` template (``mintpy.*`` keys) for a HyP3 stack."""
+def processing_lines(config: InsarSbasConfig) -> list[str]:
+    """The ``mintpy.*`` network, inversion and correction settings (the Qilian study's)."""
     opts = config.mintpy
-    files = find_hyp3_files(hyp3_dir)
     ref = "auto" if opts.reference_yx is None else f"{opts.reference_yx[0]},{opts.reference_yx[1]}"
     lines = [
-        "## MintPy template written by thawdetect (insar_sbas) from its config",
-        "mintpy.load.processor = hyp3",
-        *(f"mintpy.load.{k} = {v}" for k, v in files.items()),
         f"mintpy.network.tempBaseMax = {opts.max_temporal_baseline_days}",
         f"mintpy.network.perpBaseMax = {opts.max_perp_baseline_m:g}",
         f"mintpy.network.connNumMax = {opts.connection_number}",
@@ -80,6 +83,18 @@ def write_mintpy_template(config: InsarSbasConfig, hyp3_dir: Path, path: Path) -
     ]
     if opts.troposphere_method == "pyaps":
         lines.append("mintpy.troposphericDelay.weatherModel = ERA5")
+    return lines
+
+
+def write_mintpy_template(config: InsarSbasConfig, hyp3_dir: Path, path: Path) -> Path:
+    """Write a ``smallbaselineApp.py`` template (``mintpy.*`` keys) for a HyP3 stack."""
+    files = find_hyp3_files(hyp3_dir)
+    lines = [
+        "## MintPy template written by thawdetect (insar_sbas) from its config",
+        "mintpy.load.processor = hyp3",
+        *(f"mintpy.load.{k} = {v}" for k, v in files.items()),
+        *processing_lines(config),
+    ]
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(lines) + "\n")
@@ -119,44 +134,63 @@ def run_smallbaseline(config: InsarSbasConfig, *, run_dir: Path) -> dict[str, Pa
     work = Path(config.mintpy.work_dir or Path(run_dir) / "insar_sbas_mintpy")
     work.mkdir(parents=True, exist_ok=True)
     template = write_mintpy_template(config, Path(config.hyp3_dir), work / "thawdetect_mintpy.txt")
+    out = run_mintpy(template, work, source=Path(config.hyp3_dir))
+    geom = work / "inputs" / "geometryGeo.h5"
+    if geom.exists():
+        out["geometry"] = geom
+    return out
+
+
+def smallbaseline_commands(template: Path, work: Path) -> list[list[str]]:
+    """The ``smallbaselineApp`` calls: every step but ``quick_overview``, in two runs.
+
+    quick_overview is diagnostics only, and its histogram plot crashes when no triplet has an
+    unwrapping error; the steps before and after it are run.
+    """
+    base = [
+        sys.executable,
+        "-m",
+        "mintpy.cli.smallbaselineApp",
+        str(template),
+        "--work-dir",
+        str(work),
+    ]
+    return [[*base, "--end", "reference_point"], [*base, "--start", "invert_network"]]
+
+
+def run_mintpy(template: Path, work: Path, *, source: Path) -> dict[str, Path]:
+    """Run ``smallbaselineApp`` with ``template`` in ``work`` unless the same template already ran.
+
+    Returns:
+        ``timeseries`` (the most corrected one), ``temporalCoherence`` and ``velocity`` paths.
+
+    Raises:
+        PluginError: MintPy failed (one line naming ``source``; the log is ``work/mintpy.log``).
+    """
     digest = hashlib.sha1(template.read_bytes()).hexdigest()
     stamp = work / ".thawdetect_done"
     ts = _final_timeseries(work)
     if not (stamp.exists() and stamp.read_text() == digest and ts is not None):
         log = work / "mintpy.log"
-        base = [
-            sys.executable,
-            "-m",
-            "mintpy.cli.smallbaselineApp",
-            str(template),
-            "--work-dir",
-            str(work),
-        ]
-        # quick_overview is diagnostics only, and its histogram plot crashes when no triplet has
-        # an unwrapping error; run the steps before and after it
         with log.open("w") as fh:
-            for steps in (["--end", "reference_point"], ["--start", "invert_network"]):
+            for cmd in smallbaseline_commands(template, work):
                 proc = subprocess.run(
-                    base + steps, cwd=work, stdout=fh, stderr=subprocess.STDOUT, check=False
+                    cmd, cwd=work, stdout=fh, stderr=subprocess.STDOUT, check=False
                 )
                 if proc.returncode != 0:
                     break
         if proc.returncode != 0:
             tail = [ln for ln in log.read_text(errors="replace").splitlines() if ln.strip()][-1:]
             raise PluginError(
-                f"{config.hyp3_dir}: MintPy smallbaselineApp failed (exit {proc.returncode}): "
+                f"{source}: MintPy smallbaselineApp failed (exit {proc.returncode}): "
                 f"{tail[0] if tail else 'no output'}; full log: {log}"
             )
         stamp.write_text(digest)
         ts = _final_timeseries(work)
     if ts is None:
         raise PluginError(f"{work}: MintPy finished without a timeseries*.h5")
-    out = {
+    return {
         "timeseries": ts,
         "temporalCoherence": work / "temporalCoherence.h5",
         "velocity": work / "velocity.h5",
     }
-    geom = work / "inputs" / "geometryGeo.h5"
-    if geom.exists():
-        out["geometry"] = geom
-    return out

@@ -16,6 +16,7 @@ from thawdetect.plugins.insar_sbas.detector import InsarSbasDetector
 __all__ = [
     "InsarSbasDetector",
     "build_qilian_sample",
+    "build_qtec_insar_sample",
     "thawdetect_register_detectors",
     "thawdetect_register_regions",
     "thawdetect_register_samples",
@@ -35,10 +36,23 @@ def thawdetect_register_detectors(register: Callable[[type], None]) -> None:
     register(InsarSbasDetector)
 
 
+def build_qtec_insar_sample(out_dir: Path) -> None:
+    """Write insar_sbas's own SYNTHETIC ``qtec`` sample (see :mod:`.qtec_sample`)."""
+    from thawdetect.plugins.insar_sbas.qtec_sample import build_qtec_insar_sample as _build
+
+    _build(Path(out_dir))
+
+
 @hookimpl
 def thawdetect_register_samples(register: Callable[[str, Callable[[Any], Any]], None]) -> None:
-    """Register the synthetic ``qilian`` sample."""
+    """Register the synthetic ``qilian`` sample and a ``qtec`` sample of our own.
+
+    The optical plugin registers after this one (entry-point order) and replaces ``qtec`` with
+    its richer sample (images and InSAR over the same slumps) when it is present; without it,
+    ``--region qtec --detector insar_sbas`` runs on this one.
+    """
     register("qilian", build_qilian_sample)
+    register("qtec", build_qtec_insar_sample)
 
 
 QILIAN = Region(
@@ -59,8 +73,9 @@ QILIAN = Region(
     },
 )
 
-#: QTEC: the optical engineer's mixed sample carries a LOS-rate GeoTIFF and a DEM; the Qilian
-#: elevation rows do not fit 4500-5000 m, so terrain ranges come from the known inventory.
+#: QTEC: a LOS-rate GeoTIFF and a DEM from the ``qtec`` sample (the optical plugin's mixed sample
+#: when it is installed, else our own); the Qilian elevation rows do not fit 4500-5000 m, so terrain
+#: ranges come from the known inventory.
 QTEC = Region(
     name="qtec",
     synthetic=True,
@@ -74,6 +89,9 @@ QTEC = Region(
                 "known_inventory_file": "{sample_dir}/known_inventory.gpkg",
                 "rate_schedule_mm_yr": [30.0, 20.0, 10.0],
             },
+            reference="{sample_dir}/reference_inventory.gpkg",
+            known_inventory="{sample_dir}/known_inventory.gpkg",
+            validation="{sample_dir}/validation_points.gpkg",
         )
     },
 )

@@ -2,32 +2,64 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
+from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 from rasterio.enums import Resampling
 
 from thawdetect.core.errors import ConfigError, GridMismatchError, InputError
 from thawdetect.core.grid import GridSpec
 from thawdetect.plugins.insar_sbas.config import InsarSbasConfig
-from thawdetect.plugins.insar_sbas.mintpy_io import (
-    InsarProducts,
+from thawdetect.plugins.insar_sbas.interferogram import read_unw_rate
+from thawdetect.plugins.insar_sbas.mintpy_h5 import (
     mintpy_grid,
     read_attrs,
     read_coherence,
     read_geometry_height,
-    read_raster_on_grid,
-    read_timeseries_fit,
-    read_unw_rate,
     read_velocity,
-    same_grid,
 )
-from thawdetect.plugins.insar_sbas.timefunc import SeasonalFit, parse_dates
+from thawdetect.plugins.insar_sbas.rasters import read_raster_on_grid, same_grid
+from thawdetect.plugins.insar_sbas.timefunc import SeasonalFit
 
-__all__ = ["load_products"]
+__all__ = ["InsarProducts", "load_products"]
+
+
+@dataclass
+class InsarProducts:
+    """Everything the detector needs, on one grid.
+
+    Attributes:
+        grid: the InSAR grid.
+        rate_mm_yr: LOS rate, mm/yr, NaN = no data.
+        source: the file the rate came from (for messages).
+        amplitude_pp_mm: seasonal amplitude A (peak-to-peak, mm), when known.
+        coherence: temporal coherence 0-1, when known.
+        fit: the seasonal fit, when a time series was read.
+        dates: the time-series dates, when a time series was read.
+        timeseries_file: the time-series file, for candidate mean series.
+        timeseries_scale_mm: factor from the file's unit to mm.
+        dem: DEM file for the terrain masks, when known.
+        geometry_file: the MintPy geometry file on this grid (geocoded when the input was in
+            radar coordinates), for the LOS angles of the downslope projection.
+    """
+
+    grid: GridSpec
+    rate_mm_yr: NDArray[np.float32]
+    source: Path
+    amplitude_pp_mm: NDArray[np.float32] | None = None
+    coherence: NDArray[np.float32] | None = None
+    fit: SeasonalFit | None = None
+    dates: list[date] | None = None
+    timeseries_file: Path | None = None
+    timeseries_scale_mm: float = 1000.0
+    dem: Path | None = None
+    geometry_file: Path | None = None
+    notes: dict[str, Any] = field(default_factory=dict)
+
 
 _RATE_FILE_SCALE = {"mm/yr": 1.0, "cm/yr": 10.0, "m/yr": 1000.0}
 
@@ -54,9 +86,19 @@ def load_products(
         )
     cfg = config
     if cfg.slc_dir is not None:
-        from thawdetect.plugins.insar_sbas.isce2 import run_stack_sentinel
+        from thawdetect.plugins.insar_sbas.isce2 import run_isce2_stack
 
-        run_stack_sentinel(cfg, run_dir=run_dir, region=region)  # stops with one line w/o ISCE2
+        # stops with one line without ISCE2 or at a failed step (resumable)
+        out = run_isce2_stack(cfg, run_dir=run_dir, region=region)
+        cfg = cfg.model_copy(
+            update={
+                "slc_dir": None,
+                "timeseries_file": out["timeseries"],
+                "coherence_file": cfg.coherence_file or out["temporalCoherence"],
+                "geometry_file": cfg.geometry_file or out["geometry"],
+                "lookup_file": cfg.lookup_file or out["geometry"],
+            }
+        )
     if cfg.hyp3_dir is not None:
         from thawdetect.plugins.insar_sbas.hyp3 import run_smallbaseline
 
@@ -98,6 +140,8 @@ def load_products(
         products.dem = Path(cfg.dem_file)
     elif cfg.geometry_file is not None:
         products.dem = read_geometry_height(cfg.geometry_file, work_dir / "dem_from_geometry.tif")
+    if cfg.geometry_file is not None:
+        products.geometry_file = Path(cfg.geometry_file)
     if geocoded:
         products.notes["geocode"] = geocoded
     if cfg.reference_yx is not None and cfg.unw_phase_file is None:
@@ -188,54 +232,29 @@ def _rereference(p: InsarProducts, cfg: InsarSbasConfig) -> None:
     p.notes["reference_rate_mm_yr"] = v
 
 
-def _file_key(path: Path, extra: dict[str, Any]) -> str:
-    st = Path(path).stat()
-    blob = json.dumps([str(Path(path).resolve()), st.st_size, st.st_mtime_ns, extra], default=str)
-    return hashlib.sha1(blob.encode()).hexdigest()[:16]
+def _fit(cfg: InsarSbasConfig, run_dir: Path) -> Any:
+    """The seasonal fit of ``timeseries_file``, cached in the run directory and updated when the
+    file gains epochs (see :mod:`.seasonal_fit`)."""
+    from thawdetect.plugins.insar_sbas.seasonal_fit import fit_timeseries_file
 
-
-def _cached_fit(cfg: InsarSbasConfig, run_dir: Path):
-    """The seasonal fit of ``timeseries_file``, cached in the run directory across iterations."""
-    path = Path(cfg.timeseries_file)  # type: ignore[arg-type]
-    key = _file_key(path, {"T": cfg.period_yr, "min": cfg.min_valid_epochs})
-    cache = Path(run_dir) / "insar_sbas_cache" / f"fit_{key}.npz"
-    if cache.exists():
-        with np.load(cache, allow_pickle=False) as z:
-            fit = SeasonalFit(
-                **{k: z[k] for k in SeasonalFit.ARRAY_FIELDS},
-                t0=parse_dates([str(z["t0"])])[0],
-                period_yr=float(z["period_yr"]),
-            )
-            dates = parse_dates([str(s) for s in z["dates"]])
-        attrs = read_attrs(path)
-        from thawdetect.plugins.insar_sbas.mintpy_io import mintpy_grid
-
-        return fit, dates, mintpy_grid(path, attrs), attrs
-    fit, dates, grid, attrs = read_timeseries_fit(
-        path,
+    return fit_timeseries_file(
+        Path(cfg.timeseries_file),  # type: ignore[arg-type]
         period_yr=cfg.period_yr,
         min_epochs=cfg.min_valid_epochs,
         chunk_pixels=cfg.chunk_pixels,
+        cache_dir=Path(run_dir) / "insar_sbas_cache" / "fit",
     )
-    cache.parent.mkdir(parents=True, exist_ok=True)
-    tmp = cache.with_name(cache.stem + ".tmp.npz")
-    np.savez(
-        tmp,
-        **{k: getattr(fit, k) for k in SeasonalFit.ARRAY_FIELDS},
-        t0=fit.t0.strftime("%Y%m%d"),
-        period_yr=fit.period_yr,
-        dates=np.array([d.strftime("%Y%m%d") for d in dates]),
-    )
-    tmp.replace(cache)
-    return fit, dates, grid, attrs
 
 
 def _from_mintpy(cfg: InsarSbasConfig, run_dir: Path) -> InsarProducts:
     fit = dates = None
     ts_grid = None
     ts_attrs: dict[str, str] = {}
+    notes: dict[str, Any] = {}
     if cfg.timeseries_file is not None:
-        fit, dates, ts_grid, ts_attrs = _cached_fit(cfg, run_dir)
+        res = _fit(cfg, run_dir)
+        fit, dates, ts_grid, ts_attrs = res.fit, res.dates, res.grid, res.attrs
+        notes["seasonal_fit"] = res.record()
     if cfg.velocity_file is not None:
         rate, grid, _ = read_velocity(cfg.velocity_file)
         source = Path(cfg.velocity_file)
@@ -259,6 +278,7 @@ def _from_mintpy(cfg: InsarSbasConfig, run_dir: Path) -> InsarProducts:
         dates=dates,
         timeseries_file=None if cfg.timeseries_file is None else Path(cfg.timeseries_file),
         timeseries_scale_mm={"m": 1000.0, "cm": 10.0, "mm": 1.0}.get(unit, 1000.0),
+        notes=notes,
     )
 
 

@@ -182,7 +182,8 @@ def build_qilian_sample(out_dir: Path) -> None:
     import geopandas as gpd
     from shapely.geometry import Point
 
-    from thawdetect.plugins.insar_sbas.mintpy_io import write_geotiff, write_mintpy_h5
+    from thawdetect.plugins.insar_sbas.mintpy_h5 import write_mintpy_h5
+    from thawdetect.plugins.insar_sbas.rasters import write_geotiff
     from thawdetect.plugins.insar_sbas.synthetic import (
         acquisition_dates,
         model_series_m,
@@ -245,7 +246,7 @@ def build_qilian_sample(out_dir: Path) -> None:
         description="elevation m (SYNTHETIC)",
     )
     write_timeseries_h5(out / "timeseries.h5", ts.astype(np.float32), dates, grid, ref_yx=(ry, rx))
-    from thawdetect.plugins.insar_sbas.mintpy_io import mintpy_attrs_for_grid
+    from thawdetect.plugins.insar_sbas.mintpy_h5 import mintpy_attrs_for_grid
 
     write_mintpy_h5(
         out / "temporalCoherence.h5",

@@ -1,0 +1,376 @@
+"""Seasonal fit of a MintPy ``timeseries*.h5``: row blocks through Dask, cached, updated in place.
+
+The model is :mod:`.timefunc`'s y = a + b·t + c·cos(2πt/T) + d·sin(2πt/T). Here it is solved from
+per-pixel normal equations accumulated over epochs,
+
+    N = Σₑ wₑ gₑ gₑᵀ (4 × 4),  r = Σₑ wₑ gₑ yₑ,  q = Σₑ wₑ yₑ²,  n = Σₑ wₑ,
+
+(wₑ = 1 where epoch e is finite), so that epochs appended to the file later only add their own
+terms: the fit *updates* instead of starting again (MintPy stacks grow by an epoch every 12
+days). m = N⁻¹ r, and the residual sum of squares is q - 2·mᵀr + mᵀNm.
+
+Work is split into blocks of rows (``chunk_pixels`` pixels each); every block is a
+``dask.delayed`` task that opens the file **by path** (so it runs the same on threads, processes
+or a distributed cluster) and returns its sums. :func:`thawdetect.core.compute.compute` runs them,
+in batches shown by :func:`thawdetect.core.progress.track`. The result does not depend on the
+scheduler: every block is computed by the same code on the same bytes.
+
+Cache (``cache_dir``): the sums, the dates and a digest per epoch of a few sample rows. On the
+next call, the file's dates and digests are compared with the cache:
+
+* same dates and digests: the cached sums are solved again (no read of the stack);
+* the cached epochs unchanged and new epochs after them: only the new epochs are read and added;
+* anything else (an earlier epoch re-inverted, the first date moved, epochs removed): the fit is
+  recomputed from scratch.
+
+The digests cover a few whole rows of every epoch, not every pixel: a change confined to the
+rows that were not sampled would go unseen. A MintPy re-inversion changes every pixel, so it is
+caught.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import logging
+import os
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from thawdetect.core.errors import InputError
+from thawdetect.core.grid import GridSpec
+from thawdetect.plugins.insar_sbas.timefunc import N_PARAMS, SeasonalFit, design_matrix
+
+__all__ = ["FileFit", "check_dates", "fit_timeseries_file", "read_timeseries_fit"]
+
+log = logging.getLogger(__name__)
+
+_UNIT_TO_MM = {"m": 1000.0, "cm": 10.0, "mm": 1.0}
+_IU = np.triu_indices(N_PARAMS)  # the 10 distinct entries of the symmetric N
+_SAMPLE_ROWS = 8
+_CACHE_VERSION = 1
+
+
+@dataclass
+class FileFit:
+    """The seasonal fit of a file, with how it was obtained.
+
+    Attributes:
+        fit: the per-pixel fit (mm, mm/yr).
+        dates: the file's acquisition dates.
+        grid: the file's grid.
+        attrs: the file's MintPy attributes.
+        status: ``computed``, ``cached``, ``updated`` (new epochs added) or ``recomputed``
+            (earlier epochs changed).
+        new_epochs: epochs read in this call (all of them unless ``cached``/``updated``).
+        note: one sentence for logs and ``thresholds.json``.
+    """
+
+    fit: SeasonalFit
+    dates: list[date]
+    grid: GridSpec
+    attrs: dict[str, str]
+    status: str
+    new_epochs: int
+    note: str
+
+    def record(self) -> dict[str, Any]:
+        """JSON-able summary (for ``thresholds.json``)."""
+        return {
+            "status": self.status,
+            "epochs": len(self.dates),
+            "new_epochs": self.new_epochs,
+            "first_date": self.dates[0].isoformat(),
+            "last_date": self.dates[-1].isoformat(),
+            "note": self.note,
+        }
+
+
+def check_dates(dates: list[date], path: str | Path) -> None:
+    """Raise a one-line :class:`InputError` when epochs go backwards or repeat.
+
+    Examples:
+        >>> check_dates([date(2020, 1, 1), date(2020, 1, 13)], "ts.h5")
+        >>> try:
+        ...     check_dates([date(2020, 1, 13), date(2020, 1, 1)], "ts.h5")
+        ... except InputError as e:
+        ...     print(str(e)[:55])
+        ts.h5: epochs go backwards: 2020-01-01 after 2020-01-13
+    """
+    for i, (a, b) in enumerate(itertools.pairwise(dates), start=2):
+        if b == a:
+            raise InputError(
+                path,
+                f"epochs overlap: {b.isoformat()} appears twice (epoch {i}); MintPy's date "
+                "dataset must be strictly increasing",
+            )
+        if b < a:
+            raise InputError(
+                path,
+                f"epochs go backwards: {b.isoformat()} after {a.isoformat()} (epoch {i}); "
+                "MintPy's date dataset must be strictly increasing",
+            )
+
+
+def _block_sums(
+    path: str, r0: int, r1: int, e0: int, e1: int, g: NDArray[np.float64]
+) -> dict[str, NDArray[Any]]:
+    """Normal-equation sums of epochs ``e0:e1`` over rows ``r0:r1`` (opens the file by path)."""
+    import h5py
+
+    with h5py.File(path, "r") as f:
+        y = f["timeseries"][e0:e1, r0:r1, :].astype(np.float64)
+    n_ep = y.shape[0]
+    y = y.reshape(n_ep, -1)
+    y[:, (y == 0).all(axis=0)] = np.nan  # MintPy no-data: zero at every epoch read
+    valid = np.isfinite(y)
+    y0 = np.where(valid, y, 0.0)
+    w = valid.astype(np.float64)
+    gg = (g[:, :, None] * g[:, None, :])[:, _IU[0], _IU[1]]  # (epochs, 10)
+    return {
+        "N": gg.T @ w,
+        "r": g.T @ y0,
+        "q": np.einsum("ij,ij->j", y0, y0),
+        "n": valid.sum(axis=0).astype(np.int32),
+    }
+
+
+def _epoch_digests(path: Path, shape: tuple[int, int, int]) -> list[str]:
+    """sha1 of a few evenly spaced whole rows, per epoch."""
+    from thawdetect.plugins.insar_sbas.mintpy_h5 import open_h5
+
+    n_ep, length, _ = shape
+    rows = sorted({int(v) for v in np.linspace(0, length - 1, min(length, _SAMPLE_ROWS))})
+    with open_h5(path) as f:
+        sample = np.ascontiguousarray(f["timeseries"][:, rows, :], dtype=np.float32)
+    return [hashlib.sha1(sample[e].tobytes()).hexdigest()[:16] for e in range(n_ep)]
+
+
+def _sums(
+    path: Path,
+    shape: tuple[int, int, int],
+    g: NDArray[np.float64],
+    e0: int,
+    chunk_pixels: int,
+) -> dict[str, NDArray[Any]]:
+    """Sums of epochs ``e0:`` over the whole grid, one Dask task per block of rows."""
+    import dask
+
+    from thawdetect.core.compute import compute
+    from thawdetect.core.progress import track
+
+    n_ep, length, width = shape
+    rows = max(1, chunk_pixels // max(width, 1))
+    starts = list(range(0, length, rows))
+    block = dask.delayed(_block_sums, pure=True)
+    tasks = [block(str(path), r0, min(r0 + rows, length), e0, n_ep, g[e0:]) for r0 in starts]
+    batch = 2 * max(1, os.cpu_count() or 1)
+    parts: list[dict[str, NDArray[Any]]] = []
+    batches = range(0, len(tasks), batch)
+    for i in track(batches, f"seasonal fit ({n_ep - e0} epochs)", total=len(batches)):
+        parts.extend(compute(*tasks[i : i + batch]))
+    return {
+        k: np.concatenate([p[k] for p in parts], axis=-1).reshape(
+            (*parts[0][k].shape[:-1], length, width)
+        )
+        for k in ("N", "r", "q", "n")
+    }
+
+
+def _solve(
+    sums: dict[str, NDArray[Any]],
+    dates: list[date],
+    *,
+    period_yr: float,
+    min_epochs: int,
+    scale_mm: float,
+    max_condition: float = 1e8,
+) -> SeasonalFit:
+    """Per-pixel least squares from the sums (whole-array; one inverse for complete pixels)."""
+    n_ep = len(dates)
+    shape = sums["q"].shape
+    n = sums["n"].reshape(-1)
+    r = sums["r"].reshape(N_PARAMS, -1)
+    q = sums["q"].reshape(-1)
+    nmat = np.zeros((n.size, N_PARAMS, N_PARAMS))
+    nmat[:, _IU[0], _IU[1]] = sums["N"].reshape(len(_IU[0]), -1).T
+    nmat[:, _IU[1], _IU[0]] = nmat[:, _IU[0], _IU[1]]
+    m = np.full((n.size, N_PARAMS), np.nan)
+    full = n == n_ep
+    if full.any():
+        g = design_matrix(dates, period_yr)
+        m[full] = r[:, full].T @ np.linalg.inv(g.T @ g).T
+    part = (~full) & (n >= min(max(min_epochs, N_PARAMS + 1), n_ep))
+    if part.any():
+        sub = nmat[part]
+        cond = np.linalg.cond(sub)
+        ok = np.isfinite(cond) & (cond < max_condition)
+        sol = np.full((int(part.sum()), N_PARAMS), np.nan)
+        if ok.any():
+            sol[ok] = np.linalg.solve(sub[ok], r[:, part].T[ok][..., None])[..., 0]
+        m[part] = sol
+    mr = np.einsum("pk,kp->p", np.nan_to_num(m), r)
+    mnm = np.einsum("pk,pkl,pl->p", np.nan_to_num(m), nmat, np.nan_to_num(m))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rms = np.sqrt(np.maximum(q - 2 * mr + mnm, 0.0) / np.maximum(n, 1))
+    rms[~np.isfinite(m[:, 0])] = np.nan
+    m *= scale_mm
+    c, d = m[:, 2], m[:, 3]
+    return SeasonalFit(
+        offset_mm=m[:, 0].reshape(shape),
+        rate_mm_yr=m[:, 1].reshape(shape),
+        cos_mm=c.reshape(shape),
+        sin_mm=d.reshape(shape),
+        seasonal_amplitude_pp_mm=(2.0 * np.hypot(c, d)).reshape(shape),
+        phase_rad=np.arctan2(c, d).reshape(shape),
+        residual_rms_mm=(rms * scale_mm).reshape(shape),
+        valid_epochs=n.reshape(shape).astype(np.int32),
+        t0=dates[0],
+        period_yr=period_yr,
+    )
+
+
+def _cache_key(path: Path, period_yr: float, attrs: dict[str, str]) -> str:
+    grid_attrs = {k: attrs.get(k) for k in ("X_FIRST", "Y_FIRST", "X_STEP", "Y_STEP", "UNIT")}
+    blob = json.dumps([str(path.resolve()), period_yr, grid_attrs, _CACHE_VERSION])
+    return hashlib.sha1(blob.encode()).hexdigest()[:16]
+
+
+def _load_cache(path: Path) -> tuple[dict[str, NDArray[Any]], list[str], list[str]] | None:
+    if not path.exists():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            sums = {k: z[k] for k in ("N", "r", "q", "n")}
+            return sums, [str(s) for s in z["dates"]], [str(s) for s in z["digests"]]
+    except (OSError, ValueError, KeyError):
+        log.warning("%s: unreadable fit cache, recomputing", path)
+        return None
+
+
+def _save_cache(
+    path: Path, sums: dict[str, NDArray[Any]], dates: list[str], dig: list[str]
+) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.stem + ".tmp.npz")
+    np.savez(tmp, **sums, dates=np.array(dates), digests=np.array(dig))
+    tmp.replace(path)
+
+
+def fit_timeseries_file(
+    path: str | Path,
+    *,
+    period_yr: float = 1.0,
+    min_epochs: int = 10,
+    chunk_pixels: int = 250_000,
+    cache_dir: str | Path | None = None,
+) -> FileFit:
+    """Fit the seasonal model to every pixel of a MintPy ``timeseries*.h5``.
+
+    Args:
+        path: the time-series file (``timeseries`` in ``UNIT``, ``date``).
+        period_yr: seasonal period T, years.
+        min_epochs: pixels with fewer finite epochs are NaN.
+        chunk_pixels: pixels per Dask task (a block of whole rows).
+        cache_dir: where the sums are kept between calls (None: no cache).
+
+    Returns:
+        The fit with its status (see the module docstring).
+
+    Raises:
+        InputError: not a MintPy time series, fewer epochs than parameters, epochs that go
+            backwards or repeat, an unknown unit.
+    """
+    from thawdetect.plugins.insar_sbas.mintpy_h5 import read_timeseries_info
+
+    path = Path(path)
+    dates, grid, attrs, shape = read_timeseries_info(path)
+    check_dates(dates, path)
+    if shape[0] < N_PARAMS + 1:
+        raise InputError(
+            path,
+            f"time series has {shape[0]} epochs, fewer than the {N_PARAMS + 1} needed to fit "
+            f"{N_PARAMS} parameters (offset, rate, cos, sin) with a residual",
+        )
+    unit = attrs.get("UNIT", "m")
+    if unit not in _UNIT_TO_MM:
+        raise InputError(path, f"unknown displacement unit '{unit}' (expected m, cm or mm)")
+    g = design_matrix(dates, period_yr)
+    names = [d.strftime("%Y%m%d") for d in dates]
+    digests = _epoch_digests(path, shape)
+    cache = None
+    if cache_dir is not None:
+        cache = Path(cache_dir) / f"fit_{_cache_key(path, period_yr, attrs)}.npz"
+    old = _load_cache(cache) if cache is not None else None
+    status, start, note = "computed", 0, f"seasonal fit of {shape[0]} epochs"
+    sums: dict[str, NDArray[Any]] | None = None
+    if old is not None:
+        old_sums, old_dates, old_dig = old
+        k = len(old_dates)
+        same_start = names[:k] == old_dates and digests[:k] == old_dig
+        if same_start and k == len(names):
+            status, start, sums = "cached", k, old_sums
+            note = f"seasonal fit of {k} epochs reused (file unchanged)"
+        elif same_start and k < len(names):
+            status, start = "updated", k
+            note = (
+                f"{len(names) - k} new epochs ({dates[k].isoformat()} to "
+                f"{dates[-1].isoformat()}): fit updated, {k} earlier epochs not re-read"
+            )
+        else:
+            status = "recomputed"
+            note = (
+                f"earlier epochs changed or removed ({k} cached, {len(names)} now): "
+                "fit recomputed from all epochs"
+            )
+    if sums is None:
+        new = _sums(path, shape, g, start, chunk_pixels)
+        if start:
+            assert old is not None
+            new = {key: old[0][key] + new[key] for key in new}
+        sums = new
+        if cache is not None:
+            _save_cache(cache, sums, names, digests)
+    if status != "computed":
+        log.info("%s: %s", path, note)
+    fit = _solve(
+        sums, dates, period_yr=period_yr, min_epochs=min_epochs, scale_mm=_UNIT_TO_MM[unit]
+    )
+    _fix_reference(fit, attrs, shape)
+    return FileFit(fit, dates, grid, attrs, status, shape[0] - start, note)
+
+
+def _fix_reference(fit: SeasonalFit, attrs: dict[str, str], shape: tuple[int, int, int]) -> None:
+    """The reference pixel is zero at every epoch by construction: a valid zero, not no-data."""
+    try:
+        ry, rx = int(attrs["REF_Y"]), int(attrs["REF_X"])
+    except (KeyError, ValueError):
+        return
+    if 0 <= ry < shape[1] and 0 <= rx < shape[2]:
+        for name in SeasonalFit.ARRAY_FIELDS:
+            getattr(fit, name)[ry, rx] = shape[0] if name == "valid_epochs" else 0.0
+
+
+def read_timeseries_fit(
+    path: str | Path,
+    *,
+    period_yr: float = 1.0,
+    min_epochs: int = 10,
+    chunk_pixels: int = 250_000,
+    cache_dir: str | Path | None = None,
+) -> tuple[SeasonalFit, list[date], GridSpec, dict[str, str]]:
+    """``(fit, dates, grid, attributes)`` of :func:`fit_timeseries_file`."""
+    res = fit_timeseries_file(
+        path,
+        period_yr=period_yr,
+        min_epochs=min_epochs,
+        chunk_pixels=chunk_pixels,
+        cache_dir=cache_dir,
+    )
+    return res.fit, res.dates, res.grid, res.attrs

@@ -1,0 +1,146 @@
+"""Delineation: hysteresis growth, grouping on one facet, holes, smoothing (hand-made rasters)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from affine import Affine
+from rasterio.crs import CRS
+
+from thawdetect.core.grid import GridSpec
+from thawdetect.plugins.insar_sbas.candidates import polygonize_labels
+from thawdetect.plugins.insar_sbas.delineation import delineate, noise_floor
+
+
+def _bump(shape=(30, 30), centre=(15, 15), peak=-40.0, sigma=4.0):
+    yy, xx = np.mgrid[: shape[0], : shape[1]]
+    d2 = (yy - centre[0]) ** 2 + (xx - centre[1]) ** 2
+    return peak * np.exp(-0.5 * d2 / sigma**2), d2
+
+
+class TestGrow:
+    def test_grows_to_the_floor_where_threshold_keeps_the_core(self):
+        rate, d2 = _bump()
+        seeds = np.abs(rate) >= 30
+        old = delineate(rate, seeds, method="threshold", min_pixels=1)
+        new = delineate(rate, seeds, floor_mm_yr=5.0, relative_floor=0.0, min_pixels=1)
+        assert old.n == new.n == 1
+        # hand computed: |rate| >= 30 is d² <= 2·16·ln(40/30) = 9.2; >= 5 is d² <= 66.5
+        np.testing.assert_array_equal(old.labels > 0, d2 <= 9)
+        np.testing.assert_array_equal(new.labels > 0, d2 <= 66)
+        assert new.seed_pixels.tolist() == [int((d2 <= 9).sum())]
+
+    def test_relative_floor_stops_a_fast_core_in_slow_background(self):
+        rate, _d2 = _bump(peak=-60.0)
+        rate = rate - 3.0  # a slow, correlated background above a 2 mm/yr noise floor
+        seeds = np.abs(rate) >= 50
+        leak = delineate(rate, seeds, floor_mm_yr=2.0, relative_floor=0.0, min_pixels=1)
+        assert (leak.labels > 0).all()  # the whole scene
+        own = delineate(rate, seeds, floor_mm_yr=2.0, relative_floor=0.2, min_pixels=1)
+        core = float(np.median(np.abs(rate[seeds])))
+        np.testing.assert_array_equal(own.labels > 0, np.abs(rate) >= 0.2 * core)
+
+    def test_opposite_sign_does_not_join(self):
+        rate, _ = _bump(shape=(20, 40), centre=(10, 10))
+        up, _ = _bump(shape=(20, 40), centre=(10, 24), peak=40.0)
+        rate = rate + up
+        d = delineate(rate, np.abs(rate) >= 30, floor_mm_yr=3.0, min_pixels=1)
+        assert d.n == 2
+        signs = {float(np.sign(rate[d.labels == i]).mean()) for i in (1, 2)}
+        assert signs == {-1.0, 1.0}
+
+    def test_growth_stays_in_grow_ok_and_passes_unknown_pixels(self):
+        rate, d2 = _bump()
+        grow_ok = np.ones(rate.shape, bool)
+        grow_ok[:, 19:] = False  # e.g. outside the relaxed terrain masks
+        d = delineate(rate, np.abs(rate) >= 30, grow_ok=grow_ok, floor_mm_yr=5.0, min_pixels=1)
+        assert not (d.labels[:, 19:] > 0).any()
+        # a decorrelated ring cuts the growth without `unknown`, not with it
+        ring = (d2 >= 16) & (d2 <= 26)  # closed for 8-connected growth
+        coherent = ~ring
+        cut = delineate(rate, np.abs(rate) >= 30, grow_ok=coherent, floor_mm_yr=5.0, min_pixels=1)
+        through = delineate(
+            rate,
+            np.abs(rate) >= 30,
+            grow_ok=coherent,
+            floor_mm_yr=5.0,
+            relative_floor=0.0,
+            min_pixels=1,
+            unknown=ring,
+        )
+        assert (cut.labels > 0).sum() < (d2 <= 25).sum()
+        np.testing.assert_array_equal(through.labels > 0, d2 <= 66)
+
+    def test_min_pixels_counts_seeds(self):
+        rate, _ = _bump()
+        seeds = np.abs(rate) >= 39.5  # one seed pixel
+        assert delineate(rate, seeds, floor_mm_yr=5.0, min_pixels=2).n == 0
+        assert delineate(rate, seeds, floor_mm_yr=5.0, min_pixels=1).n == 1
+
+
+class TestGrouping:
+    @staticmethod
+    def _two_lobes(gap: int):
+        rate = np.zeros((12, 30))
+        rate[3:9, 4:10] = -40.0
+        rate[3:9, 10 + gap : 16 + gap] = -40.0
+        return rate
+
+    def test_fragments_within_two_pixels_on_one_facet_become_one(self):
+        rate = self._two_lobes(gap=2)
+        aspect = np.full(rate.shape, 90.0)
+        d = delineate(rate, rate <= -30, floor_mm_yr=5.0, aspect_deg=aspect, smooth=False)
+        assert d.n == 1 and d.fragments.tolist() == [2]
+        assert (d.labels[3:9, 10:12] == 1).all()  # the gap between them is part of it
+
+    def test_three_pixels_apart_stay_two(self):
+        rate = self._two_lobes(gap=3)
+        d = delineate(rate, rate <= -30, floor_mm_yr=5.0, aspect_deg=np.full(rate.shape, 90.0))
+        assert d.n == 2
+
+    def test_a_ridge_between_keeps_them_apart(self):
+        rate = self._two_lobes(gap=2)
+        aspect = np.full(rate.shape, 90.0)
+        aspect[:, 10:12] = 270.0  # the gap faces the other way: a ridge
+        d = delineate(rate, rate <= -30, floor_mm_yr=5.0, aspect_deg=aspect)
+        assert d.n == 2
+
+    def test_different_facets_stay_apart(self):
+        rate = self._two_lobes(gap=2)
+        aspect = np.full(rate.shape, 90.0)
+        aspect[:, 12:] = 180.0  # second lobe faces south, 90° from the first
+        d = delineate(rate, rate <= -30, floor_mm_yr=5.0, aspect_deg=aspect)
+        assert d.n == 2
+
+
+def test_holes_filled_and_corner_spur_and_edge_notch_smoothed():
+    rate = np.zeros((20, 20))
+    rate[4:16, 4:16] = -40.0
+    rate[9:11, 9:11] = 0.0  # a stable hole in the middle
+    rate[16, 16] = -40.0  # a one-pixel spur off a corner ...
+    seeds = rate <= -30
+    seeds[16, 16] = False  # ... that is not a seed
+    rate[4, 9] = 0.0  # a one-pixel notch in the edge
+    d = delineate(rate, seeds, floor_mm_yr=5.0, min_pixels=1)
+    expected = np.zeros((20, 20), bool)
+    expected[4:16, 4:16] = True
+    np.testing.assert_array_equal(d.labels > 0, expected)
+
+
+def test_smoothed_polygon_within_a_pixel_of_the_pixel_outline():
+    grid = GridSpec(CRS.from_epsg(32647), Affine(30, 0, 0, 0, -30, 900), 30, 30)
+    _, d2 = _bump()
+    labels = (d2 <= 49).astype(np.int32)
+    raw = polygonize_labels(labels, grid).iloc[0]
+    smooth = polygonize_labels(labels, grid, smooth=True).iloc[0]
+    assert len(smooth.exterior.coords) < len(raw.exterior.coords) / 2
+    assert raw.hausdorff_distance(smooth) <= 0.75 * 30.0 + 1e-9  # under a 30 m pixel
+    assert smooth.area == pytest.approx(raw.area, rel=0.1)
+
+
+def test_noise_floor_ignores_moving_pixels():
+    rng = np.random.default_rng(0)
+    rate = rng.normal(0, 1.5, (100, 100))
+    rate[:20, :20] -= 40  # a landslide inside the "stable" mask
+    floor, sigma = noise_floor(rate, np.ones(rate.shape, bool))
+    assert sigma == pytest.approx(1.5, rel=0.1) and floor == pytest.approx(2 * sigma)
