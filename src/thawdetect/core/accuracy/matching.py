@@ -104,7 +104,8 @@ def point_accuracy(
         validation: validation points (any CRS; polygons are reduced to representative points).
         tolerance_m: a point within this distance (metres) of a detection matches it.
         label_column: column saying landslide / checked-not-landslide (see :func:`parse_labels`);
-            None: every point is a landslide.
+            None: every point is a landslide; ``"auto"``: ``label`` when the validation points
+            have such a column, else None.
 
     Returns:
         The :class:`AccuracyReport` (warnings list small N and duplicate points).
@@ -117,6 +118,8 @@ def point_accuracy(
         raise InputError(None, f"tolerance_m must be ≥ 0, got {tolerance_m}")
     report_warnings: list[str] = []
     val = validation[validation.geometry.notna() & ~validation.geometry.is_empty].copy()
+    if label_column == "auto":
+        label_column = "label" if "label" in val.columns else None
     if label_column is not None:
         if label_column not in val.columns:
             raise InputError(
