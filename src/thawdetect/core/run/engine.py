@@ -775,8 +775,14 @@ class Engine:
             frames += self._call_detector(name, "image_frames", k, det.image_frames, ctx)
         started = time.perf_counter()
         if len(cands):
-            # no try/except: a missing plotting dependency must fail the stage, not mark it done
-            from thawdetect.core.review.evidence import build_evidence
+            # a broken install fails the stage loudly; it is not marked done without evidence
+            try:
+                from thawdetect.core.review.evidence import build_evidence
+            except ImportError as exc:
+                raise PluginError(
+                    f"review evidence cannot be made: {type(exc).__name__}: {exc}; reinstall "
+                    "thawdetect, or set 'evidence: false' to run without evidence"
+                ) from exc
 
             out = self.run_dir / "iterations" / f"{k:02d}" / "evidence"
             build_evidence(cands, frames, out, buffer_m=self.config.evidence_buffer_m)
