@@ -246,7 +246,8 @@ def _write_atomic(frame: gpd.GeoDataFrame, out_path: Path, fmt: str) -> None:
     """
     import pyogrio
 
-    tmp = out_path.with_name(f".{out_path.stem}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp{out_path.suffix}")
+    unique = f"{os.getpid()}.{uuid.uuid4().hex[:8]}"
+    tmp = out_path.with_name(f".{out_path.stem}.{unique}.tmp{out_path.suffix}")
     try:
         if fmt == "csv":
             df = pd.DataFrame(frame.drop(columns=frame.geometry.name))

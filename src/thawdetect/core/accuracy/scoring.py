@@ -212,9 +212,7 @@ def score_run(
     if validation is None:
         validation = list((manifest.get("files") or {}).get("validation") or [])
         if not validation:
-            raise InputError(
-                run_dir, "the run names no validation file: give --validation FILE"
-            )
+            raise InputError(run_dir, "the run names no validation file: give --validation FILE")
     if tolerance_m is None:
         tolerance_m = float(run_cfg.get("validation_tolerance_m") or 0.0)
     if label_column is None:
