@@ -92,7 +92,7 @@ def test_overwrite_never_deletes_a_non_run_and_validates_first(scene, tmp_path):
 
 def test_accuracy_cli_on_a_run_gives_the_runs_own_answer(scene, tmp_path):
     val = _validation(scene, tmp_path / "val.gpkg")
-    cfg = _config(scene).model_copy(update={"validation": val})
+    cfg = _config(scene, max_iterations=1).model_copy(update={"validation": val})
     run = tmp_path / "run"
     result = Engine(cfg, run, _host()).run()
     own = result.accuracy["dict"]["overall"]
@@ -447,8 +447,9 @@ def test_wilson_interval_is_scipys():
 
 def test_changed_input_continues_a_finished_run_as_a_new_iteration(scene, tmp_path):
     run = tmp_path / "run"
-    first = Engine(_config(scene), run, _host()).run()
-    assert first.iterations["iteration"].tolist() == [1, 2, 3]
+    cfg = _config(scene, toy_a={"schedule": [0.8, 0.5]})
+    first = Engine(cfg, run, _host()).run()
+    assert first.iterations["iteration"].tolist() == [1, 2]
     decided_before = Ledger(run).read("decisions")
     # the raster gains a new bright slump (as a MintPy stack gains epochs), also in the reference
     with rasterio.open(scene["a"], "r+") as dst:
@@ -462,25 +463,25 @@ def test_changed_input_continues_a_finished_run_as_a_new_iteration(scene, tmp_pa
         crs=CRS,
     ).to_file(scene["ref"])
     said: list[str] = []
-    engine = Engine(_config(scene), run, _host(), echo=said.append)
+    engine = Engine(cfg, run, _host(), echo=said.append)
     changed = [s for s in said if s.startswith("input changed:")]
     assert len(changed) == 1 and str(scene["a"]) in changed[0]
-    assert any("continuing as iteration 4" in s for s in said)
+    assert any("continuing as iteration 3" in s for s in said)
     second = engine.run()
     it = second.iterations.sort_values("iteration")
-    assert it["iteration"].tolist() == [1, 2, 3, 4]
-    assert it.loc[it["iteration"] == 4, "newly_confirmed"].item() == 1
+    assert it["iteration"].tolist() == [1, 2, 3]
+    assert it.loc[it["iteration"] == 3, "newly_confirmed"].item() == 1
     manifest = json.loads((run / "manifest.json").read_text())
-    assert manifest["iterations"]["4"]["toy_a"]["index"] == 2  # the last effective config
-    assert manifest["input_updates"][0]["continues_as_iteration"] == 4
+    assert manifest["iterations"]["3"]["toy_a"]["index"] == 1  # the last effective config
+    assert manifest["input_updates"][0]["continues_as_iteration"] == 3
     decisions = Ledger(run).read("decisions")
-    earlier = decisions[decisions["iteration"] < 4]
+    earlier = decisions[decisions["iteration"] < 3]
     assert len(earlier) == len(decided_before)  # reviewed work was not redone
     # nothing changed since: a re-run neither says so nor adds an iteration
     said.clear()
-    third = Engine(_config(scene), run, _host(), echo=said.append).run()
+    third = Engine(cfg, run, _host(), echo=said.append).run()
     assert not [s for s in said if "changed" in s]
-    assert third.iterations["iteration"].tolist() == [1, 2, 3, 4]
+    assert third.iterations["iteration"].tolist() == [1, 2, 3]
 
 
 def test_yaml_written_config_round_trips(tmp_path):
