@@ -37,7 +37,7 @@ from thawdetect.core.errors import ConfigError, InputError, PluginError
 from thawdetect.core.plugin_api.detector import Detector, DetectorConfig
 from thawdetect.core.plugin_api.hookspecs import hookimpl
 from thawdetect.core.plugin_api.host import PluginHost
-from thawdetect.core.run.engine import Engine, config_differences
+from thawdetect.core.run.engine import Engine
 from thawdetect.core.run.ledger import Ledger
 
 REPO = Path(__file__).resolve().parents[1]
@@ -178,6 +178,8 @@ def test_different_config_names_the_keys(scene, tmp_path):
     assert "min_mapping_unit_ha: 0.05 -> 1.0" in msg
     assert "detectors.toy_a.schedule: (unset) -> [0.9]" in msg
     assert "\n" not in msg
+    from thawdetect.core.run.engine import config_differences
+
     assert config_differences({"a": {"b": 1}}, {"a": {"b": 1}}) == []
 
 

@@ -17,6 +17,7 @@ from typing import Any
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+from numpy.typing import NDArray
 
 from thawdetect.core.errors import CRSMismatchError, EmptyInventoryError, InputError
 from thawdetect.core.paths import input_location, local_exists, suffix_of
@@ -163,7 +164,7 @@ def read_vector(
     return gdf
 
 
-def distance_to_nearest(gdf: gpd.GeoDataFrame, lines: gpd.GeoDataFrame) -> np.ndarray:
+def distance_to_nearest(gdf: gpd.GeoDataFrame, lines: gpd.GeoDataFrame) -> NDArray[np.float64]:
     """Distance in metres from each feature's centroid to the nearest feature of ``lines``.
 
     Both frames must be in the same projected CRS (metres). NaN when ``lines`` is empty.

@@ -9,6 +9,7 @@ from typing import Any
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+from numpy.typing import NDArray
 
 from thawdetect.core.accuracy.metrics import (
     NEGATIVE_LABELS,
@@ -30,7 +31,7 @@ def _normalise_label(v: Any) -> str:
     return " ".join(str(v).strip().lower().split())
 
 
-def parse_labels(values: pd.Series, *, source: str | Path | None, column: str) -> np.ndarray:
+def parse_labels(values: pd.Series, *, source: str | Path | None, column: str) -> NDArray[np.bool_]:
     """Map a label column to booleans (True = landslide, False = checked not landslide).
 
     Raises:

@@ -111,7 +111,8 @@ class PluginHost:
     @staticmethod
     def _import(ep: EntryPoint, dist: str) -> ModuleType:
         try:
-            return ep.load()
+            module: ModuleType = ep.load()
+            return module
         except Exception as exc:
             raise PluginError(
                 f"plugin '{ep.name}' (distribution '{dist}') failed to import: "

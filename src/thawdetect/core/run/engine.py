@@ -398,9 +398,9 @@ class Engine:
         if self.config.validation:
             files["validation"] = [os.fspath(self.config.validation)]
         for key, paths in files.items():
-            for p in paths:
-                if local_exists(p) is False:
-                    raise InputError(p, f"{key.replace('_', ' ')} file of region "
+            for name in paths:
+                if local_exists(name) is False:
+                    raise InputError(name, f"{key.replace('_', ' ')} file of region "
                                      f"'{self.region.name}' does not exist")  # fmt: skip
         inputs = {}
         for p in input_files(region_cfgs) + input_files(files):
@@ -557,11 +557,11 @@ class Engine:
                 log.makeRecord(
                     log.name, logging.INFO, __file__, 0,
                     f"thawdetect {__version__}: session started ({self.source}; reviewer "
-                    f"{self.reviewer}; status {self.manifest.get('status')})", None, None,
+                    f"{self.reviewer}; status {self.manifest.get('status')})", (), None,
                 )
             )  # fmt: skip
             for msg in self._pre_run:
-                handler.emit(log.makeRecord(log.name, logging.INFO, __file__, 0, msg, None, None))
+                handler.emit(log.makeRecord(log.name, logging.INFO, __file__, 0, msg, (), None))
             self._pre_run.clear()
             yield
         finally:
