@@ -227,6 +227,11 @@ CASES: list[tuple[str, list[str], str]] = [
      ["run", "--config", "{d}/run.yaml", "--output-dir", "{d}/corrupt-ledger"],
      "run ledger is corrupt"),
     ("run-unknown-option", ["run", "--nosuch"], "No such option"),
+    ("status-corrupt-ledger", ["status", "{d}/corrupt-ledger"], "run ledger is corrupt"),
+    ("accuracy-run-corrupt-ledger", ["accuracy", "--run", "{d}/corrupt-ledger"],
+     "run ledger is corrupt"),
+    ("inventory-corrupt-ledger", ["inventory", "export", "{d}/corrupt-ledger", "{d}/o.gpkg"],
+     "run ledger is corrupt"),
     # status
     ("status-not-a-run", ["status", "{d}/my-thesis"], "is not a thawdetect run directory"),
     ("status-corrupt-manifest", ["status", "{d}/corrupt-manifest"], "run manifest is corrupt"),

@@ -356,9 +356,14 @@ def status(run_dir: Path) -> None:
         raise InputError(manifest, "run manifest is corrupt (not JSON)") from None
     if not isinstance(info, dict):
         raise InputError(manifest, "run manifest is corrupt (not a JSON object)")
+    from thawdetect.core.run.engine import check_ledger
+
+    ledger = Ledger(run_dir)
+    check_ledger(ledger)
+    iterations = ledger.read("iterations")
     console = _console()
     console.print(f"status: {info.get('status')}  {info.get('stop_reason', '')}")
-    console.print(iterations_table(Ledger(run_dir).read("iterations")))
+    console.print(iterations_table(iterations))
 
 
 # -- plugins, regions, config ---------------------------------------------------------------------

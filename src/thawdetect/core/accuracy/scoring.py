@@ -117,9 +117,12 @@ def run_accuracy(
     from thawdetect.core.vector import read_vector
 
     run_dir = Path(run_dir)
+    from thawdetect.core.run.engine import check_ledger
+
     ledger = Ledger(run_dir)
     if not ledger.exists():
         raise InputError(run_dir, "not a run directory (no ledger.gpkg)")
+    check_ledger(ledger)
     paths = (
         [input_location(p) for p in validation_path]
         if isinstance(validation_path, list | tuple)

@@ -220,20 +220,7 @@ class Engine:
             )
 
     def _check_ledger(self) -> None:
-        if not self.ledger.path.exists():
-            return
-        try:
-            sound = self.ledger.integrity_check()
-        except sqlite3.DatabaseError as exc:
-            sound = False
-            detail = str(exc)
-        else:
-            detail = "SQLite integrity check failed"
-        if not sound:
-            raise InputError(
-                self.ledger.path,
-                f"run ledger is corrupt ({detail}); restore it from a backup or use --overwrite",
-            )
+        check_ledger(self.ledger)
 
     def _check_reviewer(self) -> None:
         """Ask the plugins whether they understand the reviewer, with no candidates.
@@ -937,6 +924,26 @@ def safe_name(text: str) -> str:
         'qtec_optical_dl+insar_sbas'
     """
     return re.sub(r"[^A-Za-z0-9_.+-]+", "_", text)
+
+
+def check_ledger(ledger: Ledger) -> None:
+    """Raise a one-line InputError when the run's ledger fails SQLite's integrity check.
+
+    Used before a run resumes and before ``status``, ``accuracy --run`` and ``inventory export``
+    read it, so a damaged GeoPackage is named instead of failing deep inside a read.
+    """
+    if not ledger.path.exists():
+        return
+    detail = "SQLite integrity check failed"
+    try:
+        sound = ledger.integrity_check()
+    except sqlite3.DatabaseError as exc:
+        sound, detail = False, str(exc)
+    if not sound:
+        raise InputError(
+            ledger.path,
+            f"run ledger is corrupt ({detail}); restore it from a backup or use --overwrite",
+        )
 
 
 def _warnings_captured() -> bool:
