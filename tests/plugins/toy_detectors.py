@@ -19,6 +19,7 @@ from pydantic import Field
 from scipy import ndimage
 from shapely.geometry import shape
 
+from thawdetect.core.paths import InputPath
 from thawdetect.core.plugin_api.detector import (
     Detector,
     DetectorConfig,
@@ -32,11 +33,11 @@ from thawdetect.core.plugin_api.hookspecs import hookimpl
 
 
 class ToyConfig(DetectorConfig):
-    raster: Path | None = Field(None, description="single-band GeoTIFF")
+    raster: InputPath | None = Field(None, description="single-band GeoTIFF (path or URI)")
     schedule: list[float] = Field(default_factory=lambda: [0.8, 0.5, 0.3])
     index: int = 0
     kill_at_iteration: int = Field(0, description="SIGKILL the process in propose (tests)")
-    kill_flag: Path | None = None
+    kill_flag: Path | None = Field(None, json_schema_extra={"output": True})
     fail_at_iteration: int = 0
 
 

@@ -15,8 +15,9 @@ def inventory() -> None:
 @inventory.command("export")
 @click.argument("run_dir", type=click.Path(path_type=Path, file_okay=False))
 @click.argument("out", type=click.Path(path_type=Path, dir_okay=False))
-@click.option("--roads", type=click.Path(path_type=Path, dir_okay=False),
-              help="Roads/railways (lines, any CRS) for the near-road flag.")  # fmt: skip
+@click.option("--roads", type=click.Path(dir_okay=False),
+              help="Roads/railways (lines, any CRS; a path or a GDAL/fsspec URI) for the "
+              "near-road flag.")  # fmt: skip
 @click.option("--near-road-m", type=float, default=500.0, show_default=True,
               help="Centroid within this distance (m) of a road is near the road.")  # fmt: skip
 @click.option("--arts", is_flag=True, help="Add the ARTS field standard (CentroidLat, UID, ...).")
@@ -27,7 +28,7 @@ def inventory() -> None:
 def export(
     run_dir: Path,
     out: Path,
-    roads: Path | None,
+    roads: str | None,
     near_road_m: float,
     arts: bool,
     arts_fields: tuple[str, ...],

@@ -16,7 +16,7 @@ from typing import Any
 import click
 
 from thawdetect import __version__
-from thawdetect.core.errors import ThawdetectError
+from thawdetect.core.errors import PluginError, ThawdetectError
 
 # Core command modules (each exposes one click object); plugins add theirs by hook.
 CORE_COMMANDS = (
@@ -29,6 +29,57 @@ CORE_COMMANDS = (
 def _one_line(exc: BaseException) -> str:
     text = str(exc).strip() or type(exc).__name__
     return " ".join(text.split())
+
+
+def _usage_line(exc: click.UsageError) -> click.ClickException:
+    """A usage error as one line and exit status 1 (click prints usage text and exits 2)."""
+    where = f" (see '{exc.ctx.command_path} --help')" if exc.ctx is not None else ""
+    err = click.ClickException(_one_line(click.ClickException(exc.format_message())) + where)
+    err.exit_code = 1
+    return err
+
+
+def _passes_through(exc: click.UsageError) -> bool:
+    """``thawdetect`` / ``thawdetect review`` with no arguments print their help, as click does."""
+    return type(exc).__name__ == "NoArgsIsHelpError"
+
+
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Console log handler writing to whatever ``sys.stderr`` is at the time (CliRunner swaps it).
+
+    It skips progress lines the engine already printed on the console (``thawdetect_echo``).
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.addFilter(lambda record: not getattr(record, "thawdetect_echo", False))
+
+    @property  # type: ignore[override]
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value: Any) -> None:
+        pass
+
+
+def configure_logging(verbose: int) -> None:
+    """Console logging: warnings and errors; ``-v`` thawdetect's INFO, ``-vv`` its DEBUG.
+
+    Only thawdetect's own loggers get more verbose: rasterio, h5py, matplotlib & co. stay at
+    WARNING however many ``-v`` are given. The handler is installed once.
+    """
+    level = (logging.WARNING, logging.INFO)[verbose] if verbose < 2 else logging.DEBUG
+    root = logging.getLogger()
+    handler = next((h for h in root.handlers if isinstance(h, _StderrHandler)), None)
+    if handler is None:
+        handler = _StderrHandler()
+        handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+        root.addHandler(handler)
+    handler.setLevel(level)
+    if root.level == logging.NOTSET or root.level < logging.WARNING:
+        root.setLevel(logging.WARNING)
+    logging.getLogger("thawdetect").setLevel(level)
 
 
 class ThawdetectGroup(click.Group):
@@ -46,6 +97,20 @@ class ThawdetectGroup(click.Group):
         _attach_commands(self)
         return super().list_commands(ctx)
 
+    def make_context(
+        self,
+        info_name: str | None,
+        args: list[str],
+        parent: click.Context | None = None,
+        **extra: Any,
+    ) -> click.Context:
+        try:
+            return super().make_context(info_name, args, parent=parent, **extra)
+        except click.UsageError as exc:
+            if _passes_through(exc):
+                raise
+            raise _usage_line(exc) from None
+
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
@@ -53,6 +118,10 @@ class ThawdetectGroup(click.Group):
             if ctx.params.get("traceback") or (ctx.obj or {}).get("traceback"):
                 raise
             raise click.ClickException(_one_line(exc)) from None
+        except click.UsageError as exc:
+            if _passes_through(exc):
+                raise
+            raise _usage_line(exc) from None
 
 
 def _console() -> Any:
@@ -91,8 +160,7 @@ def cli(ctx: click.Context, traceback: bool, verbose: int) -> None:
     """
     ctx.ensure_object(dict)
     ctx.obj["traceback"] = traceback
-    level = logging.WARNING - 10 * min(verbose, 2)
-    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    configure_logging(verbose)
 
 
 # -- run ------------------------------------------------------------------------------------------
@@ -107,14 +175,19 @@ def cli(ctx: click.Context, traceback: bool, verbose: int) -> None:
 @click.option(
     "--reviewer", help="manual, reference (the region's reference inventory) or reference:PATH."
 )
-@click.option("--max-iterations", type=int, help="Hard cap on iterations.")
-@click.option("--validation", type=click.Path(path_type=Path), help="Validation points file.")
+@click.option("--max-iterations", type=int, help="Hard cap on iterations (≥ 1).")
+@click.option("--validation", help="Validation points file (a path or a GDAL/fsspec URI).")
 @click.option(
     "--output-dir",
     type=click.Path(path_type=Path),
     help="Run directory (default ./thawdetect-runs/REGION_DETECTORS).",
 )
-@click.option("--overwrite", is_flag=True, help="Delete an existing run in the output directory.")
+@click.option(
+    "--overwrite",
+    is_flag=True,
+    help="Delete the existing run in the output directory (only a directory holding a run's "
+    "manifest.json is ever deleted, and only after the new configuration checked out).",
+)
 @click.pass_context
 def run(
     ctx: click.Context,
@@ -123,7 +196,7 @@ def run(
     detectors: tuple[str, ...],
     reviewer: str | None,
     max_iterations: int | None,
-    validation: Path | None,
+    validation: str | None,
     output_dir: Path | None,
     overwrite: bool,
 ) -> None:
@@ -140,11 +213,17 @@ def run(
       thawdetect run --config run.yaml --reviewer reference:truth.gpkg
       thawdetect run --detector optical_dl --detector insar_sbas --region qtec
     """
+    from pydantic import ValidationError
+
     from thawdetect.core.config import load_run_config
+    from thawdetect.core.errors import ConfigError, InputError
+    from thawdetect.core.models import render_validation_error
     from thawdetect.core.run.engine import Engine, safe_name
 
     console = _console()
     host = _host(ctx)
+    if output_dir is not None and output_dir.exists() and not output_dir.is_dir():
+        raise InputError(output_dir, "is a file; --output-dir must be a directory")
     cfg = load_run_config(config_path)
     updates: dict[str, Any] = {}
     if region:
@@ -153,17 +232,23 @@ def run(
         updates["detectors"] = {d: cfg.detectors.get(d, {}) for d in detectors}
     if reviewer:
         updates["reviewer"] = reviewer
-    if max_iterations:
+    if max_iterations is not None:  # 0 is a value (and an error), not "not given"
         updates["max_iterations"] = max_iterations
     if validation:
         updates["validation"] = validation
     if updates:
-        cfg = cfg.model_validate({**cfg.model_dump(), **updates})
+        try:
+            cfg = cfg.model_validate({**cfg.model_dump(), **updates})
+        except ValidationError as exc:
+            msg = render_validation_error(exc, "command line")
+            raise ConfigError(msg.replace("max_iterations:", "--max-iterations:")) from None
     region_name = cfg.region if isinstance(cfg.region, str) else getattr(cfg.region, "name", "")
     if output_dir is None:
         output_dir = Path("thawdetect-runs") / safe_name(f"{region_name}_{'+'.join(cfg.detectors)}")
     source = str(config_path) if config_path else "command line"
-    engine = Engine(cfg, output_dir, host, echo=console.print, overwrite=overwrite, source=source)
+    engine = Engine(
+        cfg, output_dir, host, echo=_plain_echo(console), overwrite=overwrite, source=source
+    )
     if engine.manifest.get("synthetic"):
         console.print(
             "[yellow]note: this region's data is a SYNTHETIC sample bundled with thawdetect[/]"
@@ -186,27 +271,34 @@ def run(
     console.print(f"run directory: {output_dir} (ledger.gpkg opens in QGIS)")
 
 
-def iterations_table(iterations: Any) -> Any:
-    """A rich table of the iterations layer, in the published tables' form.
+def _plain_echo(console: Any) -> Any:
+    """Engine lines on the console as plain text (a path with [brackets] is not markup)."""
 
-    Each detector's ``summary()`` keys (its thresholds) become columns, prefixed with the
-    detector's name when several detectors report the same key.
+    def echo(msg: str) -> None:
+        console.print(msg, markup=False)
+
+    return echo
+
+
+def iterations_table(iterations: Any) -> Any:
+    """The iterations layer as rich tables that fit a 100-column terminal.
+
+    One table of counts per iteration (the published tables' columns), then one table of
+    thresholds per detector (its ``summary()`` keys), so a run mixing detectors does not make
+    one table wider than the terminal. Returns a renderable (``console.print`` it).
     """
+    from rich.console import Group
     from rich.table import Table
 
     rows = [r for _, r in iterations.sort_values("iteration").iterrows()]
     summaries = [_thresholds(r["thresholds_json"]) for r in rows]
-    keys: list[tuple[str, str]] = []
+    per_detector: dict[str, list[str]] = {}
     for s in summaries:
         for det, values in s.items():
-            for k in values:
-                if (det, k) not in keys:
-                    keys.append((det, k))
-    clash = {k for _, k in keys if sum(1 for _, k2 in keys if k2 == k) > 1}
+            keys = per_detector.setdefault(det, [])
+            keys += [k for k in values if k not in keys]
     table = Table(title="iterations")
     table.add_column("it", justify="right")
-    for det, k in keys:
-        table.add_column(f"{det}.{k}" if k in clash else k)
     counts = [
         ("positives", "training_positives"),
         ("negatives", "training_negatives"),
@@ -218,12 +310,24 @@ def iterations_table(iterations: Any) -> Any:
     ]
     for title, _ in counts:
         table.add_column(title, justify="right")
-    for row, s in zip(rows, summaries, strict=True):
-        cells = [str(row["iteration"])]
-        cells += [str(s.get(det, {}).get(k, "")) for det, k in keys]
-        cells += [str(row[key]) for _, key in counts]
-        table.add_row(*cells)
-    return table
+    for row in rows:
+        table.add_row(str(row["iteration"]), *[str(row[key]) for _, key in counts])
+    tables: list[Any] = [table]
+    for det, keys in per_detector.items():
+        # many thresholds: split into tables of at most 6 columns beside "it"
+        for start in range(0, max(len(keys), 1), 6):
+            part = keys[start : start + 6]
+            t = Table(title=f"{det} thresholds" + (" (cont.)" if start else ""))
+            t.add_column("it", justify="right")
+            for k in part:
+                t.add_column(k, overflow="fold")
+            for row, s in zip(rows, summaries, strict=True):
+                values = s.get(det)
+                if values is None:
+                    continue
+                t.add_row(str(row["iteration"]), *[str(values.get(k, "")) for k in part])
+            tables.append(t)
+    return Group(*tables)
 
 
 def _thresholds(text: str | None) -> dict[str, dict[str, Any]]:
@@ -246,10 +350,20 @@ def status(run_dir: Path) -> None:
     manifest = run_dir / "manifest.json"
     if not manifest.exists():
         raise InputError(run_dir, "is not a thawdetect run directory (no manifest.json)")
-    info = json.loads(manifest.read_text())
+    try:
+        info = json.loads(manifest.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        raise InputError(manifest, "run manifest is corrupt (not JSON)") from None
+    if not isinstance(info, dict):
+        raise InputError(manifest, "run manifest is corrupt (not a JSON object)")
+    from thawdetect.core.run.engine import check_ledger
+
+    ledger = Ledger(run_dir)
+    check_ledger(ledger)
+    iterations = ledger.read("iterations")
     console = _console()
     console.print(f"status: {info.get('status')}  {info.get('stop_reason', '')}")
-    console.print(iterations_table(Ledger(run_dir).read("iterations")))
+    console.print(iterations_table(iterations))
 
 
 # -- plugins, regions, config ---------------------------------------------------------------------
@@ -355,10 +469,12 @@ def _attach_commands(group: click.Group, host: Any | None = None) -> None:
     for module, attr in CORE_COMMANDS:
         try:
             cmd = getattr(importlib.import_module(module), attr)
-        except ModuleNotFoundError as exc:
-            if exc.name != module:
-                raise
-            continue
+        except Exception as exc:  # a core command that does not import is a broken install
+            group._thawdetect_built = False  # type: ignore[attr-defined]
+            raise PluginError(
+                f"command module {module} failed to import: {type(exc).__name__}: {exc}; "
+                "reinstall thawdetect"
+            ) from exc
         group.add_command(cmd)
     if host is None:
         from thawdetect.core.plugin_api.host import PluginHost

@@ -16,6 +16,7 @@ from pydantic import Field, ValidationError
 
 from thawdetect.core.errors import ConfigError, InputError
 from thawdetect.core.models import StrictModel, render_validation_error, to_commented_yaml
+from thawdetect.core.paths import InputPath
 from thawdetect.core.regions import Region
 
 __all__ = ["RunConfig", "cache_dir", "load_run_config"]
@@ -58,11 +59,11 @@ class RunConfig(StrictModel):
         description="stop after an iteration that confirms nothing new (unless a detector "
         "with a relaxation schedule, like insar_sbas, has rows left)",
     )
-    known_inventory: Path | None = Field(
+    known_inventory: InputPath | None = Field(
         None,
         description="inventory known before the run (initial positives); default: the region's",
     )
-    validation: Path | None = Field(
+    validation: InputPath | None = Field(
         None, description="validation points for the final accuracy report; default: the region's"
     )
     validation_tolerance_m: float = Field(
@@ -99,7 +100,14 @@ def load_run_config(path: str | Path | None) -> RunConfig:
         raise InputError(path, f"is not valid YAML{where}") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: (root): expected a mapping of settings")
-    for name, section in (data.get("detectors") or {}).items():
+    detectors = data.get("detectors")
+    if detectors is not None and not isinstance(detectors, dict):
+        raise ConfigError(
+            f"{path}: detectors: expected a mapping of detector name -> settings, got a "
+            f"{type(detectors).__name__} (write '  insar_sbas: {{}}' under 'detectors:', "
+            "not '  - insar_sbas')"
+        )
+    for name, section in (detectors or {}).items():
         if section is not None and not isinstance(section, dict):
             raise ConfigError(f"{path}: detectors.{name}: expected a mapping")
     if isinstance(data.get("detectors"), dict):
@@ -135,9 +143,15 @@ def run_config_template(sections: dict[str, str] | None = None) -> str:
 
 
 def cache_dir() -> Path:
-    """Where bundled samples are built: ``$THAWDETECT_CACHE_DIR`` or ``~/.cache/thawdetect``."""
+    """Where bundled samples are built: ``$THAWDETECT_CACHE_DIR``, else the platform's user cache.
+
+    The platform's cache comes from :mod:`platformdirs`: ``~/.cache/thawdetect`` (or
+    ``$XDG_CACHE_HOME/thawdetect``) on Linux, ``~/Library/Caches/thawdetect`` on macOS,
+    ``%LOCALAPPDATA%\\thawdetect\\Cache`` on Windows.
+    """
     env = os.environ.get("THAWDETECT_CACHE_DIR")
     if env:
         return Path(env)
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "thawdetect"
+    import platformdirs
+
+    return Path(platformdirs.user_cache_dir("thawdetect", appauthor=False))

@@ -10,6 +10,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from thawdetect.core.paths import input_location
+
 
 class ThawdetectError(Exception):
     """Base class; the CLI prints ``str(exc)`` on one line and exits 1."""
@@ -26,7 +28,8 @@ class InputError(ThawdetectError, ValueError):
     """
 
     def __init__(self, path: str | os.PathLike[str] | None, problem: str) -> None:
-        self.path = None if path is None else Path(path)
+        # a URI (s3://, /vsicurl/...) stays a string: Path() would collapse its "//"
+        self.path: str | Path | None = None if path is None else input_location(path)
         self.problem = problem
         super().__init__(problem if path is None else f"{path}: {problem}")
 

@@ -55,11 +55,13 @@ BASE_COLUMNS = (
 
 
 def _ledger(run_dir: Path) -> Any:
+    from thawdetect.core.run.engine import check_ledger
     from thawdetect.core.run.ledger import Ledger
 
     ledger = Ledger(run_dir)
     if not ledger.exists():
         raise InputError(run_dir, "not a run directory (no ledger.gpkg)")
+    check_ledger(ledger)
     return ledger
 
 
@@ -165,13 +167,18 @@ def inventory_frame(
 
 
 def _manifest(run_dir: Path) -> dict[str, Any]:
+    """The run's manifest ({} for a ledger without one); a corrupt one is an error, as in the
+    engine (an export must not quietly lose the region name)."""
     path = run_dir / "manifest.json"
     if not path.exists():
         return {}
     try:
-        return json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError):
-        return {}
+        data = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        raise InputError(path, "run manifest is corrupt (not JSON)") from None
+    if not isinstance(data, dict):
+        raise InputError(path, "run manifest is corrupt (not a JSON object)")
+    return data
 
 
 def arts_frame(
@@ -234,9 +241,15 @@ def arts_frame(
 
 
 def _write_atomic(frame: gpd.GeoDataFrame, out_path: Path, fmt: str) -> None:
+    """Write to a temporary file beside ``out_path``, then ``os.replace`` it into place.
+
+    The layer is named after the output (``inventory`` in a GeoPackage, the file's stem in
+    GeoJSON), never after the temporary file.
+    """
     import pyogrio
 
-    tmp = out_path.with_name(f".{out_path.stem}.{os.getpid()}.tmp{out_path.suffix}")
+    unique = f"{os.getpid()}.{uuid.uuid4().hex[:8]}"
+    tmp = out_path.with_name(f".{out_path.stem}.{unique}.tmp{out_path.suffix}")
     try:
         if fmt == "csv":
             df = pd.DataFrame(frame.drop(columns=frame.geometry.name))
@@ -247,10 +260,10 @@ def _write_atomic(frame: gpd.GeoDataFrame, out_path: Path, fmt: str) -> None:
             data = frame.to_crs(4326) if fmt == "geojson" and frame.crs is not None else frame
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", RuntimeWarning)
-                kwargs: dict[str, Any] = {"layer": "inventory"} if fmt == "gpkg" else {}
+                layer = "inventory" if fmt == "gpkg" else out_path.stem
                 pyogrio.write_dataframe(
                     data, tmp, driver=driver,
-                    geometry_type="Unknown" if len(data) == 0 else None, **kwargs,
+                    geometry_type="Unknown" if len(data) == 0 else None, layer=layer,
                 )  # fmt: skip
         with open(tmp, "rb") as fh:
             os.fsync(fh.fileno())
@@ -300,6 +313,16 @@ def export_inventory(
             )
     elif fmt not in set(FORMATS.values()):
         raise InputError(out_path, f"unknown inventory format '{fmt}'; use gpkg, geojson or csv")
+    else:
+        implied = FORMATS.get(out_path.suffix.lower())
+        if implied is not None and implied != fmt:
+            raise InputError(
+                out_path,
+                f"--format {fmt} does not match the file suffix '{out_path.suffix}' "
+                f"(a {implied} name); use a .{fmt} name or drop --format",
+            )
+    if out_path.is_dir():
+        raise InputError(out_path, "is a directory; give an output file name")
     frame = inventory_frame(run_dir, roads=roads, near_road_m=near_road_m)
     if arts:
         frame = arts_frame(frame, run_dir=run_dir, **(arts_fields or {}))

@@ -1,7 +1,11 @@
 """Reading vector inputs (inventories, validation points, roads) with one-line errors.
 
-GeoPackage, shapefile, GeoJSON, KML (anything OGR reads), CSV with lon/lat columns (WGS84) and
-XLSX with lon/lat columns. Any CRS; callers reproject with :func:`read_vector`'s ``crs``.
+GeoPackage, shapefile, GeoJSON, KML (anything OGR reads), CSV with a WKT geometry column
+(``geometry_wkt``, as ``thawdetect inventory export --format csv`` writes) or lon/lat columns
+(WGS84) and XLSX with lon/lat columns. Any CRS; callers reproject with :func:`read_vector`'s
+``crs``.
+GDAL virtual paths and URLs (``/vsizip/...``, ``/vsicurl/...``, ``s3://...``, ``https://...``) are
+passed to OGR as given (see :mod:`thawdetect.core.paths`).
 """
 
 from __future__ import annotations
@@ -13,14 +17,20 @@ from typing import Any
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+from numpy.typing import NDArray
 
 from thawdetect.core.errors import CRSMismatchError, EmptyInventoryError, InputError
+from thawdetect.core.paths import input_location, local_exists, suffix_of
 
-LON_NAMES = ("lon", "longitude", "x", "centroidlon", "location_center_lon", "long", "lng")
-LAT_NAMES = ("lat", "latitude", "y", "centroidlat", "location_center_lat")
+LON_NAMES = (
+    "lon", "longitude", "x", "centroidlon", "centroid_lon", "location_center_lon", "long", "lng",
+)  # fmt: skip
+LAT_NAMES = ("lat", "latitude", "y", "centroidlat", "centroid_lat", "location_center_lat")
+#: Columns of a table holding WKT geometries (WGS84), tried before lon/lat columns.
+WKT_NAMES = ("geometry_wkt", "wkt", "geom_wkt")
 
 
-def _find_column(columns: Sequence[str], names: Sequence[str], path: Path, what: str) -> str:
+def _find_column(columns: Sequence[str], names: Sequence[str], path: str | Path, what: str) -> str:
     lower = {c.lower().replace(" ", ""): c for c in columns}
     for n in names:
         if n in lower:
@@ -30,8 +40,26 @@ def _find_column(columns: Sequence[str], names: Sequence[str], path: Path, what:
     )
 
 
+def _table_to_frame(
+    df: pd.DataFrame, path: str | Path, lon: str | None, lat: str | None
+) -> gpd.GeoDataFrame:
+    """A table's geometries: its WKT column when it has one (and no lon/lat was asked), else
+    points from lon/lat columns."""
+    lower = {c.lower().strip(): c for c in df.columns}
+    wkt_col = next((lower[n] for n in WKT_NAMES if n in lower), None)
+    if wkt_col is None or lon or lat:
+        return _table_to_points(df, path, lon, lat)
+    text = df[wkt_col].astype(object).where(df[wkt_col].notna(), None)
+    try:
+        geoms = gpd.GeoSeries.from_wkt(text, on_invalid="raise")
+    except Exception as exc:
+        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise InputError(path, f"column '{wkt_col}' holds text that is not WKT ({msg})") from None
+    return gpd.GeoDataFrame(df.drop(columns=[wkt_col]), geometry=geoms.values, crs="EPSG:4326")
+
+
 def _table_to_points(
-    df: pd.DataFrame, path: Path, lon: str | None, lat: str | None
+    df: pd.DataFrame, path: str | Path, lon: str | None, lat: str | None
 ) -> gpd.GeoDataFrame:
     lon = lon or _find_column(list(df.columns), LON_NAMES, path, "longitude")
     lat = lat or _find_column(list(df.columns), LAT_NAMES, path, "latitude")
@@ -67,7 +95,8 @@ def read_vector(
     """Read a vector file into a GeoDataFrame, optionally reprojected.
 
     Args:
-        path: GPKG, SHP, GeoJSON, KML, CSV or XLSX (the latter two with lon/lat in WGS84).
+        path: GPKG, SHP, GeoJSON, KML, CSV or XLSX (the latter two with a ``geometry_wkt`` or
+            lon/lat columns in WGS84); a local path or a GDAL/fsspec URI (kept as a string).
         crs: reproject to this CRS when given.
         layer: layer name for multi-layer files.
         lon_column: longitude column of a table (auto-detected when None).
@@ -79,22 +108,24 @@ def read_vector(
         InputError: missing, unreadable, without CRS, or no usable geometry.
         EmptyInventoryError: no usable feature (unless ``allow_empty``).
     """
-    path = Path(path)
-    if not path.exists():
+    path = input_location(path)
+    if local_exists(path) is False:
         raise InputError(path, f"{what} file does not exist")
-    suffix = path.suffix.lower()
+    if isinstance(path, Path) and path.is_dir() and path.suffix.lower() != ".gdb":
+        raise InputError(path, f"is a directory, not a {what} file")
+    suffix = suffix_of(path)
     try:
-        if suffix in (".csv", ".txt", ".tsv"):
+        if suffix in (".csv", ".txt", ".tsv") and not str(path).startswith("/vsi"):
             sep = "\t" if suffix == ".tsv" else None
             # index_col=False: rows with a trailing comma must not shift the column names
             df = pd.read_csv(path, sep=sep, engine="python", index_col=False, skipinitialspace=True)
-            gdf = _table_to_points(df, path, lon_column, lat_column)
+            gdf = _table_to_frame(df, path, lon_column, lat_column)
         elif suffix in (".xlsx", ".xls"):
             try:
                 df = pd.read_excel(path)
             except ImportError as exc:
                 raise InputError(path, "reading XLSX needs openpyxl: pip install openpyxl") from exc
-            gdf = _table_to_points(df, path, lon_column, lat_column)
+            gdf = _table_to_frame(df, path, lon_column, lat_column)
         else:
             import pyogrio
 
@@ -133,7 +164,7 @@ def read_vector(
     return gdf
 
 
-def distance_to_nearest(gdf: gpd.GeoDataFrame, lines: gpd.GeoDataFrame) -> np.ndarray:
+def distance_to_nearest(gdf: gpd.GeoDataFrame, lines: gpd.GeoDataFrame) -> NDArray[np.float64]:
     """Distance in metres from each feature's centroid to the nearest feature of ``lines``.
 
     Both frames must be in the same projected CRS (metres). NaN when ``lines`` is empty.

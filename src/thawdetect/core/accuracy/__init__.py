@@ -16,7 +16,8 @@ IoU ≥ ``iou_threshold`` (0.5, as optical RTS pipelines report, e.g. Nitze et a
 order of decreasing IoU: TP = matched pairs, FP = unmatched detections, FN = unmatched references,
 N = TP + FN (the number of reference polygons).
 
-Every proportion gets a 95 % Wilson score interval (Wilson 1927). F1 is not a binomial proportion
+Every proportion gets a 95 % Wilson score interval (Wilson 1927), computed by
+``scipy.stats.binomtest(k, n).proportion_ci(method="wilson")``. F1 is not a binomial proportion
 and has no interval (``f1_ci95`` is null).
 """
 
@@ -33,6 +34,7 @@ from thawdetect.core.accuracy.scoring import (
     polygon_accuracy_files,
     read_detections,
     run_accuracy,
+    score_run,
 )
 
 __all__ = [
@@ -47,5 +49,6 @@ __all__ = [
     "polygon_accuracy_files",
     "read_detections",
     "run_accuracy",
+    "score_run",
     "wilson_interval",
 ]

@@ -9,6 +9,7 @@ from typing import Any
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+from numpy.typing import NDArray
 
 from thawdetect.core.accuracy.metrics import (
     NEGATIVE_LABELS,
@@ -30,7 +31,7 @@ def _normalise_label(v: Any) -> str:
     return " ".join(str(v).strip().lower().split())
 
 
-def parse_labels(values: pd.Series, *, source: str | Path | None, column: str) -> np.ndarray:
+def parse_labels(values: pd.Series, *, source: str | Path | None, column: str) -> NDArray[np.bool_]:
     """Map a label column to booleans (True = landslide, False = checked not landslide).
 
     Raises:
@@ -104,7 +105,8 @@ def point_accuracy(
         validation: validation points (any CRS; polygons are reduced to representative points).
         tolerance_m: a point within this distance (metres) of a detection matches it.
         label_column: column saying landslide / checked-not-landslide (see :func:`parse_labels`);
-            None: every point is a landslide.
+            None: every point is a landslide; ``"auto"``: ``label`` when the validation points
+            have such a column, else None.
 
     Returns:
         The :class:`AccuracyReport` (warnings list small N and duplicate points).
@@ -117,6 +119,8 @@ def point_accuracy(
         raise InputError(None, f"tolerance_m must be ≥ 0, got {tolerance_m}")
     report_warnings: list[str] = []
     val = validation[validation.geometry.notna() & ~validation.geometry.is_empty].copy()
+    if label_column == "auto":
+        label_column = "label" if "label" in val.columns else None
     if label_column is not None:
         if label_column not in val.columns:
             raise InputError(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -62,7 +61,7 @@ RATE_KEYS = ("tpr", "fpr", "fnr", "precision", "recall", "f1")
 
 
 def wilson_interval(k: int, n: int, z: float = Z95) -> tuple[float, float] | None:
-    """Wilson score interval of a binomial proportion k/n.
+    """Wilson score interval of a binomial proportion k/n (``scipy.stats.binomtest``).
 
     Args:
         k: successes (0 ≤ k ≤ n).
@@ -81,13 +80,13 @@ def wilson_interval(k: int, n: int, z: float = Z95) -> tuple[float, float] | Non
     """
     if n <= 0 or k < 0 or k > n:
         return None
-    p = k / n
-    denom = 1.0 + z * z / n
-    centre = (p + z * z / (2 * n)) / denom
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    from scipy.stats import binomtest, norm
+
+    confidence = 1.0 - 2.0 * float(norm.sf(z))  # z = 1.96 -> 0.95
+    ci = binomtest(int(k), int(n)).proportion_ci(confidence_level=confidence, method="wilson")
     # the bounds are exactly 0 at k = 0 and 1 at k = n; rounding must not put p outside them
-    low = 0.0 if k == 0 else max(0.0, centre - half)
-    high = 1.0 if k == n else min(1.0, centre + half)
+    low = 0.0 if k == 0 else max(0.0, float(ci.low))
+    high = 1.0 if k == n else min(1.0, float(ci.high))
     return (low, high)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -15,11 +16,12 @@ from thawdetect.core.accuracy.matching import (
 )
 from thawdetect.core.accuracy.metrics import AccuracyReport, _pct
 from thawdetect.core.errors import InputError
+from thawdetect.core.paths import input_location
 
 # -- files and runs -------------------------------------------------------------------------------
 
 
-def _with_path(exc: InputError, path: Path) -> InputError:
+def _with_path(exc: InputError, path: str | Path) -> InputError:
     """Re-issue an InputError raised without a path so its message starts with ``path``."""
     if exc.path is not None:
         return exc
@@ -30,7 +32,7 @@ def read_detections(path: str | Path) -> gpd.GeoDataFrame:
     """Read a detections file; an empty file is valid (every validation point becomes a miss)."""
     from thawdetect.core.vector import read_vector
 
-    path = Path(path)
+    path = input_location(path)
     det = read_vector(path, allow_empty=True, what="detections")
     try:
         return _polygons_only(det)
@@ -43,13 +45,17 @@ def point_accuracy_files(
     validation_path: str | Path,
     *,
     tolerance_m: float = 0.0,
-    label_column: str | None = None,
+    label_column: str | None = "auto",
 ) -> AccuracyReport:
-    """:func:`point_accuracy` on files; errors name the offending file."""
+    """:func:`point_accuracy` on files; errors name the offending file.
+
+    ``label_column="auto"`` (the default) uses the validation file's ``label`` column when it has
+    one, as a run's own accuracy report does.
+    """
     from thawdetect.core.vector import read_vector
 
     det = read_detections(detections_path)
-    vpath = Path(validation_path)
+    vpath = input_location(validation_path)
     val = read_vector(vpath, what="validation points")
     try:
         return point_accuracy(det, val, tolerance_m=tolerance_m, label_column=label_column)
@@ -64,7 +70,7 @@ def polygon_accuracy_files(
     from thawdetect.core.vector import read_vector
 
     det = read_detections(detections_path)
-    rpath = Path(reference_path)
+    rpath = input_location(reference_path)
     ref = read_vector(rpath, what="reference polygons")
     try:
         return polygon_accuracy(det, ref, iou_threshold=iou_threshold)
@@ -111,19 +117,28 @@ def run_accuracy(
     from thawdetect.core.vector import read_vector
 
     run_dir = Path(run_dir)
+    from thawdetect.core.run.engine import check_ledger
+
     ledger = Ledger(run_dir)
     if not ledger.exists():
         raise InputError(run_dir, "not a run directory (no ledger.gpkg)")
+    check_ledger(ledger)
     paths = (
-        [Path(p) for p in validation_path]
+        [input_location(p) for p in validation_path]
         if isinstance(validation_path, list | tuple)
-        else [Path(validation_path)]
+        else [input_location(validation_path)]
     )
     vpath = paths[0]
     frames = [read_vector(p, crs=ledger.crs, what="validation points") for p in paths]
     val = gpd.GeoDataFrame(pd.concat(frames, ignore_index=True), geometry="geometry")
     if label_column == "auto":
         label_column = "label" if "label" in val.columns else None
+    elif label_column is not None and label_column not in val.columns:
+        raise InputError(
+            vpath,
+            f"label column '{label_column}' not found; columns: "
+            f"{[c for c in val.columns if c != val.geometry.name]}",
+        )
     inventory = ledger.read("inventory")
     known = inventory[inventory["source"] == "known"] if len(inventory) else inventory
     excluded = 0
@@ -162,6 +177,50 @@ def run_accuracy(
         sel = conf_lists.map(lambda ds, n=name: n in [d.strip() for d in ds])
         out["per_detector"][name] = score(confirmed[sel.to_numpy()])
     return out
+
+
+def score_run(
+    run_dir: str | Path,
+    validation: str | Path | list[str | Path] | None = None,
+    *,
+    tolerance_m: float | None = None,
+    label_column: str | None = None,
+) -> dict[str, Any]:
+    """Score a run the way the run scored itself: :func:`run_accuracy` with the run's settings.
+
+    Both ``thawdetect run`` (at the end) and ``thawdetect accuracy --run`` call this, so the same
+    run and the same file give the same figures.
+
+    Args:
+        run_dir: the run directory.
+        validation: validation file(s); default: the run's own (``manifest.json`` files).
+        tolerance_m: default: the run's ``validation_tolerance_m`` (0 when not set).
+        label_column: default: the run's ``validation_label_column``, else ``"auto"`` (the
+            file's ``label`` column when it has one).
+
+    Raises:
+        InputError: not a run directory, a corrupt manifest, or no validation file to use.
+    """
+    run_dir = Path(run_dir)
+    manifest_path = run_dir / "manifest.json"
+    manifest: dict[str, Any] = {}
+    if manifest_path.exists():
+        try:
+            manifest = json.loads(manifest_path.read_text())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+            raise InputError(manifest_path, "run manifest is corrupt (not JSON)") from None
+        if not isinstance(manifest, dict):
+            raise InputError(manifest_path, "run manifest is corrupt (not a JSON object)")
+    run_cfg = manifest.get("run_config") or {}
+    if validation is None:
+        validation = list((manifest.get("files") or {}).get("validation") or [])
+        if not validation:
+            raise InputError(run_dir, "the run names no validation file: give --validation FILE")
+    if tolerance_m is None:
+        tolerance_m = float(run_cfg.get("validation_tolerance_m") or 0.0)
+    if label_column is None:
+        label_column = run_cfg.get("validation_label_column") or "auto"
+    return run_accuracy(run_dir, validation, tolerance_m=tolerance_m, label_column=label_column)
 
 
 def format_run_table(result: dict[str, Any]) -> str:

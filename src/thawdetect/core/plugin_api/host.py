@@ -111,7 +111,8 @@ class PluginHost:
     @staticmethod
     def _import(ep: EntryPoint, dist: str) -> ModuleType:
         try:
-            return ep.load()
+            module: ModuleType = ep.load()
+            return module
         except Exception as exc:
             raise PluginError(
                 f"plugin '{ep.name}' (distribution '{dist}') failed to import: "
@@ -128,55 +129,68 @@ class PluginHost:
             self._collect()
 
     def _collect(self) -> None:
+        """Ask every plugin's registration hooks, through pluggy's hook implementations.
+
+        Going through ``pm.hook.<name>.get_hookimpls()`` (not ``getattr`` on plugin objects)
+        means ``@hookimpl(specname=...)`` implementations are called and unmarked methods that
+        merely share a hook's name are not; each call still knows its plugin, so conflicts and
+        failures name it.
+        """
         self.detectors.clear()
+        self._detector_plugin.clear()
         self.regions.clear()
         self.samples.clear()
         self.services.clear()
-        for name, plugin in self.pm.list_name_plugin():
-            if plugin is not None:
-                self._collect_one(name, plugin)
 
-    def _call_one(self, plugin: object, hook: str, **kwargs: Any) -> None:
-        impl = getattr(plugin, hook, None)
-        if impl is None:
-            return
-        try:
-            impl(**kwargs)
-        except ThawdetectError:
-            raise
-        except Exception as exc:
-            raise PluginError(
-                f"plugin '{self.pm.get_name(plugin)}' failed in {hook}: {type(exc).__name__}: {exc}"
-            ) from exc
-
-    def _collect_one(self, name: str, plugin: object) -> None:
-        def add_detector(cls: type[Detector]) -> None:
+        def add_detector(plugin: str, cls: type[Detector]) -> None:
             if not (isinstance(cls, type) and issubclass(cls, Detector)):
-                raise PluginError(f"plugin '{name}' registered {cls!r}, not a Detector subclass")
+                raise PluginError(f"plugin '{plugin}' registered {cls!r}, not a Detector subclass")
             if cls.name in self.detectors and self.detectors[cls.name] is not cls:
                 other = self._detector_plugin[cls.name]
                 raise PluginError(
-                    f"plugins '{other}' and '{name}' both register a detector named '{cls.name}'"
+                    f"plugins '{other}' and '{plugin}' both register a detector named '{cls.name}'"
                 )
             self.detectors[cls.name] = cls
-            self._detector_plugin[cls.name] = name
+            self._detector_plugin[cls.name] = plugin
 
-        def add_region(region: Region) -> None:
+        def add_region(plugin: str, region: Region) -> None:
             if region.name in self.regions:
                 self.regions[region.name] = self.regions[region.name].merged_with(region)
             else:
                 self.regions[region.name] = region
 
-        def add_sample(sample: str, build: Callable[[Any], Any]) -> None:
+        def add_sample(plugin: str, sample: str, build: Callable[[Any], Any]) -> None:
             self.samples[sample] = build
 
-        def add_service(service: str, obj: Any) -> None:
+        def add_service(plugin: str, service: str, obj: Any) -> None:
             self.services[service] = obj
 
-        self._call_one(plugin, "thawdetect_register_detectors", register=add_detector)
-        self._call_one(plugin, "thawdetect_register_regions", register=add_region)
-        self._call_one(plugin, "thawdetect_register_samples", register=add_sample)
-        self._call_one(plugin, "thawdetect_register_services", register=add_service)
+        self._call_impls("thawdetect_register_regions", add_region)
+        self._call_impls("thawdetect_register_detectors", add_detector)
+        self._call_impls("thawdetect_register_samples", add_sample)
+        self._call_impls("thawdetect_register_services", add_service)
+
+    def _call_impls(self, hook: str, register: Callable[..., None]) -> None:
+        """Call each implementation of registration hook ``hook`` in registration order.
+
+        ``register(plugin_name, *args)`` receives what the implementation registers.
+        """
+        caller = getattr(self.pm.hook, hook)
+        for impl in caller.get_hookimpls():  # registration order (pluggy calls them reversed)
+            name = impl.plugin_name
+
+            def bound(*args: Any, _name: str = name) -> None:
+                register(_name, *args)
+
+            kwargs = {"register": bound}
+            try:
+                impl.function(*[kwargs[a] for a in impl.argnames])
+            except ThawdetectError:
+                raise
+            except Exception as exc:
+                raise PluginError(
+                    f"plugin '{name}' failed in {hook}: {type(exc).__name__}: {exc}"
+                ) from exc
 
     # -- lookup ----------------------------------------------------------------------------------
 

@@ -21,12 +21,17 @@ transaction, so a killed run re-run resumes at the first unfinished stage.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import os
 import re
 import shutil
+import sqlite3
+import tempfile
 import time
-from collections.abc import Callable
+import warnings
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -39,6 +44,7 @@ from thawdetect import __version__
 from thawdetect.core.config import RunConfig
 from thawdetect.core.errors import ConfigError, InputError, PluginError, ThawdetectError
 from thawdetect.core.models import validate_section
+from thawdetect.core.paths import local_exists
 from thawdetect.core.plugin_api.detector import (
     SCORE_COLUMN,
     Detector,
@@ -61,6 +67,11 @@ _T = TypeVar("_T")
 STATUS_FINISHED = "finished"
 STATUS_AWAITING = "awaiting review"
 STATUS_RUNNING = "running"
+RUN_LOG = "run.log"
+#: Run settings that may change between sessions of one run.
+RESUMABLE_KEYS = ("reviewer", "max_iterations")
+#: Config fields whose names contain one of these are outputs, not inputs that must exist.
+OUTPUT_FIELD_HINTS = ("work_dir", "out_dir", "output", "cache")
 
 
 @dataclass
@@ -79,12 +90,21 @@ class RunResult:
 class Engine:
     """Runs (or resumes) one iterative detection run in ``run_dir``.
 
+    Everything is checked before anything is written: the config sections, every input file they
+    name, the reviewer (asked with an empty candidate set) and, on a resume, the stored
+    configuration and the ledger. Only then is the run directory created (or, with ``overwrite``,
+    an existing *run* deleted: a directory without ``manifest.json`` is never deleted).
+
+    On a resume, inputs whose checksum changed since the run started are named one line each; a
+    finished run then continues as a new iteration with each detector's last effective config
+    (see ``docs/engine.md``).
+
     Args:
         config: the run configuration (region and detector selection resolved).
         run_dir: the run directory (created; holds ``ledger.gpkg`` and ``manifest.json``).
         host: the plugin host.
         echo: where progress lines go (the CLI passes rich's console.print).
-        overwrite: delete an existing run in ``run_dir`` first.
+        overwrite: delete an existing run in ``run_dir`` first (after every check passed).
         source: where the config came from (a YAML path), for error messages.
     """
 
@@ -102,18 +122,65 @@ class Engine:
         self.source = source
         self.run_dir = Path(run_dir)
         self.host = host
-        self.echo = echo or (lambda msg: log.info(msg))
-        if overwrite and self.run_dir.exists():
-            shutil.rmtree(self.run_dir)
+        self._echo_to = echo
+        self._buffering = True  # progress lines wait until every check has passed
+        self._deferred: list[str] = []
+        self._pre_run: list[str] = []  # lines said before run() opened run.log
+        self._log_handler: logging.Handler | None = None
+        if self.run_dir.exists() and not self.run_dir.is_dir():
+            raise InputError(self.run_dir, "is a file; --output-dir must be a directory")
         if not self.config.detectors:
             raise ConfigError("no detector selected: use --detector NAME or a 'detectors:' section")
         for name in self.config.detectors:
             host.detector(name)  # unknown names fail early, listing the installed ones
         self.region = self._resolve_region()
         self.crs = self.region.working_crs()
-        self.ledger = Ledger(self.run_dir, crs=self.crs)
-        self.manifest = self._load_or_create_manifest()
+        path = self.run_dir / MANIFEST
+        is_run = path.exists()
+        if overwrite and not is_run and self.run_dir.exists() and any(self.run_dir.iterdir()):
+            raise InputError(
+                self.run_dir,
+                "is not a thawdetect run (no manifest.json); --overwrite only deletes run "
+                "directories: choose another --output-dir",
+            )
+        stored = None if overwrite or not is_run else self._read_manifest(path)
+        if stored is not None:
+            self._check_same_config(stored)
+            self.ledger = Ledger(self.run_dir, crs=self.crs)
+            self._check_ledger()
+            self.manifest = stored
+            self.manifest["run_config"] = self.config.model_dump(mode="json")
+        else:
+            self.manifest = self._new_manifest()
         self.reviewer = self.config.reviewer or self._default_reviewer()
+        self._check_reviewer()
+        if stored is None:
+            if overwrite and is_run:
+                shutil.rmtree(self.run_dir)
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            write_atomic(path, json.dumps(self.manifest, indent=2))
+            self.ledger = Ledger(self.run_dir, crs=self.crs)
+        else:
+            self._check_inputs_changed()
+        self._buffering = False
+        for msg in self._deferred:
+            self.echo(msg)
+        self._deferred.clear()
+
+    def echo(self, msg: str) -> None:
+        """A progress line: to the caller's echo (the console), the log and ``run.log``.
+
+        Log records of these lines carry ``thawdetect_echo=True`` so that a console log handler
+        can skip what the console already printed.
+        """
+        if self._buffering:
+            self._deferred.append(msg)
+            return
+        if self._echo_to is not None:
+            self._echo_to(msg)
+        if self._log_handler is None:
+            self._pre_run.append(msg)
+        log.info(msg, extra={"thawdetect_echo": True})
 
     def _default_reviewer(self) -> str:
         """``reference`` when every detector runs on a bundled sample and one has a reference."""
@@ -123,6 +190,135 @@ class Engine:
             self.echo("reviewer: the bundled sample's reference inventory (--reviewer to change)")
             return "reference"
         return "manual"
+
+    # -- checks before anything is written --------------------------------------------------------
+
+    def _read_manifest(self, path: Path) -> dict[str, Any]:
+        try:
+            manifest = json.loads(path.read_text())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise InputError(
+                path, "run manifest is corrupt (not JSON); restore it or use --overwrite"
+            ) from exc
+        if not isinstance(manifest, dict) or not isinstance(manifest.get("iterations"), dict):
+            raise InputError(path, "run manifest is corrupt (no 'iterations' mapping)")
+        return manifest
+
+    def _check_same_config(self, manifest: dict[str, Any]) -> None:
+        """Refuse a different configuration, naming every key that differs."""
+        stored = dict(manifest.get("run_config", {}))
+        new = self.config.model_dump(mode="json")
+        for key in RESUMABLE_KEYS:  # may change between sessions
+            stored.pop(key, None)
+            new.pop(key, None)
+        diff = config_differences(stored, new)
+        if diff:
+            shown = "; ".join(diff[:8]) + (f"; and {len(diff) - 8} more" if len(diff) > 8 else "")
+            raise ConfigError(
+                f"{self.run_dir}: holds a run with a different configuration ({shown}); use "
+                "--overwrite to start again or another --output-dir"
+            )
+
+    def _check_ledger(self) -> None:
+        check_ledger(self.ledger)
+
+    def _check_reviewer(self) -> None:
+        """Ask the plugins whether they understand the reviewer, with no candidates.
+
+        A reference reviewer reads its reference file here, so a missing or unreadable file
+        fails before iteration 1 instead of after it.
+        """
+        if self.reviewer == "manual":
+            return
+        empty = gpd.GeoDataFrame(
+            {"candidate_id": pd.Series(dtype=object)},
+            geometry=gpd.GeoSeries([], crs=self.crs),
+            crs=self.crs,
+        )
+        with tempfile.TemporaryDirectory(prefix="thawdetect-reviewer-") as tmp:
+            ctx = IterationContext(
+                run_dir=self.run_dir,
+                work_dir=Path(tmp),
+                iteration=0,
+                region=self.region,
+                crs=self.crs,
+                host=self.host,
+                positives=empty.iloc[:0],
+                negatives=empty.iloc[:0],
+                inventory=empty.iloc[:0],
+                reference_paths=[Path(p) for p in self.manifest["files"]["reference"]],
+                synthetic=bool(self.manifest.get("synthetic", False)),
+            )
+            try:
+                answer = self.host.hook.thawdetect_review_candidates(
+                    candidates=empty, reviewer=self.reviewer, context=ctx
+                )
+            except ThawdetectError:
+                raise
+            except Exception as exc:
+                raise PluginError(
+                    f"reviewer '{self.reviewer}': {type(exc).__name__}: {exc}"
+                ) from exc
+        if answer is None:
+            raise ConfigError(
+                f"reviewer '{self.reviewer}' is not understood by any plugin "
+                "(use manual, reference or reference:PATH)"
+            )
+
+    def _check_inputs_changed(self) -> None:
+        """Name inputs whose checksum changed; continue a finished run as a new iteration."""
+        recorded = self.manifest.get("input_checksums") or {}
+        changed: list[str] = []
+        for name, info in recorded.items():
+            p = Path(name)
+            if not p.is_file():
+                raise InputError(p, "input file of this run is missing (it was checksummed when "
+                                 "the run started); restore it or use --overwrite")  # fmt: skip
+            stat = p.stat()
+            if info.get("bytes") == stat.st_size and info.get("mtime_ns") == stat.st_mtime_ns:
+                continue  # unchanged on disk: no need to read it again
+            digest = file_digest(p)
+            if digest == info.get("sha256"):
+                info["mtime_ns"] = stat.st_mtime_ns
+                continue
+            changed.append(name)
+            was = f"{info.get('bytes', '?')} bytes, sha256 {str(info.get('sha256', ''))[:12]}"
+            self.echo(
+                f"input changed: {name} (was {was}; now {stat.st_size} bytes, sha256 {digest[:12]})"
+            )
+            recorded[name] = {"sha256": digest, "bytes": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+        if not changed:
+            return
+        history = self.manifest.setdefault("input_updates", [])
+        entry: dict[str, Any] = {"at": now_iso(), "changed": changed}
+        if self.manifest.get("status") == STATUS_FINISHED:
+            last = self._last_finished_iteration()
+            nxt = last + 1
+            configs = {}
+            for name in self.config.detectors:
+                effective = None
+                for i in range(last, 0, -1):
+                    effective = self.manifest["iterations"].get(str(i), {}).get(name)
+                    if effective is not None:
+                        break
+                configs[name] = effective
+            self.manifest["iterations"][str(nxt)] = configs
+            self.manifest["iteration_offset"] = last
+            self.manifest["status"] = STATUS_RUNNING
+            self.manifest.pop("stop_reason", None)
+            entry["continues_as_iteration"] = nxt
+            self.echo(
+                f"inputs changed since the run finished: continuing as iteration {nxt} with "
+                "each detector's last effective config (decided candidates are not reviewed again)"
+            )
+        else:
+            self.echo("inputs changed: the unfinished iteration goes on with the new files")
+        history.append(entry)
+        self._save_manifest()
+
+    def _last_finished_iteration(self) -> int:
+        its = self.ledger.read("iterations")
+        return int(its["iteration"].max()) if len(its) else 0
 
     # -- set-up ----------------------------------------------------------------------------------
 
@@ -156,26 +352,9 @@ class Engine:
         }
         return cfg, files
 
-    def _load_or_create_manifest(self) -> dict[str, Any]:
-        path = self.run_dir / MANIFEST
+    def _new_manifest(self) -> dict[str, Any]:
+        """The manifest of a new run; every section and input file checked, nothing written."""
         user_cfg = self.config.model_dump(mode="json")
-        if path.exists():
-            try:
-                manifest = json.loads(path.read_text())
-            except json.JSONDecodeError as exc:
-                raise InputError(path, "run manifest is corrupt (not JSON)") from exc
-            stored = dict(manifest.get("run_config", {}))
-            new = dict(user_cfg)
-            for key in ("reviewer", "max_iterations"):  # may change between sessions
-                stored.pop(key, None)
-                new.pop(key, None)
-            if stored != new:
-                raise ConfigError(
-                    f"{self.run_dir}: holds a run with a different configuration; use "
-                    "--overwrite to start again or another --output-dir"
-                )
-            manifest["run_config"] = user_cfg
-            return manifest
         detector_configs: dict[str, Any] = {}
         files: dict[str, list[str]] = {"reference": [], "known_inventory": [], "validation": []}
         region_cfgs: dict[str, Any] = {}
@@ -184,26 +363,43 @@ class Engine:
             merged = deep_merge(defaults, self.config.detectors[name] or {})
             cls = self.host.detector(name)
             validate_section(cls.config_model, merged, f"{self.source}: detectors.{name}")
+        for key in ("known_inventory", "validation"):
+            value = getattr(self.config, key)
+            if value is not None and local_exists(value) is False:
+                raise InputError(value, f"{key.replace('_', ' ')} file does not exist")
         for name in self.config.detectors:
             cls = self.host.detector(name)
             defaults, region_files = self._region_data(name)
             merged = deep_merge(defaults, self.config.detectors[name] or {})
-            cfg = validate_section(cls.config_model, merged, f"{self.source}: detectors.{name}")
+            where = f"{self.source}: detectors.{name}"
+            cfg = validate_section(cls.config_model, merged, where)
+            for field_path, missing in missing_input_files(cfg):
+                raise InputError(missing, f"file does not exist ({where}.{field_path})")
             detector_configs[name] = cfg.model_dump(mode="json")
             region_cfgs[name] = merged
             for key, value in region_files.items():
                 if value and value not in files[key]:
                     files[key].append(value)
         if self.config.known_inventory:
-            files["known_inventory"] = [str(self.config.known_inventory)]
+            files["known_inventory"] = [os.fspath(self.config.known_inventory)]
         if self.config.validation:
-            files["validation"] = [str(self.config.validation)]
+            files["validation"] = [os.fspath(self.config.validation)]
+        for key, paths in files.items():
+            for name in paths:
+                if local_exists(name) is False:
+                    raise InputError(name, f"{key.replace('_', ' ')} file of region "
+                                     f"'{self.region.name}' does not exist")  # fmt: skip
         inputs = {}
         for p in input_files(region_cfgs) + input_files(files):
             key = str(p)
             if key not in inputs:
-                inputs[key] = {"sha256": file_digest(p), "bytes": p.stat().st_size}
-        manifest = {
+                stat = p.stat()
+                inputs[key] = {
+                    "sha256": file_digest(p),
+                    "bytes": stat.st_size,
+                    "mtime_ns": stat.st_mtime_ns,
+                }
+        return {
             "thawdetect_version": __version__,
             "created": now_iso(),
             "status": STATUS_RUNNING,
@@ -220,9 +416,6 @@ class Engine:
             "input_checksums": inputs,
             "iterations": {"1": detector_configs},
         }
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        write_atomic(path, json.dumps(manifest, indent=2))
-        return manifest
 
     def _save_manifest(self) -> None:
         write_atomic(self.run_dir / MANIFEST, json.dumps(self.manifest, indent=2))
@@ -311,15 +504,70 @@ class Engine:
     def run(self) -> RunResult:
         """Run or resume until a stop rule or a manual review pause.
 
+        Everything said, every stage's duration and every warning also go to ``RUN_DIR/run.log``
+        (appended, one session after another).
+
         Raises:
             PluginError: a detector raised (the ledger keeps every finished stage).
             ThawdetectError: bad input or configuration.
         """
-        self._initialise()
+        with self._run_log():
+            try:
+                return self._run()
+            except ThawdetectError as exc:
+                log.error("%s", exc)
+                raise
+
+    @contextlib.contextmanager
+    def _run_log(self) -> Iterator[None]:
+        """Attach ``run.log`` (INFO: thawdetect's lines and timings; every warning) for a run."""
+        handler = logging.FileHandler(self.run_dir / RUN_LOG, encoding="utf-8")
+        handler.setLevel(logging.INFO)
+        handler.setFormatter(
+            logging.Formatter(
+                "%(asctime)s %(levelname)s %(name)s: %(message)s", "%Y-%m-%dT%H:%M:%S"
+            )
+        )
+        handler.addFilter(_run_log_filter)
+        root = logging.getLogger()
+        own = logging.getLogger("thawdetect")
+        old_level = own.level
+        if own.getEffectiveLevel() > logging.INFO:
+            own.setLevel(logging.INFO)
+        root.addHandler(handler)
+        self._log_handler = handler
+        capturing = logging.getLogger("py.warnings").handlers or _warnings_captured()
+        if not capturing:
+            logging.captureWarnings(True)
+        try:
+            handler.emit(
+                log.makeRecord(
+                    log.name, logging.INFO, __file__, 0,
+                    f"thawdetect {__version__}: session started ({self.source}; reviewer "
+                    f"{self.reviewer}; status {self.manifest.get('status')})", (), None,
+                )
+            )  # fmt: skip
+            for msg in self._pre_run:
+                handler.emit(log.makeRecord(log.name, logging.INFO, __file__, 0, msg, (), None))
+            self._pre_run.clear()
+            yield
+        finally:
+            if not capturing:
+                logging.captureWarnings(False)
+            root.removeHandler(handler)
+            own.setLevel(old_level)
+            handler.close()
+            self._log_handler = None
+
+    def _run(self) -> RunResult:
+        with self._timed(0, "init"):
+            self._initialise()
         iteration = 1
         reason = ""
+        # after inputs changed, a finished run goes on for up to max_iterations more iterations
+        limit = self.config.max_iterations + int(self.manifest.get("iteration_offset", 0))
         while True:
-            if iteration > self.config.max_iterations:
+            if iteration > limit:
                 reason = f"reached max_iterations ({self.config.max_iterations})"
                 break
             detectors = self._detectors_for(iteration)
@@ -331,11 +579,13 @@ class Engine:
                 pending = self._pending(iteration)
                 self.manifest["status"] = STATUS_AWAITING
                 self._save_manifest()
+                stop = f"iteration {iteration}: {pending} candidates await review"
+                log.info("stopped: %s", stop)
                 return RunResult(
                     STATUS_AWAITING,
                     self.run_dir,
                     self.ledger.read("iterations"),
-                    stop_reason=f"iteration {iteration}: {pending} candidates await review",
+                    stop_reason=stop,
                     pending=pending,
                 )
             row = self._iteration_row(iteration)
@@ -359,9 +609,18 @@ class Engine:
         self.manifest["status"] = STATUS_FINISHED
         self.manifest["stop_reason"] = reason
         self._save_manifest()
+        log.info("stopped: %s", reason)
         result = RunResult(STATUS_FINISHED, self.run_dir, self.ledger.read("iterations"), reason)
-        result.accuracy = self._accuracy()
+        with self._timed(0, "accuracy"):
+            result.accuracy = self._accuracy()
         return result
+
+    @contextlib.contextmanager
+    def _timed(self, k: int, stage: str) -> Iterator[None]:
+        """Log how long a stage took (``run.log``)."""
+        started = time.perf_counter()
+        yield
+        log.info("iteration %d, stage %s: %.2f s", k, stage, time.perf_counter() - started)
 
     def _iteration_row(self, iteration: int) -> pd.Series | None:
         it = self.ledger.read("iterations")
@@ -375,15 +634,22 @@ class Engine:
     def _iteration(self, k: int, detectors: dict[str, Detector]) -> str:
         self.echo(f"iteration {k}: detectors {', '.join(detectors)}")
         for name, det in detectors.items():
-            self._propose(k, name, det)
+            with self._timed(k, f"propose:{name}"):
+                self._propose(k, name, det)
         if not self.ledger.stage_done(k, "merge"):
-            self._merge(k)
+            with self._timed(k, "merge"):
+                self._merge(k)
         if self.config.evidence and not self.ledger.stage_done(k, "evidence"):
-            self._evidence(k, detectors)
-        if not self.ledger.stage_done(k, "review") and not self._review(k):
-            return STATUS_AWAITING
+            with self._timed(k, "evidence"):
+                self._evidence(k, detectors)
+        if not self.ledger.stage_done(k, "review"):
+            with self._timed(k, "review"):
+                reviewed = self._review(k)
+            if not reviewed:
+                return STATUS_AWAITING
         if not self.ledger.stage_done(k, "update"):
-            self._update(k, detectors)
+            with self._timed(k, "update"):
+                self._update(k, detectors)
         return STATUS_FINISHED
 
     def _call_detector(
@@ -496,14 +762,18 @@ class Engine:
             frames += self._call_detector(name, "image_frames", k, det.image_frames, ctx)
         started = time.perf_counter()
         if len(cands):
+            # a broken install fails the stage loudly; it is not marked done without evidence
             try:
                 from thawdetect.core.review.evidence import build_evidence
-            except ImportError:  # pragma: no cover - evidence module is part of the core
-                build_evidence = None
-            if build_evidence is not None:
-                out = self.run_dir / "iterations" / f"{k:02d}" / "evidence"
-                build_evidence(cands, frames, out, buffer_m=self.config.evidence_buffer_m)
-                self.echo(f"  review evidence in {out} ({time.perf_counter() - started:.1f} s)")
+            except ImportError as exc:
+                raise PluginError(
+                    f"review evidence cannot be made: {type(exc).__name__}: {exc}; reinstall "
+                    "thawdetect, or set 'evidence: false' to run without evidence"
+                ) from exc
+
+            out = self.run_dir / "iterations" / f"{k:02d}" / "evidence"
+            build_evidence(cands, frames, out, buffer_m=self.config.evidence_buffer_m)
+            self.echo(f"  review evidence in {out} ({time.perf_counter() - started:.1f} s)")
         with self.ledger.transaction() as t:
             t.mark_stage(k, "evidence")
 
@@ -608,18 +878,15 @@ class Engine:
         )
 
     def _accuracy(self) -> dict[str, Any] | None:
-        """Score the run against the region's (or the config's) validation points."""
-        paths = self.manifest["files"]["validation"]
-        if not paths:
-            return None
-        from thawdetect.core.accuracy import AccuracyReport, format_run_table, run_accuracy
+        """Score the run against the region's (or the config's) validation points.
 
-        result = run_accuracy(
-            self.run_dir,
-            paths,
-            tolerance_m=self.config.validation_tolerance_m,
-            label_column=self.config.validation_label_column or "auto",
-        )
+        The same function as ``thawdetect accuracy --run RUN_DIR`` (one code path, one answer).
+        """
+        if not self.manifest["files"]["validation"]:
+            return None
+        from thawdetect.core.accuracy import AccuracyReport, format_run_table, score_run
+
+        result = score_run(self.run_dir)
         if result["excluded_in_known_inventory"]:
             self.echo(
                 f"{result['excluded_in_known_inventory']} validation points lie in the known "
@@ -657,3 +924,87 @@ def safe_name(text: str) -> str:
         'qtec_optical_dl+insar_sbas'
     """
     return re.sub(r"[^A-Za-z0-9_.+-]+", "_", text)
+
+
+def check_ledger(ledger: Ledger) -> None:
+    """Raise a one-line InputError when the run's ledger fails SQLite's integrity check.
+
+    Used before a run resumes and before ``status``, ``accuracy --run`` and ``inventory export``
+    read it, so a damaged GeoPackage is named instead of failing deep inside a read.
+    """
+    if not ledger.path.exists():
+        return
+    detail = "SQLite integrity check failed"
+    try:
+        sound = ledger.integrity_check()
+    except sqlite3.DatabaseError as exc:
+        sound, detail = False, str(exc)
+    if not sound:
+        raise InputError(
+            ledger.path,
+            f"run ledger is corrupt ({detail}); restore it from a backup or use --overwrite",
+        )
+
+
+def _warnings_captured() -> bool:
+    return bool(getattr(warnings.showwarning, "__module__", "") == "logging")
+
+
+def _run_log_filter(record: logging.LogRecord) -> bool:
+    """``run.log`` keeps thawdetect's INFO lines and every other library's warnings."""
+    return record.name.startswith("thawdetect") or record.levelno >= logging.WARNING
+
+
+def config_differences(old: Any, new: Any, prefix: str = "") -> list[str]:
+    """``key: old -> new`` for every (dotted) key whose value differs between two configs.
+
+    Examples:
+        >>> config_differences({"a": 1, "d": {"x": [1, 2]}}, {"a": 1, "d": {"x": [1, 3]}, "b": 2})
+        ['b: (unset) -> 2', 'd.x: [1, 2] -> [1, 3]']
+    """
+    if isinstance(old, dict) and isinstance(new, dict):
+        out: list[str] = []
+        for key in sorted(set(old) | set(new), key=str):
+            name = f"{prefix}.{key}" if prefix else str(key)
+            if key not in old:
+                out.append(f"{name}: (unset) -> {_short(new[key])}")
+            elif key not in new:
+                out.append(f"{name}: {_short(old[key])} -> (unset)")
+            else:
+                out += config_differences(old[key], new[key], name)
+        return out
+    if old == new:
+        return []
+    return [f"{prefix or '(root)'}: {_short(old)} -> {_short(new)}"]
+
+
+def _short(value: Any, width: int = 40) -> str:
+    text = json.dumps(value, default=str)
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def missing_input_files(model: Any, prefix: str = "") -> list[tuple[str, Path]]:
+    """``(field.path, path)`` of every local ``Path`` in a validated config that does not exist.
+
+    Path-typed fields are inputs, except those whose names contain one of
+    :data:`OUTPUT_FIELD_HINTS` (``work_dir``, ``output`` ...) or that are marked
+    ``json_schema_extra={"output": True}``. Glob patterns and URIs are left to the detector.
+    """
+    from pydantic import BaseModel
+
+    found: list[tuple[str, Path]] = []
+    if isinstance(model, BaseModel):
+        for name, info in type(model).model_fields.items():
+            extra = info.json_schema_extra if isinstance(info.json_schema_extra, dict) else {}
+            if extra.get("output") or any(h in name for h in OUTPUT_FIELD_HINTS):
+                continue
+            where = f"{prefix}.{name}" if prefix else name
+            found += missing_input_files(getattr(model, name), where)
+    elif isinstance(model, list | tuple):
+        for i, item in enumerate(model):
+            found += missing_input_files(item, f"{prefix}[{i}]")
+    elif isinstance(model, Path):
+        text = str(model)
+        if not any(ch in text for ch in "*?[") and not model.expanduser().exists():
+            found.append((prefix, model))
+    return found

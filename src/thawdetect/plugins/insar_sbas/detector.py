@@ -69,7 +69,9 @@ class InsarSbasDetector(Detector):
     name = "insar_sbas"
     config_model = InsarSbasConfig
     description = "SBAS-InSAR |rate| thresholds inside relaxing elevation/slope/aspect masks"
-    optional_dependencies = ("h5py", "mintpy")
+    # MintPy .h5 products are read with h5py; the terrain masks come from the terrain service,
+    # which needs xdem. MintPy itself is only needed to geocode radar-coordinate products.
+    optional_dependencies = ("h5py", "xdem")
     relaxes_schedule = True  # Wei et al. run every row, even after a row that found nothing
 
     def __init__(self, config: InsarSbasConfig) -> None:

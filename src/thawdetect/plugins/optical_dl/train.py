@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from thawdetect.core.errors import InputError, MissingDependencyError
+from thawdetect.core.progress import track
 from thawdetect.plugins.optical_dl.chips import IGNORE, ChipSet
 
 if TYPE_CHECKING:
@@ -205,7 +206,7 @@ def train_model(
     start = time.perf_counter()
     steps, last_loss, done_epochs = 0, float("nan"), 0
     stop = False
-    for _epoch in range(epochs):
+    for _epoch in track(range(epochs), "optical_dl: training epochs", total=epochs):
         model.train()
         order = torch.randperm(len(train), generator=gen)
         for i in range(0, len(order), batch_size):
