@@ -95,7 +95,12 @@ SPATIAL_SCHEMAS: dict[str, dict[str, str]] = {
         "evidence_json": "object",
         "series_json": "object",
     },
-    "proposals": {"detector": "object", "iteration": "int64", "score": "float64"},
+    "proposals": {
+        "detector": "object",
+        "iteration": "int64",
+        "score": "float64",
+        "evidence_json": "object",
+    },
     "inventory": {
         "inventory_id": "object",
         "candidate_id": "object",
@@ -656,11 +661,11 @@ class LedgerTransaction:
         """Replace a layer (its columns become the frame's)."""
         _drop_layer(self._con, layer)
         self._extents.pop(layer, None)
-        self._insert(layer, frame, create_empty=True)
+        self._insert(layer, frame)
 
     def append(self, layer: str, rows: pd.DataFrame | gpd.GeoDataFrame) -> None:
         """Append rows to a layer (created on first use; new columns are added)."""
-        self._insert(layer, rows, create_empty=False)
+        self._insert(layer, rows)
 
     def delete(self, layer: str, where: Where) -> int:
         """Delete the rows matching ``where`` (an empty mapping deletes every row)."""
@@ -810,7 +815,7 @@ class LedgerTransaction:
             )
         return blobs
 
-    def _insert(self, layer: str, frame: pd.DataFrame, *, create_empty: bool) -> None:
+    def _insert(self, layer: str, frame: pd.DataFrame) -> None:
         frame = frame.reset_index(drop=True)
         spatial = isinstance(frame, gpd.GeoDataFrame) and layer not in TABLE_SCHEMAS
         attrs = [
@@ -821,8 +826,6 @@ class LedgerTransaction:
         ]
         info = _layer_info(self._con, layer)
         if info is None:
-            if len(frame) == 0 and not create_empty:
-                return
             columns = {c: _sql_type(frame[c]) for c in attrs}
             crs = frame.crs if spatial and frame.crs is not None else self.crs
             info = _create_layer(self._con, layer, columns, spatial, crs)
