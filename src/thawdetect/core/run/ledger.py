@@ -220,13 +220,20 @@ def _connect(path: Path) -> sqlite3.Connection:
     return con
 
 
+def _open(path: Path) -> sqlite3.Connection:
+    """:func:`_connect`, with one clear line for a file SQLite cannot use."""
+    try:
+        return _connect(path)
+    except sqlite3.OperationalError as exc:
+        raise InputError(path, f"run ledger cannot be opened ({exc})") from exc
+    except sqlite3.DatabaseError as exc:
+        raise InputError(path, f"run ledger is corrupt ({exc})") from exc
+
+
 @contextlib.contextmanager
 def _reading(path: Path) -> Iterator[sqlite3.Connection]:
     """A short read connection (rolls back a killed writer's hot journal on first use)."""
-    try:
-        con = _connect(path)
-    except sqlite3.Error as exc:
-        raise InputError(path, f"run ledger cannot be opened ({exc})") from exc
+    con = _open(path)
     try:
         _check_gpkg(con, path)
         yield con
@@ -932,8 +939,17 @@ class Ledger:
         try:
             _remove_stale_temps(self.run_dir)
             if journal.exists() and self.path.exists():
-                with _reading(self.path) as con:  # rolls the hot journal back, deletes it
+                with _reading(self.path) as con:  # rolls a hot journal back and deletes it
                     con.execute("SELECT count(*) FROM sqlite_master").fetchone()
+                    # A process killed right after creating its journal leaves one with a zeroed
+                    # header: not hot, ignored by SQLite, but never deleted. With the write lock
+                    # held no writer can own it.
+                    con.execute("PRAGMA busy_timeout = 200")
+                    with contextlib.suppress(sqlite3.OperationalError):
+                        con.execute("BEGIN IMMEDIATE")
+                        with contextlib.suppress(OSError):
+                            journal.unlink()
+                        con.execute("ROLLBACK")
         finally:
             lock.release()
 
@@ -1014,7 +1030,7 @@ class Ledger:
                 _bootstrap(target)
             committed = False
             try:
-                con = _connect(target)
+                con = _open(target)
                 try:
                     _check_gpkg(con, target)
                     con.execute("BEGIN IMMEDIATE")
