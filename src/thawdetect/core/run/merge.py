@@ -3,6 +3,10 @@
 Overlap graph: two proposals are linked when their (optionally buffered) outlines intersect; each
 connected component becomes one candidate whose outline is the union, whose score is the highest,
 and which carries every member's evidence as ``<detector>__<column>`` plus ``evidence_json``.
+
+Whole-table: one sort of all proposals by (group, detector, score descending, NaN last, input
+order) picks each detector's best member of every group at once; ``union_all`` runs only for groups
+with more than one member. Ties in score go to the member that comes first in the input.
 """
 
 from __future__ import annotations
@@ -64,8 +68,10 @@ def merge_candidates(
         One row per merged candidate: geometry (union), ``detectors`` (sorted, comma-separated),
         ``n_detectors``, ``score`` (the highest within-detector rank percentile, 0-1, so scores of
         different detectors compare), ``evidence_json`` ({detector: {column: value}} of the
-        best-scoring member of each detector), flattened ``<detector>__<column>`` columns, and
-        ``series_json`` of the best member that has one.
+        best-scoring member of each detector, the first in input order among equal scores),
+        flattened ``<detector>__<column>`` columns, and ``series_json`` of the best member that
+        has one (of the first detector, in name order, that has any). Rows come in the order of
+        each group's first member.
     """
     if len(proposals) == 0:
         return gpd.GeoDataFrame(
