@@ -86,8 +86,10 @@ class TestGeoPackage:
     def test_reads_match_gdal(self, tmp_path):
         ledger = Ledger(tmp_path, crs=CRS)
         with ledger.transaction() as t:
-            t.append("candidates", _frame(30))
+            t.append("candidates", _frame(100))  # bulk path: R-tree rows written directly
             t.append("decisions", pd.DataFrame({"candidate_id": ["c00001"], "iteration": [1]}))
+        with ledger.transaction() as t:
+            t.append("candidates", _frame(5, start=100))  # per-row path: the triggers
         ours = ledger.read("candidates")
         gdal = _pyogrio(ledger.path, "candidates")
         for col in ("evidence_json", "series_json", "probability", "note"):

@@ -126,6 +126,7 @@ _HEADER_XY = struct.Struct("<2sBBi4d")
 _INTEGER_TYPES = ("INTEGER", "INT", "MEDIUMINT", "SMALLINT", "TINYINT")
 _REAL_TYPES = ("REAL", "FLOAT", "DOUBLE")
 _IN_CHUNK = 500  # values per IN (...) list
+_BULK_ROWS = 64  # from this many rows on, an insert writes the R-tree itself
 
 
 def now_iso() -> str:
@@ -169,7 +170,7 @@ def _blob_envelope(blob: bytes | None) -> tuple[float, float, float, float] | No
 
 
 def _encode_geometries(geoms: np.ndarray, srs_id: int) -> tuple[list[bytes | None], np.ndarray]:
-    """GeoPackage blobs (envelope in the header) and the (minx, miny, maxx, maxy) of all."""
+    """GeoPackage blobs (envelope in the header) and each one's (minx, miny, maxx, maxy)."""
     wkb = shapely.to_wkb(geoms, byte_order=1, flavor="iso")
     bounds = shapely.bounds(geoms)
     out: list[bytes | None] = []
@@ -180,12 +181,7 @@ def _encode_geometries(geoms: np.ndarray, srs_id: int) -> tuple[list[bytes | Non
             out.append(_HEADER.pack(b"GP", 0, 0x11, srs_id) + w)
         else:
             out.append(_HEADER_XY.pack(b"GP", 0, 0x03, srs_id, x0, x1, y0, y1) + w)
-    finite = bounds[~np.isnan(bounds[:, 0])] if len(bounds) else bounds
-    if len(finite) == 0:
-        return out, np.full(4, np.nan)
-    return out, np.array(
-        [finite[:, 0].min(), finite[:, 1].min(), finite[:, 2].max(), finite[:, 3].max()]
-    )
+    return out, bounds
 
 
 def _decode_geometries(blobs: Sequence[bytes | None]) -> np.ndarray:
@@ -217,6 +213,7 @@ def _connect(path: Path) -> sqlite3.Connection:
     for i, name in enumerate(("ST_MinX", "ST_MaxX", "ST_MinY", "ST_MaxY")):
         con.create_function(name, 1, _st_bound(i), deterministic=True)
     con.execute("PRAGMA synchronous=FULL")
+    con.execute("PRAGMA cache_size=-65536")  # 64 MiB: big inserts do not spill mid-transaction
     return con
 
 
@@ -699,7 +696,7 @@ class LedgerTransaction:
         sets = [f"{_q(c)} = ?" for c in cols]
         values = [_sql_values(rows[c], info.columns[c]) for c in cols]
         if spatial:
-            blobs = self._geometry_values(info, rows)
+            blobs, _ = self._geometry_values(info, rows)
             sets.append(f"{_q(str(info.geometry))} = ?")
             values.append(blobs)
         keys = _sql_values(rows[key], info.columns.get(key, "TEXT"))
@@ -793,7 +790,10 @@ class LedgerTransaction:
             return new
         return info
 
-    def _geometry_values(self, info: _LayerInfo, rows: gpd.GeoDataFrame) -> list[bytes | None]:
+    def _geometry_values(
+        self, info: _LayerInfo, rows: gpd.GeoDataFrame
+    ) -> tuple[list[bytes | None], np.ndarray]:
+        """Blobs of the rows' geometries and their bounds (NaN rows: null or empty)."""
         geoms = rows.geometry
         target = _crs_of(self._con, info.srs_id)
         if geoms.crs is not None and target is not None and geoms.crs != target:
@@ -806,21 +806,30 @@ class LedgerTransaction:
                 "WHERE table_name = ?",
                 (info.name,),
             )
-        if not np.isnan(bounds[0]):
-            old = self._extents.get(info.name)
-            self._extents[info.name] = (
-                bounds
-                if old is None
-                else np.array(
-                    [
-                        min(old[0], bounds[0]),
-                        min(old[1], bounds[1]),
-                        max(old[2], bounds[2]),
-                        max(old[3], bounds[3]),
-                    ]
-                )
+        finite = bounds[~np.isnan(bounds[:, 0])] if len(bounds) else bounds
+        if len(finite):
+            new = np.array(
+                [finite[:, 0].min(), finite[:, 1].min(), finite[:, 2].max(), finite[:, 3].max()]
             )
-        return blobs
+            old = self._extents.get(info.name)
+            if old is not None:
+                new = np.r_[np.minimum(old[:2], new[:2]), np.maximum(old[2:], new[2:])]
+            self._extents[info.name] = new
+        return blobs, bounds
+
+    def _suspend_insert_triggers(self, info: _LayerInfo) -> dict[str, str]:
+        """Drop the per-row insert triggers (R-tree, feature count); returns name → SQL."""
+        names = [f"trigger_insert_feature_count_{info.name}"]
+        if info.geometry is not None:
+            names.append(f"rtree_{info.name}_{info.geometry}_insert")
+        rows = self._con.execute(
+            "SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND tbl_name = ? "
+            f"AND name IN ({', '.join('?' * len(names))})",
+            (info.name, *names),
+        ).fetchall()
+        for name, _ in rows:
+            self._con.execute(f"DROP TRIGGER {_q(name)}")
+        return {str(name): str(sql) for name, sql in rows}
 
     def _insert(self, layer: str, frame: pd.DataFrame) -> None:
         frame = frame.reset_index(drop=True)
@@ -841,19 +850,49 @@ class LedgerTransaction:
         self._touched.add(layer)
         if len(frame) == 0:
             return
-        names = list(attrs)
-        values = [_sql_values(frame[c], info.columns[c]) for c in attrs]
+        n = len(frame)
+        names = [info.fid, *attrs]
+        # explicit fids (what AUTOINCREMENT would give), so the R-tree rows can be bulk-written
+        start = self._con.execute(
+            f"SELECT max(coalesce((SELECT seq FROM sqlite_sequence WHERE name = ?), 0), "
+            f"coalesce((SELECT max({_q(info.fid)}) FROM {_q(layer)}), 0))",
+            (layer,),
+        ).fetchone()[0]
+        fids = list(range(int(start) + 1, int(start) + 1 + n))
+        values: list[list[Any]] = [fids]
+        values += [_sql_values(frame[c], info.columns[c]) for c in attrs]
+        bounds = None
         if info.geometry is not None and isinstance(frame, gpd.GeoDataFrame):
             names.append(str(info.geometry))
-            values.append(self._geometry_values(info, frame))
-        if not names:
-            self._con.executemany(f"INSERT INTO {_q(layer)} DEFAULT VALUES", [()] * len(frame))
-            return
+            blobs, bounds = self._geometry_values(info, frame)
+            values.append(blobs)
         sql = (
-            f"INSERT INTO {_q(layer)} ({', '.join(_q(n) for n in names)}) "
+            f"INSERT INTO {_q(layer)} ({', '.join(_q(c) for c in names)}) "
             f"VALUES ({', '.join('?' * len(names))})"
         )
+        if n < _BULK_ROWS:  # the GeoPackage triggers keep the R-tree and the count
+            self._con.executemany(sql, zip(*values, strict=True))
+            return
+        # Bulk: the per-row triggers would call back into Python five times per row; suspend
+        # them, write the R-tree rows and the count directly, restore them (same transaction).
+        triggers = self._suspend_insert_triggers(info)
         self._con.executemany(sql, zip(*values, strict=True))
+        rtree = f"rtree_{layer}_{info.geometry}"
+        if bounds is not None and f"{rtree}_insert" in triggers:
+            ok = ~np.isnan(bounds[:, 0])
+            box = np.column_stack([np.asarray(fids)[ok], bounds[ok][:, [0, 2, 1, 3]]])
+            self._con.executemany(
+                f"INSERT OR REPLACE INTO {_q(rtree)} VALUES (?, ?, ?, ?, ?)",
+                ((int(r[0]), r[1], r[2], r[3], r[4]) for r in box.tolist()),
+            )
+        if f"trigger_insert_feature_count_{layer}" in triggers:
+            self._con.execute(
+                "UPDATE gpkg_ogr_contents SET feature_count = feature_count + ? "
+                "WHERE lower(table_name) = lower(?)",
+                (n, layer),
+            )
+        for trigger in triggers.values():
+            self._con.execute(trigger)
 
     def _finish(self) -> None:
         """Grow the extents and stamp ``last_change`` of the layers this transaction changed."""
