@@ -252,9 +252,20 @@ class Engine:
             out[name] = cls(model)
         return out
 
+    # (finished init/update stages, sets): positives, negatives and inventory change only there
+    _sets_cache: tuple[int, dict[str, gpd.GeoDataFrame]] | None = None
+
     def _training_sets(self) -> dict[str, gpd.GeoDataFrame]:
-        """The ledger's positives, negatives and inventory as they stand (one read each)."""
-        return {k: self.ledger.read(k) for k in ("positives", "negatives", "inventory")}
+        """The ledger's positives, negatives and inventory as they stand.
+
+        Read once per change (they change only in the init and update stages), not once per
+        stage; each caller gets its own copy.
+        """
+        version = self.ledger.count("stages", {"stage": ["init", "update"]})
+        if self._sets_cache is None or self._sets_cache[0] != version:
+            sets = {k: self.ledger.read(k) for k in ("positives", "negatives", "inventory")}
+            self._sets_cache = (version, sets)
+        return {k: v.copy() for k, v in self._sets_cache[1].items()}
 
     def _context(
         self,

@@ -530,6 +530,10 @@ def _sql_values(values: pd.Series, stored: str) -> list[Any]:
     if stored in ("DATETIME", "DATE") and arr.dtype.kind == "M":
         ts = pd.Series(values)
         return [None if pd.isna(v) else v.isoformat() for v in ts]
+    if arr.dtype == object and pd.api.types.infer_dtype(arr, skipna=True) in ("string", "empty"):
+        out = arr.copy()
+        out[pd.isna(arr)] = None
+        return out.tolist()
     result: list[Any] = []
     for v in arr.tolist():
         if v is None or v is pd.NA or v is pd.NaT or (isinstance(v, float) and math.isnan(v)):
@@ -703,10 +707,16 @@ class LedgerTransaction:
         if not sets:
             return 0
         sql = f"UPDATE {_q(layer)} SET {', '.join(sets)} WHERE {_q(key)} = ?"
+        suspended = (
+            self._suspend_update_triggers(info) if not spatial and len(rows) >= _BULK_ROWS else {}
+        )
         before = self._con.total_changes
         self._con.executemany(sql, zip(*values, keys, strict=True))
+        changed = self._con.total_changes - before
+        for trigger in suspended.values():
+            self._con.execute(trigger)
         self._touched.add(layer)
-        return self._con.total_changes - before
+        return changed
 
     def mark_stage(self, iteration: int, stage: str) -> None:
         """Record a finished stage (committed together with the stage's data)."""
@@ -729,7 +739,8 @@ class LedgerTransaction:
                 (nothing is written).
         """
         d = decisions.copy()
-        unknown = self.unknown_candidates(d["candidate_id"])
+        it = _candidate_iterations(self._con, d["candidate_id"])  # one indexed lookup
+        unknown = sorted({str(i) for i in d["candidate_id"] if i not in it})
         if unknown:
             raise InputError(
                 self.path, f"unknown candidate ids: {', '.join(map(str, unknown[:10]))}"
@@ -751,7 +762,6 @@ class LedgerTransaction:
             if col not in d:
                 d[col] = default
             d[col] = d[col].where(d[col].notna(), default)
-        it = _candidate_iterations(self._con, d["candidate_id"])
         if "iteration" not in d:
             d["iteration"] = d["candidate_id"].map(it)
         d["iteration"] = d["iteration"].fillna(d["candidate_id"].map(it)).astype("int64")
@@ -822,10 +832,20 @@ class LedgerTransaction:
         names = [f"trigger_insert_feature_count_{info.name}"]
         if info.geometry is not None:
             names.append(f"rtree_{info.name}_{info.geometry}_insert")
+        return self._suspend(f"AND name IN ({', '.join('?' * len(names))})", (info.name, *names))
+
+    def _suspend_update_triggers(self, info: _LayerInfo) -> dict[str, str]:
+        """Drop the R-tree triggers that fire on any update (they act only when a fid changes,
+        which :meth:`update` never does, but test each row with a call back into Python)."""
+        return self._suspend(
+            "AND name LIKE 'rtree%' AND upper(sql) LIKE '%AFTER UPDATE ON%'", (info.name,)
+        )
+
+    def _suspend(self, condition: str, params: tuple[Any, ...]) -> dict[str, str]:
         rows = self._con.execute(
-            "SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND tbl_name = ? "
-            f"AND name IN ({', '.join('?' * len(names))})",
-            (info.name, *names),
+            f"SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND tbl_name = ? "
+            f"{condition}",
+            params,
         ).fetchall()
         for name, _ in rows:
             self._con.execute(f"DROP TRIGGER {_q(name)}")
