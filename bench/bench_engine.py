@@ -56,12 +56,14 @@ E = engine_mod.Engine
 def timed(name):
     method = getattr(E, name)
     def wrapper(self, k, *args, **kw):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         try:
             return method(self, k, *args, **kw)
         finally:
             key = (k, name if name != "_iteration" else "total")
             times[key] = times.get(key, 0.0) + time.perf_counter() - t0
+            if name == "_iteration":
+                times[(k, "cpu")] = time.process_time() - c0
             if name == "_iteration":
                 sizes[k] = (out / "run" / "ledger.gpkg").stat().st_size
     setattr(E, name, wrapper)
@@ -80,7 +82,7 @@ result = E(cfg, out / "run", host, echo=lambda m: None).run()
 its = result.iterations.sort_values("iteration")
 print(json.dumps({{
     "iterations": [
-        {{"total": times[(k, "total")],
+        {{"total": times[(k, "total")], "cpu": times[(k, "cpu")],
           **{{s.strip("_"): times.get((k, s), 0.0) for s in {stages!r}}},
           "ledger_mb": sizes[k] / 1e6}}
         for k in sorted({{k for k, _ in times}})
@@ -161,7 +163,9 @@ def run_worker(code: str, n: int, iterations: int, out: Path, timeout_s: float) 
 def show(label: str, n: int, r: dict) -> None:
     its = r["iterations"]
     per_it = " / ".join(f"{it['total']:.2f}" for it in its)
+    cpu = " / ".join(f"{it['cpu']:.2f}" for it in its)
     print(f"  {label:<10} N={n:>6}: s per iteration {per_it}   peak RSS {r['peak_rss_mb']:.0f} MB")
+    print(f"{'':16}CPU s per iteration {cpu} (process time: less sensitive to a busy machine)")
     for i, it in enumerate(its, 1):
         split = ", ".join(f"{s.strip('_')} {it[s.strip('_')]:.2f}" for s in STAGES)
         rest = it["total"] - sum(it[s.strip("_")] for s in STAGES)
@@ -230,9 +234,13 @@ def main() -> None:
                 x["merge"] / y["merge"]
                 for x, y in zip(a["iterations"], b["iterations"], strict=False)
             ]
+            cpu = [
+                x["cpu"] / y["cpu"] for x, y in zip(a["iterations"], b["iterations"], strict=False)
+            ]
             same = a["confirmed"] == b["confirmed"] and a["inventory"] == b["inventory"]
             print(
-                f"  N={n:>6}: iteration {' / '.join(f'{r:.1f}x' for r in ratios)}; "
+                f"  N={n:>6}: iteration {' / '.join(f'{r:.1f}x' for r in ratios)} "
+                f"(CPU {' / '.join(f'{r:.1f}x' for r in cpu)}); "
                 f"merge {' / '.join(f'{r:.0f}x' for r in merge)}; "
                 f"peak RSS {a['peak_rss_mb'] / b['peak_rss_mb']:.2f}x; same result: {same}"
             )
@@ -240,9 +248,11 @@ def main() -> None:
         b = results.get(("this tree", n))
         if b:
             its = [it["total"] for it in b["iterations"]]
+            cpu = [it["cpu"] for it in b["iterations"]]
             print(
-                f"  this tree N={n}: mean {statistics.mean(its):.2f} s per iteration, "
-                f"last/first {its[-1] / its[0]:.2f} (flat = 1)"
+                f"  this tree N={n}: mean {statistics.mean(its):.2f} s per iteration "
+                f"(CPU {statistics.mean(cpu):.2f} s), last/first {its[-1] / its[0]:.2f} "
+                f"(CPU {cpu[-1] / cpu[0]:.2f}; flat = 1)"
             )
     if args.decide and any(label == "this tree" for label, _ in results):
         n = max(n for (label, n) in results if label == "this tree")
