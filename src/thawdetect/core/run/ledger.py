@@ -45,6 +45,7 @@ from typing import Any
 import filelock
 import geopandas as gpd
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 import pyogrio
 import shapely
@@ -169,7 +170,9 @@ def _blob_envelope(blob: bytes | None) -> tuple[float, float, float, float] | No
     return x0, x1, y0, y1
 
 
-def _encode_geometries(geoms: np.ndarray, srs_id: int) -> tuple[list[bytes | None], np.ndarray]:
+def _encode_geometries(
+    geoms: npt.NDArray[Any], srs_id: int
+) -> tuple[list[bytes | None], npt.NDArray[Any]]:
     """GeoPackage blobs (envelope in the header) and each one's (minx, miny, maxx, maxy)."""
     wkb = shapely.to_wkb(geoms, byte_order=1, flavor="iso")
     bounds = shapely.bounds(geoms)
@@ -184,9 +187,10 @@ def _encode_geometries(geoms: np.ndarray, srs_id: int) -> tuple[list[bytes | Non
     return out, bounds
 
 
-def _decode_geometries(blobs: Sequence[bytes | None]) -> np.ndarray:
+def _decode_geometries(blobs: Sequence[bytes | None]) -> npt.NDArray[Any]:
     wkb = [None if b is None else _blob_wkb(b) for b in blobs]
-    return shapely.from_wkb(np.array(wkb, dtype=object))
+    geoms: npt.NDArray[Any] = shapely.from_wkb(np.array(wkb, dtype=object))
+    return geoms
 
 
 def _st_is_empty(blob: bytes | None) -> int | None:
@@ -242,10 +246,10 @@ def _reading(path: Path) -> Iterator[sqlite3.Connection]:
 
 def _check_gpkg(con: sqlite3.Connection, path: Path) -> None:
     try:
-        app = con.execute("PRAGMA application_id").fetchone()[0]
-        has = con.execute(
-            "SELECT count(*) FROM sqlite_master WHERE name = 'gpkg_contents'"
-        ).fetchone()[0]
+        app, has = con.execute(
+            "SELECT (SELECT application_id FROM pragma_application_id), "
+            "(SELECT count(*) FROM sqlite_master WHERE name = 'gpkg_contents')"
+        ).fetchone()
     except sqlite3.DatabaseError as exc:
         raise InputError(path, "run ledger is corrupt (not a readable GeoPackage)") from exc
     if app != _GPKG_APPLICATION_ID or not has:
@@ -354,7 +358,7 @@ def _srs_id(con: sqlite3.Connection, crs: Any) -> int:
         "SELECT count(*) FROM gpkg_spatial_ref_sys WHERE srs_id = ?", (epsg,)
     ).fetchone()[0]
     if epsg is not None and not taken:
-        srs_id, org, code = epsg, "EPSG", epsg
+        srs_id, org, code = int(epsg), "EPSG", int(epsg)
     else:
         top = con.execute("SELECT max(srs_id) FROM gpkg_spatial_ref_sys").fetchone()[0] or 0
         srs_id = max(int(top), 100000) + 1
@@ -648,7 +652,7 @@ class LedgerTransaction:
         if con is None:
             raise ValueError("a LedgerTransaction comes from Ledger.transaction()")
         self._con = con
-        self._extents: dict[str, np.ndarray] = {}
+        self._extents: dict[str, npt.NDArray[Any]] = {}
         self._touched: set[str] = set()
 
     # -- reading ---------------------------------------------------------------------------
@@ -802,7 +806,7 @@ class LedgerTransaction:
 
     def _geometry_values(
         self, info: _LayerInfo, rows: gpd.GeoDataFrame
-    ) -> tuple[list[bytes | None], np.ndarray]:
+    ) -> tuple[list[bytes | None], npt.NDArray[Any]]:
         """Blobs of the rows' geometries and their bounds (NaN rows: null or empty)."""
         geoms = rows.geometry
         target = _crs_of(self._con, info.srs_id)
@@ -977,10 +981,22 @@ class Ledger:
     def __init__(self, run_dir: str | Path, crs: Any = None) -> None:
         self.run_dir = Path(run_dir)
         self.path = self.run_dir / LEDGER_FILE
-        self.crs = crs
+        self._crs = crs
+        self._crs_known = crs is not None
         self._recover()
-        if self.crs is None and self.path.exists():
-            self.crs = self._stored_crs()
+
+    @property
+    def crs(self) -> Any:
+        """The working CRS: as given, else the stored layers' (looked up on first use)."""
+        if not self._crs_known and self.path.exists():
+            self._crs = self._stored_crs()
+            self._crs_known = True
+        return self._crs
+
+    @crs.setter
+    def crs(self, value: Any) -> None:
+        self._crs = value
+        self._crs_known = value is not None
 
     def _recover(self) -> None:
         """Clean up after a killed process: stale temporary ledgers, and a hot journal."""
@@ -1119,7 +1135,7 @@ class Ledger:
     def integrity_check(self) -> bool:
         """SQLite's integrity check of the GeoPackage (True when sound)."""
         with contextlib.closing(sqlite3.connect(self.path)) as con:
-            return con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+            return bool(con.execute("PRAGMA integrity_check").fetchone()[0] == "ok")
 
 
 def _fsync(path: Path) -> None:

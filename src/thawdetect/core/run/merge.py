@@ -17,12 +17,13 @@ from typing import Any
 
 import geopandas as gpd
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 
 from thawdetect.core.plugin_api.detector import SCORE_COLUMN, SERIES_COLUMN
 
 
-def overlap_fraction(a: gpd.GeoDataFrame, b: gpd.GeoDataFrame) -> np.ndarray:
+def overlap_fraction(a: gpd.GeoDataFrame, b: gpd.GeoDataFrame) -> npt.NDArray[Any]:
     """For each feature of ``a``: max over features of ``b`` of area(a∩b) / min(area a, area b)."""
     out = np.zeros(len(a))
     if len(a) == 0 or len(b) == 0:
@@ -41,7 +42,7 @@ def overlap_fraction(a: gpd.GeoDataFrame, b: gpd.GeoDataFrame) -> np.ndarray:
     return out
 
 
-def _components(n: int, pairs_a: np.ndarray, pairs_b: np.ndarray) -> np.ndarray:
+def _components(n: int, pairs_a: npt.NDArray[Any], pairs_b: npt.NDArray[Any]) -> npt.NDArray[Any]:
     """Connected-component label of each of ``n`` nodes given undirected edges (union-find)."""
     from scipy.sparse import coo_matrix
     from scipy.sparse.csgraph import connected_components
@@ -50,7 +51,7 @@ def _components(n: int, pairs_a: np.ndarray, pairs_b: np.ndarray) -> np.ndarray:
         return np.zeros(0, dtype=int)
     graph = coo_matrix((np.ones(len(pairs_a)), (pairs_a, pairs_b)), shape=(n, n))
     _, labels = connected_components(graph, directed=False)
-    return labels
+    return np.asarray(labels)
 
 
 def merge_candidates(
@@ -165,7 +166,7 @@ def merge_candidates(
     return out
 
 
-def _python_values(arr: np.ndarray) -> list[Any]:
+def _python_values(arr: npt.NDArray[Any]) -> list[Any]:
     """Plain Python values (numpy scalars unboxed, NaN/inf as None), as the JSON evidence wants."""
     out = arr.astype(object).tolist() if arr.dtype != object else list(arr)
     for i, v in enumerate(out):
