@@ -120,8 +120,7 @@ def decide(
     if prob is not None and prob not in PROBABILITIES:
         raise InputError(run_dir, f"illegal probability '{probability}'; use {list(PROBABILITIES)}")
     ledger = open_ledger(run_dir)
-    known = set(ledger.read("candidates")["candidate_id"])
-    unknown = [i for i in ids if i not in known]
+    unknown = ledger.unknown_candidates(ids)  # an indexed lookup, not a read of every candidate
     if unknown:
         raise InputError(run_dir, f"unknown candidate ids: {', '.join(unknown[:10])}")
     rows = pd.DataFrame(
@@ -324,8 +323,7 @@ def import_from_qgis(
     if dups:
         raise InputError(edited_path, f"duplicate candidate ids: {', '.join(dups[:10])}")
     ledger = open_ledger(run_dir)
-    known = set(ledger.read("candidates")["candidate_id"])
-    unknown = sorted(set(df["candidate_id"]) - known)
+    unknown = ledger.unknown_candidates(df["candidate_id"])
     if unknown:
         raise InputError(edited_path, f"unknown candidate ids: {', '.join(unknown[:10])}")
     default_reviewer = reviewer or "qgis"

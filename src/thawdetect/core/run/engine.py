@@ -445,9 +445,20 @@ class Engine:
             out[name] = cls(model)
         return out
 
+    # (finished init/update stages, sets): positives, negatives and inventory change only there
+    _sets_cache: tuple[int, dict[str, gpd.GeoDataFrame]] | None = None
+
     def _training_sets(self) -> dict[str, gpd.GeoDataFrame]:
-        """The ledger's positives, negatives and inventory as they stand (one read each)."""
-        return {k: self.ledger.read(k) for k in ("positives", "negatives", "inventory")}
+        """The ledger's positives, negatives and inventory as they stand.
+
+        Read once per change (they change only in the init and update stages), not once per
+        stage; each caller gets its own copy.
+        """
+        version = self.ledger.count("stages", {"stage": ["init", "update"]})
+        if self._sets_cache is None or self._sets_cache[0] != version:
+            sets = {k: self.ledger.read(k) for k in ("positives", "negatives", "inventory")}
+            self._sets_cache = (version, sets)
+        return {k: v.copy() for k, v in self._sets_cache[1].items()}
 
     def _context(
         self,
@@ -628,8 +639,7 @@ class Engine:
         return None if sel.empty else sel.iloc[-1]
 
     def _pending(self, iteration: int) -> int:
-        c = self.ledger.read("candidates")
-        return int(((c["iteration"] == iteration) & (c["status"] == "pending")).sum())
+        return self.ledger.count("candidates", {"iteration": iteration, "status": "pending"})
 
     def _iteration(self, k: int, detectors: dict[str, Detector]) -> str:
         self.echo(f"iteration {k}: detectors {', '.join(detectors)}")
@@ -691,28 +701,30 @@ class Engine:
                 "iteration": rows["iteration"],
                 SCORE_COLUMN: rows[SCORE_COLUMN],
                 "evidence_json": [
-                    json.dumps({c: r[c] for c in evidence_cols}, default=_json_default)
-                    for _, r in rows.iterrows()
-                ],
+                    json.dumps(dict(zip(evidence_cols, values, strict=True)), default=_json_default)
+                    for values in zip(*(rows[c].astype(object) for c in evidence_cols), strict=True)
+                ]
+                if evidence_cols
+                else ["{}"] * len(rows),
             },
             geometry=rows.geometry,
             crs=self.crs,
         )
         with self.ledger.transaction() as t:
-            old = t.read("proposals")
-            keep = old[~((old["iteration"] == k) & (old["detector"] == name))]
-            combined = pd.concat([keep, store], ignore_index=True) if len(keep) else store
-            t.write("proposals", gpd.GeoDataFrame(combined, geometry="geometry", crs=self.crs))
+            # only this stage's rows change (replaced, so a re-run never appends twice)
+            t.delete("proposals", {"iteration": k, "detector": name})
+            t.append("proposals", store)
             t.mark_stage(k, stage)
         self.echo(f"  {name}: {len(store)} candidates ({time.perf_counter() - started:.1f} s)")
 
     def _merge(self, k: int) -> None:
-        props = self.ledger.read("proposals")
-        props = props[props["iteration"] == k].reset_index(drop=True)
-        expanded = []
-        for _, r in props.iterrows():
-            ev = json.loads(r["evidence_json"]) if r["evidence_json"] else {}
-            expanded.append({"detector": r["detector"], SCORE_COLUMN: r[SCORE_COLUMN], **ev})
+        props = self.ledger.read("proposals", where={"iteration": k}).reset_index(drop=True)
+        expanded = [
+            {"detector": det, SCORE_COLUMN: score, **(json.loads(ev) if ev else {})}
+            for det, score, ev in zip(
+                props["detector"], props[SCORE_COLUMN], props["evidence_json"], strict=True
+            )
+        ]
         flat = gpd.GeoDataFrame(
             pd.DataFrame(expanded, index=props.index),
             geometry=props.geometry,
@@ -720,10 +732,12 @@ class Engine:
         )
         merged = merge_candidates(flat, self.crs, buffer_m=self.config.merge_buffer_m)
         n_merged = len(merged)
-        cands = self.ledger.read("candidates")
-        decided = cands[cands["status"].isin(["confirmed", "rejected"])]
+        decided = self.ledger.read(
+            "candidates", columns=[], where={"status": ["confirmed", "rejected"]}
+        )
         seen = pd.concat(
-            [decided[["geometry"]], self.ledger.read("inventory")[["geometry"]]], ignore_index=True
+            [decided[["geometry"]], self.ledger.read("inventory", columns=[])[["geometry"]]],
+            ignore_index=True,
         )
         seen = gpd.GeoDataFrame(seen, geometry="geometry", crs=self.crs)
         dup = overlap_fraction(merged, seen) >= self.config.duplicate_overlap
@@ -741,10 +755,8 @@ class Engine:
         merged["area_ha"] = merged.geometry.area / 1e4
         merged["perimeter_m"] = merged.geometry.length
         with self.ledger.transaction() as t:
-            old = t.read("candidates")
-            old = old[old["iteration"] != k]
-            combined = pd.concat([old, merged], ignore_index=True) if len(old) else merged
-            t.write("candidates", gpd.GeoDataFrame(combined, geometry="geometry", crs=self.crs))
+            t.delete("candidates", {"iteration": k})
+            t.append("candidates", merged)
             t.mark_stage(k, "merge")
         self.echo(
             f"  merged {len(props)} proposals into {n_merged} candidates; "
@@ -753,8 +765,7 @@ class Engine:
         )
 
     def _evidence(self, k: int, detectors: dict[str, Detector]) -> None:
-        cands = self.ledger.read("candidates")
-        cands = cands[cands["iteration"] == k]
+        cands = self.ledger.read("candidates", where={"iteration": k})
         frames = []
         sets = self._training_sets()
         for name, det in detectors.items():
@@ -778,9 +789,7 @@ class Engine:
             t.mark_stage(k, "evidence")
 
     def _review(self, k: int) -> bool:
-        cands = self.ledger.read("candidates")
-        mine = cands[cands["iteration"] == k]
-        pending = mine[mine["status"] == "pending"]
+        pending = self.ledger.read("candidates", where={"iteration": k, "status": "pending"})
         reviewer = self.reviewer
         if len(pending) and reviewer != "manual":
             ctx = self._context(None, k)
@@ -806,8 +815,7 @@ class Engine:
         return True
 
     def _update(self, k: int, detectors: dict[str, Detector]) -> None:
-        cands = self.ledger.read("candidates")
-        mine = cands[cands["iteration"] == k].copy()
+        mine = self.ledger.read("candidates", where={"iteration": k})
         confirmed = mine[mine["status"] == "confirmed"]
         rejected = mine[mine["status"] == "rejected"]
         sets = self._training_sets()
@@ -856,7 +864,7 @@ class Engine:
             "detectors": ",".join(detectors),
             "training_positives": len(positives[positives["iteration"] < k]),
             "training_negatives": len(negatives[negatives["iteration"] < k]),
-            "candidates_proposed": int((self.ledger.read("proposals")["iteration"] == k).sum()),
+            "candidates_proposed": self.ledger.count("proposals", {"iteration": k}),
             "candidates_reviewed": len(mine),
             "newly_confirmed": len(confirmed),
             "rejected": len(rejected),
@@ -864,12 +872,15 @@ class Engine:
             "thresholds_json": json.dumps(thresholds, default=str),
         }
         with self.ledger.transaction() as t:
-            t.write("positives", positives)
-            t.write("negatives", negatives)
-            t.write("inventory", inventory)
-            its = t.read("iterations")
-            its = its[its["iteration"] != k]
-            t.write("iterations", pd.concat([its, pd.DataFrame([row])], ignore_index=True))
+            # Idempotent on re-run: this iteration's rows are replaced, the rest is untouched.
+            for layer, rows in (
+                ("positives", new_pos),
+                ("negatives", new_neg),
+                ("inventory", new_inv),
+                ("iterations", pd.DataFrame([row])),
+            ):
+                t.delete(layer, {"iteration": k})
+                t.append(layer, rows)
             t.mark_stage(k, "update")
         self.host.hook.thawdetect_iteration_finished(iteration=k, summary=row, context=ctx)
         self.echo(

@@ -1,9 +1,19 @@
 """The run ledger: one GeoPackage per run holding every candidate, decision and inventory.
 
-QGIS opens it directly. Every change goes through :meth:`Ledger.transaction`: the GeoPackage is
-copied, the copy is changed, flushed and moved over the original with ``os.replace`` (atomic on
-POSIX), under an exclusive file lock. A process killed at any moment leaves either the old or the
-new ledger, never a half-written one, and no recorded decision is lost.
+QGIS opens it directly. Every change goes through :meth:`Ledger.transaction`: one SQLite
+transaction (``BEGIN IMMEDIATE`` … ``COMMIT``, rollback journal, ``synchronous=FULL``) on the
+GeoPackage itself, under an exclusive file lock (:mod:`filelock`). Rows are appended, updated and
+deleted in place, so the cost of a change is the size of the change, not the size of the ledger. A
+process killed at any moment leaves SQLite's hot journal, which the next connection rolls back: the
+ledger is always the state after the last committed transaction, and no recorded decision is lost.
+A brand-new ledger is made in a uniquely named temporary file that replaces ``ledger.gpkg`` with
+``os.replace`` on commit; stale temporary files of killed processes are removed on open.
+
+GeoPackage rules kept by every write: each feature table has its ``gpkg_contents`` row (extent
+grown to cover the rows written, ``last_change`` set), its ``gpkg_geometry_columns`` row, and the
+``gpkg_rtree_index`` extension: an R*Tree kept valid by the standard triggers (the ``ST_*``
+functions they call are registered on the connection), so QGIS and GDAL use the index directly.
+Geometries are standard GeoPackage binary (little-endian header with the envelope, ISO WKB).
 
 Layers (``*`` = spatial, working CRS):
     candidates*   merged candidates of every iteration with their current status
@@ -19,19 +29,27 @@ Layers (``*`` = spatial, working CRS):
 from __future__ import annotations
 
 import contextlib
-import fcntl
+import math
 import os
-import shutil
 import sqlite3
+import struct
+import threading
+import uuid
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import filelock
 import geopandas as gpd
+import numpy as np
+import numpy.typing as npt
 import pandas as pd
 import pyogrio
+import shapely
+from pyproj import CRS
 
 from thawdetect.core.errors import InputError
 
@@ -78,7 +96,12 @@ SPATIAL_SCHEMAS: dict[str, dict[str, str]] = {
         "evidence_json": "object",
         "series_json": "object",
     },
-    "proposals": {"detector": "object", "iteration": "int64", "score": "float64"},
+    "proposals": {
+        "detector": "object",
+        "iteration": "int64",
+        "score": "float64",
+        "evidence_json": "object",
+    },
     "inventory": {
         "inventory_id": "object",
         "candidate_id": "object",
@@ -90,6 +113,21 @@ SPATIAL_SCHEMAS: dict[str, dict[str, str]] = {
     "positives": {"source": "object", "iteration": "int64"},
     "negatives": {"source": "object", "iteration": "int64"},
 }
+
+
+#: ``where`` filters: column → value (``=``), list/tuple/set of values (``IN``) or None (IS NULL).
+Where = Mapping[str, Any]
+
+_TEMP_GLOB = ".ledger.*.tmp.gpkg*"  # this module's temporary files (and their journals)
+_BUSY_TIMEOUT_S = 60.0
+_GPKG_APPLICATION_ID = 0x47504B47  # "GPKG"
+_ENVELOPE_BYTES = {0: 0, 1: 32, 2: 48, 3: 48, 4: 64}
+_HEADER = struct.Struct("<2sBBi")
+_HEADER_XY = struct.Struct("<2sBBi4d")
+_INTEGER_TYPES = ("INTEGER", "INT", "MEDIUMINT", "SMALLINT", "TINYINT")
+_REAL_TYPES = ("REAL", "FLOAT", "DOUBLE")
+_IN_CHUNK = 500  # values per IN (...) list
+_BULK_ROWS = 64  # from this many rows on, an insert writes the R-tree itself
 
 
 def now_iso() -> str:
@@ -105,26 +143,486 @@ def _empty(layer: str, crs: Any) -> pd.DataFrame | gpd.GeoDataFrame:
     return gpd.GeoDataFrame(cols, geometry=gpd.GeoSeries([], crs=crs), crs=crs)
 
 
-def _list_layers(path: Path) -> set[str]:
-    if not path.exists():
-        return set()
+def _q(name: str) -> str:
+    """An SQL identifier, quoted."""
+    return '"' + str(name).replace('"', '""') + '"'
+
+
+# -- GeoPackage geometry binary -------------------------------------------------------------------
+
+
+def _blob_wkb(blob: bytes) -> bytes:
+    return bytes(blob[8 + _ENVELOPE_BYTES[(blob[3] >> 1) & 7] :])
+
+
+def _blob_envelope(blob: bytes | None) -> tuple[float, float, float, float] | None:
+    """(minx, maxx, miny, maxy) of a GeoPackage geometry blob; None when null or empty."""
+    if blob is None or blob[3] & 0x10:
+        return None
+    env = (blob[3] >> 1) & 7
+    if env:
+        minx, maxx, miny, maxy = struct.unpack_from("<4d" if blob[3] & 1 else ">4d", blob, 8)
+        return minx, maxx, miny, maxy
+    geom = shapely.from_wkb(_blob_wkb(blob))
+    if geom is None or geom.is_empty:
+        return None
+    x0, y0, x1, y1 = geom.bounds
+    return x0, x1, y0, y1
+
+
+def _encode_geometries(
+    geoms: npt.NDArray[Any], srs_id: int
+) -> tuple[list[bytes | None], npt.NDArray[Any]]:
+    """GeoPackage blobs (envelope in the header) and each one's (minx, miny, maxx, maxy)."""
+    wkb = shapely.to_wkb(geoms, byte_order=1, flavor="iso")
+    bounds = shapely.bounds(geoms)
+    out: list[bytes | None] = []
+    for w, (x0, y0, x1, y1) in zip(wkb.tolist(), bounds.tolist(), strict=True):
+        if w is None:
+            out.append(None)
+        elif math.isnan(x0):  # empty geometry: no envelope, "empty" flag
+            out.append(_HEADER.pack(b"GP", 0, 0x11, srs_id) + w)
+        else:
+            out.append(_HEADER_XY.pack(b"GP", 0, 0x03, srs_id, x0, x1, y0, y1) + w)
+    return out, bounds
+
+
+def _decode_geometries(blobs: Sequence[bytes | None]) -> npt.NDArray[Any]:
+    wkb = [None if b is None else _blob_wkb(b) for b in blobs]
+    geoms: npt.NDArray[Any] = shapely.from_wkb(np.array(wkb, dtype=object))
+    return geoms
+
+
+def _st_is_empty(blob: bytes | None) -> int | None:
+    if blob is None:
+        return None
+    return 1 if _blob_envelope(blob) is None else 0
+
+
+def _st_bound(i: int) -> Any:
+    def f(blob: bytes | None) -> float | None:
+        env = _blob_envelope(blob)
+        return None if env is None else env[i]
+
+    return f
+
+
+# -- connections and locks ------------------------------------------------------------------------
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    """A connection with the ``ST_*`` functions the GeoPackage R-tree triggers call."""
+    con = sqlite3.connect(path, timeout=_BUSY_TIMEOUT_S, isolation_level=None)
+    con.create_function("ST_IsEmpty", 1, _st_is_empty, deterministic=True)
+    for i, name in enumerate(("ST_MinX", "ST_MaxX", "ST_MinY", "ST_MaxY")):
+        con.create_function(name, 1, _st_bound(i), deterministic=True)
+    con.execute("PRAGMA synchronous=FULL")
+    con.execute("PRAGMA cache_size=-65536")  # 64 MiB: big inserts do not spill mid-transaction
+    return con
+
+
+def _open(path: Path) -> sqlite3.Connection:
+    """:func:`_connect`, with one clear line for a file SQLite cannot use."""
     try:
-        return {str(name) for name, _ in pyogrio.list_layers(path)}
-    except Exception as exc:
+        return _connect(path)
+    except sqlite3.OperationalError as exc:
+        raise InputError(path, f"run ledger cannot be opened ({exc})") from exc
+    except sqlite3.DatabaseError as exc:
+        raise InputError(path, f"run ledger is corrupt ({exc})") from exc
+
+
+@contextlib.contextmanager
+def _reading(path: Path) -> Iterator[sqlite3.Connection]:
+    """A short read connection (rolls back a killed writer's hot journal on first use)."""
+    con = _open(path)
+    try:
+        _check_gpkg(con, path)
+        yield con
+    except sqlite3.DatabaseError as exc:
+        raise InputError(path, f"run ledger is corrupt ({exc})") from exc
+    finally:
+        con.close()
+
+
+def _check_gpkg(con: sqlite3.Connection, path: Path) -> None:
+    try:
+        app, has = con.execute(
+            "SELECT (SELECT application_id FROM pragma_application_id), "
+            "(SELECT count(*) FROM sqlite_master WHERE name = 'gpkg_contents')"
+        ).fetchone()
+    except sqlite3.DatabaseError as exc:
         raise InputError(path, "run ledger is corrupt (not a readable GeoPackage)") from exc
+    if app != _GPKG_APPLICATION_ID or not has:
+        raise InputError(path, "run ledger is corrupt (not a GeoPackage)")
 
 
-def _read(path: Path, layer: str, crs: Any) -> pd.DataFrame | gpd.GeoDataFrame:
-    if layer not in _list_layers(path):
-        return _empty(layer, crs)
-    if layer in TABLE_SCHEMAS:
-        df = pyogrio.read_dataframe(path, layer=layer, read_geometry=False)
-        df = pd.DataFrame(df)
-        for col, dtype in TABLE_SCHEMAS[layer].items():
-            if col not in df.columns:
-                df[col] = pd.Series(dtype=dtype)
+_LOCKS: dict[str, filelock.FileLock] = {}
+_LOCKS_GUARD = threading.Lock()
+
+
+def _file_lock(run_dir: Path) -> filelock.FileLock:
+    """One lock object per run directory and process (re-entrant within a thread)."""
+    key = str((run_dir / ".ledger.lock").resolve())
+    with _LOCKS_GUARD:
+        if key not in _LOCKS:
+            _LOCKS[key] = filelock.FileLock(key)
+        return _LOCKS[key]
+
+
+def _remove_stale_temps(run_dir: Path) -> None:
+    """Delete temporary ledgers (and journals) left by killed processes; call under the lock."""
+    for stale in run_dir.glob(_TEMP_GLOB):
+        with contextlib.suppress(OSError):
+            stale.unlink()
+
+
+# -- layer schema ---------------------------------------------------------------------------------
+
+
+@dataclass
+class _LayerInfo:
+    name: str
+    fid: str
+    columns: dict[str, str]  # attribute column → declared type (upper case), table order
+    geometry: str | None
+    geometry_type: str | None
+    srs_id: int | None
+
+
+def _layer_info(con: sqlite3.Connection, layer: str) -> _LayerInfo | None:
+    row = con.execute(
+        "SELECT data_type FROM gpkg_contents WHERE table_name = ?", (layer,)
+    ).fetchone()
+    if row is None:
+        return None
+    geom = con.execute(
+        "SELECT column_name, geometry_type_name, srs_id FROM gpkg_geometry_columns "
+        "WHERE table_name = ?",
+        (layer,),
+    ).fetchone()
+    fid = "fid"
+    columns: dict[str, str] = {}
+    for _, name, typ, _, _, pk in con.execute(f"PRAGMA table_info({_q(layer)})").fetchall():
+        if pk:
+            fid = name
+        elif geom is None or name != geom[0]:
+            columns[name] = (typ or "TEXT").upper()
+    if geom is None:
+        return _LayerInfo(layer, fid, columns, None, None, None)
+    return _LayerInfo(layer, fid, columns, geom[0], geom[1], geom[2])
+
+
+def _layer_names(con: sqlite3.Connection) -> set[str]:
+    return {str(r[0]) for r in con.execute("SELECT table_name FROM gpkg_contents")}
+
+
+def _crs_of(con: sqlite3.Connection, srs_id: int | None) -> CRS | None:
+    if srs_id is None:
+        return None
+    row = con.execute(
+        "SELECT organization, organization_coordsys_id, definition FROM gpkg_spatial_ref_sys "
+        "WHERE srs_id = ?",
+        (srs_id,),
+    ).fetchone()
+    if row is None:
+        return None
+    org, code, definition = row
+    if str(org).upper() == "EPSG":
+        return CRS.from_epsg(int(code))
+    if not definition or str(definition).strip().lower() == "undefined":
+        return None
+    return CRS.from_wkt(definition)
+
+
+def _srs_id(con: sqlite3.Connection, crs: Any) -> int:
+    """The ``gpkg_spatial_ref_sys`` id of ``crs`` (added when missing); -1 for no CRS."""
+    if crs is None:
+        return -1
+    crs = CRS.from_user_input(crs)
+    epsg = crs.to_epsg()
+    if epsg is not None:
+        row = con.execute(
+            "SELECT srs_id FROM gpkg_spatial_ref_sys "
+            "WHERE upper(organization) = 'EPSG' AND organization_coordsys_id = ?",
+            (epsg,),
+        ).fetchone()
+        if row is not None:
+            return int(row[0])
+    wkt = crs.to_wkt("WKT1_GDAL")
+    row = con.execute(
+        "SELECT srs_id FROM gpkg_spatial_ref_sys WHERE definition = ?", (wkt,)
+    ).fetchone()
+    if row is not None:
+        return int(row[0])
+    taken = con.execute(
+        "SELECT count(*) FROM gpkg_spatial_ref_sys WHERE srs_id = ?", (epsg,)
+    ).fetchone()[0]
+    if epsg is not None and not taken:
+        srs_id, org, code = int(epsg), "EPSG", int(epsg)
+    else:
+        top = con.execute("SELECT max(srs_id) FROM gpkg_spatial_ref_sys").fetchone()[0] or 0
+        srs_id = max(int(top), 100000) + 1
+        org, code = "NONE", srs_id
+    con.execute(
+        "INSERT INTO gpkg_spatial_ref_sys (srs_name, srs_id, organization, "
+        "organization_coordsys_id, definition, description) VALUES (?, ?, ?, ?, ?, '')",
+        (crs.name or "Unknown", srs_id, org, code, wkt),
+    )
+    return srs_id
+
+
+def _sql_type(series: pd.Series) -> str:
+    """GeoPackage column type of a pandas column (what pyogrio would create)."""
+    dtype = series.dtype
+    if pd.api.types.is_bool_dtype(dtype):
+        return "BOOLEAN"
+    if pd.api.types.is_integer_dtype(dtype):
+        return "INTEGER"
+    if pd.api.types.is_float_dtype(dtype):
+        return "REAL"
+    if pd.api.types.is_datetime64_any_dtype(dtype):
+        return "DATETIME"
+    return "TEXT"
+
+
+_RTREE_TRIGGERS = (
+    # The GeoPackage 1.4 R-tree triggers, as GDAL writes them (spatial index extension, F.3).
+    'CREATE TRIGGER "{r}_insert" AFTER INSERT ON "{t}" WHEN (new."{g}" NOT NULL AND NOT '
+    'ST_IsEmpty(NEW."{g}")) BEGIN INSERT OR REPLACE INTO "{r}" VALUES (NEW."{f}",'
+    'ST_MinX(NEW."{g}"), ST_MaxX(NEW."{g}"),ST_MinY(NEW."{g}"), ST_MaxY(NEW."{g}")); END',
+    'CREATE TRIGGER "{r}_update6" AFTER UPDATE OF "{g}" ON "{t}" WHEN OLD."{f}" = NEW."{f}" AND '
+    '(NEW."{g}" NOTNULL AND NOT ST_IsEmpty(NEW."{g}")) AND (OLD."{g}" NOTNULL AND NOT '
+    'ST_IsEmpty(OLD."{g}")) BEGIN UPDATE "{r}" SET minx = ST_MinX(NEW."{g}"), maxx = '
+    'ST_MaxX(NEW."{g}"),miny = ST_MinY(NEW."{g}"), maxy = ST_MaxY(NEW."{g}") WHERE id = '
+    'NEW."{f}";END',
+    'CREATE TRIGGER "{r}_update7" AFTER UPDATE OF "{g}" ON "{t}" WHEN OLD."{f}" = NEW."{f}" AND '
+    '(NEW."{g}" NOTNULL AND NOT ST_IsEmpty(NEW."{g}")) AND (OLD."{g}" ISNULL OR '
+    'ST_IsEmpty(OLD."{g}")) BEGIN INSERT INTO "{r}" VALUES (NEW."{f}",ST_MinX(NEW."{g}"), '
+    'ST_MaxX(NEW."{g}"),ST_MinY(NEW."{g}"), ST_MaxY(NEW."{g}")); END',
+    'CREATE TRIGGER "{r}_update2" AFTER UPDATE OF "{g}" ON "{t}" WHEN OLD."{f}" = NEW."{f}" AND '
+    '(NEW."{g}" ISNULL OR ST_IsEmpty(NEW."{g}")) BEGIN DELETE FROM "{r}" WHERE id = OLD."{f}"; '
+    "END",
+    'CREATE TRIGGER "{r}_update5" AFTER UPDATE ON "{t}" WHEN OLD."{f}" != NEW."{f}" AND '
+    '(NEW."{g}" NOTNULL AND NOT ST_IsEmpty(NEW."{g}")) BEGIN DELETE FROM "{r}" WHERE id = '
+    'OLD."{f}"; INSERT OR REPLACE INTO "{r}" VALUES (NEW."{f}",ST_MinX(NEW."{g}"), '
+    'ST_MaxX(NEW."{g}"),ST_MinY(NEW."{g}"), ST_MaxY(NEW."{g}")); END',
+    'CREATE TRIGGER "{r}_update4" AFTER UPDATE ON "{t}" WHEN OLD."{f}" != NEW."{f}" AND '
+    '(NEW."{g}" ISNULL OR ST_IsEmpty(NEW."{g}")) BEGIN DELETE FROM "{r}" WHERE id IN '
+    '(OLD."{f}", NEW."{f}"); END',
+    'CREATE TRIGGER "{r}_delete" AFTER DELETE ON "{t}" WHEN old."{g}" NOT NULL BEGIN DELETE '
+    'FROM "{r}" WHERE id = OLD."{f}"; END',
+)
+_COUNT_TRIGGERS = (
+    'CREATE TRIGGER "trigger_insert_feature_count_{t}" AFTER INSERT ON "{t}" BEGIN UPDATE '
+    "gpkg_ogr_contents SET feature_count = feature_count + 1 WHERE lower(table_name) = "
+    "lower('{t}'); END",
+    'CREATE TRIGGER "trigger_delete_feature_count_{t}" AFTER DELETE ON "{t}" BEGIN UPDATE '
+    "gpkg_ogr_contents SET feature_count = feature_count - 1 WHERE lower(table_name) = "
+    "lower('{t}'); END",
+)
+
+
+def _has_table(con: sqlite3.Connection, name: str) -> bool:
+    row = con.execute("SELECT count(*) FROM sqlite_master WHERE name = ?", (name,)).fetchone()
+    return bool(row[0])
+
+
+def _create_layer(
+    con: sqlite3.Connection, layer: str, columns: Mapping[str, str], spatial: bool, crs: Any
+) -> _LayerInfo:
+    """A new feature table (GEOMETRY column ``geom``, R-tree, triggers) or attributes table."""
+    if '"' in layer or "'" in layer:
+        raise ValueError(f"layer name {layer!r} must not contain quotes")
+    cols = ['"fid" INTEGER PRIMARY KEY AUTOINCREMENT NOT NULL']
+    if spatial:
+        cols.append('"geom" GEOMETRY')
+    cols += [f"{_q(c)} {t}" for c, t in columns.items()]
+    con.execute(f"CREATE TABLE {_q(layer)} ( {', '.join(cols)})")
+    stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    srs_id = _srs_id(con, crs) if spatial else 0
+    con.execute(
+        "INSERT INTO gpkg_contents (table_name, data_type, identifier, description, "
+        "last_change, srs_id) VALUES (?, ?, ?, '', ?, ?)",
+        (layer, "features" if spatial else "attributes", layer, stamp, srs_id),
+    )
+    if spatial:
+        con.execute(
+            "INSERT INTO gpkg_geometry_columns VALUES (?, 'geom', 'GEOMETRY', ?, 0, 0)",
+            (layer, srs_id),
+        )
+        rtree = f"rtree_{layer}_geom"
+        con.execute(f"CREATE VIRTUAL TABLE {_q(rtree)} USING rtree(id, minx, maxx, miny, maxy)")
+        for sql in _RTREE_TRIGGERS:
+            con.execute(sql.format(r=rtree, t=layer, g="geom", f="fid"))
+        if not _has_table(con, "gpkg_extensions"):
+            con.execute(
+                "CREATE TABLE gpkg_extensions (table_name TEXT,column_name TEXT,extension_name "
+                "TEXT NOT NULL,definition TEXT NOT NULL,scope TEXT NOT NULL,CONSTRAINT ge_tce "
+                "UNIQUE (table_name, column_name, extension_name))"
+            )
+        con.execute(
+            "INSERT INTO gpkg_extensions VALUES (?, 'geom', 'gpkg_rtree_index', "
+            "'http://www.geopackage.org/spec120/#extension_rtree', 'write-only')",
+            (layer,),
+        )
+    if _has_table(con, "gpkg_ogr_contents"):
+        con.execute("INSERT INTO gpkg_ogr_contents VALUES (?, 0)", (layer,))
+        for sql in _COUNT_TRIGGERS:
+            con.execute(sql.format(t=layer))
+    for col in ("iteration", "candidate_id"):
+        if col in columns:
+            _ensure_index(con, layer, col)
+    info = _layer_info(con, layer)
+    assert info is not None
+    return info
+
+
+def _drop_layer(con: sqlite3.Connection, layer: str) -> None:
+    info = _layer_info(con, layer)
+    if info is None:
+        return
+    con.execute(f"DROP TABLE {_q(layer)}")
+    if info.geometry is not None:
+        con.execute(f"DROP TABLE IF EXISTS {_q(f'rtree_{layer}_{info.geometry}')}")
+        con.execute("DELETE FROM gpkg_geometry_columns WHERE table_name = ?", (layer,))
+    for table in ("gpkg_extensions", "gpkg_ogr_contents", "sqlite_sequence"):
+        if _has_table(con, table):
+            key = "name" if table == "sqlite_sequence" else "table_name"
+            con.execute(f"DELETE FROM {table} WHERE {key} = ?", (layer,))
+    con.execute("DELETE FROM gpkg_contents WHERE table_name = ?", (layer,))
+
+
+def _ensure_index(con: sqlite3.Connection, layer: str, column: str) -> None:
+    con.execute(
+        f"CREATE INDEX IF NOT EXISTS {_q(f'idx_{layer}_{column}')} ON {_q(layer)}({_q(column)})"
+    )
+
+
+def _widen(con: sqlite3.Connection, layer: str, column: str, new_type: str) -> None:
+    """Change a column's type (INTEGER → REAL, numbers → TEXT) keeping its values."""
+    tmp = f"{column}__widened"
+    con.execute(f"ALTER TABLE {_q(layer)} ADD COLUMN {_q(tmp)} {new_type}")
+    con.execute(f"UPDATE {_q(layer)} SET {_q(tmp)} = CAST({_q(column)} AS {new_type})")
+    con.execute(f"DROP INDEX IF EXISTS {_q(f'idx_{layer}_{column}')}")
+    con.execute(f"ALTER TABLE {_q(layer)} DROP COLUMN {_q(column)}")
+    con.execute(f"ALTER TABLE {_q(layer)} RENAME COLUMN {_q(tmp)} TO {_q(column)}")
+
+
+def _needs_widening(stored: str, values: pd.Series) -> str | None:
+    incoming = _sql_type(values)
+    if stored in _INTEGER_TYPES:
+        if incoming == "REAL":
+            finite = values.dropna().to_numpy(dtype=float)
+            return "REAL" if len(finite) and not np.all(np.mod(finite, 1) == 0) else None
+        if incoming == "TEXT" and values.notna().any():
+            return "TEXT"
+    if stored in _REAL_TYPES and incoming == "TEXT" and values.notna().any():
+        return "TEXT"
+    return None
+
+
+def _sql_values(values: pd.Series, stored: str) -> list[Any]:
+    """Python values to bind for one column (NULL for NaN/None/NaT)."""
+    arr = values.to_numpy()
+    if stored in _REAL_TYPES or stored in _INTEGER_TYPES or stored == "BOOLEAN":
+        if arr.dtype.kind in "iub":
+            return arr.astype(np.int64).tolist()
+        if arr.dtype.kind == "f":
+            out = arr.astype(object)
+            out[np.isnan(arr)] = None
+            return out.tolist()
+    if stored in ("DATETIME", "DATE") and arr.dtype.kind == "M":
+        ts = pd.Series(values)
+        return [None if pd.isna(v) else v.isoformat() for v in ts]
+    if arr.dtype == object and pd.api.types.infer_dtype(arr, skipna=True) in ("string", "empty"):
+        out = arr.copy()
+        out[pd.isna(arr)] = None
+        return out.tolist()
+    result: list[Any] = []
+    for v in arr.tolist():
+        if v is None or v is pd.NA or v is pd.NaT or (isinstance(v, float) and math.isnan(v)):
+            result.append(None)
+        elif stored == "TEXT" and not isinstance(v, str):
+            result.append(v.isoformat() if hasattr(v, "isoformat") else str(v))
+        else:
+            result.append(v)
+    return result
+
+
+def _where_sql(info: _LayerInfo, where: Where | None) -> tuple[str, list[Any]]:
+    if not where:
+        return "", []
+    parts, params = [], []
+    for col, value in where.items():
+        if col not in info.columns:
+            if value is None:
+                continue  # a missing column is all NULL
+            return " WHERE 0", []
+        if value is None:
+            parts.append(f"{_q(col)} IS NULL")
+        elif isinstance(value, (list, tuple, set, frozenset, np.ndarray, pd.Series, pd.Index)):
+            vals = [v.item() if isinstance(v, np.generic) else v for v in value]
+            if not vals:
+                return " WHERE 0", []
+            parts.append(f"{_q(col)} IN ({', '.join('?' * len(vals))})")
+            params += vals
+        else:
+            parts.append(f"{_q(col)} = ?")
+            params.append(value.item() if isinstance(value, np.generic) else value)
+    return (" WHERE " + " AND ".join(parts) if parts else ""), params
+
+
+def _column_from_sql(values: Sequence[Any], stored: str) -> Any:
+    """A pandas-ready array of one column, with pyogrio's dtypes (ints/bools with NULL: float)."""
+    if stored in _INTEGER_TYPES or stored == "BOOLEAN":
+        if any(v is None for v in values):
+            return np.array([np.nan if v is None else float(v) for v in values], dtype=float)
+        return np.array(values, dtype=bool if stored == "BOOLEAN" else np.int64)
+    if stored in _REAL_TYPES:
+        return np.array([np.nan if v is None else v for v in values], dtype=float)
+    if stored in ("DATETIME", "DATE"):
+        return pd.to_datetime(pd.Series(values, dtype=object), format="ISO8601").to_numpy()
+    out = np.empty(len(values), dtype=object)
+    out[:] = list(values)
+    return out
+
+
+def _read_layer(
+    con: sqlite3.Connection,
+    layer: str,
+    crs: Any,
+    columns: Sequence[str] | None = None,
+    where: Where | None = None,
+) -> pd.DataFrame | gpd.GeoDataFrame:
+    info = _layer_info(con, layer)
+    if info is None:
+        empty = _empty(layer, crs)
+        if columns is not None:
+            keep = [c for c in empty.columns if c in columns or c == "geometry"]
+            empty = empty[keep]
+        return empty
+    attrs = [c for c in info.columns if columns is None or c in columns]
+    select = [_q(c) for c in attrs] + ([_q(info.geometry)] if info.geometry else [])
+    clause, params = _where_sql(info, where)
+    sql = (
+        f"SELECT {', '.join(select) or 'NULL'} FROM {_q(info.name)}{clause} ORDER BY {_q(info.fid)}"
+    )
+    rows = con.execute(sql, params).fetchall()
+    data = list(zip(*rows, strict=True)) if rows else [()] * len(select)
+    frame = pd.DataFrame(
+        {c: _column_from_sql(v, info.columns[c]) for c, v in zip(attrs, data, strict=False)},
+        index=pd.RangeIndex(len(rows)),
+    )
+    if info.geometry is None or layer in TABLE_SCHEMAS:
+        df = pd.DataFrame(frame)
+        if columns is None:
+            for col, dtype in TABLE_SCHEMAS.get(layer, {}).items():
+                if col not in df.columns:
+                    df[col] = pd.Series(dtype=dtype)
         return df
-    gdf = gpd.read_file(path, layer=layer, engine="pyogrio")
+    stored_crs = _crs_of(con, info.srs_id)
+    geoms = _decode_geometries(data[-1]) if rows else np.array([], dtype=object)
+    gdf = gpd.GeoDataFrame(frame, geometry=gpd.GeoSeries(geoms, crs=stored_crs), crs=stored_crs)
     if gdf.crs is None and crs is not None:
         gdf = gdf.set_crs(crs)
     for col in ("evidence_json", "series_json", "probability", "note"):
@@ -133,78 +631,108 @@ def _read(path: Path, layer: str, crs: Any) -> pd.DataFrame | gpd.GeoDataFrame:
     return gdf
 
 
-def _write(path: Path, layer: str, frame: pd.DataFrame, crs: Any) -> None:
-    frame = frame.reset_index(drop=True)
-    if layer in TABLE_SCHEMAS or not isinstance(frame, gpd.GeoDataFrame):
-        df = pd.DataFrame(frame).copy()
-        if "geometry" in df.columns:
-            df = df.drop(columns="geometry")
-        _write_table(path, layer, df)
-        return
-    gdf = frame
-    if gdf.crs is None and crs is not None:
-        gdf = gdf.set_crs(crs)
+def _bootstrap(path: Path) -> None:
+    """A new, empty GeoPackage (GDAL writes the GeoPackage system tables and ``stages``)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        pyogrio.write_dataframe(
-            gdf,
-            path,
-            layer=layer,
-            driver="GPKG",
-            geometry_type="Unknown" if len(gdf) == 0 else None,
-            promote_to_multi=False,
-            layer_options={"OVERWRITE": "YES"},
-        )
-
-
-def _write_table(path: Path, layer: str, df: pd.DataFrame) -> None:
-    """Write a non-spatial table as a GeoPackage attributes table (QGIS shows it)."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        pyogrio.write_dataframe(
-            df,
-            path,
-            layer=layer,
-            driver="GPKG",
-            layer_options={"OVERWRITE": "YES"},
-        )
+        pyogrio.write_dataframe(_empty("stages", None), path, layer="stages", driver="GPKG")
 
 
 class LedgerTransaction:
-    """A set of changes to a copy of the ledger; committed atomically on leaving the block."""
+    """Changes made inside one SQLite transaction; committed on leaving the ``with`` block.
 
-    def __init__(self, path: Path, crs: Any) -> None:
+    :meth:`append`, :meth:`update` and :meth:`delete` touch only the rows they name;
+    :meth:`write` replaces a whole layer (for small layers and tests). :meth:`read` sees the
+    changes made so far in this transaction.
+    """
+
+    def __init__(self, path: Path, crs: Any, con: sqlite3.Connection | None = None) -> None:
         self.path = path
         self.crs = crs
+        if con is None:
+            raise ValueError("a LedgerTransaction comes from Ledger.transaction()")
+        self._con = con
+        self._extents: dict[str, npt.NDArray[Any]] = {}
+        self._touched: set[str] = set()
 
-    def read(self, layer: str) -> pd.DataFrame | gpd.GeoDataFrame:
-        """Read a layer as it is inside this transaction."""
-        return _read(self.path, layer, self.crs)
+    # -- reading ---------------------------------------------------------------------------
+
+    def read(
+        self, layer: str, *, columns: Sequence[str] | None = None, where: Where | None = None
+    ) -> pd.DataFrame | gpd.GeoDataFrame:
+        """Read a layer as it is inside this transaction (optionally some columns/rows)."""
+        return _read_layer(self._con, layer, self.crs, columns, where)
+
+    def count(self, layer: str, where: Where | None = None) -> int:
+        """Number of rows of ``layer`` (matching ``where``)."""
+        return _count(self._con, layer, where)
+
+    # -- writing ---------------------------------------------------------------------------
 
     def write(self, layer: str, frame: pd.DataFrame | gpd.GeoDataFrame) -> None:
-        """Replace a layer."""
-        _write(self.path, layer, frame, self.crs)
+        """Replace a layer (its columns become the frame's)."""
+        _drop_layer(self._con, layer)
+        self._extents.pop(layer, None)
+        self._insert(layer, frame)
 
     def append(self, layer: str, rows: pd.DataFrame | gpd.GeoDataFrame) -> None:
-        """Append rows to a layer (read, concatenate, replace)."""
-        if len(rows) == 0:
-            return
-        current = self.read(layer)
-        if len(current) == 0:
-            self.write(layer, rows)
-            return
-        combined = pd.concat([current, rows], ignore_index=True)
-        if isinstance(current, gpd.GeoDataFrame):
-            combined = gpd.GeoDataFrame(combined, geometry="geometry", crs=current.crs)
-        self.write(layer, combined)
+        """Append rows to a layer (created on first use; new columns are added)."""
+        self._insert(layer, rows)
+
+    def delete(self, layer: str, where: Where) -> int:
+        """Delete the rows matching ``where`` (an empty mapping deletes every row)."""
+        info = _layer_info(self._con, layer)
+        if info is None:
+            return 0
+        clause, params = _where_sql(info, where)
+        cur = self._con.execute(f"DELETE FROM {_q(layer)}{clause}", params)
+        self._touched.add(layer)
+        return int(cur.rowcount)
+
+    def update(self, layer: str, key: str, rows: pd.DataFrame) -> int:
+        """Set the columns of ``rows`` on the rows whose ``key`` column matches (in place).
+
+        Returns:
+            The number of ledger rows changed.
+        """
+        info = _layer_info(self._con, layer)
+        if info is None or len(rows) == 0:
+            return 0
+        spatial = isinstance(rows, gpd.GeoDataFrame) and info.geometry is not None
+        cols = [c for c in rows.columns if c not in (key, "geometry")]
+        info = self._ensure_columns(info, rows[cols])
+        sets = [f"{_q(c)} = ?" for c in cols]
+        values = [_sql_values(rows[c], info.columns[c]) for c in cols]
+        if spatial:
+            blobs, _ = self._geometry_values(info, rows)
+            sets.append(f"{_q(str(info.geometry))} = ?")
+            values.append(blobs)
+        keys = _sql_values(rows[key], info.columns.get(key, "TEXT"))
+        if not sets:
+            return 0
+        sql = f"UPDATE {_q(layer)} SET {', '.join(sets)} WHERE {_q(key)} = ?"
+        suspended = (
+            self._suspend_update_triggers(info) if not spatial and len(rows) >= _BULK_ROWS else {}
+        )
+        before = self._con.total_changes
+        self._con.executemany(sql, zip(*values, keys, strict=True))
+        changed = self._con.total_changes - before
+        for trigger in suspended.values():
+            self._con.execute(trigger)
+        self._touched.add(layer)
+        return changed
 
     def mark_stage(self, iteration: int, stage: str) -> None:
         """Record a finished stage (committed together with the stage's data)."""
         row = pd.DataFrame([{"iteration": iteration, "stage": stage, "finished_at": now_iso()}])
         self.append("stages", row)
 
+    def unknown_candidates(self, ids: Iterable[Any]) -> list[str]:
+        """The ids among ``ids`` that are not candidates of the ledger (sorted)."""
+        return _unknown_candidates(self._con, ids)
+
     def record_decisions(self, decisions: pd.DataFrame) -> None:
-        """Append review decisions and update the candidates' status and probability.
+        """Append review decisions and update the candidates' status and probability in place.
 
         Args:
             decisions: columns candidate_id, decision, and optionally probability, note,
@@ -215,9 +743,8 @@ class LedgerTransaction:
                 (nothing is written).
         """
         d = decisions.copy()
-        cands = self.read("candidates")
-        known = set(cands["candidate_id"])
-        unknown = sorted(set(d["candidate_id"]) - known)
+        it = _candidate_iterations(self._con, d["candidate_id"])  # one indexed lookup
+        unknown = sorted({str(i) for i in d["candidate_id"] if i not in it})
         if unknown:
             raise InputError(
                 self.path, f"unknown candidate ids: {', '.join(map(str, unknown[:10]))}"
@@ -239,17 +766,208 @@ class LedgerTransaction:
             if col not in d:
                 d[col] = default
             d[col] = d[col].where(d[col].notna(), default)
-        it = cands.set_index("candidate_id")["iteration"]
         if "iteration" not in d:
             d["iteration"] = d["candidate_id"].map(it)
         d["iteration"] = d["iteration"].fillna(d["candidate_id"].map(it)).astype("int64")
         d = d[list(TABLE_SCHEMAS["decisions"])]
         self.append("decisions", d)
-        latest = d.drop_duplicates("candidate_id", keep="last").set_index("candidate_id")
-        sel = cands["candidate_id"].isin(latest.index)
-        cands.loc[sel, "status"] = cands.loc[sel, "candidate_id"].map(latest["decision"])
-        cands.loc[sel, "probability"] = cands.loc[sel, "candidate_id"].map(latest["probability"])
-        self.write("candidates", cands)
+        latest = d.drop_duplicates("candidate_id", keep="last")
+        _ensure_index(self._con, "candidates", "candidate_id")
+        self.update(
+            "candidates",
+            "candidate_id",
+            latest[["candidate_id", "decision", "probability"]].rename(
+                columns={"decision": "status"}
+            ),
+        )
+
+    # -- internals -------------------------------------------------------------------------
+
+    def _ensure_columns(self, info: _LayerInfo, frame: pd.DataFrame) -> _LayerInfo:
+        changed = False
+        for col in frame.columns:
+            if col == "geometry" or col == info.fid or col == info.geometry:
+                continue
+            if col not in info.columns:
+                self._con.execute(
+                    f"ALTER TABLE {_q(info.name)} ADD COLUMN {_q(col)} {_sql_type(frame[col])}"
+                )
+                changed = True
+            else:
+                wider = _needs_widening(info.columns[col], frame[col])
+                if wider:
+                    _widen(self._con, info.name, col, wider)
+                    changed = True
+        if changed:
+            new = _layer_info(self._con, info.name)
+            assert new is not None
+            return new
+        return info
+
+    def _geometry_values(
+        self, info: _LayerInfo, rows: gpd.GeoDataFrame
+    ) -> tuple[list[bytes | None], npt.NDArray[Any]]:
+        """Blobs of the rows' geometries and their bounds (NaN rows: null or empty)."""
+        geoms = rows.geometry
+        target = _crs_of(self._con, info.srs_id)
+        if geoms.crs is not None and target is not None and geoms.crs != target:
+            geoms = geoms.to_crs(target)
+        blobs, bounds = _encode_geometries(geoms.to_numpy(), int(info.srs_id or 0))
+        stored = (info.geometry_type or "GEOMETRY").upper()
+        if stored != "GEOMETRY" and {t.upper() for t in geoms.geom_type.dropna()} - {stored}:
+            self._con.execute(
+                "UPDATE gpkg_geometry_columns SET geometry_type_name = 'GEOMETRY' "
+                "WHERE table_name = ?",
+                (info.name,),
+            )
+        finite = bounds[~np.isnan(bounds[:, 0])] if len(bounds) else bounds
+        if len(finite):
+            new = np.array(
+                [finite[:, 0].min(), finite[:, 1].min(), finite[:, 2].max(), finite[:, 3].max()]
+            )
+            old = self._extents.get(info.name)
+            if old is not None:
+                new = np.r_[np.minimum(old[:2], new[:2]), np.maximum(old[2:], new[2:])]
+            self._extents[info.name] = new
+        return blobs, bounds
+
+    def _suspend_insert_triggers(self, info: _LayerInfo) -> dict[str, str]:
+        """Drop the per-row insert triggers (R-tree, feature count); returns name → SQL."""
+        names = [f"trigger_insert_feature_count_{info.name}"]
+        if info.geometry is not None:
+            names.append(f"rtree_{info.name}_{info.geometry}_insert")
+        return self._suspend(f"AND name IN ({', '.join('?' * len(names))})", (info.name, *names))
+
+    def _suspend_update_triggers(self, info: _LayerInfo) -> dict[str, str]:
+        """Drop the R-tree triggers that fire on any update (they act only when a fid changes,
+        which :meth:`update` never does, but test each row with a call back into Python)."""
+        return self._suspend(
+            "AND name LIKE 'rtree%' AND upper(sql) LIKE '%AFTER UPDATE ON%'", (info.name,)
+        )
+
+    def _suspend(self, condition: str, params: tuple[Any, ...]) -> dict[str, str]:
+        rows = self._con.execute(
+            f"SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND tbl_name = ? "
+            f"{condition}",
+            params,
+        ).fetchall()
+        for name, _ in rows:
+            self._con.execute(f"DROP TRIGGER {_q(name)}")
+        return {str(name): str(sql) for name, sql in rows}
+
+    def _insert(self, layer: str, frame: pd.DataFrame) -> None:
+        frame = frame.reset_index(drop=True)
+        spatial = isinstance(frame, gpd.GeoDataFrame) and layer not in TABLE_SCHEMAS
+        attrs = [
+            c
+            for c in frame.columns
+            if c != "geometry"
+            and not (isinstance(frame, gpd.GeoDataFrame) and c == frame.geometry.name)
+        ]
+        info = _layer_info(self._con, layer)
+        if info is None:
+            columns = {c: _sql_type(frame[c]) for c in attrs}
+            crs = frame.crs if spatial and frame.crs is not None else self.crs
+            info = _create_layer(self._con, layer, columns, spatial, crs)
+        else:
+            info = self._ensure_columns(info, frame[attrs])
+        self._touched.add(layer)
+        if len(frame) == 0:
+            return
+        n = len(frame)
+        names = [info.fid, *attrs]
+        # explicit fids (what AUTOINCREMENT would give), so the R-tree rows can be bulk-written
+        start = self._con.execute(
+            f"SELECT max(coalesce((SELECT seq FROM sqlite_sequence WHERE name = ?), 0), "
+            f"coalesce((SELECT max({_q(info.fid)}) FROM {_q(layer)}), 0))",
+            (layer,),
+        ).fetchone()[0]
+        fids = list(range(int(start) + 1, int(start) + 1 + n))
+        values: list[list[Any]] = [fids]
+        values += [_sql_values(frame[c], info.columns[c]) for c in attrs]
+        bounds = None
+        if info.geometry is not None and isinstance(frame, gpd.GeoDataFrame):
+            names.append(str(info.geometry))
+            blobs, bounds = self._geometry_values(info, frame)
+            values.append(blobs)
+        sql = (
+            f"INSERT INTO {_q(layer)} ({', '.join(_q(c) for c in names)}) "
+            f"VALUES ({', '.join('?' * len(names))})"
+        )
+        if n < _BULK_ROWS:  # the GeoPackage triggers keep the R-tree and the count
+            self._con.executemany(sql, zip(*values, strict=True))
+            return
+        # Bulk: the per-row triggers would call back into Python five times per row; suspend
+        # them, write the R-tree rows and the count directly, restore them (same transaction).
+        triggers = self._suspend_insert_triggers(info)
+        self._con.executemany(sql, zip(*values, strict=True))
+        rtree = f"rtree_{layer}_{info.geometry}"
+        if bounds is not None and f"{rtree}_insert" in triggers:
+            ok = ~np.isnan(bounds[:, 0])
+            box = np.column_stack([np.asarray(fids)[ok], bounds[ok][:, [0, 2, 1, 3]]])
+            self._con.executemany(
+                f"INSERT OR REPLACE INTO {_q(rtree)} VALUES (?, ?, ?, ?, ?)",
+                ((int(r[0]), r[1], r[2], r[3], r[4]) for r in box.tolist()),
+            )
+        if f"trigger_insert_feature_count_{layer}" in triggers:
+            self._con.execute(
+                "UPDATE gpkg_ogr_contents SET feature_count = feature_count + ? "
+                "WHERE lower(table_name) = lower(?)",
+                (n, layer),
+            )
+        for trigger in triggers.values():
+            self._con.execute(trigger)
+
+    def _finish(self) -> None:
+        """Grow the extents and stamp ``last_change`` of the layers this transaction changed."""
+        stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+        for layer in sorted(self._touched):
+            self._con.execute(
+                "UPDATE gpkg_contents SET last_change = ? WHERE table_name = ?", (stamp, layer)
+            )
+        for layer, (x0, y0, x1, y1) in self._extents.items():
+            self._con.execute(
+                "UPDATE gpkg_contents SET "
+                "min_x = CASE WHEN min_x IS NULL OR min_x > ? THEN ? ELSE min_x END, "
+                "min_y = CASE WHEN min_y IS NULL OR min_y > ? THEN ? ELSE min_y END, "
+                "max_x = CASE WHEN max_x IS NULL OR max_x < ? THEN ? ELSE max_x END, "
+                "max_y = CASE WHEN max_y IS NULL OR max_y < ? THEN ? ELSE max_y END "
+                "WHERE table_name = ?",
+                (x0, x0, y0, y0, x1, x1, y1, y1, layer),
+            )
+
+
+def _count(con: sqlite3.Connection, layer: str, where: Where | None) -> int:
+    info = _layer_info(con, layer)
+    if info is None:
+        return 0
+    clause, params = _where_sql(info, where)
+    return int(con.execute(f"SELECT count(*) FROM {_q(layer)}{clause}", params).fetchone()[0])
+
+
+def _chunks(values: Sequence[Any]) -> Iterator[Sequence[Any]]:
+    for i in range(0, len(values), _IN_CHUNK):
+        yield values[i : i + _IN_CHUNK]
+
+
+def _candidate_iterations(con: sqlite3.Connection, ids: Iterable[Any]) -> dict[Any, int]:
+    unique = list(dict.fromkeys(v.item() if isinstance(v, np.generic) else v for v in ids))
+    if _layer_info(con, "candidates") is None:
+        return {}
+    out: dict[Any, int] = {}
+    for chunk in _chunks(unique):
+        sql = (
+            "SELECT candidate_id, iteration FROM candidates "
+            f"WHERE candidate_id IN ({', '.join('?' * len(chunk))})"
+        )
+        out.update({k: int(v) if v is not None else v for k, v in con.execute(sql, list(chunk))})
+    return out
+
+
+def _unknown_candidates(con: sqlite3.Connection, ids: Iterable[Any]) -> list[str]:
+    ids = list(ids)
+    known = _candidate_iterations(con, ids)
+    return sorted({str(i) for i in ids if i not in known})
 
 
 class Ledger:
@@ -263,16 +981,61 @@ class Ledger:
     def __init__(self, run_dir: str | Path, crs: Any = None) -> None:
         self.run_dir = Path(run_dir)
         self.path = self.run_dir / LEDGER_FILE
-        self.crs = crs
-        if self.crs is None and self.path.exists():
-            self.crs = self._stored_crs()
+        self._crs = crs
+        self._crs_known = crs is not None
+        self._recover()
+
+    @property
+    def crs(self) -> Any:
+        """The working CRS: as given, else the stored layers' (looked up on first use)."""
+        if not self._crs_known and self.path.exists():
+            self._crs = self._stored_crs()
+            self._crs_known = True
+        return self._crs
+
+    @crs.setter
+    def crs(self, value: Any) -> None:
+        self._crs = value
+        self._crs_known = value is not None
+
+    def _recover(self) -> None:
+        """Clean up after a killed process: stale temporary ledgers, and a hot journal."""
+        journal = self.path.with_name(self.path.name + "-journal")
+        if not self.run_dir.is_dir():
+            return
+        stale = next(iter(self.run_dir.glob(_TEMP_GLOB)), None)
+        if stale is None and not journal.exists():
+            return
+        lock = _file_lock(self.run_dir)
+        try:
+            lock.acquire(timeout=0)
+        except filelock.Timeout:
+            return  # another process is writing; it cleans up under the lock
+        try:
+            _remove_stale_temps(self.run_dir)
+            if journal.exists() and self.path.exists():
+                with _reading(self.path) as con:  # rolls a hot journal back and deletes it
+                    con.execute("SELECT count(*) FROM sqlite_master").fetchone()
+                    # A process killed right after creating its journal leaves one with a zeroed
+                    # header: not hot, ignored by SQLite, but never deleted. With the write lock
+                    # held no writer can own it.
+                    con.execute("PRAGMA busy_timeout = 200")
+                    with contextlib.suppress(sqlite3.OperationalError):
+                        con.execute("BEGIN IMMEDIATE")
+                        with contextlib.suppress(OSError):
+                            journal.unlink()
+                        con.execute("ROLLBACK")
+        finally:
+            lock.release()
 
     def _stored_crs(self) -> Any:
-        for layer in SPATIAL_LAYERS:
-            if layer in _list_layers(self.path):
-                info = pyogrio.read_info(self.path, layer=layer)
-                if info.get("crs"):
-                    return info["crs"]
+        with _reading(self.path) as con:
+            for layer in SPATIAL_LAYERS:
+                info = _layer_info(con, layer)
+                if info is not None and info.geometry is not None:
+                    crs = _crs_of(con, info.srs_id)
+                    if crs is not None:
+                        return crs
         return None
 
     def exists(self) -> bool:
@@ -281,51 +1044,98 @@ class Ledger:
 
     def layers(self) -> set[str]:
         """Names of the layers present."""
-        return _list_layers(self.path)
+        if not self.path.exists():
+            return set()
+        with _reading(self.path) as con:
+            return _layer_names(con)
 
-    def read(self, layer: str) -> pd.DataFrame | gpd.GeoDataFrame:
-        """Read a layer (an empty frame with the layer's schema when it does not exist yet)."""
-        return _read(self.path, layer, self.crs)
+    def read(
+        self, layer: str, *, columns: Sequence[str] | None = None, where: Where | None = None
+    ) -> pd.DataFrame | gpd.GeoDataFrame:
+        """Read a layer as last committed (an empty frame with its schema when it is missing).
+
+        Args:
+            layer: the layer name.
+            columns: attribute columns to read (geometry always comes with spatial layers).
+            where: keep the rows matching these column values (see :data:`Where`).
+        """
+        if not self.path.exists():
+            empty = _empty(layer, self.crs)
+            return (
+                empty
+                if columns is None
+                else empty[[c for c in empty.columns if c in columns or c == "geometry"]]
+            )
+        with _reading(self.path) as con:
+            return _read_layer(con, layer, self.crs, columns, where)
+
+    def count(self, layer: str, where: Where | None = None) -> int:
+        """Number of committed rows of ``layer`` matching ``where``."""
+        if not self.path.exists():
+            return 0
+        with _reading(self.path) as con:
+            return _count(con, layer, where)
+
+    def unknown_candidates(self, ids: Iterable[Any]) -> list[str]:
+        """The ids among ``ids`` that are not candidates of the ledger (sorted)."""
+        if not self.path.exists():
+            return sorted({str(i) for i in ids})
+        with _reading(self.path) as con:
+            return _unknown_candidates(con, ids)
 
     def stage_done(self, iteration: int, stage: str) -> bool:
         """Whether ``stage`` of ``iteration`` finished (and was committed)."""
-        st = self.read("stages")
-        return bool(((st["iteration"] == iteration) & (st["stage"] == stage)).any())
+        return self.count("stages", {"iteration": iteration, "stage": stage}) > 0
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[LedgerTransaction]:
         """Change the ledger atomically.
 
         Yields:
-            A :class:`LedgerTransaction` working on a private copy; on normal exit the copy
-            replaces the ledger, on an exception it is discarded and the ledger is untouched.
+            A :class:`LedgerTransaction` inside one SQLite transaction; on normal exit it is
+            committed, on an exception rolled back and the ledger is untouched.
         """
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        lock_path = self.run_dir / ".ledger.lock"
-        with open(lock_path, "w") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            tmp = self.run_dir / f".ledger.{os.getpid()}.tmp.gpkg"
+        with _file_lock(self.run_dir):
+            _remove_stale_temps(self.run_dir)
+            fresh = not self.path.exists()
+            target = self.path
+            if fresh:  # a new ledger appears whole, or not at all
+                target = self.run_dir / f".ledger.{os.getpid()}.{uuid.uuid4().hex[:12]}.tmp.gpkg"
+                _bootstrap(target)
+            committed = False
             try:
-                if self.path.exists():
-                    shutil.copy2(self.path, tmp)
-                elif tmp.exists():
-                    tmp.unlink()
-                txn = LedgerTransaction(tmp, self.crs)
-                yield txn
-                if not tmp.exists():  # nothing written into a new ledger: create it empty
-                    _write_table(tmp, "stages", _empty("stages", None))
-                _fsync(tmp)
-                os.replace(tmp, self.path)
-                _fsync_dir(self.run_dir)
+                con = _open(target)
+                try:
+                    _check_gpkg(con, target)
+                    con.execute("BEGIN IMMEDIATE")
+                    txn = LedgerTransaction(target, self.crs, con)
+                    try:
+                        yield txn
+                        txn._finish()
+                        con.execute("COMMIT")
+                        committed = True
+                    finally:
+                        if not committed and con.in_transaction:
+                            con.execute("ROLLBACK")
+                except sqlite3.DatabaseError as exc:
+                    raise InputError(self.path, f"run ledger is corrupt ({exc})") from exc
+                finally:
+                    con.close()
+                if fresh:
+                    _fsync(target)
+                    os.replace(target, self.path)
+                    _fsync_dir(self.run_dir)
             finally:
-                if tmp.exists():
-                    tmp.unlink()
-                fcntl.flock(lock, fcntl.LOCK_UN)
+                if fresh:
+                    for leftover in (target, target.with_name(target.name + "-journal")):
+                        with contextlib.suppress(OSError):
+                            leftover.unlink()
 
     def integrity_check(self) -> bool:
         """SQLite's integrity check of the GeoPackage (True when sound)."""
         with contextlib.closing(sqlite3.connect(self.path)) as con:
-            return con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+            return bool(con.execute("PRAGMA integrity_check").fetchone()[0] == "ok")
 
 
 def _fsync(path: Path) -> None:
@@ -342,13 +1152,17 @@ def _fsync_dir(path: Path) -> None:
 
 
 def write_atomic(path: str | Path, data: str | bytes) -> None:
-    """Write a small file atomically (temp file in the same directory, then ``os.replace``)."""
+    """Write a small file atomically (uniquely named temp file beside it, then ``os.replace``)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
     mode = "wb" if isinstance(data, bytes) else "w"
-    with open(tmp, mode) as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, mode) as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    finally:
+        with contextlib.suppress(OSError):
+            tmp.unlink()

@@ -3,20 +3,27 @@
 Overlap graph: two proposals are linked when their (optionally buffered) outlines intersect; each
 connected component becomes one candidate whose outline is the union, whose score is the highest,
 and which carries every member's evidence as ``<detector>__<column>`` plus ``evidence_json``.
+
+Whole-table: one sort of all proposals by (group, detector, score descending, NaN last, input
+order) picks each detector's best member of every group at once; ``union_all`` runs only for groups
+with more than one member. Ties in score go to the member that comes first in the input.
 """
 
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 import geopandas as gpd
 import numpy as np
+import numpy.typing as npt
+import pandas as pd
 
 from thawdetect.core.plugin_api.detector import SCORE_COLUMN, SERIES_COLUMN
 
 
-def overlap_fraction(a: gpd.GeoDataFrame, b: gpd.GeoDataFrame) -> np.ndarray:
+def overlap_fraction(a: gpd.GeoDataFrame, b: gpd.GeoDataFrame) -> npt.NDArray[Any]:
     """For each feature of ``a``: max over features of ``b`` of area(a∩b) / min(area a, area b)."""
     out = np.zeros(len(a))
     if len(a) == 0 or len(b) == 0:
@@ -35,7 +42,7 @@ def overlap_fraction(a: gpd.GeoDataFrame, b: gpd.GeoDataFrame) -> np.ndarray:
     return out
 
 
-def _components(n: int, pairs_a: np.ndarray, pairs_b: np.ndarray) -> np.ndarray:
+def _components(n: int, pairs_a: npt.NDArray[Any], pairs_b: npt.NDArray[Any]) -> npt.NDArray[Any]:
     """Connected-component label of each of ``n`` nodes given undirected edges (union-find)."""
     from scipy.sparse import coo_matrix
     from scipy.sparse.csgraph import connected_components
@@ -44,7 +51,7 @@ def _components(n: int, pairs_a: np.ndarray, pairs_b: np.ndarray) -> np.ndarray:
         return np.zeros(0, dtype=int)
     graph = coo_matrix((np.ones(len(pairs_a)), (pairs_a, pairs_b)), shape=(n, n))
     _, labels = connected_components(graph, directed=False)
-    return labels
+    return np.asarray(labels)
 
 
 def merge_candidates(
@@ -62,8 +69,10 @@ def merge_candidates(
         One row per merged candidate: geometry (union), ``detectors`` (sorted, comma-separated),
         ``n_detectors``, ``score`` (the highest within-detector rank percentile, 0-1, so scores of
         different detectors compare), ``evidence_json`` ({detector: {column: value}} of the
-        best-scoring member of each detector), flattened ``<detector>__<column>`` columns, and
-        ``series_json`` of the best member that has one.
+        best-scoring member of each detector, the first in input order among equal scores),
+        flattened ``<detector>__<column>`` columns, and ``series_json`` of the best member that
+        has one (of the first detector, in name order, that has any). Rows come in the order of
+        each group's first member.
     """
     if len(proposals) == 0:
         return gpd.GeoDataFrame(
@@ -78,46 +87,91 @@ def merge_candidates(
     # Same-detector overlaps are joined too: a detector's own outputs should not overlap, and if
     # they do (e.g. two images of one slump) they are one candidate for review.
     labels = _components(len(p), ia, ib)
-    p["_group"] = labels
     evidence_cols = [
-        c for c in p.columns if c not in ("geometry", "detector", "_rank", "_group", SERIES_COLUMN)
+        c for c in p.columns if c not in ("geometry", "detector", "_rank", SERIES_COLUMN)
     ]
+    n = len(p)
+    # Groups in order of their first member; detectors in sorted order within a group.
+    group_ids, group_of = np.unique(labels, return_index=False, return_inverse=True)[0:2]
+    first_seen = np.full(len(group_ids), n, dtype=np.int64)
+    np.minimum.at(first_seen, group_of, np.arange(n))
+    group_rank = np.empty(len(group_ids), dtype=np.int64)
+    group_rank[np.argsort(first_seen, kind="stable")] = np.arange(len(group_ids))
+    gpos = group_rank[group_of]  # output row of each proposal
+    det_codes, det_names = pd.factorize(p["detector"], sort=True)
+    score = p[SCORE_COLUMN].to_numpy(dtype=float)
+    nan_score = np.isnan(score)
+    # Best member of each (group, detector): highest score, NaN last, ties -> input order.
+    order = np.lexsort((np.arange(n), -np.where(nan_score, 0.0, score), nan_score, det_codes, gpos))
+    key = gpos[order] * len(det_names) + det_codes[order]
+    first = np.r_[True, key[1:] != key[:-1]]
+    best = order[first]
+    n_parts = np.diff(np.r_[np.flatnonzero(first), n])
+    values = {c: _python_values(p[c].to_numpy()[best]) for c in evidence_cols}
+    best_group = gpos[best]
+    best_det = det_codes[best]
+    n_groups = len(group_ids)
+    ev: list[dict[str, dict[str, Any]]] = [{} for _ in range(n_groups)]
+    flat: list[dict[str, Any]] = [{} for _ in range(n_groups)]
+    for j in range(len(best)):
+        g = best_group[j]
+        det = det_names[best_det[j]]
+        vals = {c: values[c][j] for c in evidence_cols}
+        for c, v in vals.items():
+            flat[g][f"{det}__{c}"] = v
+        vals["n_parts"] = int(n_parts[j])
+        ev[g][str(det)] = vals
+    series: list[Any] = [None] * n_groups
+    if SERIES_COLUMN in p:
+        has = p[SERIES_COLUMN].notna().to_numpy()[order]
+        with_series = order[has]
+        if len(with_series):
+            # first detector (sorted) with a series, its best-scoring member with one
+            gs = gpos[with_series]
+            firsts = with_series[np.r_[True, gs[1:] != gs[:-1]]]
+            col = p[SERIES_COLUMN].to_numpy()
+            for i in firsts:
+                series[gpos[i]] = col[i]
+    top = np.zeros(n_groups)
+    np.maximum.at(top, gpos, p["_rank"].to_numpy(dtype=float))
+    size = np.bincount(gpos, minlength=n_groups)
+    geom_arr = p.geometry.to_numpy()
+    out_geoms = np.empty(n_groups, dtype=object)
+    out_geoms[gpos] = geom_arr  # single-member groups keep their outline
+    multi = np.flatnonzero(size > 1)
+    if len(multi):
+        import shapely
+
+        by_group = np.argsort(gpos, kind="stable")
+        starts = np.r_[0, np.cumsum(size)[:-1]]
+        for g in multi:
+            members = by_group[starts[g] : starts[g] + size[g]]
+            out_geoms[g] = shapely.union_all(geom_arr[members])
     rows = []
-    for _, grp in p.groupby("_group", sort=False):
-        ev: dict[str, dict[str, Any]] = {}
-        flat: dict[str, Any] = {}
-        series = None
-        for det, dg in grp.groupby("detector"):
-            best = dg.sort_values(SCORE_COLUMN, ascending=False).iloc[0]
-            vals = {}
-            for c in evidence_cols:
-                v = best[c]
-                if isinstance(v, np.generic):
-                    v = v.item()
-                if isinstance(v, float) and not np.isfinite(v):
-                    v = None
-                vals[c] = v
-                flat[f"{det}__{c}"] = v
-            vals["n_parts"] = len(dg)
-            ev[str(det)] = vals
-            if series is None and SERIES_COLUMN in dg:
-                with_series = dg[dg[SERIES_COLUMN].notna()]
-                if len(with_series):
-                    series = with_series.sort_values(SCORE_COLUMN, ascending=False).iloc[0][
-                        SERIES_COLUMN
-                    ]
-        dets = sorted(ev)
+    for g in range(n_groups):
+        dets = sorted(ev[g])
         rows.append(
             {
                 "detectors": ",".join(dets),
                 "n_detectors": len(dets),
-                SCORE_COLUMN: float(grp["_rank"].max()),
-                "evidence_json": json.dumps(ev, default=str),
-                SERIES_COLUMN: series,
-                **flat,
-                "geometry": grp.geometry.union_all() if len(grp) > 1 else grp.geometry.iloc[0],
+                SCORE_COLUMN: float(top[g]),
+                "evidence_json": json.dumps(ev[g], default=str),
+                SERIES_COLUMN: series[g],
+                **flat[g],
+                "geometry": out_geoms[g],
             }
         )
     out = gpd.GeoDataFrame(rows, geometry="geometry", crs=crs)
     out["geometry"] = out.geometry.make_valid()
+    return out
+
+
+def _python_values(arr: npt.NDArray[Any]) -> list[Any]:
+    """Plain Python values (numpy scalars unboxed, NaN/inf as None), as the JSON evidence wants."""
+    out = arr.astype(object).tolist() if arr.dtype != object else list(arr)
+    for i, v in enumerate(out):
+        if isinstance(v, np.generic):
+            v = out[i] = v.item()
+        if isinstance(v, float) and not math.isfinite(v):
+            out[i] = None
     return out

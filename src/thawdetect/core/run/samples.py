@@ -9,7 +9,6 @@ stale one.
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import inspect
 import shutil
@@ -17,6 +16,8 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+import filelock
 
 from thawdetect import __version__
 from thawdetect.core.config import cache_dir
@@ -43,8 +44,7 @@ def ensure_sample(host: PluginHost, name: str, root: Path | None = None) -> Path
     if (target / ".complete").exists():
         return target
     root.mkdir(parents=True, exist_ok=True)
-    with open(root / f".{name}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with filelock.FileLock(root / f".{name}.lock"):  # portable (no fcntl on Windows)
         if (target / ".complete").exists():
             return target
         tmp = root / f".{target.name}.building"

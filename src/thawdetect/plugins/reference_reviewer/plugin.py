@@ -85,11 +85,16 @@ def _ids(ref: gpd.GeoDataFrame) -> list[Any]:
     return list(range(len(ref)))
 
 
-def _id_of(ref: gpd.GeoDataFrame, i: int) -> str:
+def _id_labels(ref: gpd.GeoDataFrame) -> list[str]:
+    """``column=value`` naming each reference feature (whole columns, not a lookup per row)."""
+    out: list[str | None] = [None] * len(ref)
     for col in ("id", "Id", "ID", "inventory_id", "Slump_ID", "UID", "name"):
-        if col in ref.columns and pd.notna(ref.iloc[i][col]):
-            return f"{col}={ref.iloc[i][col]}"
-    return f"feature {i}"
+        if col in ref.columns:
+            values, missing = ref[col].tolist(), ref[col].isna().to_numpy()
+            for i, (v, na) in enumerate(zip(values, missing, strict=True)):
+                if out[i] is None and not na:
+                    out[i] = f"{col}={v}"
+    return [f"feature {i}" if o is None else o for i, o in enumerate(out)]
 
 
 def reference_decisions(
@@ -138,8 +143,9 @@ def reference_decisions(
             duplicate = (match >= 0) & (free < 0)
             match = free
     confirmed = match >= 0
+    labels = _id_labels(ref) if confirmed.any() else []
     notes = [
-        f"reference match: {_id_of(ref, int(m))}"
+        f"reference match: {labels[int(m)]}"
         if m >= 0
         else ("matches only slumps already in the inventory" if dup else "no reference match")
         for m, dup in zip(match, duplicate, strict=True)
