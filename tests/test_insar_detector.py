@@ -67,7 +67,7 @@ def found(cands: gpd.GeoDataFrame, polys: gpd.GeoDataFrame) -> set[str]:
 def test_plugin_registration(host):
     det = host.detector("insar_sbas")
     assert det.config_model is InsarSbasConfig
-    assert det.optional_dependencies == ("h5py", "mintpy")
+    assert det.optional_dependencies == ("h5py", "xdem")  # .h5 products; terrain via xdem
     reg = host.region("qilian")
     assert reg.synthetic and reg.crs == "EPSG:32647"
     assert "insar_sbas" in host.region("qtec").detectors
