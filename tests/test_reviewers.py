@@ -136,7 +136,9 @@ class TestHook:
     def test_reference_without_paths(self):
         with pytest.raises(ConfigError, match="no reference inventory"):
             _host().hook.thawdetect_review_candidates(
-                candidates=_candidates(), reviewer="reference", context=SimpleNamespace(reference_paths=[])
+                candidates=_candidates(),
+                reviewer="reference",
+                context=SimpleNamespace(reference_paths=[]),
             )
 
     def test_missing_file(self, tmp_path):
