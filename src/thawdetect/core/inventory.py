@@ -4,8 +4,8 @@ Fields follow the QTEC inventory (Xia et al. 2022): an id, centroid lon/lat, are
 probability class (high/medium/low), the initiation period when known, and a near-road flag
 (centroid within ``near_road_m``, default 500 m, of a road or railway), plus the evidence of every
 detector (``<detector>__<column>``). Geometries are the reviewed outlines (a reviewer's corrected
-outline, fragments merged in); ``outline`` says how each was made. ``arts=True`` adds the fields of the ARTS standard
-(Arctic Retrogressive Thaw Slumps data set, ``Metadata_Format_Summary.csv``) in front.
+outline, fragments merged in); ``outline`` says how each was made. ``arts=True`` adds the fields
+of the ARTS standard (Arctic Retrogressive Thaw Slumps data set, ``Metadata_Format_Summary.csv``) in front.
 """
 
 from __future__ import annotations
@@ -162,8 +162,8 @@ def inventory_frame(
         out[col] = inv.get(col, None)
     # how the outline was made (reviewed / detector / known / point, "+union" when fragments
     # were merged in) and the fragment candidates merged into the feature
-    out["outline"] = inv["outline"] if "outline" in inv else None
-    out["merged_candidates"] = inv["merged_candidates"] if "merged_candidates" in inv else ""
+    out["outline"] = inv.get("outline", None)
+    out["merged_candidates"] = inv.get("merged_candidates", "")
     ev = _evidence_columns(inv)
     out = pd.concat([out, ev], axis=1)
     return gpd.GeoDataFrame(out, geometry=inv.geometry.to_numpy(), crs=inv.crs)
