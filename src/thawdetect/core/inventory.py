@@ -5,7 +5,8 @@ probability class (high/medium/low), the initiation period when known, and a nea
 (centroid within ``near_road_m``, default 500 m, of a road or railway), plus the evidence of every
 detector (``<detector>__<column>``). Geometries are the reviewed outlines (a reviewer's corrected
 outline, fragments merged in); ``outline`` says how each was made. ``arts=True`` adds the fields
-of the ARTS standard (Arctic Retrogressive Thaw Slumps data set, ``Metadata_Format_Summary.csv``) in front.
+of the ARTS standard (Arctic Retrogressive Thaw Slumps data set,
+``Metadata_Format_Summary.csv``) in front.
 """
 
 from __future__ import annotations
