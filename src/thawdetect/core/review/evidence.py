@@ -13,14 +13,16 @@ any detector:
   value map (one band with ``units``) a colour map over a hillshade of the DEM (no-data cells are
   transparent: the hillshade shows through, never black) and a colour bar with the units and the
   fixed stretch written on it (the same stretch for every candidate, symmetric about 0 for rates).
-* Per candidate: ``frame_<nn>_<label>.png`` per frame, ``<group>.gif`` per time-lapse group
-  (``chips.gif`` when the detector names no groups), and ``series.png`` when the candidate has a
-  series; the legend gives the peak-to-peak seasonal amplitude A = 2·sqrt(c² + d²).
+* Per candidate: ``<group>.gif`` per group of frames (``chips.gif`` when the detector names no
+  groups), ``frame_<nn>_<label>.png`` per frame (in a time-lapse of more than
+  :data:`MAX_PNG_PER_GROUP` frames only its last frame: the GIF holds the others), and
+  ``series.png`` when the candidate has a series (drawn with Pillow; the legend gives the
+  peak-to-peak seasonal amplitude A = 2·sqrt(c² + d²)).
 
 Cheap by construction (:func:`build_evidence`): each raster is opened once per worker and read
 once for the window covering all of that worker's candidates (a shared windowed read; a raster
-too large for that is read per candidate window), chips are drawn with numpy and Pillow (no
-matplotlib figure per chip; the series plot reuses one figure per worker), and candidates are
+too large for that is read per candidate window), chips and series plots are drawn with numpy and
+Pillow (no matplotlib figure; colour bars are drawn once per frame and pasted), and candidates are
 spread over worker processes. With ``lazy`` evidence the engine only writes ``spec.json`` and
 :func:`ensure_evidence` draws a candidate's evidence the first time it is shown.
 
@@ -56,6 +58,7 @@ __all__ = [
     "evidence_paths",
     "hillshade",
     "plot_series",
+    "series_legend",
     "write_spec",
 ]
 
@@ -67,6 +70,8 @@ NODATA_RGB = (214, 214, 214)
 #: A raster whose window over all of a worker's candidates is smaller is read once.
 SHARED_READ_BYTES = 256 * 2**20
 SPEC_FILE = "spec.json"
+#: Groups with more frames (time-lapses) get a GIF and one PNG (the last frame), not a PNG each.
+MAX_PNG_PER_GROUP = 4
 _HEADER_PX = 43
 _FOOTER_PX = 30
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}")
@@ -97,7 +102,9 @@ class _Style:
     colormap: str
     fixed: bool = True
     file_label: str = ""
+    last_in_group: bool = False
     lut: Any = field(default=None, repr=False)
+    cache: dict[Any, Any] = field(default_factory=dict, repr=False)
 
 
 def _raster_stretch(path: Path, band: int) -> tuple[float, float, bool]:
@@ -194,12 +201,17 @@ def _styles(frames: Sequence[ImageFrame]) -> list[_Style]:
     return out
 
 
+_LUTS: dict[str, np.ndarray] = {}
+
+
 def _lut(name: str) -> np.ndarray:
     """A (256, 3) uint8 colour table from a matplotlib colour map (no figure involved)."""
-    import matplotlib
+    if name not in _LUTS:
+        import matplotlib
 
-    cmap = matplotlib.colormaps[name]
-    return (cmap(np.linspace(0, 1, 256))[:, :3] * 255).round().astype(np.uint8)
+        cmap = matplotlib.colormaps[name]
+        _LUTS[name] = (cmap(np.linspace(0, 1, 256))[:, :3] * 255).round().astype(np.uint8)
+    return _LUTS[name].copy()
 
 
 # -- shared windowed reads ------------------------------------------------------------------------
@@ -215,6 +227,7 @@ class _Raster:
         self.bands = list(bands)
         self.ds = rasterio.open(path)
         self.crs = self.ds.crs
+        self.crs_key = self.crs.to_wkt()
         t = self.ds.transform
         self.t = t
         self.block: np.ndarray | None = None
@@ -296,21 +309,28 @@ def hillshade(z: np.ndarray, res_x: float, res_y: float) -> np.ndarray:
         >>> bool(np.allclose(hs, hs[0, 0]))
         True
     """
-    dzdy, dzdx = np.gradient(z.astype("float64"), abs(res_y), abs(res_x))
-    slope = np.pi / 2 - np.arctan(np.hypot(dzdx, -dzdy))
-    aspect = np.arctan2(dzdy, dzdx)
-    az, alt = np.deg2rad(360.0 - 315.0 + 90.0), np.deg2rad(45.0)
-    shaded = np.sin(alt) * np.sin(slope) + np.cos(alt) * np.cos(slope) * np.cos(az - aspect)
-    return np.clip((shaded + 1) / 2, 0, 1)
+    dz_drow, dz_dcol = np.gradient(z.astype("float64"), abs(res_y), abs(res_x))
+    dzdx, dzdn = dz_dcol, -dz_drow  # east, north (rows run south)
+    norm = np.sqrt(dzdx**2 + dzdn**2 + 1.0)
+    az, alt = np.deg2rad(315.0), np.deg2rad(45.0)
+    sun = (np.sin(az) * np.cos(alt), np.cos(az) * np.cos(alt), np.sin(alt))
+    shaded = (-dzdx * sun[0] - dzdn * sun[1] + sun[2]) / norm
+    return np.clip(shaded, 0, 1)
 
 
 # -- drawing -------------------------------------------------------------------------------------
 
 
-def _font(size: int = 11) -> Any:
-    from PIL import ImageFont
+_FONTS: dict[int, Any] = {}
 
-    return ImageFont.load_default(size=size)
+
+def _font(size: int = 11) -> Any:
+    """Pillow's built-in scalable font (loaded once per size and process)."""
+    if size not in _FONTS:
+        from PIL import ImageFont
+
+        _FONTS[size] = ImageFont.load_default(size=size)
+    return _FONTS[size]
 
 
 def _fit(draw: Any, text: str, font: Any, width: float) -> str:
@@ -341,55 +361,74 @@ def _scale_bar(draw: Any, w: int, h: int, m_per_px: float, font: Any) -> None:
     draw.text((x0, y0 - 15), text, fill=(0, 0, 0), font=font)
 
 
-def _colour_bar(draw: Any, x0: int, y0: int, width: int, st: _Style, font: Any) -> None:
-    lut = st.lut
-    assert st.vrange is not None
-    xs = np.linspace(0, 255, max(width, 2)).round().astype(int)
-    for i, idx in enumerate(xs):
-        draw.line((x0 + i, y0, x0 + i, y0 + 7), fill=tuple(int(c) for c in lut[idx]))
-    draw.rectangle((x0, y0, x0 + width - 1, y0 + 7), outline=(0, 0, 0))
+def _footer(st: _Style, width: int) -> Any:
+    """The colour bar strip of a value map: drawn once per style and width, then pasted."""
+    from PIL import Image, ImageDraw
+
+    key = ("footer", width)
+    if key in st.cache:
+        return st.cache[key]
+    assert st.vrange is not None and st.lut is not None
+    img = Image.new("RGB", (width, _FOOTER_PX), (255, 255, 255))
+    draw = ImageDraw.Draw(img)
+    font = _font(11)
+    x0, y0, bw = 8, 4, width - 16
+    xs = np.linspace(0, 255, max(bw, 2)).round().astype(int)
+    strip = np.ascontiguousarray(np.repeat(st.lut[xs][None], 8, axis=0))
+    img.paste(Image.fromarray(strip, "RGB"), (x0, y0))
+    draw.rectangle((x0, y0, x0 + bw - 1, y0 + 7), outline=(0, 0, 0))
     lo, hi = st.vrange
     draw.text((x0, y0 + 9), _fmt(lo), fill=(0, 0, 0), font=font)
     right = _fmt(hi)
     draw.text(
-        (x0 + width - draw.textlength(right, font=font), y0 + 9), right, fill=(0, 0, 0), font=font
+        (x0 + bw - draw.textlength(right, font=font), y0 + 9), right, fill=(0, 0, 0), font=font
     )
     kind = f"fixed ±{hi:g}" if st.symmetric else f"fixed {lo:g} to {hi:g}"
-    if not st.fixed:
-        kind = "per-chip stretch"
-    mid = f"{st.units}  ({kind})"
     if st.symmetric:
-        draw.line((x0 + width // 2, y0 - 2, x0 + width // 2, y0 + 9), fill=(0, 0, 0))
+        draw.line((x0 + bw // 2, y0 - 2, x0 + bw // 2, y0 + 9), fill=(0, 0, 0))
+    mid = f"{st.units}  ({kind})"
     mw = draw.textlength(mid, font=font)
-    draw.text((x0 + (width - mw) / 2, y0 + 9), mid, fill=(0, 0, 0), font=font)
+    draw.text((x0 + (bw - mw) / 2, y0 + 9), mid, fill=(0, 0, 0), font=font)
+    st.cache[key] = img
+    return img
 
 
-def _panel(
-    chip: np.ndarray, st: _Style, m_per_px: float, outline_px: list[np.ndarray], title: str
-) -> Any:
+def _header(st: _Style, title: str, width: int) -> Any:
+    """What the frame shows, its date(s), its source: drawn once per style and width."""
+    from PIL import Image, ImageDraw
+
+    key = ("header", title, width)
+    if key not in st.cache:
+        img = Image.new("RGB", (width, _HEADER_PX), (255, 255, 255))
+        draw = ImageDraw.Draw(img)
+        font = _font(11)
+        draw.text((4, 2), _fit(draw, title, font, width - 8), fill=(0, 0, 0), font=font)
+        draw.text((4, 15), _fit(draw, st.date, font, width - 8), fill=(40, 40, 40), font=font)
+        draw.text((4, 28), _fit(draw, st.source, font, width - 8), fill=(90, 90, 90), font=font)
+        st.cache[key] = img
+    return st.cache[key]
+
+
+def _panel(chip: Any, st: _Style, m_per_px: float, outline_px: list[np.ndarray], title: str) -> Any:
     """Header + chip (outline, scale bar) + footer (colour bar) as one RGB image."""
     from PIL import Image, ImageDraw
 
-    h, w = chip.shape[:2]
+    w, h = chip.size
     footer = _FOOTER_PX if st.kind == "value" else 0
     width = max(w, CHIP_SIZE_PX)
     img = Image.new("RGB", (width, _HEADER_PX + h + footer), (255, 255, 255))
-    img.paste(Image.fromarray(chip, "RGB"), ((width - w) // 2, _HEADER_PX))
+    ox, oy = (width - w) // 2, _HEADER_PX
+    img.paste(chip, (ox, oy))
     draw = ImageDraw.Draw(img)
     font = _font(11)
-    draw.text((4, 2), _fit(draw, title, font, width - 8), fill=(0, 0, 0), font=font)
-    draw.text((4, 15), _fit(draw, st.date, font, width - 8), fill=(40, 40, 40), font=font)
-    draw.text((4, 28), _fit(draw, st.source, font, width - 8), fill=(90, 90, 90), font=font)
-    ox, oy = (width - w) // 2, _HEADER_PX
+    img.paste(_header(st, title, width), (0, 0))
     for ring in outline_px:
         pts = [(float(x) + ox, float(y) + oy) for x, y in ring]
         if len(pts) >= 2:
             draw.line(pts, fill=OUTLINE_RGB, width=2, joint="curve")
-    sub = ImageDraw.Draw(img)
-    chip_draw = _Offset(sub, ox, oy)
-    _scale_bar(chip_draw, w, h, m_per_px, font)
-    if st.kind == "value":
-        _colour_bar(draw, 8, _HEADER_PX + h + 4, width - 16, st, font)
+    _scale_bar(_Offset(draw, ox, oy), w, h, m_per_px, font)
+    if footer:
+        img.paste(_footer(st, width), (0, _HEADER_PX + h))
     return img
 
 
@@ -438,6 +477,17 @@ class _Job:
     crs: str
     size_px: int = CHIP_SIZE_PX
     series_title: str = ""
+    group_sizes: dict[str, int] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for st in self.styles:
+            g = st.group or "chips"
+            self.group_sizes[g] = self.group_sizes.get(g, 0) + 1
+        last: dict[str, _Style] = {}
+        for st in self.styles:
+            last[st.group or "chips"] = st
+        for st in last.values():
+            st.last_in_group = True
 
 
 class _Worker:
@@ -448,6 +498,7 @@ class _Worker:
 
         self.job = job
         self.crs = CRS.from_user_input(job.crs)
+        self.same_cache: dict[str, bool] = {}
         self.rasters: dict[tuple[str, tuple[int, ...]], _Raster] = {}
         self.transformers: dict[str, Any] = {}
         for st in job.styles:
@@ -461,6 +512,8 @@ class _Worker:
             wins = [r.window(self._to(r.crs, b)) for b in boxes]
             r.share(wins)
         self.figure: Any = None
+        self.shade_cache: dict[Any, Any] = {}
+        self.outline_cache: dict[Any, Any] = {}
 
     def _transformer(self, crs: Any) -> Any:
         from pyproj import Transformer
@@ -470,8 +523,17 @@ class _Worker:
             self.transformers[key] = Transformer.from_crs(self.crs, crs, always_xy=True)
         return self.transformers[key]
 
+    def _same(self, crs: Any) -> bool:
+        """Whether ``crs`` is the working CRS (compared once per CRS: it is not cheap)."""
+        key = crs.to_wkt() if not isinstance(crs, str) else crs
+        if key not in self.same_cache:
+            from pyproj import CRS
+
+            self.same_cache[key] = CRS.from_user_input(key) == self.crs
+        return self.same_cache[key]
+
     def _to(self, crs: Any, box: tuple[float, float, float, float]) -> tuple[float, ...]:
-        if crs == self.crs:
+        if self._same(crs):
             return box
         return tuple(self._transformer(crs).transform_bounds(*box, densify_pts=21))
 
@@ -481,21 +543,28 @@ class _Worker:
         if self.dem:
             self.dem.close()
 
-    def _hillshade(self, crs: Any, bounds: tuple[float, ...], shape: tuple[int, int]) -> Any:
-        h, w = shape
+    def _hillshade(self, r: _Raster, bounds: tuple[float, ...], shape: tuple[int, int]) -> Any:
+        """Hillshade (0-1) of the DEM over ``bounds`` on a ``shape`` grid (nearest), or None."""
         if self.dem is None:
             return None
-        dbounds = bounds if crs == self.dem.crs else self._dem_bounds(crs, bounds)
+        key = (r.crs_key, bounds, shape)
+        if key in self.shade_cache:
+            return self.shade_cache[key]
+        same = r.crs_key == self.dem.crs_key
+        dbounds = bounds if same else self._dem_bounds(r.crs, bounds)
         win = self.dem.window(dbounds)
         z = self.dem.read(win)[0]
-        if not np.isfinite(z).any():
-            return None
-        z = np.where(np.isfinite(z), z, np.nanmean(z))
-        hs = hillshade(z, self.dem.t.a, self.dem.t.e) if min(z.shape) > 1 else np.full(z.shape, 0.7)
-        from PIL import Image
-
-        g = Image.fromarray((hs * 255).astype(np.uint8), "L").resize((w, h), Image.BILINEAR)
-        return np.asarray(g, dtype=np.float32) / 255.0
+        hs = None
+        if np.isfinite(z).any():
+            z = np.where(np.isfinite(z), z, np.nanmean(z))
+            if min(z.shape) > 1:
+                hs = hillshade(z, self.dem.t.a, self.dem.t.e)
+            else:
+                hs = np.full(z.shape, 0.7)
+            hs = hs[_resize_index(hs.shape[0], shape[0])][:, _resize_index(hs.shape[1], shape[1])]
+        self.shade_cache = {key: hs} if len(self.shade_cache) > 8 else self.shade_cache
+        self.shade_cache[key] = hs
+        return hs
 
     def _dem_bounds(self, crs: Any, bounds: tuple[float, ...]) -> tuple[float, ...]:
         from rasterio.warp import transform_bounds
@@ -506,6 +575,8 @@ class _Worker:
     def chip(
         self, st: _Style, geometry: Any, box: tuple[float, float, float, float], m_per_px: float
     ) -> Any:
+        from PIL import Image
+
         r = self.rasters[(st.path, st.bands)]
         bounds = self._to(r.crs, box)
         if not r.covers(bounds):
@@ -515,51 +586,64 @@ class _Worker:
         wb = r.window_bounds(win)
         h0, w0 = data.shape[1:]
         size = self.job.size_px
-        if w0 >= h0:
-            w, h = size, max(1, round(size * h0 / w0))
+        # the chip grid is the box itself (not the raster's pixels): frames of every resolution
+        # line up; the window image is resampled onto it (Pillow's resize with a source box)
+        bw, bh = bounds[2] - bounds[0], bounds[3] - bounds[1]
+        if bw >= bh:
+            w, h = size, max(1, round(size * bh / bw))
         else:
-            w, h = max(1, round(size * w0 / h0)), size
-        ri, ci = _resize_index(h0, h), _resize_index(w0, w)
+            w, h = max(1, round(size * bw / bh)), size
+        src_box = (
+            (bounds[0] - wb[0]) / (wb[2] - wb[0]) * w0,
+            (wb[3] - bounds[3]) / (wb[3] - wb[1]) * h0,
+            (bounds[2] - wb[0]) / (wb[2] - wb[0]) * w0,
+            (wb[3] - bounds[1]) / (wb[3] - wb[1]) * h0,
+        )
         if st.kind == "value":
-            assert st.vrange is not None
+            assert st.vrange is not None and st.lut is not None
             lo, hi = st.vrange
             v = data[0]
             valid = np.isfinite(v)
-            idx = np.clip((np.nan_to_num(v, nan=lo) - lo) / (hi - lo or 1.0) * 255, 0, 255)
-            rgb = st.lut[idx.round().astype(np.intp)][ri][:, ci].astype(np.float32)
-            valid = valid[ri][:, ci]
-            hs = self._hillshade(r.crs, wb, (h, w))
+            idx = np.clip((np.nan_to_num(v, nan=lo) - lo) * (255.0 / (hi - lo or 1.0)), 0, 255)
+            rgb = st.lut[(idx + 0.5).astype(np.uint8)]
+            hs = self._hillshade(r, wb, (h0, w0))
             if hs is None:
-                base = np.broadcast_to(np.asarray(NODATA_RGB, np.float32), rgb.shape)
-                chip = np.where(valid[..., None], rgb, base)
+                rgb[~valid] = NODATA_RGB
             else:
                 shade = (0.55 + 0.45 * hs)[..., None]
-                grey = (60 + 170 * hs)[..., None] * np.ones(3, np.float32)
-                chip = np.where(valid[..., None], rgb * shade, grey)
-            chip = np.clip(chip, 0, 255).astype(np.uint8)
+                grey = (60 + 170 * hs).astype(np.uint8)[..., None]
+                rgb = np.where(valid[..., None], (rgb * shade).astype(np.uint8), grey)
+            resample = Image.NEAREST
         else:
-            rgb = _stretch_rgb(data, st.vrange if st.fixed else None)
-            if rgb.shape[0] == 1:
-                rgb = np.repeat(rgb, 3, axis=0)
-            elif rgb.shape[0] == 2:
-                rgb = np.concatenate([rgb, rgb[:1]], axis=0)
-            valid = np.isfinite(data).all(axis=0)[ri][:, ci]
-            chip = np.moveaxis(rgb[:3], 0, -1)[ri][:, ci]
-            chip = np.where(valid[..., None], chip, np.asarray(NODATA_RGB, np.uint8))
-        rings = self._outline_px(geometry, r.crs, wb, w, h)
-        mpp = (wb[2] - wb[0]) / w if r.crs.is_projected else m_per_px
+            rgb8 = _stretch_rgb(data, st.vrange if st.fixed else None)
+            if rgb8.shape[0] == 1:
+                rgb8 = np.repeat(rgb8, 3, axis=0)
+            elif rgb8.shape[0] == 2:
+                rgb8 = np.concatenate([rgb8, rgb8[:1]], axis=0)
+            rgb = np.moveaxis(rgb8[:3], 0, -1)
+            rgb[~np.isfinite(data).all(axis=0)] = NODATA_RGB
+            resample = Image.NEAREST if max(h0, w0) <= size else Image.BILINEAR
+        chip = Image.fromarray(np.ascontiguousarray(rgb, dtype=np.uint8), "RGB")
+        chip = chip.resize((w, h), resample, box=src_box)
+        rings = self._outline_px(geometry, r, bounds, w, h)
+        mpp = bw / w if r.crs.is_projected else m_per_px
         title = st.label if not st.units or st.units in st.label else f"{st.label} ({st.units})"
-        return _panel(np.ascontiguousarray(chip), st, mpp, rings, title)
+        return _panel(chip, st, mpp, rings, title)
 
     def _outline_px(
-        self, geometry: Any, crs: Any, wb: tuple[float, ...], w: int, h: int
+        self, geometry: Any, r: _Raster, wb: tuple[float, ...], w: int, h: int
     ) -> list[np.ndarray]:
         import shapely
 
         geom = geometry
-        if crs != self.crs:
-            t = self._transformer(crs)
-            geom = shapely.transform(geometry, lambda xy: np.column_stack(t.transform(*xy.T)))
+        if not self._same(r.crs_key):
+            key = (id(geometry), r.crs_key)
+            if key not in self.outline_cache:
+                t = self._transformer(r.crs)
+                self.outline_cache = {
+                    key: shapely.transform(geometry, lambda xy: np.column_stack(t.transform(*xy.T)))
+                }
+            geom = self.outline_cache[key]
         left, bottom, right, top = wb
         rings = []
         polys = getattr(geom, "geoms", [geom])
@@ -592,17 +676,29 @@ class _Worker:
             img = self.chip(st, geometry, box, m_per_px)
             if img is None:
                 continue
-            path = cdir / f"frame_{st.index + 1:02d}_{st.file_label}.png"
-            img.save(path, compress_level=1)
-            paths.append(str(path))
-            groups.setdefault(st.group or "chips", []).append(img)
+            g = st.group or "chips"
+            groups.setdefault(g, []).append(img)
+            # a long time-lapse lives in its GIF; its last frame (the state now) is a PNG too
+            if job.group_sizes[g] <= MAX_PNG_PER_GROUP or st.last_in_group:
+                path = cdir / f"frame_{st.index + 1:02d}_{st.file_label}.png"
+                img.save(path, compress_level=1)
+                paths.append(str(path))
         gifs: dict[str, str] = {}
         for name, images in groups.items():
             size = images[0].size
             seq = [im if im.size == size else im.resize(size) for im in images]
-            seq = [im.quantize(colors=255, method=Image.Quantize.FASTOCTREE) for im in seq]
+            # one palette for the whole group: quantize the frames stacked, then cut them apart
+            stack = Image.new("RGB", (size[0], size[1] * len(seq)))
+            for i, im in enumerate(seq):
+                stack.paste(im, (0, i * size[1]))
+            pal = stack.quantize(colors=255, method=Image.Quantize.FASTOCTREE)
+            frames_p = [
+                pal.crop((0, i * size[1], size[0], (i + 1) * size[1])) for i in range(len(seq))
+            ]
             gif = cdir / f"{_safe(name)}.gif"
-            seq[0].save(gif, save_all=True, append_images=seq[1:], duration=700, loop=0)
+            frames_p[0].save(
+                gif, save_all=True, append_images=frames_p[1:], duration=700, loop=0, optimize=False
+            )
             gifs[name] = str(gif)
         plot = None
         if isinstance(series_json, str) and series_json.strip():
@@ -617,7 +713,7 @@ class _Worker:
         main = max(gifs, key=lambda g: len(groups[g])) if gifs else None
         return {
             "candidate_id": cid,
-            "n_frames": len(paths),
+            "n_frames": sum(len(v) for v in groups.values()),
             "frame_paths": paths,
             "animation_path": gifs[main] if main else None,
             "animation_paths": gifs,
@@ -642,74 +738,167 @@ def _series_model(ts: TimeSeries, dates: Sequence[date]) -> np.ndarray | None:
     )
 
 
-def _axis_label(label: str) -> str:
-    """Wrap a long axis label on its comma so it fits the plot's height."""
-    return label.replace(", ", ",\n", 1) if len(label) > 28 else label
+def _axis_label(label: str) -> list[str]:
+    """An axis label as lines short enough for the plot's height (split at its comma)."""
+    if len(label) > 28 and ", " in label:
+        head, tail = label.split(", ", 1)
+        return [head + ",", tail]
+    return [label]
+
+
+def series_legend(ts: TimeSeries) -> list[str]:
+    """Legend entries of the series plot: observed, model (peak-to-peak A), trend.
+
+    A = 2·sqrt(c² + d²), the peak-to-peak seasonal amplitude (MintPy's annualAmplitude is half).
+
+    Examples:
+        >>> from datetime import date
+        >>> ts = TimeSeries([date(2020, 1, 1)], [0.0], {"b_mm_yr": -5.0, "c_mm": 3.0, "d_mm": 4.0})
+        >>> series_legend(ts)[1]
+        'trend + seasonal, A = 10.0 mm peak-to-peak'
+    """
+    out = ["observed"]
+    if ts.fit:
+        amp_pp = 2.0 * math.hypot(ts.fit.get("c_mm", 0.0), ts.fit.get("d_mm", 0.0))
+        out.append(f"trend + seasonal, A = {amp_pp:.1f} mm peak-to-peak")
+        out.append(f"trend {ts.fit.get('b_mm_yr', 0.0):.1f} mm/yr")
+    return out
+
+
+def _nice_step(span: float, n: int = 5) -> float:
+    raw = span / max(n, 1)
+    k = 10 ** math.floor(math.log10(raw)) if raw > 0 else 1.0
+    return next(m * k for m in (1, 2, 2.5, 5, 10) if m * k >= raw)
+
+
+_BLUE, _RED, _GREY = (31, 78, 156), (214, 39, 40), (68, 68, 68)
 
 
 class _SeriesFigure:
-    """One matplotlib figure per worker, redrawn for each candidate (no figure per chip)."""
+    """The series plot drawn with Pillow (a few ms; no matplotlib figure per candidate).
 
-    def __init__(self) -> None:
-        import matplotlib
+    640 × 320 px: observed displacement (dots), the fitted trend + seasonal model (red), the
+    linear trend (dashed), year-month ticks, a legend with A = 2·sqrt(c² + d²), the y label with
+    its units, and a title with the candidate, the source and the date span.
+    """
 
-        matplotlib.use("Agg", force=False)
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
-        from matplotlib.figure import Figure
-
-        self.fig = Figure(figsize=(6.4, 3.2), dpi=100)
-        FigureCanvasAgg(self.fig)
-        self.ax = self.fig.add_subplot(1, 1, 1)
+    W, H = 640, 320
+    L, R, T, B = 78, 12, 26, 44
 
     def draw(self, ts: TimeSeries, out_path: Path, title: str) -> Path:
-        import matplotlib.dates as mdates
+        from PIL import Image, ImageDraw
 
-        ax = self.ax
-        ax.clear()
-        ax.plot(ts.dates, ts.values_mm, "o", ms=3.5, color="#1f4e9c", label="observed")
-        if ts.fit and ts.dates:
-            n_days = (ts.dates[-1] - ts.dates[0]).days
-            dense = [ts.dates[0] + timedelta(days=i) for i in range(0, n_days + 1, 3)]
+        img = Image.new("RGB", (self.W, self.H), (255, 255, 255))
+        d = ImageDraw.Draw(img)
+        font, small = _font(12), _font(10)
+        x0, y0, x1, y1 = self.L, self.T, self.W - self.R, self.H - self.B
+        t = np.array([dd.toordinal() for dd in ts.dates], dtype=float)
+        y = np.asarray(ts.values_mm, dtype=float)
+        dense_t = model = trend = None
+        if ts.fit and len(t):
+            dense = [ts.dates[0] + timedelta(days=i) for i in range(0, int(t[-1] - t[0]) + 1, 3)]
+            dense_t = np.array([dd.toordinal() for dd in dense], dtype=float)
             model = _series_model(ts, dense)
             trend_fit = TimeSeries(
-                dates=ts.dates,
-                values_mm=ts.values_mm,
+                ts.dates,
+                ts.values_mm,
                 fit_t0=ts.fit_t0,
                 fit={"a_mm": ts.fit.get("a_mm", 0.0), "b_mm_yr": ts.fit.get("b_mm_yr", 0.0)},
             )
             trend = _series_model(trend_fit, dense)
-            amp_pp = 2.0 * math.hypot(ts.fit.get("c_mm", 0.0), ts.fit.get("d_mm", 0.0))
-            ax.plot(
-                dense,
-                model,
-                "-",
-                color="#d62728",
-                lw=1.5,
-                label=f"trend + seasonal, A = {amp_pp:.1f} mm peak-to-peak",
+        vals = [v for v in (y, model, trend) if v is not None and np.isfinite(v).any()]
+        allv = np.concatenate([v[np.isfinite(v)] for v in vals]) if vals else np.array([0.0])
+        lo, hi = float(allv.min()), float(allv.max())
+        if hi - lo < 1e-6:
+            lo, hi = lo - 1, hi + 1
+        pad = 0.06 * (hi - lo)
+        lo, hi = lo - pad, hi + pad
+        tlo, thi = (t.min(), t.max()) if len(t) else (0.0, 1.0)
+        if thi - tlo < 1:
+            thi = tlo + 1
+        tpad = 0.02 * (thi - tlo)
+        tlo, thi = tlo - tpad, thi + tpad
+
+        def px(tt: np.ndarray, vv: np.ndarray) -> list[tuple[float, float]]:
+            xs = x0 + (tt - tlo) / (thi - tlo) * (x1 - x0)
+            ys = y1 - (vv - lo) / (hi - lo) * (y1 - y0)
+            ok = np.isfinite(ys)
+            return list(zip(xs[ok].tolist(), ys[ok].tolist(), strict=True))
+
+        # grid and y ticks
+        step = _nice_step(hi - lo)
+        for v in np.arange(math.ceil(lo / step) * step, hi, step):
+            yy = y1 - (v - lo) / (hi - lo) * (y1 - y0)
+            d.line((x0, yy, x1, yy), fill=(225, 225, 225))
+            text = f"{v:g}"
+            d.text(
+                (x0 - 5 - d.textlength(text, font=small), yy - 6), text, fill=(0, 0, 0), font=small
             )
-            ax.plot(
-                dense,
-                trend,
-                "--",
-                color="#444444",
-                lw=1.0,
-                label=f"trend {ts.fit.get('b_mm_yr', 0.0):.1f} mm/yr",
+        # x ticks: every 3, 6 or 12 months
+        d_lo, d_hi = date.fromordinal(int(tlo) + 1), date.fromordinal(int(thi))
+        months = (d_hi.year - d_lo.year) * 12 + d_hi.month - d_lo.month
+        every = 3 if months <= 30 else 6 if months <= 72 else 12
+        m = (d_lo.year * 12 + d_lo.month - 1 + every - 1) // every * every
+        while True:
+            dd = date(m // 12, m % 12 + 1, 1)
+            if dd > d_hi:
+                break
+            xx = x0 + (dd.toordinal() - tlo) / (thi - tlo) * (x1 - x0)
+            d.line((xx, y0, xx, y1), fill=(235, 235, 235))
+            d.line((xx, y1, xx, y1 + 4), fill=(0, 0, 0))
+            text = dd.strftime("%Y-%m")
+            d.text(
+                (xx - d.textlength(text, font=small) / 2, y1 + 6), text, fill=(0, 0, 0), font=small
             )
-        ax.set_ylabel(_axis_label(ts.label), fontsize=8)
-        ax.tick_params(labelsize=7)
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=7, loc="best")
-        ax.xaxis.set_major_formatter(mdates.DateFormatter("%Y-%m"))
+            m += every
+        d.rectangle((x0, y0, x1, y1), outline=(0, 0, 0))
+        # data
+        if model is not None and dense_t is not None:
+            pts = px(dense_t, trend)
+            for i in range(0, len(pts) - 1, 6):  # dashed trend
+                d.line(pts[i : i + 4], fill=_GREY, width=1)
+            d.line(px(dense_t, model), fill=_RED, width=2, joint="curve")
+        for xx, yy in px(t, y):
+            d.ellipse((xx - 2.5, yy - 2.5, xx + 2.5, yy + 2.5), fill=_BLUE)
+        # legend, top right
+        labels = series_legend(ts)
+        lw = max(d.textlength(s, font=small) for s in labels) + 34
+        lx, ly = x1 - lw - 6, y0 + 6
+        d.rectangle(
+            (lx, ly, lx + lw, ly + 14 * len(labels) + 4),
+            fill=(255, 255, 255),
+            outline=(180, 180, 180),
+        )
+        for i, text in enumerate(labels):
+            yy = ly + 9 + 14 * i
+            if i == 0:
+                d.ellipse((lx + 11, yy - 2.5, lx + 16, yy + 2.5), fill=_BLUE)
+            elif i == 1:
+                d.line((lx + 4, yy, lx + 24, yy), fill=_RED, width=2)
+            else:
+                d.line((lx + 4, yy, lx + 10, yy), fill=_GREY)
+                d.line((lx + 15, yy, lx + 22, yy), fill=_GREY)
+            d.text((lx + 30, yy - 6), text, fill=(0, 0, 0), font=small)
+        # y label (rotated) and title
+        lines = _axis_label(ts.label)
+        lab = Image.new("RGB", (y1 - y0, 15 * len(lines)), (255, 255, 255))
+        ld = ImageDraw.Draw(lab)
+        for i, text in enumerate(lines):
+            text = _fit(ld, text, font, lab.width)
+            ld.text(
+                ((lab.width - ld.textlength(text, font=font)) / 2, 15 * i),
+                text,
+                fill=(0, 0, 0),
+                font=font,
+            )
+        img.paste(lab.rotate(90, expand=True), (4, y0))
         if ts.dates:
-            span = f"{ts.dates[0].isoformat()} – {ts.dates[-1].isoformat()}, {len(ts.dates)} dates"
+            span = f"{ts.dates[0].isoformat()} to {ts.dates[-1].isoformat()}, {len(ts.dates)} dates"
             title = f"{title} · {span}" if title else span
-        ax.set_title(title, fontsize=8)
-        for lab in ax.get_xticklabels():
-            lab.set_rotation(25)
-            lab.set_ha("right")
-        self.fig.subplots_adjust(left=0.13, right=0.98, top=0.9, bottom=0.2)
+        title = _fit(d, title, font, self.W - 10)
+        d.text(((self.W - d.textlength(title, font=font)) / 2, 6), title, fill=(0, 0, 0), font=font)
         out_path.parent.mkdir(parents=True, exist_ok=True)
-        self.fig.savefig(out_path, format="png", pil_kwargs={"compress_level": 1})
+        img.save(out_path, compress_level=1)
         return out_path
 
 
