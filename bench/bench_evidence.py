@@ -131,7 +131,16 @@ def frames(paths: dict[str, Path], full: bool) -> list[ImageFrame]:
     ]
     if not full:
         return [
-            ImageFrame(f.label, f.path, f.bands, f.value_range, units=u, group="maps")
+            ImageFrame(
+                f.label,
+                f.path,
+                f.bands,
+                f.value_range,
+                units=u,
+                group="maps",
+                date="2018-01-03 to 2020-07-20",
+                source="bench scene",
+            )
             for f, u in zip(old, ("mm/yr", "mm"), strict=True)
         ]
     out = frames(paths, False)

@@ -13,9 +13,10 @@ any detector:
   value map (one band with ``units``) a colour map over a hillshade of the DEM (no-data cells are
   transparent: the hillshade shows through, never black) and a colour bar with the units and the
   fixed stretch written on it (the same stretch for every candidate, symmetric about 0 for rates).
-* Per candidate: ``<group>.gif`` per group of frames (``chips.gif`` when the detector names no
-  groups), ``frame_<nn>_<label>.png`` per frame (in a time-lapse of more than
-  :data:`MAX_PNG_PER_GROUP` frames only its last frame: the GIF holds the others), and
+* Per candidate: ``<group>.gif`` per time-lapse (a group of frames of several dates;
+  ``chips.gif`` when the detector names no groups), ``frame_<nn>_<label>.png`` per frame (in a
+  time-lapse of more than :data:`MAX_PNG_PER_GROUP` frames only its last frame: the GIF holds
+  the others), and
   ``series.png`` when the candidate has a series (drawn with Pillow; the legend gives the
   peak-to-peak seasonal amplitude A = 2·sqrt(c² + d²)).
 
@@ -227,7 +228,7 @@ class _Raster:
         self.bands = list(bands)
         self.ds = rasterio.open(path)
         self.crs = self.ds.crs
-        self.crs_key = self.crs.to_wkt()
+        self.crs_key = self.crs.to_wkt() if self.crs is not None else ""
         t = self.ds.transform
         self.t = t
         self.block: np.ndarray | None = None
@@ -266,8 +267,16 @@ class _Raster:
         self.block = np.ma.filled(data.astype("float32"), np.nan)
         self.block_off = (r0, c0)
 
-    def read(self, win: tuple[int, int, int, int]) -> np.ndarray:
+    def read(
+        self, win: tuple[int, int, int, int], bands: Sequence[int] | None = None
+    ) -> np.ndarray:
         """(bands, rows, cols) float32 with NaN outside the raster or where masked."""
+        out = self._read(win)
+        if bands is None or list(bands) == self.bands:
+            return out
+        return out[[self.bands.index(b) for b in bands]]
+
+    def _read(self, win: tuple[int, int, int, int]) -> np.ndarray:
         r0, r1, c0, c1 = win
         out = np.full((len(self.bands), r1 - r0, c1 - c0), np.nan, dtype="float32")
         if self.block is not None:
@@ -478,11 +487,17 @@ class _Job:
     size_px: int = CHIP_SIZE_PX
     series_title: str = ""
     group_sizes: dict[str, int] = field(default_factory=dict)
+    animated: dict[str, bool] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        dates: dict[str, set[str]] = {}
         for st in self.styles:
             g = st.group or "chips"
             self.group_sizes[g] = self.group_sizes.get(g, 0) + 1
+            dates.setdefault(g, set()).add(st.date)
+        # a GIF only where the frames are a time-lapse (several dates, or undated frames)
+        for g, n in self.group_sizes.items():
+            self.animated[g] = n >= 2 and (len(dates[g]) >= 2 or dates[g] == {""})
         last: dict[str, _Style] = {}
         for st in self.styles:
             last[st.group or "chips"] = st
@@ -499,17 +514,21 @@ class _Worker:
         self.job = job
         self.crs = CRS.from_user_input(job.crs)
         self.same_cache: dict[str, bool] = {}
-        self.rasters: dict[tuple[str, tuple[int, ...]], _Raster] = {}
+        self.rasters: dict[str, _Raster] = {}
         self.transformers: dict[str, Any] = {}
+        # one reader per file with every band any frame shows: a pixel-interleaved multi-band
+        # file is decoded once, not once per band
+        bands: dict[str, list[int]] = {}
         for st in job.styles:
             if st.kind == "value" and st.lut is None:
                 st.lut = _lut(st.colormap)
-            key = (st.path, st.bands)
-            if key not in self.rasters:
-                self.rasters[key] = _Raster(st.path, st.bands)
+            bands.setdefault(st.path, [])
+            bands[st.path] += [b for b in st.bands if b not in bands[st.path]]
+        for path, bs in bands.items():
+            self.rasters[path] = _Raster(path, sorted(bs))
         self.dem = _Raster(job.dem, (1,)) if job.dem else None
         for r in [*self.rasters.values(), *([self.dem] if self.dem else [])]:
-            wins = [r.window(self._to(r.crs, b)) for b in boxes]
+            wins = [r.window(self._to(r, b)) for b in boxes]
             r.share(wins)
         self.figure: Any = None
         self.shade_cache: dict[Any, Any] = {}
@@ -532,10 +551,10 @@ class _Worker:
             self.same_cache[key] = CRS.from_user_input(key) == self.crs
         return self.same_cache[key]
 
-    def _to(self, crs: Any, box: tuple[float, float, float, float]) -> tuple[float, ...]:
-        if self._same(crs):
+    def _to(self, r: _Raster, box: tuple[float, float, float, float]) -> tuple[float, ...]:
+        if self._same(r.crs_key):
             return box
-        return tuple(self._transformer(crs).transform_bounds(*box, densify_pts=21))
+        return tuple(self._transformer(r.crs).transform_bounds(*box, densify_pts=21))
 
     def close(self) -> None:
         for r in self.rasters.values():
@@ -577,12 +596,12 @@ class _Worker:
     ) -> Any:
         from PIL import Image
 
-        r = self.rasters[(st.path, st.bands)]
-        bounds = self._to(r.crs, box)
+        r = self.rasters[st.path]
+        bounds = self._to(r, box)
         if not r.covers(bounds):
             return None
         win = r.window(bounds)
-        data = r.read(win)
+        data = r.read(win, st.bands)
         wb = r.window_bounds(win)
         h0, w0 = data.shape[1:]
         size = self.job.size_px
@@ -685,6 +704,8 @@ class _Worker:
                 paths.append(str(path))
         gifs: dict[str, str] = {}
         for name, images in groups.items():
+            if not job.animated[name]:
+                continue
             size = images[0].size
             seq = [im if im.size == size else im.resize(size) for im in images]
             # one palette for the whole group: quantize the frames stacked, then cut them apart
