@@ -192,7 +192,7 @@ class TestDecisionReady:
         res = build_evidence(cands, frames, tmp_path / "ev", dem=paths["dem"])
         row = res.iloc[0]
         assert row["n_frames"] == 5
-        assert set(row["animation_paths"]) == {"maps", "timelapse"}
+        assert set(row["animation_paths"]) == {"timelapse"}  # one map is no time-lapse
         assert row["animation_path"].endswith("timelapse.gif")
         assert Image.open(row["animation_path"]).n_frames == 4
         names = [Path(p).name for p in row["frame_paths"]]

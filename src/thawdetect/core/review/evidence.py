@@ -533,6 +533,7 @@ class _Worker:
         self.figure: Any = None
         self.shade_cache: dict[Any, Any] = {}
         self.outline_cache: dict[Any, Any] = {}
+        self.palettes: dict[str, Any] = {}
 
     def _transformer(self, crs: Any) -> Any:
         from pyproj import Transformer
@@ -626,12 +627,12 @@ class _Worker:
             idx = np.clip((np.nan_to_num(v, nan=lo) - lo) * (255.0 / (hi - lo or 1.0)), 0, 255)
             rgb = st.lut[(idx + 0.5).astype(np.uint8)]
             hs = self._hillshade(r, wb, (h0, w0))
+            # valid cells keep the colour bar's colours exactly; no-data cells show the relief
             if hs is None:
                 rgb[~valid] = NODATA_RGB
             else:
-                shade = (0.55 + 0.45 * hs)[..., None]
-                grey = (60 + 170 * hs).astype(np.uint8)[..., None]
-                rgb = np.where(valid[..., None], (rgb * shade).astype(np.uint8), grey)
+                grey = (60 + 170 * hs).round().astype(np.uint8)
+                rgb[~valid] = np.repeat(grey[~valid][:, None], 3, axis=1)
             resample = Image.NEAREST
         else:
             rgb8 = _stretch_rgb(data, st.vrange if st.fixed else None)
@@ -674,6 +675,30 @@ class _Worker:
                 rings.append(np.column_stack([px, py]))
         return rings
 
+    def _palette(self, group: str) -> Any:
+        """A fixed GIF palette for a group of value maps of one colour map, else None.
+
+        The colour map (every other entry), 96 greys (hillshade, text), the outline red: what
+        such a panel is drawn with.
+        """
+        from PIL import Image
+
+        if group in self.palettes:
+            return self.palettes[group]
+        styles = [st for st in self.job.styles if (st.group or "chips") == group]
+        pal = None
+        if styles and all(st.kind == "value" for st in styles):
+            luts = {st.colormap for st in styles}
+            if len(luts) == 1:
+                lut = _lut(next(iter(luts)))[::2]
+                greys = np.repeat(np.linspace(0, 255, 96).round().astype(np.uint8)[:, None], 3, 1)
+                extra = np.array([OUTLINE_RGB, NODATA_RGB], dtype=np.uint8)
+                colours = np.concatenate([lut, greys, extra]).reshape(-1)
+                pal = Image.new("P", (1, 1))
+                pal.putpalette(colours.tolist() + [0] * (768 - colours.size))
+        self.palettes[group] = pal
+        return pal
+
     def series(self, ts: TimeSeries, out_path: Path, title: str) -> Path:
         if self.figure is None:
             self.figure = _SeriesFigure()
@@ -712,7 +737,11 @@ class _Worker:
             stack = Image.new("RGB", (size[0], size[1] * len(seq)))
             for i, im in enumerate(seq):
                 stack.paste(im, (0, i * size[1]))
-            pal = stack.quantize(colors=255, method=Image.Quantize.FASTOCTREE)
+            palette = self._palette(name)
+            if palette is not None:  # value maps: a fixed palette, a lookup instead of a search
+                pal = stack.quantize(palette=palette, dither=Image.Dither.NONE)
+            else:
+                pal = stack.quantize(colors=255, method=Image.Quantize.FASTOCTREE)
             frames_p = [
                 pal.crop((0, i * size[1], size[0], (i + 1) * size[1])) for i in range(len(seq))
             ]
