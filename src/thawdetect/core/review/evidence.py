@@ -46,6 +46,7 @@ from typing import Any
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+from numpy.typing import NDArray
 
 from thawdetect.core.errors import InputError
 from thawdetect.core.plugin_api.detector import ImageFrame, TimeSeries
@@ -121,7 +122,7 @@ def _raster_stretch(path: Path, band: int) -> tuple[float, float, bool]:
         scale = max(src.width, src.height) / 1024
         f = max(scale, 1.0)
         shape = (max(1, round(src.height / f)), max(1, round(src.width / f)))
-        a = src.read(band, out_shape=shape, masked=True).astype("float64").filled(np.nan)
+        a = _filled(src.read(band, out_shape=shape, masked=True)).astype("float64")
     v = a[np.isfinite(a)]
     if v.size == 0:
         return 0.0, 1.0, False
@@ -141,8 +142,8 @@ def _nice(x: float) -> float:
     k = 10 ** math.floor(math.log10(x))
     for m in (1, 1.5, 2, 2.5, 3, 4, 5, 6, 8, 10):
         if x <= m * k * 1.0000001:
-            return m * k
-    return 10 * k
+            return float(m * k)
+    return float(10 * k)
 
 
 def _styles(frames: Sequence[ImageFrame]) -> list[_Style]:
@@ -202,10 +203,10 @@ def _styles(frames: Sequence[ImageFrame]) -> list[_Style]:
     return out
 
 
-_LUTS: dict[str, np.ndarray] = {}
+_LUTS: dict[str, NDArray[Any]] = {}
 
 
-def _lut(name: str) -> np.ndarray:
+def _lut(name: str) -> NDArray[Any]:
     """A (256, 3) uint8 colour table from a matplotlib colour map (no figure involved)."""
     if name not in _LUTS:
         import matplotlib
@@ -216,6 +217,14 @@ def _lut(name: str) -> np.ndarray:
 
 
 # -- shared windowed reads ------------------------------------------------------------------------
+
+
+def _filled(data: Any) -> NDArray[Any]:
+    """A masked read as float32 with NaN where masked."""
+    out = np.asarray(data.data, dtype="float32").copy()
+    mask = np.ma.getmaskarray(data)  # type: ignore[no-untyped-call]
+    out[mask] = np.nan
+    return out
 
 
 class _Raster:
@@ -231,7 +240,7 @@ class _Raster:
         self.crs_key = self.crs.to_wkt() if self.crs is not None else ""
         t = self.ds.transform
         self.t = t
-        self.block: np.ndarray | None = None
+        self.block: NDArray[Any] | None = None
         self.block_off = (0, 0)
 
     def window(self, bounds: tuple[float, float, float, float]) -> tuple[int, int, int, int]:
@@ -264,19 +273,19 @@ class _Raster:
         from rasterio.windows import Window
 
         data = self.ds.read(self.bands, window=Window(c0, r0, c1 - c0, r1 - r0), masked=True)
-        self.block = np.ma.filled(data.astype("float32"), np.nan)
+        self.block = _filled(data)
         self.block_off = (r0, c0)
 
     def read(
         self, win: tuple[int, int, int, int], bands: Sequence[int] | None = None
-    ) -> np.ndarray:
+    ) -> NDArray[Any]:
         """(bands, rows, cols) float32 with NaN outside the raster or where masked."""
         out = self._read(win)
         if bands is None or list(bands) == self.bands:
             return out
         return out[[self.bands.index(b) for b in bands]]
 
-    def _read(self, win: tuple[int, int, int, int]) -> np.ndarray:
+    def _read(self, win: tuple[int, int, int, int]) -> NDArray[Any]:
         r0, r1, c0, c1 = win
         out = np.full((len(self.bands), r1 - r0, c1 - c0), np.nan, dtype="float32")
         if self.block is not None:
@@ -291,7 +300,7 @@ class _Raster:
             data = self.ds.read(
                 self.bands, window=Window(cc0, rr0, cc1 - cc0, rr1 - rr0), masked=True
             )
-            src, (br, bc) = np.ma.filled(data.astype("float32"), np.nan), (rr0, cc0)
+            src, (br, bc) = _filled(data), (rr0, cc0)
         sr0, sr1 = max(r0, br), min(r1, br + src.shape[1])
         sc0, sc1 = max(c0, bc), min(c1, bc + src.shape[2])
         if sr1 > sr0 and sc1 > sc0:
@@ -310,7 +319,7 @@ class _Raster:
         self.ds.close()
 
 
-def hillshade(z: np.ndarray, res_x: float, res_y: float) -> np.ndarray:
+def hillshade(z: NDArray[Any], res_x: float, res_y: float) -> NDArray[Any]:
     """Hillshade 0-1 of elevations ``z`` (sun from 315°, 45° high); NaN where z is NaN.
 
     Examples:
@@ -324,7 +333,8 @@ def hillshade(z: np.ndarray, res_x: float, res_y: float) -> np.ndarray:
     az, alt = np.deg2rad(315.0), np.deg2rad(45.0)
     sun = (np.sin(az) * np.cos(alt), np.cos(az) * np.cos(alt), np.sin(alt))
     shaded = (-dzdx * sun[0] - dzdn * sun[1] + sun[2]) / norm
-    return np.clip(shaded, 0, 1)
+    out: NDArray[Any] = np.clip(shaded, 0, 1)
+    return out
 
 
 # -- drawing -------------------------------------------------------------------------------------
@@ -418,7 +428,9 @@ def _header(st: _Style, title: str, width: int) -> Any:
     return st.cache[key]
 
 
-def _panel(chip: Any, st: _Style, m_per_px: float, outline_px: list[np.ndarray], title: str) -> Any:
+def _panel(
+    chip: Any, st: _Style, m_per_px: float, outline_px: list[NDArray[Any]], title: str
+) -> Any:
     """Header + chip (outline, scale bar) + footer (colour bar) as one RGB image."""
     from PIL import Image, ImageDraw
 
@@ -458,11 +470,11 @@ class _Offset:
         return float(self.d.textlength(text, **kw))
 
 
-def _resize_index(n_in: int, n_out: int) -> np.ndarray:
+def _resize_index(n_in: int, n_out: int) -> NDArray[Any]:
     return np.minimum((np.arange(n_out) + 0.5) * n_in / n_out, n_in - 1).astype(np.intp)
 
 
-def _stretch_rgb(data: np.ndarray, vrange: tuple[float, float] | None) -> np.ndarray:
+def _stretch_rgb(data: NDArray[Any], vrange: tuple[float, float] | None) -> NDArray[Any]:
     out = np.zeros(data.shape, dtype=np.uint8)
     for b in range(data.shape[0]):
         band = data[b]
@@ -552,10 +564,13 @@ class _Worker:
             self.same_cache[key] = CRS.from_user_input(key) == self.crs
         return self.same_cache[key]
 
-    def _to(self, r: _Raster, box: tuple[float, float, float, float]) -> tuple[float, ...]:
+    def _to(
+        self, r: _Raster, box: tuple[float, float, float, float]
+    ) -> tuple[float, float, float, float]:
         if self._same(r.crs_key):
             return box
-        return tuple(self._transformer(r.crs).transform_bounds(*box, densify_pts=21))
+        a, b, c, d = self._transformer(r.crs).transform_bounds(*box, densify_pts=21)
+        return float(a), float(b), float(c), float(d)
 
     def close(self) -> None:
         for r in self.rasters.values():
@@ -572,7 +587,8 @@ class _Worker:
             return self.shade_cache[key]
         same = r.crs_key == self.dem.crs_key
         dbounds = bounds if same else self._dem_bounds(r.crs, bounds)
-        win = self.dem.window(dbounds)
+        left, bottom, right, top = dbounds
+        win = self.dem.window((left, bottom, right, top))
         z = self.dem.read(win)[0]
         hs = None
         if np.isfinite(z).any():
@@ -633,7 +649,7 @@ class _Worker:
             else:
                 grey = (60 + 170 * hs).round().astype(np.uint8)
                 rgb[~valid] = np.repeat(grey[~valid][:, None], 3, axis=1)
-            resample = Image.NEAREST
+            resample = Image.Resampling.NEAREST
         else:
             rgb8 = _stretch_rgb(data, st.vrange if st.fixed else None)
             if rgb8.shape[0] == 1:
@@ -642,7 +658,8 @@ class _Worker:
                 rgb8 = np.concatenate([rgb8, rgb8[:1]], axis=0)
             rgb = np.moveaxis(rgb8[:3], 0, -1)
             rgb[~np.isfinite(data).all(axis=0)] = NODATA_RGB
-            resample = Image.NEAREST if max(h0, w0) <= size else Image.BILINEAR
+            big = max(h0, w0) > size
+            resample = Image.Resampling.BILINEAR if big else Image.Resampling.NEAREST
         chip = Image.fromarray(np.ascontiguousarray(rgb, dtype=np.uint8), "RGB")
         chip = chip.resize((w, h), resample, box=src_box)
         rings = self._outline_px(geometry, r, bounds, w, h)
@@ -652,7 +669,7 @@ class _Worker:
 
     def _outline_px(
         self, geometry: Any, r: _Raster, wb: tuple[float, ...], w: int, h: int
-    ) -> list[np.ndarray]:
+    ) -> list[NDArray[Any]]:
         import shapely
 
         geom = geometry
@@ -702,7 +719,8 @@ class _Worker:
     def series(self, ts: TimeSeries, out_path: Path, title: str) -> Path:
         if self.figure is None:
             self.figure = _SeriesFigure()
-        return self.figure.draw(ts, out_path, title)
+        path: Path = self.figure.draw(ts, out_path, title)
+        return path
 
     def candidate(self, cid: str, geometry: Any, series_json: Any) -> dict[str, Any]:
         from PIL import Image
@@ -774,7 +792,7 @@ class _Worker:
 # -- series plot ---------------------------------------------------------------------------------
 
 
-def _series_model(ts: TimeSeries, dates: Sequence[date]) -> np.ndarray | None:
+def _series_model(ts: TimeSeries, dates: Sequence[date]) -> NDArray[Any] | None:
     if not ts.fit:
         return None
     t0 = ts.fit_t0 or ts.dates[0]
@@ -869,7 +887,7 @@ class _SeriesFigure:
         tpad = 0.02 * (thi - tlo)
         tlo, thi = tlo - tpad, thi + tpad
 
-        def px(tt: np.ndarray, vv: np.ndarray) -> list[tuple[float, float]]:
+        def px(tt: NDArray[Any], vv: NDArray[Any]) -> list[tuple[float, float]]:
             xs = x0 + (tt - tlo) / (thi - tlo) * (x1 - x0)
             ys = y1 - (vv - lo) / (hi - lo) * (y1 - y0)
             ok = np.isfinite(ys)
@@ -877,7 +895,7 @@ class _SeriesFigure:
 
         # grid and y ticks
         step = _nice_step(hi - lo)
-        for v in np.arange(math.ceil(lo / step) * step, hi, step):
+        for v in np.arange(math.ceil(lo / step) * step, hi, step).tolist():
             yy = y1 - (v - lo) / (hi - lo) * (y1 - y0)
             d.line((x0, yy, x1, yy), fill=(225, 225, 225))
             text = f"{v:g}"
@@ -903,13 +921,13 @@ class _SeriesFigure:
             m += every
         d.rectangle((x0, y0, x1, y1), outline=(0, 0, 0))
         # data
-        if model is not None and dense_t is not None:
+        if model is not None and dense_t is not None and trend is not None:
             pts = px(dense_t, trend)
             for i in range(0, len(pts) - 1, 6):  # dashed trend
                 d.line(pts[i : i + 4], fill=_GREY, width=1)
             d.line(px(dense_t, model), fill=_RED, width=2, joint="curve")
-        for xx, yy in px(t, y):
-            d.ellipse((xx - 2.5, yy - 2.5, xx + 2.5, yy + 2.5), fill=_BLUE)
+        for xx, yy_ in px(t, y):
+            d.ellipse((xx - 2.5, yy_ - 2.5, xx + 2.5, yy_ + 2.5), fill=_BLUE)
         # legend, top right
         labels = series_legend(ts)
         lw = max(d.textlength(s, font=small) for s in labels) + 34
@@ -920,7 +938,7 @@ class _SeriesFigure:
             outline=(180, 180, 180),
         )
         for i, text in enumerate(labels):
-            yy = ly + 9 + 14 * i
+            yy = float(ly + 9 + 14 * i)
             if i == 0:
                 d.ellipse((lx + 11, yy - 2.5, lx + 16, yy + 2.5), fill=_BLUE)
             elif i == 1:
@@ -973,7 +991,7 @@ def cut_chip(
     buffer_m: float = 300.0,
     size_px: int = CHIP_SIZE_PX,
     dem: str | Path | None = None,
-) -> np.ndarray | None:
+) -> NDArray[Any] | None:
     """One frame's panel for one candidate (header, chip with outline and scale bar, colour bar).
 
     Args:
@@ -1173,7 +1191,8 @@ def _read_spec(out_dir: Path) -> dict[str, Any]:
             )
         )
     spec["frames"] = frames
-    return spec
+    out: dict[str, Any] = spec
+    return out
 
 
 def evidence_paths(run_dir: str | Path, candidate_id: str) -> list[Path]:
