@@ -261,3 +261,20 @@ def test_kappa_undefined(tmp_path):
     decide(run, "c2", "rejected", reviewer="bob")
     assert reviewer_agreement(run, "ann", "bob")["kappa"] == pytest.approx(1.0)
     pd.testing.assert_frame_equal(history(run), history(run))
+
+
+def test_lazy_evidence_is_drawn_on_first_show(scene, tmp_path):  # noqa: F811
+    from click.testing import CliRunner
+
+    from thawdetect.cli.main import cli
+
+    run = tmp_path / "run"
+    _manual_run(scene, run, evidence="lazy")
+    ev = run / "iterations" / "01" / "evidence"
+    assert (ev / "spec.json").exists()
+    assert not [p for p in ev.iterdir() if p.is_dir()]  # nothing drawn yet
+    cid = _by_blob(run)["b1"]
+    res = CliRunner().invoke(cli, ["review", "show", str(run), cid])
+    assert res.exit_code == 0, res.output
+    assert "evidence files:" in res.output and "series.png" in res.output
+    assert (ev / cid / "series.png").exists()
