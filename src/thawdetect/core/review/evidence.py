@@ -14,9 +14,9 @@ any detector:
   transparent: the hillshade shows through, never black) and a colour bar with the units and the
   fixed stretch written on it (the same stretch for every candidate, symmetric about 0 for rates).
 * Per candidate: ``<group>.gif`` per time-lapse (a group of frames of several dates;
-  ``chips.gif`` when the detector names no groups), ``frame_<nn>_<label>.png`` per frame (in a
-  time-lapse of more than :data:`MAX_PNG_PER_GROUP` frames only its last frame: the GIF holds
-  the others), and
+  ``chips.gif`` when the detector names no groups), ``frame_<nn>_<label>.png`` per frame (of a
+  value-map time-lapse of more than :data:`MAX_PNG_PER_GROUP` frames only the last one: the GIF
+  holds the others), and
   ``series.png`` when the candidate has a series (drawn with Pillow; the legend gives the
   peak-to-peak seasonal amplitude A = 2·sqrt(c² + d²)).
 
@@ -72,7 +72,8 @@ NODATA_RGB = (214, 214, 214)
 #: A raster whose window over all of a worker's candidates is smaller is read once.
 SHARED_READ_BYTES = 256 * 2**20
 SPEC_FILE = "spec.json"
-#: Groups with more frames (time-lapses) get a GIF and one PNG (the last frame), not a PNG each.
+#: A value-map time-lapse with more frames gets a GIF and one PNG (its last frame), not a PNG
+#: each (optical frames always get their PNG: each date is evidence on its own).
 MAX_PNG_PER_GROUP = 4
 _HEADER_PX = 43
 _FOOTER_PX = 30
@@ -741,7 +742,8 @@ class _Worker:
             g = st.group or "chips"
             groups.setdefault(g, []).append(img)
             # a long time-lapse lives in its GIF; its last frame (the state now) is a PNG too
-            if job.group_sizes[g] <= MAX_PNG_PER_GROUP or st.last_in_group:
+            short = job.group_sizes[g] <= MAX_PNG_PER_GROUP
+            if short or st.kind == "rgb" or st.last_in_group:
                 path = cdir / f"frame_{st.index + 1:02d}_{st.file_label}.png"
                 img.save(path, compress_level=1)
                 paths.append(str(path))
