@@ -547,10 +547,7 @@ class Engine:
         elif len(cands):
             build_evidence(cands, frames, out, buffer_m=self.config.evidence_buffer_m, dem=dem)
             dt = time.perf_counter() - started
-            self.echo(
-                f"  review evidence in {out} ({dt:.1f} s, "
-                f"{1000 * dt / len(cands):.0f} ms per candidate)"
-            )
+            self.echo(f"  review evidence in {out} ({dt:.1f} s for {len(cands)} candidates)")
         with self.ledger.transaction() as t:
             t.mark_stage(k, "evidence")
 
