@@ -666,6 +666,9 @@ class _Worker:
         rings = self._outline_px(geometry, r, bounds, w, h)
         mpp = bw / w if r.crs.is_projected else m_per_px
         title = st.label if not st.units or st.units in st.label else f"{st.label} ({st.units})"
+        if st.kind == "rgb":  # say what an image frame shows: its bands
+            bands = ",".join(str(b) for b in st.bands)
+            title = f"{st.label} · {'bands' if len(st.bands) > 1 else 'band'} {bands}"
         return _panel(chip, st, mpp, rings, title)
 
     def _outline_px(
