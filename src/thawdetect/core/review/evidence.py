@@ -353,6 +353,32 @@ def _font(size: int = 11) -> Any:
     return _FONTS[size]
 
 
+_TEXT: dict[tuple[str, int], tuple[Any, float]] = {}
+
+
+def _text_mask(text: str, size: int) -> tuple[Any, float]:
+    """(mask, advance width) of a text at a font size, rendered once per process."""
+    key = (text, size)
+    if key not in _TEXT:
+        from PIL import Image, ImageDraw
+
+        font = _font(size)
+        length = float(font.getlength(text))
+        mask = Image.new("L", (max(1, math.ceil(length) + 2), size + 6), 0)
+        ImageDraw.Draw(mask).text((0, 0), text, fill=255, font=font)
+        if len(_TEXT) > 8192:
+            _TEXT.clear()
+        _TEXT[key] = (mask, length)
+    return _TEXT[key]
+
+
+def _stamp(img: Any, xy: tuple[float, float], text: str, size: int, fill: Any) -> None:
+    """Paste a cached text rendering (tick labels, scale bars repeat on every chip and plot)."""
+    mask, _ = _text_mask(text, size)
+    x, y = round(xy[0]), round(xy[1])
+    img.paste(fill, (x, y, x + mask.width, y + mask.height), mask)
+
+
 def _fit(draw: Any, text: str, font: Any, width: float) -> str:
     if draw.textlength(text, font=font) <= width:
         return text
@@ -365,7 +391,7 @@ def _fmt(v: float) -> str:
     return f"{v:+g}" if v != 0 else "0"
 
 
-def _scale_bar(draw: Any, w: int, h: int, m_per_px: float, font: Any) -> None:
+def _scale_bar(draw: Any, w: int, h: int, m_per_px: float, font: Any, img: Any = None) -> None:
     """A 1-2-5 scale bar of about a quarter of the chip width, lower left."""
     if not np.isfinite(m_per_px) or m_per_px <= 0:
         return
@@ -375,10 +401,13 @@ def _scale_bar(draw: Any, w: int, h: int, m_per_px: float, font: Any) -> None:
     px = max(1, round(length_m / m_per_px))
     text = f"{length_m / 1000:g} km" if length_m >= 1000 else f"{length_m:g} m"
     x0, y0 = 6, h - 8
-    tw = draw.textlength(text, font=font)
+    tw = _text_mask(text, 11)[1]
     draw.rectangle((x0 - 3, y0 - 16, x0 + max(px, tw) + 3, y0 + 4), fill=(255, 255, 255))
     draw.rectangle((x0, y0 - 2, x0 + px, y0 + 1), fill=(0, 0, 0))
-    draw.text((x0, y0 - 15), text, fill=(0, 0, 0), font=font)
+    if img is not None and isinstance(draw, _Offset):
+        _stamp(img, (x0 + draw.ox, y0 - 15 + draw.oy), text, 11, (0, 0, 0))
+    else:
+        draw.text((x0, y0 - 15), text, fill=(0, 0, 0), font=font)
 
 
 def _footer(st: _Style, width: int) -> Any:
@@ -448,7 +477,7 @@ def _panel(
         pts = [(float(x) + ox, float(y) + oy) for x, y in ring]
         if len(pts) >= 2:
             draw.line(pts, fill=OUTLINE_RGB, width=2, joint="curve")
-    _scale_bar(_Offset(draw, ox, oy), w, h, m_per_px, font)
+    _scale_bar(_Offset(draw, ox, oy), w, h, m_per_px, font, img)
     if footer:
         img.paste(_footer(st, width), (0, _HEADER_PX + h))
     return img
@@ -863,7 +892,7 @@ class _SeriesFigure:
 
         img = Image.new("RGB", (self.W, self.H), (255, 255, 255))
         d = ImageDraw.Draw(img)
-        font, small = _font(12), _font(10)
+        font = _font(12)
         x0, y0, x1, y1 = self.L, self.T, self.W - self.R, self.H - self.B
         t = np.array([dd.toordinal() for dd in ts.dates], dtype=float)
         y = np.asarray(ts.values_mm, dtype=float)
@@ -904,9 +933,7 @@ class _SeriesFigure:
             yy = y1 - (v - lo) / (hi - lo) * (y1 - y0)
             d.line((x0, yy, x1, yy), fill=(225, 225, 225))
             text = f"{v:g}"
-            d.text(
-                (x0 - 5 - d.textlength(text, font=small), yy - 6), text, fill=(0, 0, 0), font=small
-            )
+            _stamp(img, (x0 - 5 - _text_mask(text, 10)[1], yy - 6), text, 10, (0, 0, 0))
         # x ticks: every 3, 6 or 12 months
         d_lo, d_hi = date.fromordinal(int(tlo) + 1), date.fromordinal(int(thi))
         months = (d_hi.year - d_lo.year) * 12 + d_hi.month - d_lo.month
@@ -920,9 +947,7 @@ class _SeriesFigure:
             d.line((xx, y0, xx, y1), fill=(235, 235, 235))
             d.line((xx, y1, xx, y1 + 4), fill=(0, 0, 0))
             text = dd.strftime("%Y-%m")
-            d.text(
-                (xx - d.textlength(text, font=small) / 2, y1 + 6), text, fill=(0, 0, 0), font=small
-            )
+            _stamp(img, (xx - _text_mask(text, 10)[1] / 2, y1 + 6), text, 10, (0, 0, 0))
             m += every
         d.rectangle((x0, y0, x1, y1), outline=(0, 0, 0))
         # data
@@ -935,7 +960,7 @@ class _SeriesFigure:
             d.ellipse((xx - 2.5, yy_ - 2.5, xx + 2.5, yy_ + 2.5), fill=_BLUE)
         # legend, top right
         labels = series_legend(ts)
-        lw = max(d.textlength(s, font=small) for s in labels) + 34
+        lw = max(_text_mask(s, 10)[1] for s in labels) + 34
         lx, ly = x1 - lw - 6, y0 + 6
         d.rectangle(
             (lx, ly, lx + lw, ly + 14 * len(labels) + 4),
@@ -951,7 +976,7 @@ class _SeriesFigure:
             else:
                 d.line((lx + 4, yy, lx + 10, yy), fill=_GREY)
                 d.line((lx + 15, yy, lx + 22, yy), fill=_GREY)
-            d.text((lx + 30, yy - 6), text, fill=(0, 0, 0), font=small)
+            _stamp(img, (lx + 30, yy - 6), text, 10, (0, 0, 0))
         # y label (rotated) and title
         lines = _axis_label(ts.label)
         lab = Image.new("RGB", (y1 - y0, 15 * len(lines)), (255, 255, 255))
@@ -1140,7 +1165,7 @@ def build_evidence(
         order = np.lexsort(
             (cands.geometry.centroid.x.to_numpy(), cands.geometry.centroid.y.to_numpy())
         )
-        chunks = [[items[i] for i in part] for part in np.array_split(order, n * 2) if len(part)]
+        chunks = [[items[i] for i in part] for part in np.array_split(order, n) if len(part)]
         ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
         with ProcessPoolExecutor(max_workers=n, mp_context=ctx) as pool:
             parts = list(pool.map(_run_chunk, [job] * len(chunks), chunks))
