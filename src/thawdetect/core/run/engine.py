@@ -30,6 +30,7 @@ import shutil
 import sqlite3
 import tempfile
 import time
+import uuid
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -72,6 +73,8 @@ RUN_LOG = "run.log"
 RESUMABLE_KEYS = ("reviewer", "max_iterations")
 #: Config fields whose names contain one of these are outputs, not inputs that must exist.
 OUTPUT_FIELD_HINTS = ("work_dir", "out_dir", "output", "cache")
+#: Geometry types a known inventory may hold (outlines or locations).
+KNOWN_TYPES = ("Polygon", "MultiPolygon", "Point", "MultiPoint")
 
 
 @dataclass
@@ -152,8 +155,11 @@ class Engine:
             self.manifest["run_config"] = self.config.model_dump(mode="json")
         else:
             self.manifest = self._new_manifest()
-        self.reviewer = self.config.reviewer or self._default_reviewer()
+        # a resumed run keeps the reviewer it was started with unless --reviewer is given
+        previous_reviewer = self.manifest.get("reviewer")
+        self.reviewer = self.config.reviewer or previous_reviewer or self._default_reviewer()
         self._check_reviewer()
+        self.manifest["reviewer"] = self.reviewer
         if stored is None:
             if overwrite and is_run:
                 shutil.rmtree(self.run_dir)
@@ -161,6 +167,8 @@ class Engine:
             write_atomic(path, json.dumps(self.manifest, indent=2))
             self.ledger = Ledger(self.run_dir, crs=self.crs)
         else:
+            if previous_reviewer != self.reviewer:
+                self._save_manifest()
             self._check_inputs_changed()
         self._buffering = False
         for msg in self._deferred:
@@ -421,11 +429,31 @@ class Engine:
         write_atomic(self.run_dir / MANIFEST, json.dumps(self.manifest, indent=2))
 
     def _known_inventory(self) -> gpd.GeoDataFrame:
+        """The known inventory: polygons and points (field inventories are often points).
+
+        Raises:
+            InputError: a file holding lines or other geometry types (one line naming it).
+        """
         parts = []
         for p in self.manifest["files"]["known_inventory"]:
             gdf = read_vector(p, crs=self.crs, what="known inventory")
-            gdf = gdf[gdf.geom_type.isin(["Polygon", "MultiPolygon"])]
-            parts.append(gdf[["geometry"]])
+            gdf = gdf[gdf.geometry.notna() & ~gdf.geometry.is_empty]
+            types = gdf.geom_type
+            other = sorted(set(types) - set(KNOWN_TYPES))
+            if other:
+                n = int((~types.isin(KNOWN_TYPES)).sum())
+                raise InputError(
+                    p,
+                    f"known inventory holds {n} {'/'.join(other)} feature(s); use polygons "
+                    "(outlines) or points (locations)",
+                )
+            gdf = gdf[["geometry"]].explode(index_parts=False).reset_index(drop=True)
+            n_pts = int(gdf.geom_type.eq("Point").sum())
+            self.echo(
+                f"known inventory {p}: {len(gdf)} features read "
+                f"({len(gdf) - n_pts} polygons, {n_pts} points)"
+            )
+            parts.append(gdf)
         if not parts:
             return gpd.GeoDataFrame(geometry=gpd.GeoSeries([], crs=self.crs), crs=self.crs)
         return gpd.GeoDataFrame(pd.concat(parts, ignore_index=True), crs=self.crs)
@@ -502,6 +530,8 @@ class Engine:
             inv["iteration"] = 0
             inv["probability"] = "high"
             inv["detectors"] = ""
+            inv["outline"] = np.where(known.geom_type == "Point", "point", "known")
+            inv["merged_candidates"] = ""
             t.write("inventory", inv)
             pos = known.copy()
             pos["source"] = "known"
@@ -510,7 +540,12 @@ class Engine:
             t.write("negatives", self.ledger.read("negatives"))
             t.mark_stage(0, "init")
         if len(known):
-            self.echo(f"known inventory: {len(known)} features (initial training positives)")
+            n_pts = int(known.geom_type.eq("Point").sum())
+            self.echo(
+                f"known inventory: {len(known)} features used ({len(known) - n_pts} polygons, "
+                f"{n_pts} points): training positives and terrain statistics, inventory, "
+                "already-known candidates dropped"
+            )
 
     def run(self) -> RunResult:
         """Run or resume until a stop rule or a manual review pause.
@@ -733,7 +768,9 @@ class Engine:
         merged = merge_candidates(flat, self.crs, buffer_m=self.config.merge_buffer_m)
         n_merged = len(merged)
         decided = self.ledger.read(
-            "candidates", columns=[], where={"status": ["confirmed", "rejected"]}
+            "candidates",
+            columns=[],
+            where={"status": ["confirmed", "rejected", "part_of", "unsure"]},
         )
         seen = pd.concat(
             [decided[["geometry"]], self.ledger.read("inventory", columns=[])[["geometry"]]],
@@ -741,6 +778,10 @@ class Engine:
         )
         seen = gpd.GeoDataFrame(seen, geometry="geometry", crs=self.crs)
         dup = overlap_fraction(merged, seen) >= self.config.duplicate_overlap
+        points = seen[seen.geom_type == "Point"]
+        if len(points) and len(merged):  # a candidate containing a known point is known
+            hit, _ = points.sindex.query(merged.geometry, predicate="contains")
+            dup = dup | pd.Series(np.isin(np.arange(len(merged)), hit), index=merged.index)
         merged = merged[~dup]
         area_ha = merged.geometry.area / 1e4
         small = area_ha < self.config.min_mapping_unit_ha
@@ -766,25 +807,31 @@ class Engine:
 
     def _evidence(self, k: int, detectors: dict[str, Detector]) -> None:
         cands = self.ledger.read("candidates", where={"iteration": k})
+        # a broken install fails the stage loudly; it is not marked done without evidence
+        try:
+            from thawdetect.core.review.evidence import build_evidence, write_spec
+        except ImportError as exc:
+            raise PluginError(
+                f"review evidence cannot be made: {type(exc).__name__}: {exc}; reinstall "
+                "thawdetect, or set 'evidence: false' to run without evidence"
+            ) from exc
         frames = []
         sets = self._training_sets()
+        dem = None
         for name, det in detectors.items():
             ctx = self._context(name, k, sets)
             frames += self._call_detector(name, "image_frames", k, det.image_frames, ctx)
+            dem = dem or getattr(det.config, "dem_file", None)  # hillshade behind value maps
         started = time.perf_counter()
-        if len(cands):
-            # a broken install fails the stage loudly; it is not marked done without evidence
-            try:
-                from thawdetect.core.review.evidence import build_evidence
-            except ImportError as exc:
-                raise PluginError(
-                    f"review evidence cannot be made: {type(exc).__name__}: {exc}; reinstall "
-                    "thawdetect, or set 'evidence: false' to run without evidence"
-                ) from exc
-
-            out = self.run_dir / "iterations" / f"{k:02d}" / "evidence"
-            build_evidence(cands, frames, out, buffer_m=self.config.evidence_buffer_m)
-            self.echo(f"  review evidence in {out} ({time.perf_counter() - started:.1f} s)")
+        out = self.run_dir / "iterations" / f"{k:02d}" / "evidence"
+        out.mkdir(parents=True, exist_ok=True)
+        write_spec(out, frames, buffer_m=self.config.evidence_buffer_m, dem=dem, crs=self.crs)
+        if len(cands) and self.config.evidence == "lazy":
+            self.echo(f"  review evidence: drawn when each candidate is first shown ({out})")
+        elif len(cands):
+            build_evidence(cands, frames, out, buffer_m=self.config.evidence_buffer_m, dem=dem)
+            dt = time.perf_counter() - started
+            self.echo(f"  review evidence in {out} ({dt:.1f} s for {len(cands)} candidates)")
         with self.ledger.transaction() as t:
             t.mark_stage(k, "evidence")
 
@@ -801,9 +848,14 @@ class Engine:
                     f"reviewer '{reviewer}' is not understood by any plugin "
                     "(use manual, reference or reference:PATH)"
                 )
+            settings = dict(getattr(decisions, "attrs", {}) or {}).get("review_settings")
             decisions = pd.DataFrame(decisions).copy()
             decisions["reviewer"] = reviewer
             decisions["iteration"] = k
+            decisions["batch_id"] = f"auto-{k:02d}-{uuid.uuid4().hex[:8]}"
+            if settings:
+                self.manifest.setdefault("review", {})[str(k)] = {"reviewer": reviewer, **settings}
+                self._save_manifest()
             with self.ledger.transaction() as t:
                 t.record_decisions(decisions)
                 t.mark_stage(k, "review")
@@ -815,18 +867,31 @@ class Engine:
         return True
 
     def _update(self, k: int, detectors: dict[str, Detector]) -> None:
+        from thawdetect.core.review.decisions import latest_decisions
+        from thawdetect.core.review.outlines import build_inventory_update
+
         mine = self.ledger.read("candidates", where={"iteration": k})
         confirmed = mine[mine["status"] == "confirmed"]
         rejected = mine[mine["status"] == "rejected"]
+        latest = latest_decisions(self.ledger.read("decisions"))
         sets = self._training_sets()
         positives, negatives, inventory = sets["positives"], sets["negatives"], sets["inventory"]
-        # Idempotent on re-run: rows of this iteration are replaced, not appended twice.
+        # Idempotent on re-run: rows of this iteration are replaced, not appended twice (and a
+        # union into an earlier feature is the same union again).
         positives = positives[positives["iteration"] != k]
         negatives = negatives[negatives["iteration"] != k]
-        inventory = inventory[inventory["iteration"] != k]
+        inventory = inventory[inventory["iteration"] != k].copy()
+        new_inv, inventory, fragments = build_inventory_update(
+            k, mine, latest, inventory, self.crs, echo=self.echo
+        )
         new_pos = gpd.GeoDataFrame(
-            {"source": "confirmed", "iteration": k, "candidate_id": confirmed["candidate_id"]},
-            geometry=confirmed.geometry,
+            {"source": "confirmed", "iteration": k, "candidate_id": new_inv["candidate_id"]},
+            geometry=new_inv.geometry.to_numpy(),
+            crs=self.crs,
+        )
+        frag_pos = gpd.GeoDataFrame(
+            {"source": "part_of", "iteration": k, "candidate_id": fragments["candidate_id"]},
+            geometry=fragments.geometry.to_numpy(),
             crs=self.crs,
         )
         new_neg = gpd.GeoDataFrame(
@@ -834,11 +899,7 @@ class Engine:
             geometry=rejected.geometry,
             crs=self.crs,
         )
-        new_inv = confirmed.drop(columns=["status", "iteration"]).copy()
-        new_inv.insert(0, "inventory_id", [f"rts-{k:02d}-{i + 1:04d}" for i in range(len(new_inv))])
-        new_inv["source"] = "confirmed"
-        new_inv["iteration"] = k
-        positives = _concat(positives, new_pos, self.crs)
+        positives = _concat(_concat(positives, new_pos, self.crs), frag_pos, self.crs)
         negatives = _concat(negatives, new_neg, self.crs)
         inventory = _concat(inventory, new_inv, self.crs)
         ctx = self._context(None, k, sets)
@@ -884,8 +945,8 @@ class Engine:
             t.mark_stage(k, "update")
         self.host.hook.thawdetect_iteration_finished(iteration=k, summary=row, context=ctx)
         self.echo(
-            f"  iteration {k}: {len(confirmed)} confirmed, {len(rejected)} rejected, "
-            f"inventory {len(inventory)}"
+            f"  iteration {k}: {len(confirmed)} confirmed, {len(fragments)} part of a mapped "
+            f"feature, {len(rejected)} rejected, inventory {len(inventory)}"
         )
 
     def _accuracy(self) -> dict[str, Any] | None:
