@@ -932,16 +932,20 @@ class Engine:
             "inventory_size": len(inventory),
             "thresholds_json": json.dumps(thresholds, default=str),
         }
+        grown = _changed_features(sets["inventory"], inventory[inventory["iteration"] != k])
         with self.ledger.transaction() as t:
-            # Idempotent on re-run: this iteration's rows are replaced, the rest is untouched.
+            # Idempotent on re-run: this iteration's rows are replaced, earlier features that
+            # fragments were merged into are updated in place (the same union again on a re-run).
             for layer, rows in (
-                ("positives", new_pos),
+                ("positives", _concat(new_pos, frag_pos, self.crs)),
                 ("negatives", new_neg),
                 ("inventory", new_inv),
                 ("iterations", pd.DataFrame([row])),
             ):
                 t.delete(layer, {"iteration": k})
                 t.append(layer, rows)
+            if len(grown):
+                t.update("inventory", "inventory_id", grown)
             t.mark_stage(k, "update")
         self.host.hook.thawdetect_iteration_finished(iteration=k, summary=row, context=ctx)
         self.echo(
@@ -970,6 +974,26 @@ class Engine:
             "table": format_run_table(result),
             "dict": result,
         }
+
+
+def _changed_features(before: gpd.GeoDataFrame, after: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+    """Rows of ``after`` whose outline or attributes differ from ``before`` (same inventory_id)."""
+    if len(after) == 0 or "inventory_id" not in after.columns:
+        return after.iloc[:0]
+    prev = before.set_index("inventory_id")
+    cols = [c for c in after.columns if c in prev.columns and c != "geometry"]
+    changed = []
+    for i, (iid, geom) in enumerate(zip(after["inventory_id"], after.geometry, strict=True)):
+        if iid not in prev.index:
+            continue
+        old = prev.loc[iid]
+        same_geom = (
+            old["geometry"] is not None and geom is not None and geom.equals(old["geometry"])
+        )
+        same_attrs = all(str(after[c].iloc[i]) == str(old[c]) for c in cols if c != "inventory_id")
+        if not (same_geom and same_attrs):
+            changed.append(i)
+    return after.iloc[changed]
 
 
 def _concat(a: gpd.GeoDataFrame, b: gpd.GeoDataFrame, crs: Any) -> gpd.GeoDataFrame:
