@@ -115,6 +115,11 @@ def cli(ctx: click.Context, traceback: bool, verbose: int) -> None:
     help="Run directory (default ./thawdetect-runs/REGION_DETECTORS).",
 )
 @click.option("--overwrite", is_flag=True, help="Delete an existing run in the output directory.")
+@click.option(
+    "--scheduler",
+    help="Where heavy steps run: synchronous, threads (default), processes, or tcp://HOST:PORT "
+    "of a running Dask scheduler (config: compute.scheduler).",
+)
 @click.pass_context
 def run(
     ctx: click.Context,
@@ -126,6 +131,7 @@ def run(
     validation: Path | None,
     output_dir: Path | None,
     overwrite: bool,
+    scheduler: str | None,
 ) -> None:
     """Run (or resume) the iterative detection loop.
 
@@ -139,6 +145,7 @@ def run(
       thawdetect run --detector insar_sbas --region qilian
       thawdetect run --config run.yaml --reviewer reference:truth.gpkg
       thawdetect run --detector optical_dl --detector insar_sbas --region qtec
+      thawdetect run --detector insar_sbas --region qilian --scheduler tcp://10.0.0.5:8786
     """
     from thawdetect.core.config import load_run_config
     from thawdetect.core.run.engine import Engine, safe_name
@@ -157,6 +164,10 @@ def run(
         updates["max_iterations"] = max_iterations
     if validation:
         updates["validation"] = validation
+    if scheduler:
+        from thawdetect.core.compute import validate_scheduler
+
+        updates["compute"] = {"scheduler": validate_scheduler(scheduler)}
     if updates:
         cfg = cfg.model_validate({**cfg.model_dump(), **updates})
     region_name = cfg.region if isinstance(cfg.region, str) else getattr(cfg.region, "name", "")

@@ -166,7 +166,7 @@ class Engine:
                 raise InputError(path, "run manifest is corrupt (not JSON)") from exc
             stored = dict(manifest.get("run_config", {}))
             new = dict(user_cfg)
-            for key in ("reviewer", "max_iterations"):  # may change between sessions
+            for key in ("reviewer", "max_iterations", "compute"):  # may change between sessions
                 stored.pop(key, None)
                 new.pop(key, None)
             if stored != new:
@@ -315,6 +315,12 @@ class Engine:
             PluginError: a detector raised (the ledger keeps every finished stage).
             ThawdetectError: bad input or configuration.
         """
+        from thawdetect.core.compute import use_scheduler
+
+        with use_scheduler(self.config.compute.scheduler):  # heavy steps: Dask, local or cluster
+            return self._run()
+
+    def _run(self) -> RunResult:
         self._initialise()
         iteration = 1
         reason = ""
