@@ -98,3 +98,45 @@ def test_any_partition_gives_identical_pixels(scene, tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(  # no part file left behind
         ["whole.tif", "p_96_96.tif", "p_48_None.tif", "p_1000_48.tif"]
     )
+
+
+class _Small(torch.nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(2)
+        self.net = torch.nn.Sequential(
+            torch.nn.Conv2d(3, 8, 3, padding=1),
+            torch.nn.ReLU(),
+            torch.nn.Conv2d(8, 8, 3, padding=1),
+            torch.nn.ReLU(),
+            torch.nn.Conv2d(8, 1, 3, padding=1),
+        )
+
+    def forward(self, x):
+        return self.net(x)
+
+
+@pytest.mark.parametrize(
+    ("options", "int8_op", "float_convs"),
+    [
+        ({"quant_format": "QOperator", "exclude_last_convs": 1}, "QLinearConv", 1),
+        # QDQ: Conv nodes stay, fed by QuantizeLinear/DequantizeLinear pairs
+        ({"per_channel": False, "calibrate_method": "Percentile"}, "DequantizeLinear", 3),
+    ],
+)
+def test_int8_options(tmp_path, options, int8_op, float_convs):
+    import onnx
+
+    from thawdetect.plugins.optical_dl.export import quantize_int8
+    from thawdetect.plugins.optical_dl.infer import open_session, predict_array
+
+    fp32 = export_onnx(_Small().eval(), tmp_path / "m.onnx")
+    rng = np.random.default_rng(0)
+    calib = rng.integers(0, 256, (4, 3, 32, 32)).astype(np.uint8)
+    int8 = quantize_int8(fp32, tmp_path / "q.onnx", calib, **options)
+    ops = [n.op_type for n in onnx.load(str(int8)).graph.node]
+    assert int8_op in ops and ops.count("Conv") == float_convs
+    x = rng.integers(0, 256, (2, 3, 32, 32)).astype(np.uint8)
+    ref = predict_array(open_session(fp32), x)
+    got = predict_array(open_session(int8), x)
+    assert np.abs(got - ref).max() < 0.05
