@@ -164,14 +164,17 @@ def main() -> None:
                 run_infer(onnx, warm, tmp / "prob_warm.tif", a.block)
                 fit_s, rate = run_fit(ts, a.fit_size, a.fit_rows)
                 inf_s, prob = run_infer(onnx, mosaic, tmp / f"prob_{n}.tif", a.block)
-        assert np.array_equal(rate, ref_rate, equal_nan=True), "fit differs from the local run"
+        # BLAS summation order depends on its thread count (workers run 1 BLAS thread): report
+        fit_same = np.array_equal(rate, ref_rate, equal_nan=True)
+        fit_dmax = float(np.nanmax(np.abs(rate - ref_rate)))
         same = np.array_equal(prob, ref_prob, equal_nan=True)
         dmax = float(np.nanmax(np.abs(prob - ref_prob)))
         results[n] = (fit_s, inf_s)
         print(
             f"{n} worker process{'es' if n > 1 else ''} x 1 thread: fit {fit_s:.1f} s "
             f"({fit_mpx * a.epochs / fit_s:.2f} Mpx-epochs/s), inference {inf_s:.1f} s "
-            f"({inf_mp / inf_s:.3f} MP/s); fit identical to local: True; probability identical "
+            f"({inf_mp / inf_s:.3f} MP/s); rate identical to local: {fit_same} (max |diff| "
+            f"{fit_dmax:.1e} mm/yr); probability identical "
             f"to local: {same} (max |diff| {dmax:.1e})"
         )
     (f1, i1), (f2, i2) = results[1], results[2]
