@@ -80,6 +80,24 @@ def test_use_scheduler_nests_and_restores():
     assert out.tolist() == again.tolist() == [1, 2, 3]
 
 
+@pytest.mark.parametrize("scheduler", ["synchronous", "threads"])
+def test_compute_with_progress_bar(monkeypatch, scheduler):
+    """With bars on, results are the same; errors inside tasks reach the caller unchanged."""
+    import dask
+
+    monkeypatch.setenv("THAWDETECT_PROGRESS", "1")
+    tasks = [dask.delayed(np.multiply, pure=False)(np.arange(4), k) for k in range(5)]
+    with use_scheduler(scheduler):
+        got = compute(*tasks, description="test tasks")
+    assert [g.tolist() for g in got] == [[0, k, 2 * k, 3 * k] for k in range(5)]
+
+    def boom(x):
+        raise ValueError(f"bad block {x}")
+
+    with pytest.raises(ValueError, match="bad block 3"), use_scheduler(scheduler):
+        compute(dask.delayed(boom)(3), description="failing")
+
+
 def test_unreachable_cluster_is_one_line():
     with socket.socket() as s:  # a port with nothing listening
         s.bind(("127.0.0.1", 0))

@@ -110,7 +110,7 @@ def _client(address: str) -> Any:
                 f"scheduler '{address}' needs dask.distributed: pip install 'dask[distributed]'"
             ) from exc
         try:
-            client = Client(address, timeout="10s", set_as_default=False)
+            client = Client(address, timeout="10s", set_as_default=False)  # type: ignore[no-untyped-call]
         except (OSError, TimeoutError) as exc:
             msg = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
             raise ConfigError(f"scheduler '{address}': cannot connect ({msg})") from None
@@ -158,7 +158,7 @@ def compute(
     Returns:
         One result per collection, as ``dask.compute``.
     """
-    import dask
+    from dask.base import compute as dask_compute
 
     from thawdetect.core import progress
 
@@ -166,7 +166,8 @@ def compute(
     show = description is not None and progress.enabled()
     if spec in LOCAL_SCHEDULERS:
         if not show:
-            return dask.compute(*collections, scheduler=spec)  # type: ignore[no-any-return]
+            result: tuple[Any, ...] = dask_compute(*collections, scheduler=spec)  # type: ignore[no-untyped-call]
+            return result
         return _local_with_progress(collections, spec, str(description))
     client = _client(spec)
     if not show:
@@ -174,14 +175,17 @@ def compute(
     from distributed import as_completed
 
     futures = client.compute(list(collections))
-    for _ in progress.track(as_completed(futures), str(description), total=len(futures)):
+    finished = as_completed(futures)  # type: ignore[no-untyped-call]
+    for _ in progress.track(finished, str(description), total=len(futures)):
         pass
     return tuple(client.gather(futures))
 
 
-def _local_with_progress(collections: tuple[Any, ...], spec: str, description: str) -> Any:
+def _local_with_progress(
+    collections: tuple[Any, ...], spec: str, description: str
+) -> tuple[Any, ...]:
     """``dask.compute`` in a helper thread, its finished tasks fed to a progress bar."""
-    import dask
+    from dask.base import compute as dask_compute
     from dask.callbacks import Callback
 
     from thawdetect.core.progress import track
@@ -198,8 +202,8 @@ def _local_with_progress(collections: tuple[Any, ...], spec: str, description: s
 
     def work() -> None:
         try:
-            with Callback(start=start, posttask=posttask):
-                out["result"] = dask.compute(*collections, scheduler=spec)
+            with Callback(start=start, posttask=posttask):  # type: ignore[no-untyped-call]
+                out["result"] = dask_compute(*collections, scheduler=spec)  # type: ignore[no-untyped-call]
         except BaseException as exc:  # re-raised in the caller's thread
             out["error"] = exc
         finally:
@@ -215,4 +219,5 @@ def _local_with_progress(collections: tuple[Any, ...], spec: str, description: s
     thread.join()
     if "error" in out:
         raise out["error"]
-    return out["result"]
+    result: tuple[Any, ...] = out["result"]
+    return result
