@@ -73,6 +73,10 @@ def test_use_scheduler_nests_and_restores():
         assert current_scheduler() == "synchronous"
         with use_scheduler(None):
             assert current_scheduler() == "synchronous"
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(1) as pool:  # a step's own threads see the run's setting
+            assert pool.submit(current_scheduler).result() == "synchronous"
         (out,) = compute(task)
         with use_scheduler("processes"):
             (again,) = compute(task)

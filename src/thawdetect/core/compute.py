@@ -15,7 +15,6 @@ graph runs on any of the schedulers and gives identical results.
 from __future__ import annotations
 
 import contextlib
-import os
 import queue
 import threading
 from collections.abc import Iterator
@@ -28,7 +27,6 @@ __all__ = [
     "close_client",
     "compute",
     "current_scheduler",
-    "n_workers",
     "task_threads",
     "use_scheduler",
     "validate_scheduler",
@@ -36,7 +34,15 @@ __all__ = [
 
 LOCAL_SCHEDULERS = ("synchronous", "threads", "processes")
 DEFAULT_SCHEDULER = "threads"
-_state = threading.local()
+
+
+class _Setting:
+    """The scheduler in force, for the whole process (threads started by a step see it too)."""
+
+    spec: str | None = None
+
+
+_state = _Setting()
 _clients: dict[str, Any] = {}
 
 
@@ -62,7 +68,7 @@ def validate_scheduler(spec: str) -> str:
 
 def current_scheduler() -> str:
     """The scheduler in force (set by :func:`use_scheduler`; ``threads`` otherwise)."""
-    return getattr(_state, "spec", DEFAULT_SCHEDULER)
+    return _state.spec or DEFAULT_SCHEDULER
 
 
 @contextlib.contextmanager
@@ -75,7 +81,7 @@ def use_scheduler(spec: str | None) -> Iterator[str]:
     Raises:
         ConfigError: bad spec, or no Dask scheduler answers at the address.
     """
-    previous = getattr(_state, "spec", None)
+    previous = _state.spec
     spec = validate_scheduler(spec) if spec else current_scheduler()
     opened = spec not in LOCAL_SCHEDULERS and spec not in _clients
     if spec not in LOCAL_SCHEDULERS:
@@ -84,10 +90,7 @@ def use_scheduler(spec: str | None) -> Iterator[str]:
     try:
         yield spec
     finally:
-        if previous is None:
-            del _state.spec
-        else:
-            _state.spec = previous
+        _state.spec = previous
         if opened:
             close_client(spec)
 
@@ -131,17 +134,6 @@ def task_threads(default: int = 0) -> int:
         return max(1, int(get_worker().state.nthreads))
     except (ImportError, ValueError, AttributeError):
         return default
-
-
-def n_workers(scheduler: str | None = None) -> int:
-    """How many tasks the scheduler in force runs at once (cluster: its total worker threads)."""
-    spec = validate_scheduler(scheduler) if scheduler else current_scheduler()
-    if spec == "synchronous":
-        return 1
-    if spec in LOCAL_SCHEDULERS:
-        return os.cpu_count() or 1
-    info = _client(spec).scheduler_info()
-    return max(1, sum(int(w.get("nthreads", 1)) for w in info.get("workers", {}).values()))
 
 
 def compute(
