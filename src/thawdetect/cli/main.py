@@ -188,6 +188,11 @@ def cli(ctx: click.Context, traceback: bool, verbose: int) -> None:
     help="Delete the existing run in the output directory (only a directory holding a run's "
     "manifest.json is ever deleted, and only after the new configuration checked out).",
 )
+@click.option(
+    "--scheduler",
+    help="Where heavy steps run: synchronous, threads (default), processes, or tcp://HOST:PORT "
+    "of a running Dask scheduler (config: compute.scheduler).",
+)
 @click.pass_context
 def run(
     ctx: click.Context,
@@ -199,6 +204,7 @@ def run(
     validation: str | None,
     output_dir: Path | None,
     overwrite: bool,
+    scheduler: str | None,
 ) -> None:
     """Run (or resume) the iterative detection loop.
 
@@ -212,6 +218,7 @@ def run(
       thawdetect run --detector insar_sbas --region qilian
       thawdetect run --config run.yaml --reviewer reference:truth.gpkg
       thawdetect run --detector optical_dl --detector insar_sbas --region qtec
+      thawdetect run --detector insar_sbas --region qilian --scheduler tcp://10.0.0.5:8786
     """
     from pydantic import ValidationError
 
@@ -236,6 +243,10 @@ def run(
         updates["max_iterations"] = max_iterations
     if validation:
         updates["validation"] = validation
+    if scheduler:
+        from thawdetect.core.compute import validate_scheduler
+
+        updates["compute"] = {"scheduler": validate_scheduler(scheduler)}
     if updates:
         try:
             cfg = cfg.model_validate({**cfg.model_dump(), **updates})

@@ -15,6 +15,7 @@ graph runs on any of the schedulers and gives identical results.
 from __future__ import annotations
 
 import contextlib
+import queue
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -23,15 +24,25 @@ from thawdetect.core.errors import ConfigError
 
 __all__ = [
     "LOCAL_SCHEDULERS",
+    "close_client",
     "compute",
     "current_scheduler",
+    "task_threads",
     "use_scheduler",
     "validate_scheduler",
 ]
 
 LOCAL_SCHEDULERS = ("synchronous", "threads", "processes")
 DEFAULT_SCHEDULER = "threads"
-_state = threading.local()
+
+
+class _Setting:
+    """The scheduler in force, for the whole process (threads started by a step see it too)."""
+
+    spec: str | None = None
+
+
+_state = _Setting()
 _clients: dict[str, Any] = {}
 
 
@@ -57,21 +68,39 @@ def validate_scheduler(spec: str) -> str:
 
 def current_scheduler() -> str:
     """The scheduler in force (set by :func:`use_scheduler`; ``threads`` otherwise)."""
-    return getattr(_state, "spec", DEFAULT_SCHEDULER)
+    return _state.spec or DEFAULT_SCHEDULER
 
 
 @contextlib.contextmanager
 def use_scheduler(spec: str | None) -> Iterator[str]:
-    """Run the enclosed work on ``spec`` (None: keep the current one)."""
-    previous = getattr(_state, "spec", None)
-    _state.spec = validate_scheduler(spec) if spec else current_scheduler()
+    """Run the enclosed work on ``spec`` (None: keep the current one).
+
+    A cluster address is connected to on entry, so an unreachable scheduler fails at once with
+    one line (not after the first heavy step); a connection opened here is closed on exit.
+
+    Raises:
+        ConfigError: bad spec, or no Dask scheduler answers at the address.
+    """
+    previous = _state.spec
+    spec = validate_scheduler(spec) if spec else current_scheduler()
+    opened = spec not in LOCAL_SCHEDULERS and spec not in _clients
+    if spec not in LOCAL_SCHEDULERS:
+        _client(spec)
+    _state.spec = spec
     try:
-        yield _state.spec
+        yield spec
     finally:
-        if previous is None:
-            del _state.spec
-        else:
-            _state.spec = previous
+        _state.spec = previous
+        if opened:
+            close_client(spec)
+
+
+def close_client(address: str) -> None:
+    """Close this process's connection to the cluster at ``address`` (the cluster keeps running)."""
+    client = _clients.pop(address, None)
+    if client is not None:
+        with contextlib.suppress(Exception):
+            client.close(timeout=10)
 
 
 def _client(address: str) -> Any:
@@ -84,19 +113,103 @@ def _client(address: str) -> Any:
                 f"scheduler '{address}' needs dask.distributed: pip install 'dask[distributed]'"
             ) from exc
         try:
-            client = Client(address, timeout="10s", set_as_default=False)
-        except OSError as exc:
-            raise ConfigError(f"scheduler '{address}': cannot connect ({exc})") from None
+            client = Client(address, timeout="10s", set_as_default=False)  # type: ignore[no-untyped-call]
+        except (OSError, TimeoutError) as exc:
+            msg = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
+            raise ConfigError(f"scheduler '{address}': cannot connect ({msg})") from None
         _clients[address] = client
     return client
 
 
-def compute(*collections: Any, scheduler: str | None = None) -> tuple[Any, ...]:
-    """``dask.compute`` on the scheduler in force (or ``scheduler``)."""
-    import dask
+def task_threads(default: int = 0) -> int:
+    """Threads one task may use (e.g. onnxruntime intra-op threads), asked inside the task.
+
+    On a Dask ``distributed`` worker: the worker's thread count (``dask worker --nthreads``), so
+    2 workers × 1 thread on 2 cores do not oversubscribe them. Elsewhere ``default`` (0 = the
+    library's own default, all cores; graph builders pass 1 for the local ``processes`` pool).
+    """
+    try:
+        from distributed import get_worker
+
+        return max(1, int(get_worker().state.nthreads))
+    except (ImportError, ValueError, AttributeError):
+        return default
+
+
+def compute(
+    *collections: Any, scheduler: str | None = None, description: str | None = None
+) -> tuple[Any, ...]:
+    """``dask.compute`` on the scheduler in force (or ``scheduler``).
+
+    Args:
+        collections: dask collections (``dask.delayed`` objects, dask arrays...).
+        scheduler: override the scheduler in force (a spec as for :func:`validate_scheduler`).
+        description: show a progress bar (:func:`thawdetect.core.progress.track`) of finished
+            tasks with this name, when bars are enabled.
+
+    Returns:
+        One result per collection, as ``dask.compute``.
+    """
+    from dask.base import compute as dask_compute
+
+    from thawdetect.core import progress
 
     spec = validate_scheduler(scheduler) if scheduler else current_scheduler()
+    show = description is not None and progress.enabled()
     if spec in LOCAL_SCHEDULERS:
-        return dask.compute(*collections, scheduler=spec)
+        if not show:
+            result: tuple[Any, ...] = dask_compute(*collections, scheduler=spec)  # type: ignore[no-untyped-call]
+            return result
+        return _local_with_progress(collections, spec, str(description))
     client = _client(spec)
-    return tuple(client.compute(list(collections), sync=True))
+    if not show:
+        return tuple(client.compute(list(collections), sync=True))
+    from distributed import as_completed
+
+    futures = client.compute(list(collections))
+    finished = as_completed(futures)  # type: ignore[no-untyped-call]
+    for _ in progress.track(finished, str(description), total=len(futures)):
+        pass
+    return tuple(client.gather(futures))
+
+
+def _local_with_progress(
+    collections: tuple[Any, ...], spec: str, description: str
+) -> tuple[Any, ...]:
+    """``dask.compute`` in a helper thread, its finished tasks fed to a progress bar."""
+    from dask.base import compute as dask_compute
+    from dask.callbacks import Callback
+
+    from thawdetect.core.progress import track
+
+    events: queue.Queue[Any] = queue.Queue()
+    done = object()
+    out: dict[str, Any] = {}
+
+    def start(dsk: Any) -> None:
+        events.put(("total", len(dsk)))
+
+    def posttask(*_: Any) -> None:
+        events.put(1)
+
+    def work() -> None:
+        try:
+            with Callback(start=start, posttask=posttask):  # type: ignore[no-untyped-call]
+                out["result"] = dask_compute(*collections, scheduler=spec)  # type: ignore[no-untyped-call]
+        except BaseException as exc:  # re-raised in the caller's thread
+            out["error"] = exc
+        finally:
+            events.put(done)
+
+    thread = threading.Thread(target=work, name="thawdetect-compute", daemon=True)
+    thread.start()
+    first = events.get()
+    if first is not done:
+        total = first[1] if isinstance(first, tuple) else None
+        for _ in track(iter(events.get, done), description, total=total):
+            pass
+    thread.join()
+    if "error" in out:
+        raise out["error"]
+    result: tuple[Any, ...] = out["result"]
+    return result

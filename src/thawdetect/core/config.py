@@ -12,14 +12,31 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import Field, ValidationError
+from pydantic import Field, ValidationError, field_validator
 
 from thawdetect.core.errors import ConfigError, InputError
 from thawdetect.core.models import StrictModel, render_validation_error, to_commented_yaml
 from thawdetect.core.paths import InputPath
 from thawdetect.core.regions import Region
 
-__all__ = ["RunConfig", "cache_dir", "load_run_config"]
+__all__ = ["ComputeConfig", "RunConfig", "cache_dir", "load_run_config"]
+
+
+class ComputeConfig(StrictModel):
+    """Where the heavy steps run (docs/scaling.md, ``thawdetect.core.compute``)."""
+
+    scheduler: str = Field(
+        "threads",
+        description="synchronous, threads (this process), processes (local pool) or the "
+        "tcp://HOST:PORT address of a running Dask distributed scheduler",
+    )
+
+    @field_validator("scheduler")
+    @classmethod
+    def _scheduler(cls, value: str) -> str:
+        from thawdetect.core.compute import validate_scheduler
+
+        return validate_scheduler(value)
 
 
 class RunConfig(StrictModel):
@@ -73,6 +90,9 @@ class RunConfig(StrictModel):
         None,
         description="column of the validation file saying landslide / not landslide; default: "
         "'label' when the file has one, else every point is a landslide",
+    )
+    compute: ComputeConfig = Field(
+        default_factory=ComputeConfig, description="where the heavy steps run (Dask)"
     )
     evidence: bool | Literal["lazy"] = Field(
         True,

@@ -70,7 +70,7 @@ STATUS_AWAITING = "awaiting review"
 STATUS_RUNNING = "running"
 RUN_LOG = "run.log"
 #: Run settings that may change between sessions of one run.
-RESUMABLE_KEYS = ("reviewer", "max_iterations")
+RESUMABLE_KEYS = ("reviewer", "max_iterations", "compute")
 #: Config fields whose names contain one of these are outputs, not inputs that must exist.
 OUTPUT_FIELD_HINTS = ("work_dir", "out_dir", "output", "cache")
 #: Geometry types a known inventory may hold (outlines or locations).
@@ -557,7 +557,10 @@ class Engine:
             PluginError: a detector raised (the ledger keeps every finished stage).
             ThawdetectError: bad input or configuration.
         """
-        with self._run_log():
+        from thawdetect.core.compute import use_scheduler
+
+        # heavy steps run on Dask: in this process, a local pool or a cluster (one code path)
+        with self._run_log(), use_scheduler(self.config.compute.scheduler):
             try:
                 return self._run()
             except ThawdetectError as exc:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
@@ -56,17 +57,34 @@ def export_onnx(model: Any, path: Path, sample_size_px: int = 64) -> Path:
     return path
 
 
-def quantize_int8(fp32_path: Path, int8_path: Path, calibration: NDArray[np.uint8]) -> Path:
-    """Static INT8 (QDQ, per-channel weights) quantization calibrated on tiles of the region.
+def quantize_int8(
+    fp32_path: Path,
+    int8_path: Path,
+    calibration: NDArray[np.uint8],
+    *,
+    quant_format: Literal["QDQ", "QOperator"] = "QDQ",
+    per_channel: bool = True,
+    exclude_op_types: Sequence[str] = (),
+    exclude_last_convs: int = 0,
+    calibrate_method: Literal["MinMax", "Percentile", "Entropy"] = "MinMax",
+) -> Path:
+    """Static INT8 quantization calibrated on tiles of the region (QDQ, per-channel by default).
 
     Args:
         fp32_path: the float model.
         int8_path: where to write the quantized model.
         calibration: (N, 3, H, W) uint8 RGB tiles of the region.
+        quant_format: ``QDQ`` (QuantizeLinear/DequantizeLinear pairs that onnxruntime fuses) or
+            ``QOperator`` (QLinearConv etc. written directly).
+        per_channel: one weight scale per output channel (usually needed to keep the IoU).
+        exclude_op_types: operator types left in float (e.g. ``("Resize",)``).
+        exclude_last_convs: leave the last N Conv nodes (the segmentation head) in float.
+        calibrate_method: activation range estimation.
     """
     try:
         from onnxruntime.quantization import (
             CalibrationDataReader,
+            CalibrationMethod,
             QuantFormat,
             QuantType,
             quantize_static,
@@ -88,15 +106,30 @@ def quantize_int8(fp32_path: Path, int8_path: Path, calibration: NDArray[np.uint
     with tempfile.TemporaryDirectory(dir=int8_path.parent) as tmpdir:
         pre = Path(tmpdir) / "pre.onnx"
         quant_pre_process(str(fp32_path), str(pre), skip_symbolic_shape=True)
+        excluded: list[str] = []
+        if exclude_last_convs:
+            import onnx
+
+            convs = [n.name for n in onnx.load(str(pre)).graph.node if n.op_type == "Conv"]
+            excluded = convs[-exclude_last_convs:]
+        op_types = None
+        if exclude_op_types:
+            from onnxruntime.quantization.registry import QDQRegistry, QLinearOpsRegistry
+
+            registry = QDQRegistry if quant_format == "QDQ" else QLinearOpsRegistry
+            op_types = [t for t in registry if t not in set(exclude_op_types)]
         tmp = Path(tmpdir) / "int8.onnx"
         quantize_static(
             str(pre),
             str(tmp),
             _Reader(),
-            quant_format=QuantFormat.QDQ,
-            per_channel=True,
+            quant_format=QuantFormat.QDQ if quant_format == "QDQ" else QuantFormat.QOperator,
+            per_channel=per_channel,
             activation_type=QuantType.QUInt8,
             weight_type=QuantType.QInt8,
+            op_types_to_quantize=op_types,
+            nodes_to_exclude=excluded or None,
+            calibrate_method=getattr(CalibrationMethod, calibrate_method),
         )
         os.replace(tmp, int8_path)
     return int8_path

@@ -13,12 +13,15 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import rasterio
+from affine import Affine
 from rasterio.windows import Window
 
 from thawdetect.core.errors import InputError, MissingDependencyError
@@ -29,8 +32,10 @@ if TYPE_CHECKING:
     from numpy.typing import NDArray
 
 __all__ = [
+    "cached_session",
     "check_model",
     "open_session",
+    "plan_blocks",
     "polygonize_probability",
     "predict_array",
     "predict_mosaic",
@@ -132,8 +137,179 @@ def _ramp(tile: int, overlap: int) -> NDArray[np.float32]:
     return w
 
 
+_sessions: dict[tuple[str, int], Any] = {}
+_sessions_lock = threading.Lock()
+
+
+def cached_session(onnx_path: str | Path, threads: int = 0) -> Any:
+    """An onnxruntime session for ``onnx_path``, opened once per process (Dask workers reuse it)."""
+    key = (str(Path(onnx_path).resolve()), int(threads))
+    with _sessions_lock:
+        session = _sessions.get(key)
+        if session is None:
+            session = _sessions[key] = open_session(onnx_path, threads)
+    return session
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """Geometry of a blended tiling: tile size, overlap, step, raster and block grid sizes."""
+
+    size: int
+    ov: int
+    height: int
+    width: int
+
+    @property
+    def step(self) -> int:
+        return self.size - self.ov
+
+    @property
+    def nbr(self) -> int:
+        return -(-self.height // self.step)
+
+    @property
+    def nbc(self) -> int:
+        return -(-self.width // self.step)
+
+
+def plan_blocks(
+    height: int, width: int, step: int, band_width_px: int, band_height_px: int | None
+) -> list[tuple[int, int, int, int]]:
+    """Blocks ``(b0, b1, r0, r1)`` of output blocks (columns, rows; ``step`` units), one task each.
+
+    Examples:
+        >>> plan_blocks(100, 100, 40, 80, None)
+        [(0, 2, 0, 3), (2, 3, 0, 3)]
+        >>> plan_blocks(100, 50, 40, 80, 40)
+        [(0, 2, 0, 1), (0, 2, 1, 2), (0, 2, 2, 3)]
+    """
+    nbr, nbc = -(-height // step), -(-width // step)
+    per_c = max(1, band_width_px // step)
+    per_r = nbr if band_height_px is None else max(1, band_height_px // step)
+    return [
+        (b0, min(b0 + per_c, nbc), r0, min(r0 + per_r, nbr))
+        for b0 in range(0, nbc, per_c)
+        for r0 in range(0, nbr, per_r)
+    ]
+
+
+def _predict_block(
+    model_path: str,
+    mosaic: str,
+    part_path: str,
+    block: tuple[int, int, int, int],
+    plan: _Plan,
+    *,
+    rgb_bands: tuple[int, int, int],
+    stretch: Stretch,
+    batch_size: int,
+    threads: int,
+    profile: dict[str, Any],
+    progress: str | None = None,
+) -> tuple[str, tuple[int, int, int, int]]:
+    """One Dask task: the blended probability of output blocks ``block`` into ``part_path``.
+
+    Opens the mosaic and the model by path (any worker can run it); processes tile rows ``r0``
+    to ``r1`` (the next tile row feeds the last block row's overlap) over tile columns ``b0`` to
+    ``b1``, in exactly the order of a whole-mosaic pass, so the pixels are bitwise those of a
+    single-task run. Returns ``part_path`` and ``block``.
+    """
+    from thawdetect.core.compute import task_threads
+    from thawdetect.core.progress import track
+
+    b0, b1, r0, r1 = block
+    size, ov, step = plan.size, plan.ov, plan.step
+    height, width, nbr, nbc = plan.height, plan.width, plan.nbr, plan.nbc
+    session = cached_session(model_path, task_threads(threads))
+    ramp = _ramp(size, ov)
+    ramp_last = ramp.copy()  # the last tile row/column has nothing to blend with beyond the edge
+    ramp_last[size - ov :] = 1.0
+    cols = list(range(b0, min(b1 + 1, nbc)))
+    rows = list(range(r0, min(r1 + 1, nbr)))
+    band_w = (b1 - b0) * step
+    row_off, col_off = r0 * step, b0 * step
+    out_h, out_w = min(r1 * step, height) - row_off, min(b1 * step, width) - col_off
+
+    reader = rasterio.open(mosaic)
+
+    def read_row(k: int) -> tuple[NDArray[np.uint8], NDArray[np.bool_]]:
+        rgbs, valids = [], []
+        for col in cols:
+            win = Window(col * step - ov, k * step - ov, size, size)
+            rgb, valid = read_rgb(reader, win, rgb_bands, stretch)
+            rgbs.append(rgb)
+            valids.append(valid)
+        return np.stack(rgbs), np.stack(valids)
+
+    part_profile = {
+        **profile,
+        "width": out_w,
+        "height": out_h,
+        "transform": profile["transform"] * Affine.translation(col_off, row_off),
+    }
+    with (
+        reader,
+        rasterio.open(part_path, "w", **part_profile) as dst,
+        ThreadPoolExecutor(1) as read_pool,
+        ThreadPoolExecutor(1) as write_pool,
+    ):
+
+        def write_strip(row0: int, prob: NDArray[np.float32]) -> None:
+            h = min(step, height - row0)
+            w = min(prob.shape[1], out_w)
+            dst.write(prob[None, :h, :w], window=Window(0, row0 - row_off, w, h))
+
+        writes: list[Any] = []
+        # buffer rows [(k-1)S, (k+1)S), columns [b0 S, b1 S)
+        acc = np.zeros((2 * step, band_w), np.float32)
+        wsum = np.zeros_like(acc)
+        valid_acc = np.zeros(acc.shape, bool)
+        pending = read_pool.submit(read_row, rows[0])
+        steps = rows if progress is None else track(rows, progress, total=len(rows))
+        for i, k in enumerate(steps):
+            rgb, valids = pending.result()
+            if i + 1 < len(rows):
+                pending = read_pool.submit(read_row, rows[i + 1])
+            prob = np.concatenate(
+                [
+                    predict_array(session, rgb[j : j + batch_size])
+                    for j in range(0, len(rgb), batch_size)
+                ]
+            )
+            r0_buf = step - ov  # tile's first row in the buffer
+            row_w = ramp_last if k == nbr - 1 else ramp
+            for col, p, v in zip(cols, prob, valids, strict=True):
+                weight = row_w[:, None] * (ramp_last if col == nbc - 1 else ramp)[None, :]
+                c0 = col * step - ov - b0 * step
+                lo, hi = max(0, c0), min(band_w, c0 + size)
+                sl = (slice(r0_buf, r0_buf + size), slice(lo, hi))
+                tl = slice(lo - c0, hi - c0)
+                acc[sl] += p[:, tl] * weight[:, tl]
+                wsum[sl] += weight[:, tl]
+                valid_acc[sl] |= v[:, tl]
+            finished = [k - 1] if k > r0 else []
+            if k == nbr - 1 and k < r1:
+                finished.append(k)
+            for row in finished:
+                part = slice(0, step) if row == k - 1 else slice(step, 2 * step)
+                with np.errstate(invalid="ignore", divide="ignore"):
+                    out = acc[part] / wsum[part]
+                out[~valid_acc[part]] = np.nan
+                writes.append(write_pool.submit(write_strip, row * step, out))
+            # shift the buffer up by one block row
+            acc[:step], acc[step:] = acc[step:], 0
+            wsum[:step], wsum[step:] = wsum[step:], 0
+            valid_acc[:step], valid_acc[step:] = valid_acc[step:], False
+            if len(writes) > 4:
+                writes.pop(0).result()
+        for w in writes:
+            w.result()
+    return part_path, block
+
+
 def predict_mosaic(
-    session: Any,
+    model: str | Path | Any,
     mosaic: Path,
     out_path: Path,
     *,
@@ -143,18 +319,33 @@ def predict_mosaic(
     overlap_px: int,
     batch_size: int = 2,
     band_width_px: int = 8192,
+    band_height_px: int | None = None,
+    threads: int = 0,
     tags: dict[str, str] | None = None,
 ) -> Path:
     """Predict a probability map over a whole mosaic, blended across tile overlaps, block-wise.
 
     Tile (k, l) covers rows ``[kS - O, (k+1)S)`` and columns ``[lS - O, (l+1)S)`` with
     ``S = tile - overlap`` and ``O = overlap``; predictions are blended with linear ramps over the
-    overlaps (weights sum to 1), so tile edges leave no seam. Output blocks are ``S × S``; the
-    mosaic is processed in vertical bands of ``band_width_px`` and, within a band, one row of
-    tiles at a time, so memory depends on the tile size and band width, not on the mosaic size.
+    overlaps (weights sum to 1), so tile edges leave no seam. Output blocks are ``S × S``.
+
+    The mosaic is cut into blocks of tiles (``band_width_px`` wide, ``band_height_px`` high),
+    each one Dask task (``dask.delayed``) run by :func:`thawdetect.core.compute.compute` on the
+    scheduler in force (``--scheduler`` / ``compute.scheduler``). A task opens the mosaic and the
+    ONNX model by path, streams one row of tiles at a time (memory depends on the tile size and
+    band width, not on the mosaic size) and writes its own uncompressed part file; the parts are
+    copied into the compressed output here (a single block is written straight into it). Each
+    block also computes the one tile row/column after it that feeds its last overlap, so the
+    pixels equal those of a one-block run exactly, whatever the partition or scheduler.
+
+    With the local ``threads``/``synchronous`` schedulers blocks run one after another (each
+    already uses every core inside onnxruntime) and ``band_height_px`` None means the whole
+    height; with ``processes`` or a cluster, None means ``band_width_px``, so blocks spread
+    over the workers, each using its worker's threads.
 
     Args:
-        session: from :func:`open_session`.
+        model: the ONNX model path (or a session from :func:`open_session`, whose model path
+            is used by workers and which local tasks reuse).
         mosaic: the mosaic raster (scene or VRT).
         out_path: the probability GeoTIFF to write (float32, 0-1, NaN = nodata, tiled).
         rgb_bands: 1-based red, green, blue bands.
@@ -162,23 +353,37 @@ def predict_mosaic(
         tile_size_px: model input size (pixels).
         overlap_px: overlap between tiles (pixels, at most half the tile).
         batch_size: tiles per onnxruntime call.
-        band_width_px: width of the vertical processing bands (pixels).
+        band_width_px: width of the blocks (pixels).
+        band_height_px: height of the blocks (pixels; None: see above).
+        threads: onnxruntime intra-op threads per task (0 = all cores; on a cluster worker,
+            the worker's thread count).
         tags: extra raster tags (provenance).
 
     Returns:
         ``out_path``.
     """
-    check_model(session, out_path, tile_size_px)
+    import shutil
+    import tempfile
+
+    import dask
+
+    from thawdetect.core.compute import compute, current_scheduler
+
+    if isinstance(model, (str, Path)):
+        model_path = Path(model)
+        session = cached_session(model_path, threads)
+    else:  # an open session: workers reopen its file; local tasks reuse it
+        session = model
+        model_path = Path(getattr(session, "_model_path", ""))
+        with _sessions_lock:
+            _sessions.setdefault((str(model_path.resolve()), int(threads)), session)
+    check_model(session, model_path, tile_size_px)
     size, ov = tile_size_px, overlap_px
     step = size - ov
     if ov > step:
         raise ValueError(f"overlap_px {ov} must not exceed half of tile_size_px {size}")
-    ramp = _ramp(size, ov)
-    ramp_last = ramp.copy()  # the last tile row/column has nothing to blend with beyond the edge
-    ramp_last[size - ov :] = 1.0
-    tmp = out_path.with_name(out_path.stem + ".partial.tif")
     with rasterio.open(mosaic) as src:
-        profile = {
+        profile: dict[str, Any] = {
             "driver": "GTiff",
             "dtype": "float32",
             "count": 1,
@@ -190,94 +395,59 @@ def predict_mosaic(
             "tiled": True,
             "blockxsize": step,
             "blockysize": step,
-            "compress": "deflate",
-            "predictor": 3,
             "BIGTIFF": "IF_SAFER",
         }
         width, height = src.width, src.height
-    nbr, nbc = -(-height // step), -(-width // step)
-    ntr, ntc = nbr, nbc
-    per_band = max(1, band_width_px // step)
-    # jobs: (band start block, band end block, tile row, tile columns)
-    jobs = []
-    for b0 in range(0, nbc, per_band):
-        b1 = min(b0 + per_band, nbc)
-        cols = list(range(b0, min(b1 + 1, ntc)))
-        for k in range(ntr):
-            jobs.append((b0, b1, k, cols))
-
-    reader = rasterio.open(mosaic)
-
-    def read_row(job: tuple[int, int, int, list[int]]) -> tuple[NDArray[np.uint8], NDArray]:
-        _, _, k, cols = job
-        rgbs, valids = [], []
-        for col in cols:
-            win = Window(col * step - ov, k * step - ov, size, size)
-            rgb, valid = read_rgb(reader, win, rgb_bands, stretch)
-            rgbs.append(rgb)
-            valids.append(valid)
-        return np.stack(rgbs), np.stack(valids)
-
-    with (
-        reader,
-        rasterio.open(tmp, "w", **profile) as dst,
-        ThreadPoolExecutor(1) as read_pool,
-        ThreadPoolExecutor(1) as write_pool,
-    ):
-
-        def write_strip(row0: int, col0: int, prob: NDArray[np.float32]) -> None:
-            h, w = min(step, height - row0), min(prob.shape[1], width - col0)
-            dst.write(prob[None, :h, :w], window=Window(col0, row0, w, h))
-
-        writes: list[Any] = []
-        acc = wsum = valid_acc = None
-        pending = read_pool.submit(read_row, jobs[0])
-        for i, job in enumerate(jobs):
-            b0, b1, k, cols = job
-            rgb, valids = pending.result()
-            if i + 1 < len(jobs):
-                pending = read_pool.submit(read_row, jobs[i + 1])
-            band_w = (b1 - b0) * step
-            if k == 0:  # buffer rows [(k-1)S, (k+1)S), columns [b0 S, b1 S)
-                acc = np.zeros((2 * step, band_w), np.float32)
-                wsum = np.zeros_like(acc)
-                valid_acc = np.zeros(acc.shape, bool)
-            prob = np.concatenate(
-                [
-                    predict_array(session, rgb[j : j + batch_size])
-                    for j in range(0, len(rgb), batch_size)
-                ]
+    final_profile = {**profile, "compress": "deflate", "predictor": 3, "num_threads": "ALL_CPUS"}
+    plan = _Plan(size, ov, height, width)
+    spec = current_scheduler()
+    local = spec in ("threads", "synchronous")
+    if band_height_px is None and not local:
+        band_height_px = band_width_px
+    blocks = plan_blocks(height, width, step, band_width_px, band_height_px)
+    task_default = 1 if spec == "processes" else threads
+    tmp = out_path.with_name(out_path.stem + ".partial.tif")
+    parts_dir = Path(tempfile.mkdtemp(prefix=".infer-", dir=out_path.parent))
+    single = len(blocks) == 1
+    try:
+        tasks = [
+            dask.delayed(_predict_block, pure=False)(
+                str(model_path),
+                str(mosaic),
+                str(tmp) if single else str(parts_dir / f"block_{i:05d}.tif"),
+                block,
+                plan,
+                rgb_bands=rgb_bands,
+                stretch=stretch,
+                batch_size=batch_size,
+                threads=task_default,
+                profile=final_profile if single else profile,
+                progress="inference tile rows" if single and local else None,
             )
-            r0 = step - ov  # tile's first row in the buffer
-            row_w = ramp_last if k == nbr - 1 else ramp
-            for col, p, v in zip(cols, prob, valids, strict=True):
-                weight = row_w[:, None] * (ramp_last if col == nbc - 1 else ramp)[None, :]
-                c0 = col * step - ov - b0 * step
-                lo, hi = max(0, c0), min(band_w, c0 + size)
-                sl = (slice(r0, r0 + size), slice(lo, hi))
-                tl = slice(lo - c0, hi - c0)
-                acc[sl] += p[:, tl] * weight[:, tl]  # type: ignore[index]
-                wsum[sl] += weight[:, tl]  # type: ignore[index]
-                valid_acc[sl] |= v[:, tl]  # type: ignore[index]
-            finished = [k - 1] if 0 < k <= nbr else []
-            if k == ntr - 1 and k < nbr:
-                finished.append(k)
-            for row in finished:
-                part = slice(0, step) if row == k - 1 else slice(step, 2 * step)
-                with np.errstate(invalid="ignore", divide="ignore"):
-                    out = acc[part] / wsum[part]  # type: ignore[index]
-                out[~valid_acc[part]] = np.nan  # type: ignore[index]
-                writes.append(write_pool.submit(write_strip, row * step, b0 * step, out))
-            # shift the buffer up by one block row
-            acc[:step], acc[step:] = acc[step:], 0  # type: ignore[index]
-            wsum[:step], wsum[step:] = wsum[step:], 0  # type: ignore[index]
-            valid_acc[:step], valid_acc[step:] = valid_acc[step:], False  # type: ignore[index]
-            if len(writes) > 4:
-                writes.pop(0).result()
-        for w in writes:
-            w.result()
-        dst.update_tags(**(tags or {}), STRETCH=stretch.to_json(), UNITS="probability 0-1")
-    os.replace(tmp, out_path)
+            for i, block in enumerate(blocks)
+        ]
+        done = compute(
+            *tasks,
+            scheduler="synchronous" if local else None,
+            description=None if single and local else "inference blocks",
+        )
+        if not single:
+            with rasterio.open(tmp, "w", **final_profile) as dst:
+                for part_path, (b0, _, r0, _) in done:
+                    with rasterio.open(part_path) as part:
+                        for r in range(0, part.height, step):
+                            h = min(step, part.height - r)
+                            data = part.read(1, window=Window(0, r, part.width, h))
+                            dst.write(
+                                data, 1, window=Window(b0 * step, r0 * step + r, part.width, h)
+                            )
+                    os.remove(part_path)
+        with rasterio.open(tmp, "r+") as dst:
+            dst.update_tags(**(tags or {}), STRETCH=stretch.to_json(), UNITS="probability 0-1")
+        os.replace(tmp, out_path)
+    finally:
+        tmp.unlink(missing_ok=True)
+        shutil.rmtree(parts_dir, ignore_errors=True)
     return out_path
 
 

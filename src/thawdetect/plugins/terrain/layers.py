@@ -11,8 +11,8 @@ from thawdetect.core.errors import InputError
 from thawdetect.core.grid import GridSpec
 from thawdetect.core.plugin_api.services import TerrainLayers
 from thawdetect.plugins.terrain.config import ASPECT_CONVENTION, FLAT_ASPECT_DEG, FLAT_SLOPE_DEG
-from thawdetect.plugins.terrain.dem import open_dem, read_block
-from thawdetect.plugins.terrain.derivatives import slope_aspect
+from thawdetect.plugins.terrain.dem import open_dem
+from thawdetect.plugins.terrain.derivatives import slope_aspect_of
 
 __all__ = ["compute_layers", "warp_layers"]
 
@@ -38,11 +38,11 @@ def compute_layers(
     """
     dem = Path(dem)
     with open_dem(dem) as (src, grid_meta):
-        elevation = read_block(src)
         native = GridSpec(src.crs, src.transform, src.width, src.height)
+    # block by block in Dask tasks that read the DEM by path (identical to the whole array)
+    elevation, slope, aspect = slope_aspect_of(dem, surface_fit)
     if not np.isfinite(elevation).any():
         raise InputError(dem, "DEM holds no valid elevation: every cell is nodata")
-    slope, aspect = slope_aspect(elevation, native.res[0], surface_fit)
     metadata = {
         "source_dem": str(dem),
         "surface_fit": surface_fit,
