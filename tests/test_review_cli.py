@@ -66,7 +66,7 @@ def test_qgis_round_trip_cli(tmp_path):
     assert res.exit_code == 1
     assert res.output.strip().splitlines() == [
         f"Error: {out}: illegal decision values ['definitely']; use ['confirmed', 'rejected', "
-        "'unsure']"
+        "'unsure', 'part_of']"
     ]
 
 

@@ -9,6 +9,7 @@ import geopandas as gpd
 import pandas as pd
 import pluggy
 import pytest
+import shapely
 from shapely.geometry import Point, box
 
 from thawdetect.core.errors import ConfigError, InputError
@@ -44,13 +45,14 @@ class TestReferenceDecisions:
             crs=UTM,
         )
         d = reference_decisions(_candidates(), ref)
-        assert d["decision"].tolist() == ["confirmed", "rejected", "confirmed", "rejected"]
+        # b touches reference 8 below min_overlap: unsure, never a negative on a real slump
+        assert d["decision"].tolist() == ["confirmed", "unsure", "confirmed", "rejected"]
         assert d["probability"].tolist() == ["high", None, "high", None]
         assert d.loc[0, "note"] == "reference match: id=7"
         d2 = reference_decisions(_candidates(), ref, min_overlap=0.03)
         assert d2.loc[1, "decision"] == "confirmed"
         d3 = reference_decisions(_candidates(), ref, min_overlap=0.3)
-        assert d3["decision"].tolist() == ["rejected", "rejected", "confirmed", "rejected"]
+        assert d3["decision"].tolist() == ["unsure", "unsure", "confirmed", "rejected"]
 
     def test_points_inside_or_within_tolerance(self):
         ref = gpd.GeoDataFrame(
@@ -68,8 +70,40 @@ class TestReferenceDecisions:
         d = reference_decisions(_candidates(), empty_ref)
         assert (d["decision"] == "rejected").all()
         d = reference_decisions(_candidates().iloc[:0], empty_ref)
-        assert list(d.columns) == ["candidate_id", "decision", "probability", "note"]
+        assert list(d.columns) == [
+            "candidate_id",
+            "decision",
+            "probability",
+            "note",
+            "geometry_wkt",
+            "part_of",
+        ]
         assert len(d) == 0
+
+    def test_confirms_with_the_reference_outline_by_default(self):
+        ref = gpd.GeoDataFrame({"id": [7]}, geometry=[box(-20, -20, 140, 130)], crs=UTM)
+        d = reference_decisions(_candidates(), ref)
+        assert d.attrs["review_settings"]["outline"] == "reference"
+        outline = shapely.from_wkt(d.loc[0, "geometry_wkt"])
+        assert outline.equals(box(-20, -20, 140, 130))
+        kept = reference_decisions(_candidates(), ref, outline="detector")
+        assert kept.loc[0, "decision"] == "confirmed" and kept.loc[0, "geometry_wkt"] == ""
+        assert kept.attrs["review_settings"]["outline"] == "detector"
+        with pytest.raises(ConfigError, match="outline"):
+            reference_decisions(_candidates(), ref, outline="mine")
+
+    def test_candidates_of_one_feature_become_one(self):
+        ref = gpd.GeoDataFrame({"id": ["S1"]}, geometry=[box(0, 0, 300, 100)], crs=UTM)
+        cands = gpd.GeoDataFrame(
+            {"candidate_id": ["x", "y", "z"]},
+            geometry=[box(0, 0, 90, 90), box(200, 0, 290, 90), box(5000, 0, 5100, 100)],
+            crs=UTM,
+        )
+        d = reference_decisions(cands, ref)
+        assert d["decision"].tolist() == ["confirmed", "part_of", "rejected"]
+        assert d["part_of"].tolist() == ["", "x", ""]
+        # the fragment carries the reference outline too: X's outline stays the reference one
+        assert shapely.from_wkt(d.loc[1, "geometry_wkt"]).equals(box(0, 0, 300, 100))
 
 
 class TestSpec:
@@ -79,6 +113,10 @@ class TestSpec:
             {"tolerance_m": 30.0, "min_overlap": 0.2},
         )
         assert parse_reference_spec("reference?tolerance_m=5") == (None, {"tolerance_m": 5.0})
+        assert parse_reference_spec("reference?outline=detector") == (
+            None,
+            {"outline": "detector"},
+        )
         assert parse_reference_spec("manual") is None
         assert parse_reference_spec("referee") is None
 
@@ -89,6 +127,7 @@ class TestSpec:
             ("reference:a.gpkg?tolerance_m=far", "is not a number"),
             ("reference:a.gpkg?min_overlap=-1", "must be ≥ 0"),
             ("reference:", "no path"),
+            ("reference?outline=mine", "outline='mine'"),
         ],
     )
     def test_bad_spec(self, spec, match):
@@ -136,7 +175,9 @@ class TestHook:
     def test_reference_without_paths(self):
         with pytest.raises(ConfigError, match="no reference inventory"):
             _host().hook.thawdetect_review_candidates(
-                candidates=_candidates(), reviewer="reference", context=SimpleNamespace(reference_paths=[])
+                candidates=_candidates(),
+                reviewer="reference",
+                context=SimpleNamespace(reference_paths=[]),
             )
 
     def test_missing_file(self, tmp_path):
@@ -150,7 +191,7 @@ class TestHook:
             )
 
 
-def test_candidate_matching_only_already_mapped_slumps_is_rejected():
+def test_candidate_matching_an_already_mapped_slump_is_part_of_it():
     from shapely.geometry import box
 
     from thawdetect.plugins.reference_reviewer.plugin import reference_decisions
@@ -159,7 +200,9 @@ def test_candidate_matching_only_already_mapped_slumps_is_rejected():
     ref = gpd.GeoDataFrame(
         {"id": ["s1", "s2"]}, geometry=[box(0, 0, 10, 10), box(50, 0, 60, 10)], crs=crs
     )
-    mapped = gpd.GeoDataFrame(geometry=[box(0, 0, 10, 10)], crs=crs)  # s1 is in the inventory
+    mapped = gpd.GeoDataFrame(  # s1 is in the inventory
+        {"inventory_id": ["rts-01-0001"]}, geometry=[box(0, 0, 10, 10)], crs=crs
+    )
     cands = gpd.GeoDataFrame(
         {"candidate_id": ["dup", "new"]},
         geometry=[box(-20, -20, 5, 5), box(52, 2, 58, 8)],  # dup overlaps s1 by 25 %
@@ -168,5 +211,6 @@ def test_candidate_matching_only_already_mapped_slumps_is_rejected():
     plain = reference_decisions(cands, ref)
     assert plain["decision"].tolist() == ["confirmed", "confirmed"]
     out = reference_decisions(cands, ref, already_mapped=mapped)
-    assert out["decision"].tolist() == ["rejected", "confirmed"]
-    assert out["note"].iloc[0] == "matches only slumps already in the inventory"
+    assert out["decision"].tolist() == ["part_of", "confirmed"]
+    assert out["part_of"].tolist() == ["rts-01-0001", ""]
+    assert "already in the inventory as rts-01-0001" in out["note"].iloc[0]

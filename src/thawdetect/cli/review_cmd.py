@@ -87,12 +87,27 @@ def show(run_dir: Path, candidate_id: str) -> None:
 @review.command("decide")
 @_RUN
 @click.argument("candidate_ids", nargs=-1, required=True)
-@click.argument("decision", type=click.Choice(["confirmed", "rejected", "unsure"]))
+@click.argument(
+    "decision", type=click.Choice(["confirmed", "rejected", "unsure", "part_of", "same_as"])
+)
 @click.option("-p", "--probability", type=click.Choice(["high", "medium", "low"]),
               help="Probability class.")  # fmt: skip
 @click.option("-n", "--note", default="", help="Free-text note.")
 @click.option("-r", "--reviewer", envvar="THAWDETECT_REVIEWER", default="unknown",
               show_default=True, help="Your name (or THAWDETECT_REVIEWER).")  # fmt: skip
+@click.option(
+    "-g",
+    "--geometry",
+    "geometry_file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Your corrected outline (GPKG/SHP/GeoJSON; polygon features are unioned).",
+)
+@click.option(
+    "--part-of",
+    "part_of",
+    metavar="X",
+    help="With part_of: the inventory_id (or candidate id) this is a fragment of.",
+)
 def decide_cmd(
     run_dir: Path,
     candidate_ids: tuple[str, ...],
@@ -100,13 +115,43 @@ def decide_cmd(
     probability: str | None,
     note: str,
     reviewer: str,
+    geometry_file: Path | None,
+    part_of: str | None,
 ) -> None:
-    """Record DECISION for one or more candidates (kept in the history)."""
-    from thawdetect.core.review.decisions import decide
+    """Record DECISION for one or more candidates (kept in the history).
 
+    part_of (or same_as) X: the candidate is a fragment or duplicate of inventory feature X;
+    its area joins X's outline (or --geometry becomes X's outline), X keeps its id, and the
+    candidate never becomes a training negative.
+    """
+    from thawdetect.core.review.decisions import decide, read_outline_file
+
+    geometry = None if geometry_file is None else read_outline_file(geometry_file)
     rows = decide(run_dir, list(candidate_ids), decision, probability=probability, note=note,
-                  reviewer=reviewer)  # fmt: skip
-    click.echo(f"{len(rows)} candidate(s) {decision} by {reviewer}")
+                  reviewer=reviewer, geometry=geometry, part_of=part_of)  # fmt: skip
+    what = rows["decision"].iloc[0] if len(rows) else decision
+    extra = f" of {part_of}" if part_of else ""
+    outline = " with the reviewed outline" if geometry is not None else ""
+    click.echo(f"{len(rows)} candidate(s) {what}{extra} by {reviewer}{outline}")
+
+
+@review.command("undo")
+@_RUN
+@click.option(
+    "-r",
+    "--reviewer",
+    envvar="THAWDETECT_REVIEWER",
+    help="Undo this reviewer's latest decision (default: the latest of anyone).",
+)
+def undo_cmd(run_dir: Path, reviewer: str | None) -> None:
+    """Undo the latest decision: its candidates return to their previous status and outline."""
+    from thawdetect.core.review.decisions import undo_last_decision
+
+    rows = undo_last_decision(run_dir, reviewer=reviewer)
+    if rows is None:
+        click.echo("nothing to undo")
+        return
+    click.echo(f"undone for {', '.join(rows['candidate_id'])} ({rows['note'].iloc[0]})")
 
 
 @review.command("export")
@@ -151,9 +196,17 @@ def kappa_cmd(run_dir: Path, reviewer_a: str, reviewer_b: str, as_json: bool) ->
     if as_json:
         click.echo(json.dumps(ag, indent=2))
         return
+    observed = (
+        "n/a" if ag["observed_agreement"] is None else f"{100 * ag['observed_agreement']:.1f} %"
+    )
+    kappa = (
+        f"{ag['kappa']:.3f}"
+        if ag["kappa_defined"]
+        else f"undefined ({ag['kappa_undefined_reason']})"
+    )
     click.echo(
         f"{reviewer_a} vs {reviewer_b}: {ag['n']} common candidates, observed agreement "
-        f"{100 * ag['observed_agreement']:.1f} %, Cohen's kappa {ag['kappa']:.3f}"
+        f"{observed}, Cohen's kappa {kappa}"
     )
     for pair, n in sorted(ag["confusion"].items()):
         a, b = pair.split("|")

@@ -3,8 +3,10 @@
 Fields follow the QTEC inventory (Xia et al. 2022): an id, centroid lon/lat, area, perimeter, a
 probability class (high/medium/low), the initiation period when known, and a near-road flag
 (centroid within ``near_road_m``, default 500 m, of a road or railway), plus the evidence of every
-detector (``<detector>__<column>``). ``arts=True`` adds the fields of the ARTS standard
-(Arctic Retrogressive Thaw Slumps data set, ``Metadata_Format_Summary.csv``) in front.
+detector (``<detector>__<column>``). Geometries are the reviewed outlines (a reviewer's corrected
+outline, fragments merged in); ``outline`` says how each was made. ``arts=True`` adds the fields
+of the ARTS standard (Arctic Retrogressive Thaw Slumps data set,
+``Metadata_Format_Summary.csv``) in front.
 """
 
 from __future__ import annotations
@@ -50,7 +52,7 @@ ARTS_REQUIRED = (
 BASE_COLUMNS = (
     "inventory_id", "candidate_id", "source", "iteration", "centroid_lon", "centroid_lat",
     "area_ha", "perimeter_m", "probability", "initiation_period", "near_road",
-    "road_distance_m", "detectors", "n_detectors", "score",
+    "road_distance_m", "detectors", "n_detectors", "score", "outline", "merged_candidates",
 )  # fmt: skip
 
 
@@ -159,6 +161,10 @@ def inventory_frame(
         out["near_road"] = near.where(~np.isnan(dist), pd.NA)
     for col in ("detectors", "n_detectors", "score"):
         out[col] = inv.get(col, None)
+    # how the outline was made (reviewed / detector / known / point, "+union" when fragments
+    # were merged in) and the fragment candidates merged into the feature
+    out["outline"] = inv.get("outline", None)
+    out["merged_candidates"] = inv.get("merged_candidates", "")
     ev = _evidence_columns(inv)
     out = pd.concat([out, ev], axis=1)
     return gpd.GeoDataFrame(out, geometry=inv.geometry.to_numpy(), crs=inv.crs)

@@ -81,9 +81,9 @@ def run_accuracy(
 ) -> dict[str, Any]:
     """Score a run's results against validation points: overall, per iteration, per detector.
 
-    * ``overall``: every candidate whose current status is confirmed (the confirmed part of the
-      inventory; features of a known inventory given as input are not detections and are not
-      scored).
+    * ``overall``: the confirmed part of the inventory, with its reviewed outlines (fragments
+      merged in); features of a known inventory given as input are not detections and are not
+      scored. Before any update stage: the candidates whose status is confirmed.
     * ``proposed``: every candidate the detectors proposed, before review (the reviewers' effect
       is the difference to ``overall``).
     * ``per_iteration[k]``: candidates confirmed in iterations 1..k (the inventory after k).
@@ -132,7 +132,10 @@ def run_accuracy(
         excluded = len(on_known)
         val = val.drop(index=val.index[on_known]).reset_index(drop=True)
     cands = ledger.read("candidates")
-    confirmed = cands[cands["status"] == "confirmed"]
+    # the reviewed outlines: inventory features the run confirmed (fragments merged in); a
+    # ledger whose update stage has not run yet scores the confirmed candidates' outlines
+    found = inventory[inventory["source"] != "known"] if len(inventory) else inventory
+    confirmed = found if len(found) else cands[cands["status"] == "confirmed"]
 
     def score(det: gpd.GeoDataFrame) -> dict[str, Any]:
         try:
@@ -157,7 +160,7 @@ def run_accuracy(
         out["per_iteration"][str(it)] = score(confirmed[confirmed["iteration"] <= it])
     det_lists = cands["detectors"].fillna("").astype(str).str.split(",")
     names = sorted({d.strip() for ds in det_lists for d in ds if d.strip()})
-    conf_lists = det_lists[cands["status"] == "confirmed"]
+    conf_lists = confirmed["detectors"].fillna("").astype(str).str.split(",")
     for name in names:
         sel = conf_lists.map(lambda ds, n=name: n in [d.strip() for d in ds])
         out["per_detector"][name] = score(confirmed[sel.to_numpy()])

@@ -26,6 +26,7 @@ import logging
 import re
 import shutil
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -61,6 +62,8 @@ _T = TypeVar("_T")
 STATUS_FINISHED = "finished"
 STATUS_AWAITING = "awaiting review"
 STATUS_RUNNING = "running"
+#: Geometry types a known inventory may hold (outlines or locations).
+KNOWN_TYPES = ("Polygon", "MultiPolygon", "Point", "MultiPoint")
 
 
 @dataclass
@@ -113,7 +116,13 @@ class Engine:
         self.crs = self.region.working_crs()
         self.ledger = Ledger(self.run_dir, crs=self.crs)
         self.manifest = self._load_or_create_manifest()
-        self.reviewer = self.config.reviewer or self._default_reviewer()
+        # a resumed run keeps the reviewer it was started with unless --reviewer is given
+        self.reviewer = (
+            self.config.reviewer or self.manifest.get("reviewer") or self._default_reviewer()
+        )
+        if self.manifest.get("reviewer") != self.reviewer:
+            self.manifest["reviewer"] = self.reviewer
+            self._save_manifest()
 
     def _default_reviewer(self) -> str:
         """``reference`` when every detector runs on a bundled sample and one has a reference."""
@@ -228,11 +237,31 @@ class Engine:
         write_atomic(self.run_dir / MANIFEST, json.dumps(self.manifest, indent=2))
 
     def _known_inventory(self) -> gpd.GeoDataFrame:
+        """The known inventory: polygons and points (field inventories are often points).
+
+        Raises:
+            InputError: a file holding lines or other geometry types (one line naming it).
+        """
         parts = []
         for p in self.manifest["files"]["known_inventory"]:
             gdf = read_vector(p, crs=self.crs, what="known inventory")
-            gdf = gdf[gdf.geom_type.isin(["Polygon", "MultiPolygon"])]
-            parts.append(gdf[["geometry"]])
+            gdf = gdf[gdf.geometry.notna() & ~gdf.geometry.is_empty]
+            types = gdf.geom_type
+            other = sorted(set(types) - set(KNOWN_TYPES))
+            if other:
+                n = int((~types.isin(KNOWN_TYPES)).sum())
+                raise InputError(
+                    p,
+                    f"known inventory holds {n} {'/'.join(other)} feature(s); use polygons "
+                    "(outlines) or points (locations)",
+                )
+            gdf = gdf[["geometry"]].explode(index_parts=False).reset_index(drop=True)
+            n_pts = int(gdf.geom_type.eq("Point").sum())
+            self.echo(
+                f"known inventory {p}: {len(gdf)} features read "
+                f"({len(gdf) - n_pts} polygons, {n_pts} points)"
+            )
+            parts.append(gdf)
         if not parts:
             return gpd.GeoDataFrame(geometry=gpd.GeoSeries([], crs=self.crs), crs=self.crs)
         return gpd.GeoDataFrame(pd.concat(parts, ignore_index=True), crs=self.crs)
@@ -298,6 +327,8 @@ class Engine:
             inv["iteration"] = 0
             inv["probability"] = "high"
             inv["detectors"] = ""
+            inv["outline"] = np.where(known.geom_type == "Point", "point", "known")
+            inv["merged_candidates"] = ""
             t.write("inventory", inv)
             pos = known.copy()
             pos["source"] = "known"
@@ -306,7 +337,12 @@ class Engine:
             t.write("negatives", self.ledger.read("negatives"))
             t.mark_stage(0, "init")
         if len(known):
-            self.echo(f"known inventory: {len(known)} features (initial training positives)")
+            n_pts = int(known.geom_type.eq("Point").sum())
+            self.echo(
+                f"known inventory: {len(known)} features used ({len(known) - n_pts} polygons, "
+                f"{n_pts} points): training positives and terrain statistics, inventory, "
+                "already-known candidates dropped"
+            )
 
     def run(self) -> RunResult:
         """Run or resume until a stop rule or a manual review pause.
@@ -455,12 +491,16 @@ class Engine:
         merged = merge_candidates(flat, self.crs, buffer_m=self.config.merge_buffer_m)
         n_merged = len(merged)
         cands = self.ledger.read("candidates")
-        decided = cands[cands["status"].isin(["confirmed", "rejected"])]
+        decided = cands[cands["status"].isin(["confirmed", "rejected", "part_of", "unsure"])]
         seen = pd.concat(
             [decided[["geometry"]], self.ledger.read("inventory")[["geometry"]]], ignore_index=True
         )
         seen = gpd.GeoDataFrame(seen, geometry="geometry", crs=self.crs)
         dup = overlap_fraction(merged, seen) >= self.config.duplicate_overlap
+        points = seen[seen.geom_type == "Point"]
+        if len(points) and len(merged):  # a candidate containing a known point is known
+            hit, _ = points.sindex.query(merged.geometry, predicate="contains")
+            dup = dup | pd.Series(np.isin(np.arange(len(merged)), hit), index=merged.index)
         merged = merged[~dup]
         area_ha = merged.geometry.area / 1e4
         small = area_ha < self.config.min_mapping_unit_ha
@@ -522,9 +562,14 @@ class Engine:
                     f"reviewer '{reviewer}' is not understood by any plugin "
                     "(use manual, reference or reference:PATH)"
                 )
+            settings = dict(getattr(decisions, "attrs", {}) or {}).get("review_settings")
             decisions = pd.DataFrame(decisions).copy()
             decisions["reviewer"] = reviewer
             decisions["iteration"] = k
+            decisions["batch_id"] = f"auto-{k:02d}-{uuid.uuid4().hex[:8]}"
+            if settings:
+                self.manifest.setdefault("review", {})[str(k)] = {"reviewer": reviewer, **settings}
+                self._save_manifest()
             with self.ledger.transaction() as t:
                 t.record_decisions(decisions)
                 t.mark_stage(k, "review")
@@ -536,19 +581,32 @@ class Engine:
         return True
 
     def _update(self, k: int, detectors: dict[str, Detector]) -> None:
+        from thawdetect.core.review.decisions import latest_decisions
+        from thawdetect.core.review.outlines import build_inventory_update
+
         cands = self.ledger.read("candidates")
         mine = cands[cands["iteration"] == k].copy()
         confirmed = mine[mine["status"] == "confirmed"]
         rejected = mine[mine["status"] == "rejected"]
+        latest = latest_decisions(self.ledger.read("decisions"))
         sets = self._training_sets()
         positives, negatives, inventory = sets["positives"], sets["negatives"], sets["inventory"]
-        # Idempotent on re-run: rows of this iteration are replaced, not appended twice.
+        # Idempotent on re-run: rows of this iteration are replaced, not appended twice (and a
+        # union into an earlier feature is the same union again).
         positives = positives[positives["iteration"] != k]
         negatives = negatives[negatives["iteration"] != k]
-        inventory = inventory[inventory["iteration"] != k]
+        inventory = inventory[inventory["iteration"] != k].copy()
+        new_inv, inventory, fragments = build_inventory_update(
+            k, mine, latest, inventory, self.crs, echo=self.echo
+        )
         new_pos = gpd.GeoDataFrame(
-            {"source": "confirmed", "iteration": k, "candidate_id": confirmed["candidate_id"]},
-            geometry=confirmed.geometry,
+            {"source": "confirmed", "iteration": k, "candidate_id": new_inv["candidate_id"]},
+            geometry=new_inv.geometry.to_numpy(),
+            crs=self.crs,
+        )
+        frag_pos = gpd.GeoDataFrame(
+            {"source": "part_of", "iteration": k, "candidate_id": fragments["candidate_id"]},
+            geometry=fragments.geometry.to_numpy(),
             crs=self.crs,
         )
         new_neg = gpd.GeoDataFrame(
@@ -556,11 +614,7 @@ class Engine:
             geometry=rejected.geometry,
             crs=self.crs,
         )
-        new_inv = confirmed.drop(columns=["status", "iteration"]).copy()
-        new_inv.insert(0, "inventory_id", [f"rts-{k:02d}-{i + 1:04d}" for i in range(len(new_inv))])
-        new_inv["source"] = "confirmed"
-        new_inv["iteration"] = k
-        positives = _concat(positives, new_pos, self.crs)
+        positives = _concat(_concat(positives, new_pos, self.crs), frag_pos, self.crs)
         negatives = _concat(negatives, new_neg, self.crs)
         inventory = _concat(inventory, new_inv, self.crs)
         ctx = self._context(None, k, sets)
@@ -603,8 +657,8 @@ class Engine:
             t.mark_stage(k, "update")
         self.host.hook.thawdetect_iteration_finished(iteration=k, summary=row, context=ctx)
         self.echo(
-            f"  iteration {k}: {len(confirmed)} confirmed, {len(rejected)} rejected, "
-            f"inventory {len(inventory)}"
+            f"  iteration {k}: {len(confirmed)} confirmed, {len(fragments)} part of a mapped "
+            f"feature, {len(rejected)} rejected, inventory {len(inventory)}"
         )
 
     def _accuracy(self) -> dict[str, Any] | None:

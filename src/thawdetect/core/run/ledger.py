@@ -37,7 +37,9 @@ from thawdetect.core.errors import InputError
 
 LEDGER_FILE = "ledger.gpkg"
 
-DECISIONS = ("confirmed", "rejected", "unsure")
+DECISIONS = ("confirmed", "rejected", "unsure", "part_of")
+#: History-only value: a row that cancels an earlier decision batch (``undoes`` = its batch_id).
+UNDO = "undo"
 PROBABILITIES = ("high", "medium", "low")
 STATUSES = ("pending", *DECISIONS)
 
@@ -51,6 +53,10 @@ TABLE_SCHEMAS: dict[str, dict[str, str]] = {
         "reviewer": "object",
         "timestamp": "object",
         "iteration": "int64",
+        "geometry_wkt": "object",
+        "part_of": "object",
+        "batch_id": "object",
+        "undoes": "object",
     },
     "iterations": {
         "iteration": "int64",
@@ -235,7 +241,15 @@ class LedgerTransaction:
             raise InputError(
                 self.path, f"illegal probability values {badp}; use {list(PROBABILITIES)}"
             )
-        for col, default in (("note", ""), ("reviewer", "unknown"), ("timestamp", now_iso())):
+        for col, default in (
+            ("note", ""),
+            ("reviewer", "unknown"),
+            ("timestamp", now_iso()),
+            ("geometry_wkt", ""),
+            ("part_of", ""),
+            ("batch_id", ""),
+            ("undoes", ""),
+        ):
             if col not in d:
                 d[col] = default
             d[col] = d[col].where(d[col].notna(), default)
