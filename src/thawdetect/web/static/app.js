@@ -150,7 +150,8 @@
     if (!candPoly || S.run.read_only) return;
     if (!S.run.can_edit_outline) { toast("this thawdetect cannot store edited outlines yet", true); return; }
     S.editing = true;
-    candPoly.pm.enable({ allowSelfIntersection: false, snappable: false });
+    candPoly.pm.enable({ snappable: false });
+    map.fitBounds(candPoly.getBounds().pad(0.3), { animate: false, maxZoom: 19 }); // vertices apart
     $("edit-banner").hidden = false; $("b-edit").classList.add("on");
   }
   function stopEditing(keep) {
