@@ -11,10 +11,12 @@ every request that does not go to 127.0.0.1 is blocked and recorded.
 
 from __future__ import annotations
 
+import functools
 import inspect
 import os
 import shutil
 import socket
+import subprocess
 import sys
 import threading
 import time
@@ -133,6 +135,7 @@ def thawdetect_register_detectors(register: Any) -> None:
     register(WebToy)
 
 
+@functools.cache
 def web_host() -> PluginHost:
     """A plugin host that knows ``web_toy`` (this module)."""
     return PluginHost(plugins=[("web_toy", sys.modules[__name__])])
@@ -314,6 +317,7 @@ def latest(run: Path) -> Any:
 
 
 class TestBrowser:
+    @pytest.mark.slow  # the default suite's browser test is the next one
     def test_keyboard_decisions_are_in_the_ledger_and_survive_a_reload(
         self, web_run, browser_page, tmp_path
     ):
@@ -440,3 +444,237 @@ class TestBrowser:
         assert dec.loc["it01-0005", "decision"] == "part_of"
         assert dec.loc["it01-0005", "part_of"] == "known-0001"
         assert str(dec.loc["it01-0001", "timestamp"]).startswith(str(date.today().year))
+
+
+# -- security and HTTP --------------------------------------------------------------------------
+
+
+class TestSecurity:
+    def test_token_origin_host_and_paths(self, web_run):
+        import httpx
+
+        with LiveServer(web_run) as s:
+            b = s.base
+            hdr = {"X-Thawdetect-Token": TOKEN}
+            assert httpx.get(f"{b}/").status_code == 401
+            assert httpx.get(f"{b}/api/run").status_code == 401
+            assert httpx.get(f"{b}/static/app.js").status_code == 401
+            assert httpx.get(f"{b}/tiles/0/12/0/0.png").status_code == 401
+            assert (
+                httpx.get(f"{b}/api/run", headers={"X-Thawdetect-Token": "wrong"}).status_code
+                == 401
+            )
+            assert httpx.get(f"{b}/api/run", headers=hdr).status_code == 200
+            assert httpx.get(
+                f"{b}/api/run", headers={"Authorization": f"Bearer {TOKEN}"}
+            ).is_success
+            # query, then cookie: the first page load sets the cookie, drops the token from the URL
+            r = httpx.get(f"{b}/?token={TOKEN}")
+            assert r.status_code == 303 and r.headers["location"] == "/"
+            cookie = r.cookies["thawdetect_token"]
+            assert "httponly" in r.headers["set-cookie"].lower()
+            assert "samesite=strict" in r.headers["set-cookie"].lower()
+            page = httpx.get(f"{b}/", cookies={"thawdetect_token": cookie})
+            assert page.status_code == 200 and "thawdetect review" in page.text
+            assert "default-src 'self'" in page.headers["content-security-policy"]
+            # DNS rebinding: another Host name is refused even with the token
+            assert (
+                httpx.get(f"{b}/api/run", headers={**hdr, "Host": "evil.example"}).status_code
+                == 403
+            )
+
+            body = {"candidate_id": "it01-0001", "decision": "rejected"}
+            own = {"Origin": b}
+            post = f"{b}/api/decide"
+            assert httpx.post(post, json=body, headers=own).status_code == 401
+            r = httpx.post(post, json=body, headers=own, cookies={"thawdetect_token": cookie})
+            assert r.status_code == 403  # a cookie alone never writes (CSRF)
+            assert httpx.post(post, json=body, headers=hdr).status_code == 403  # no Origin
+            evil = {**hdr, "Origin": "http://evil.example"}
+            assert httpx.post(post, json=body, headers=evil).status_code == 403
+            assert Ledger(web_run).read("decisions").empty  # nothing got through
+
+            # no path reaches the file system: indexes and known ids only
+            assert httpx.get(f"{b}/static/../app.py", headers=hdr).status_code == 404
+            assert httpx.get(f"{b}/static/%2e%2e/app.py", headers=hdr).status_code == 404
+            assert httpx.get(f"{b}/tiles/99/12/0/0.png", headers=hdr).status_code == 404
+            assert httpx.get(f"{b}/tiles/x/12/0/0.png", headers=hdr).status_code == 422
+            assert httpx.get(f"{b}/api/candidate/..%2fledger.gpkg", headers=hdr).status_code == 404
+            assert (
+                httpx.get(f"{b}/api/candidate/it01-0001/frame/99", headers=hdr).status_code == 404
+            )
+            frame = httpx.get(f"{b}/api/candidate/it01-0001/frame/0", headers=hdr)
+            assert frame.status_code == 200 and frame.content[:8] == b"\x89PNG\r\n\x1a\n"
+
+            r = httpx.post(post, json=body, headers={**hdr, **own})
+            assert r.status_code == 200 and r.json()["statuses"] == {"it01-0001": "rejected"}
+            r = httpx.post(post, json={"candidate_id": "nope", "decision": "rejected"},
+                           headers={**hdr, **own})  # fmt: skip
+            assert r.status_code == 400 and "unknown candidate ids: nope" in r.json()["error"]
+            r = httpx.post(post, json={"candidate_id": "it01-0002", "decision": "maybe"},
+                           headers={**hdr, **own})  # fmt: skip
+            assert r.status_code == 400 and "illegal decision" in r.json()["error"]
+        dec = Ledger(web_run).read("decisions")
+        assert dec["candidate_id"].tolist() == ["it01-0001"]
+        assert dec["reviewer"].tolist() == ["tester"]
+
+    def test_read_only_refuses_every_write(self, web_run):
+        import httpx
+
+        before = (web_run / "ledger.gpkg").read_bytes()
+        with LiveServer(web_run, read_only=True) as s:
+            hdr = {"X-Thawdetect-Token": TOKEN, "Origin": s.base}
+            body = {"candidate_id": "it01-0001", "decision": "confirmed"}
+            r = httpx.post(f"{s.base}/api/decide", json=body, headers=hdr)
+            assert r.status_code == 403 and "read-only" in r.json()["error"]
+            assert httpx.post(f"{s.base}/api/undo", json={}, headers=hdr).status_code == 403
+            run = httpx.get(f"{s.base}/api/run", headers=hdr).json()
+            assert run["read_only"] is True
+        assert (web_run / "ledger.gpkg").read_bytes() == before
+
+
+class TestServerViews:
+    def test_layers_tiles_queue_and_overview(self, web_run):
+        import httpx
+
+        with LiveServer(web_run) as s:
+            hdr = {"X-Thawdetect-Token": TOKEN}
+            run = httpx.get(f"{s.base}/api/run", headers=hdr).json()
+            kinds = {la["label"]: la["kind"] for la in run["layers"]}
+            assert kinds == {
+                "LOS rate mm/yr": "diverging",
+                "seasonal amplitude pp mm": "sequential",
+                "DEM hillshade": "hillshade",
+            }
+            rate = next(la for la in run["layers"] if la["kind"] == "diverging")
+            assert rate["value_range"] == [-80.0, 80.0] and rate["units"] == "mm/yr"
+            assert len(rate["colorbar"]) == 11 and "path" not in rate
+            assert run["accuracy"] == {"empty": "nothing confirmed yet"}
+            # a tile over the scene: a real PNG from rio-tiler; asked again, it comes from the cache
+            import morecantile
+
+            w, south, e, n = rate["bounds_wgs84"]
+            t = morecantile.tms.get("WebMercatorQuad").tile((w + e) / 2, (south + n) / 2, 14)
+            url = f"{s.base}/tiles/{rate['index']}/{t.z}/{t.x}/{t.y}.png"
+            tile = httpx.get(url, headers=hdr)
+            assert tile.status_code == 200 and tile.content[:4] == b"\x89PNG"
+            assert httpx.get(url, headers=hdr).content == tile.content
+            assert s.app.state.review.tiles.hits >= 1
+            shade = next(la for la in run["layers"] if la["kind"] == "hillshade")
+            url = f"{s.base}/tiles/{shade['index']}/{t.z}/{t.x}/{t.y}.png"
+            assert httpx.get(url, headers=hdr).status_code == 200
+            far = f"{s.base}/tiles/{rate['index']}/14/0/0.png"
+            assert httpx.get(far, headers=hdr).status_code == 204
+
+            q = httpx.get(f"{s.base}/api/queue?status=pending&iteration=1&detector=web_toy",
+                          headers=hdr).json()  # fmt: skip
+            assert [r["id"] for r in q["rows"]] == [f"it01-{i:04d}" for i in range(1, 6)]
+            assert q["counts"]["pending"] == 5 and q["counts"]["total"] == 5
+            none = httpx.get(f"{s.base}/api/queue?detector=other", headers=hdr).json()
+            assert none["rows"] == []
+
+            c = httpx.get(f"{s.base}/api/candidate/it01-0005", headers=hdr).json()
+            assert c["series"]["amplitude_pp_mm"] == pytest.approx(8.0)  # A = 2·sqrt(c² + d²)
+            assert c["series"]["rate_mm_yr"] == pytest.approx(
+                c["evidence"]["web_toy"]["mean_rate_mm_yr"]
+            )
+            assert 3800 < c["terrain"]["mean_elevation_m"] < 4200
+            assert 0 <= c["terrain"]["aspect_deg"] < 360
+            inv = [f for f in c["neighbours"]["features"] if f["properties"]["kind"] == "inventory"]
+            assert [f["properties"]["id"] for f in inv] == ["known-0001"]
+            assert [f["label"] for f in c["frames"]][:2] == [
+                "LOS rate mm/yr",
+                "seasonal amplitude pp mm",
+            ]
+
+            # a decision by someone else (the CLI) shows up without restarting the server
+            from click.testing import CliRunner
+
+            from thawdetect.cli.main import cli
+
+            res = CliRunner().invoke(
+                cli, ["review", "decide", str(web_run), "it01-0003", "confirmed", "-r", "cli"]
+            )
+            assert res.exit_code == 0, res.output
+            q = httpx.get(f"{s.base}/api/queue?status=confirmed", headers=hdr).json()
+            assert [r["id"] for r in q["rows"]] == ["it01-0003"]
+            run = httpx.get(f"{s.base}/api/run", headers=hdr).json()
+            assert run["accuracy"]["overall"]["tp"] == 1
+            assert run["per_iteration"][0]["confirmed"] == 1
+
+            # undo takes back this reviewer's latest decision only
+            own = {**hdr, "Origin": s.base}
+            httpx.post(f"{s.base}/api/decide", json={"candidate_id": "it01-0001",
+                       "decision": "unsure"}, headers=own)  # fmt: skip
+            r = httpx.post(f"{s.base}/api/undo", json={}, headers=own).json()
+            assert r["undone"] == ["it01-0001"]
+            q = httpx.get(f"{s.base}/api/queue?status=all", headers=hdr).json()
+            status = {row["id"]: row["status"] for row in q["rows"]}
+            assert status["it01-0001"] == "pending" and status["it01-0003"] == "confirmed"
+
+
+class TestCommand:
+    def test_serve_prints_url_binds_loopback_and_needs_the_token(self, web_run):
+        import httpx
+
+        port = _free_port()
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO / "src"), str(REPO)])}
+        main = "import sys; from thawdetect.cli.main import main; main(sys.argv[1:])"
+        cmd = [sys.executable, "-c", main, "review", "serve", str(web_run),
+               "--port", str(port), "--reviewer", "ann", "--token", TOKEN]  # fmt: skip
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                env=env)  # fmt: skip
+        try:
+            lines = []
+            deadline = time.time() + 60
+            while time.time() < deadline:
+                line = proc.stdout.readline()
+                lines.append(line)
+                if line.startswith("open ") or proc.poll() is not None:
+                    break
+            assert lines[-1].strip() == f"open http://127.0.0.1:{port}/?token={TOKEN}", lines
+            # web_toy is not installed for the CLI: its layers are missing, the page still works
+            assert any("detector 'web_toy'" in x for x in lines), lines
+            base = f"http://127.0.0.1:{port}"
+            for _ in range(100):
+                try:
+                    r = httpx.get(f"{base}/api/run")
+                    break
+                except httpx.ConnectError:
+                    time.sleep(0.1)
+            assert r.status_code == 401
+            r = httpx.get(f"{base}/api/run", headers={"X-Thawdetect-Token": TOKEN})
+            assert r.json()["reviewer"] == "ann"
+            assert [la["kind"] for la in r.json()["layers"]] == ["hillshade"]
+        finally:
+            proc.terminate()
+            proc.wait(10)
+            proc.stdout.close()
+
+    def test_other_host_warns(self, web_run):
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO / "src"), str(REPO)])}
+        main = "import sys; from thawdetect.cli.main import main; main(sys.argv[1:])"
+        cmd = [sys.executable, "-c", main, "review", "serve", str(web_run), "--host", "127.0.0.2",
+               "--port", str(_free_port()), "--read-only"]  # fmt: skip
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                                env=env)  # fmt: skip
+        try:
+            first = proc.stderr.readline()
+        finally:
+            proc.terminate()
+            proc.wait(10)
+            proc.stderr.close()
+        assert first.startswith("warning: binding 127.0.0.2: anyone who can reach this address")
+
+    def test_bad_run_dir_is_one_line(self, tmp_path):
+        from click.testing import CliRunner
+
+        from thawdetect.cli.main import cli
+
+        res = CliRunner().invoke(cli, ["review", "serve", str(tmp_path), "--port", "1"])
+        assert res.exit_code == 1
+        assert res.output.strip().splitlines()[-1] == (
+            f"Error: {tmp_path}: not a run directory (no ledger.gpkg)"
+        )
+        res = CliRunner().invoke(cli, ["review", "serve", "--help"])
+        assert "--read-only" in res.output and "--host" in res.output
