@@ -430,7 +430,11 @@ class TestBrowser:
             page.click("#queue li[data-id='it01-0001']")
             page.wait_for_selector("#history .hist-row")
             assert "edited outline" in page.inner_text("#history")
-            page.wait_for_timeout(800)  # tiles settle for the picture
+            page.wait_for_function(  # every map tile drawn, for the picture
+                "document.querySelectorAll('.leaflet-tile-container img:not(.leaflet-tile-loaded)')"
+                ".length === 0",
+                timeout=30_000,
+            )
             save_screenshot(page, tmp_path, "review-page.png")
             assert not page.blocked and not page.js_errors
         dec = latest(web_run)

@@ -133,7 +133,7 @@ class ReviewApp:
                     "headwall_upslope",
                 ):
                     out[col] = clean(attrs[col])
-            except (ThawdetectError, ImportError, OSError, ValueError) as exc:
+            except (ThawdetectError, ImportError, OSError, ValueError, Warning) as exc:
                 out["error"] = " ".join(str(exc).split())[:200]
         row = self.state.candidate_row(candidate_id)
         for col in row.index:
@@ -289,7 +289,7 @@ class ReviewApp:
                 raise InputError(self.config.run_dir, "this version has no 'part of' decisions")
             kwargs["part_of"] = str(body["part_of"])
         started = time.perf_counter()
-        with self._write_lock:
+        with self._write_lock, self.state.lock:
             self.state.fresh()
             before = self.state.stamp()
             rows = core.decide(self.config.run_dir, ids, decision, **kwargs)
@@ -310,7 +310,7 @@ class ReviewApp:
         fn = getattr(core, "undo_last_decision", None)
         if fn is None:
             raise InputError(self.config.run_dir, "this version cannot undo decisions")
-        with self._write_lock:
+        with self._write_lock, self.state.lock:
             rows = fn(self.config.run_dir, reviewer=self.config.reviewer)
             self.state.reload()
         ids = [] if rows is None else [str(i) for i in rows["candidate_id"]]
@@ -439,40 +439,45 @@ def create_app(config: ServerConfig, host: Any = None) -> Any:
 
     @app.get("/api/run")
     def run_info() -> Any:
-        rapp.state.fresh()
-        return rapp.overview()
+        with rapp.state.lock:
+            rapp.state.fresh()
+            return rapp.overview()
 
     @app.get("/api/queue")
     def queue(
         status: str | None = None, iteration: int | None = None, detector: str | None = None
     ) -> Any:
-        rapp.state.fresh()
-        return {
-            "rows": rapp.state.queue(
-                status=None if status in (None, "", "all") else status,
-                iteration=iteration,
-                detector=detector or None,
-            ),
-            "counts": rapp.state.counts(),
-        }
+        with rapp.state.lock:
+            rapp.state.fresh()
+            return {
+                "rows": rapp.state.queue(
+                    status=None if status in (None, "", "all") else status,
+                    iteration=iteration,
+                    detector=detector or None,
+                ),
+                "counts": rapp.state.counts(),
+            }
 
     @app.get("/api/points")
     def points() -> Any:
-        rapp.state.fresh()
-        return rapp.state.points()
+        with rapp.state.lock:
+            rapp.state.fresh()
+            return rapp.state.points()
 
     @app.get("/api/candidate/{candidate_id}")
     def candidate(candidate_id: str) -> Any:
-        rapp.state.fresh()
-        if candidate_id not in rapp.state.pos:
-            return _err(KeyError(f"unknown candidate '{candidate_id}'"), 404)
-        return rapp.candidate(candidate_id)
+        with rapp.state.lock:
+            rapp.state.fresh()
+            if candidate_id not in rapp.state.pos:
+                return _err(KeyError(f"unknown candidate '{candidate_id}'"), 404)
+            return rapp.candidate(candidate_id)
 
     @app.get("/api/candidate/{candidate_id}/frame/{index}")
     def frame(candidate_id: str, index: int) -> Any:
-        if candidate_id not in rapp.state.pos:
-            return Response(status_code=404)
-        frames = rapp.frames(candidate_id)
+        with rapp.state.lock:
+            if candidate_id not in rapp.state.pos:
+                return Response(status_code=404)
+            frames = rapp.frames(candidate_id)
         if not 0 <= index < len(frames):
             return Response(status_code=404)
         return Response(

@@ -264,6 +264,28 @@ def hillshade(elevation_m: np.ndarray, pixel_m: float) -> np.ndarray:
     return np.clip(shade, 0.0, 1.0)
 
 
+#: Opacity of a diverging layer's near-zero values (stable ground shows the hillshade through).
+DIVERGING_MIN_ALPHA = 0.3
+
+
+def _render_diverging(img: Any, layer: Layer, colormap: dict[int, Any]) -> bytes:
+    """A symmetric-stretch tile whose opacity grows with |value| (NaN transparent)."""
+    from rio_tiler.utils import render
+
+    lo, hi = layer.value_range or (-1.0, 1.0)
+    lim = max(abs(lo), abs(hi)) or 1.0
+    values = np.ma.filled(img.array[0].astype("float64"), np.nan)
+    ok = np.isfinite(values)
+    v = np.where(ok, values, 0.0)
+    index = np.clip(np.rint((v - lo) / (hi - lo) * 255.0), 0, 255).astype("uint8")
+    lut = np.array([colormap[i][:3] for i in range(256)], dtype="uint8")
+    rgb = np.moveaxis(lut[index], -1, 0)
+    strength = np.clip(np.abs(v) / (0.5 * lim), 0.0, 1.0)
+    alpha = 255.0 * (DIVERGING_MIN_ALPHA + (1.0 - DIVERGING_MIN_ALPHA) * strength)
+    alpha = np.where(ok, alpha, 0.0).astype("uint8")
+    return bytes(render(rgb, mask=alpha, img_format="PNG"))
+
+
 class TileRenderer:
     """Renders PNG tiles of the run's layers with rio-tiler, cached in memory (LRU)."""
 
@@ -316,6 +338,8 @@ class TileRenderer:
                 )
             except TileOutsideBounds:
                 return None
+            if layer.kind == "diverging":
+                return _render_diverging(img, layer, cmap.get(COLORMAPS["diverging"]))
             if not shaded:
                 vr = layer.value_range or (0.0, 1.0)
                 img = img.rescale(in_range=[vr] * len(layer.bands))

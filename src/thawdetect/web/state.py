@@ -84,7 +84,7 @@ class RunState:
         if not self.ledger.exists():
             raise InputError(self.run_dir, "not a run directory (no ledger.gpkg)")
         self.manifest = self._manifest()
-        self._lock = threading.RLock()
+        self.lock = threading.RLock()  # readers and the re-read never interleave
         self._stamp: tuple[int, int] | None = None
         self.cands: gpd.GeoDataFrame
         self.cands_wgs: gpd.GeoSeries
@@ -111,7 +111,7 @@ class RunState:
         """Read everything from the ledger (queue order from the core review queue)."""
         from thawdetect.core.review.decisions import review_queue
 
-        with self._lock:
+        with self.lock:
             stamp = _mtime(self.ledger.path)
             cands = review_queue(self.run_dir, status=None)
             self.cands = cands
@@ -127,7 +127,7 @@ class RunState:
 
     def fresh(self) -> None:
         """Re-read when the ledger changed on disk since the last read (someone else wrote)."""
-        with self._lock:
+        with self.lock:
             if _mtime(self.ledger.path) != self._stamp:
                 self.reload()
 
@@ -143,7 +143,7 @@ class RunState:
             before: the ledger stamp taken before deciding; when someone else wrote in between,
                 or the decision changed more than status (inventory merges), re-read instead.
         """
-        with self._lock:
+        with self.lock:
             if before != self._stamp or "part_of" in set(rows.get("decision", [])):
                 self.reload()
                 return

@@ -104,7 +104,7 @@
     const mid = (lo + hi) / 2;
     const d = Math.abs(hi - lo) >= 20 ? 0 : 1;
     const sign = layer.kind === "diverging" && /rate/i.test(layer.label)
-      ? "<div class='muted'>LOS, MintPy sign: − away from / + towards the satellite</div>" : "";
+      ? "<div class='muted'>LOS, MintPy sign: − away from / + towards the satellite; translucent near 0</div>" : "";
     cb.innerHTML = `<div class="cb-title">${esc(layer.label)} <span class="muted">(${esc(layer.units || "value")})</span></div>
       <div class="cb-ramp" style="background: linear-gradient(90deg, ${layer.colorbar.join(",")})"></div>
       <div class="cb-ticks"><span>${lo.toFixed(d)}</span><span>${mid.toFixed(d)}</span><span>${hi.toFixed(d)}</span></div>${sign}`;
@@ -142,7 +142,7 @@
     candPoly = L.polygon(rings, { color: "#ffd23f", weight: 3, fillOpacity: 0.06 }).addTo(candLayer);
     const b = cand.bounds;
     const bounds = L.latLngBounds([b[1], b[0]], [b[3], b[2]]);
-    map.fitBounds(bounds.pad(1.2), { maxZoom: 17, animate: false });
+    map.fitBounds(bounds.pad(0.8), { maxZoom: 17, animate: false });
   }
 
   // -- outline editing (leaflet-geoman) -------------------------------------------------------
@@ -181,12 +181,24 @@
     if (i < 0) i = S.rows.length ? 0 : -1;
     if (i >= 0) await select(i); else clearCandidate();
   }
+  const qmeta = (r) => `${esc(r.det)}${r.n > 1 ? ` (${r.n} agree)` : ""} · ${fmt(r.area_ha, 2)} ha · ${esc(r.status.replace("_", " "))}${r.prob ? " · " + esc(r.prob) : ""}`;
   function renderQueue() {
     $("queue").innerHTML = S.rows.map((r, i) => `<li data-i="${i}" data-id="${esc(r.id)}" class="${i === S.cur ? "current" : ""}">
       <span class="dot st-${esc(r.status)}"></span><span class="qid">${esc(r.id)}</span><span class="qscore">${fmt(r.score, 2)}</span>
-      <span class="qmeta">${esc(r.det)}${r.n > 1 ? ` (${r.n} agree)` : ""} · ${fmt(r.area_ha, 2)} ha · ${esc(r.status.replace("_", " "))}${r.prob ? " · " + esc(r.prob) : ""}</span></li>`).join("");
+      <span class="qmeta">${qmeta(r)}</span></li>`).join("");
+    renderSummary();
+  }
+  function renderSummary() {
     const pend = S.rows.filter((r) => r.status === "pending").length;
     $("queue-summary").textContent = `${S.rows.length} in view · ${pend} pending · order: detectors agreeing, then score`;
+  }
+  function renderRow(i) { // one row after a decision: no rebuild of a 10,000-row list
+    const r = S.rows[i];
+    const li = document.querySelector(`#queue li[data-i="${i}"]`);
+    if (!r || !li) return renderQueue();
+    li.querySelector(".dot").className = `dot st-${r.status}`;
+    li.querySelector(".qmeta").innerHTML = qmeta(r);
+    renderSummary();
   }
   $("queue").addEventListener("click", (ev) => { const li = ev.target.closest("li"); if (li) select(Number(li.dataset.i)); });
   ["f-status", "f-iteration", "f-detector"].forEach((id) => $(id).addEventListener("change", () => loadQueue()));
@@ -362,9 +374,8 @@
     try {
       const r = await api("/api/decide", body);
       renderCounts(r.counts);
-      const row = S.rows[S.cur];
-      if (row && row.id === id) { row.status = r.statuses[id] || decision; row.prob = body.probability || null; }
-      renderQueue();
+      const at = S.rows.findIndex((x) => x.id === id);
+      if (at >= 0) { S.rows[at].status = r.statuses[id] || decision; S.rows[at].prob = body.probability || null; renderRow(at); }
       toast(`${id}: ${decision.replace("_", " ")}${body.probability ? " (" + body.probability + ")" : ""}${body.part_of ? " of " + body.part_of : ""}${body.geometry ? ", edited outline" : ""}`);
       S.busy = false;
       nextPending();
@@ -462,7 +473,7 @@
     ovMap.ptLayer.clearLayers();
     const ll = [];
     for (let i = 0; i < pts.id.length; i++) {
-      const m = L.circleMarker([pts.lat[i], pts.lon[i]], { radius: 5, color: "#000", weight: 1, fillColor: STATUS_COLOUR[pts.status[i]] || "#c8d1db", fillOpacity: 0.9 });
+      const m = L.circleMarker([pts.lat[i], pts.lon[i]], { radius: 7, color: "#0b0e11", weight: 2, fillColor: STATUS_COLOUR[pts.status[i]] || "#c8d1db", fillOpacity: 0.9 });
       m.bindTooltip(`${pts.id[i]} · ${pts.status[i]} · it ${pts.it[i]}`);
       const cid = pts.id[i];
       m.on("click", () => openCandidate(cid));
