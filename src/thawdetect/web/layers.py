@@ -268,7 +268,7 @@ def hillshade(elevation_m: np.ndarray, pixel_m: float) -> np.ndarray:
 DIVERGING_MIN_ALPHA = 0.3
 
 
-def _render_diverging(img: Any, layer: Layer, colormap: dict[int, Any]) -> bytes:
+def _render_diverging(img: Any, layer: Layer, colormap: Any) -> bytes:
     """A symmetric-stretch tile whose opacity grows with |value| (NaN transparent)."""
     from rio_tiler.utils import render
 
