@@ -334,11 +334,17 @@
     if (!rows.length && !tr.error) $("terrain").innerHTML = '<div class="empty">no DEM in this run</div>';
   }
 
+  const UNITS = [[/_mm_yr$/, " (mm/yr)"], [/_pp_mm$/, " peak-to-peak (mm)"], [/_mm$/, " (mm)"], [/_m2$/, " (m²)"],
+    [/_m$/, " (m)"], [/_ha$/, " (ha)"], [/_deg$/, " (°)"]];
+  function unitLabel(k) {
+    for (const [re, u] of UNITS) if (re.test(k)) return k.replace(re, "").replace(/_/g, " ") + u;
+    return k.replace(/_/g, " ");
+  }
   function renderEvidence(ev) {
     const names = Object.keys(ev || {});
     if (!names.length) { $("det-evidence").innerHTML = '<div class="empty">none</div>'; return; }
     $("det-evidence").innerHTML = names.map((n) => `<div class="det-name">${esc(n)}</div><table class="kv">${Object.entries(ev[n]).map(([k, v]) =>
-      `<tr><td>${esc(k.replace(/_/g, " "))}</td><td class="num">${typeof v === "number" ? fmt(v, Math.abs(v) >= 100 ? 0 : 2) : esc(v)}</td></tr>`).join("")}</table>`).join("");
+      `<tr><td>${esc(unitLabel(k))}</td><td class="num">${typeof v === "number" ? fmt(v, Number.isInteger(v) || Math.abs(v) >= 100 ? 0 : 2) : esc(v)}</td></tr>`).join("")}</table>`).join("");
   }
 
   function renderHistory(h) {
@@ -472,8 +478,9 @@
     ovMap.invalidateSize();
     ovMap.ptLayer.clearLayers();
     const ll = [];
+    const radius = pts.id.length > 2000 ? 3 : pts.id.length > 300 ? 5 : 7;
     for (let i = 0; i < pts.id.length; i++) {
-      const m = L.circleMarker([pts.lat[i], pts.lon[i]], { radius: 7, color: "#0b0e11", weight: 2, fillColor: STATUS_COLOUR[pts.status[i]] || "#c8d1db", fillOpacity: 0.9 });
+      const m = L.circleMarker([pts.lat[i], pts.lon[i]], { radius, color: "#0b0e11", weight: radius > 3 ? 2 : 1, fillColor: STATUS_COLOUR[pts.status[i]] || "#c8d1db", fillOpacity: 0.9 });
       m.bindTooltip(`${pts.id[i]} · ${pts.status[i]} · it ${pts.it[i]}`);
       const cid = pts.id[i];
       m.on("click", () => openCandidate(cid));
