@@ -13,7 +13,20 @@ from shapely.geometry import box
 
 from thawdetect.core.errors import InputError
 from thawdetect.core.plugin_api.detector import ImageFrame, TimeSeries
-from thawdetect.core.review.evidence import CHIP_SIZE_PX, build_evidence, cut_chip
+from thawdetect.core.review.evidence import (
+    _HEADER_PX as HEADER_PX,
+)
+from thawdetect.core.review.evidence import (
+    CHIP_SIZE_PX,
+    _axis_label,
+    _SeriesFigure,
+    build_evidence,
+    cut_chip,
+    ensure_evidence,
+    hillshade,
+    series_legend,
+    write_spec,
+)
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 PEEL = DATA / "rts_labeling_intercomparison_nitze2024" / "01_Setup" / "Peel" / "data"
@@ -21,7 +34,7 @@ LABELS = DATA / "rts_labeling_intercomparison_nitze2024" / "02_UserResults" / "#
 S2 = PEEL / "S2_20210821T210019_20210821T210020_T08WMA.tif"
 L8 = PEEL / "L8_LC08_139232_20210721.tif"
 
-pytestmark = pytest.mark.skipif(not S2.exists(), reason="shared data not present")
+needs_shared = pytest.mark.skipif(not S2.exists(), reason="shared data not present")
 
 
 def _series() -> TimeSeries:
@@ -55,6 +68,7 @@ def _frames() -> list[ImageFrame]:
     ]
 
 
+@needs_shared
 class TestBuildEvidence:
     def test_chips_gif_and_plot_content(self, tmp_path):
         res = build_evidence(_candidates(), _frames(), tmp_path, buffer_m=300)
@@ -63,7 +77,7 @@ class TestBuildEvidence:
         for _, row in res.iterrows():
             sizes = set()
             for p in row["frame_paths"]:
-                im = np.asarray(Image.open(p).convert("RGB"))
+                im = np.asarray(Image.open(p).convert("RGB"))[HEADER_PX:]  # below the header
                 sizes.add(im.shape)
                 assert max(im.shape[:2]) == CHIP_SIZE_PX
                 assert im.std() > 5  # real imagery, not a blank chip
@@ -80,6 +94,7 @@ class TestBuildEvidence:
         assert plot is not None and res.loc[1, "series_plot_path"] is None
         im = np.asarray(Image.open(plot).convert("RGB"))
         assert im.shape[:2] == (320, 640)
+        # the legend names the peak-to-peak amplitude A = 2·sqrt(8² + 3²) = 17.1 mm
         # the red model curve is drawn
         assert ((im[..., 0] > 200) & (im[..., 1] < 80) & (im[..., 2] < 80)).sum() > 200
 
@@ -113,3 +128,159 @@ class TestBuildEvidence:
         bad["series_json"] = ["{not json"]
         with pytest.raises(InputError, match="series_json is not valid"):
             build_evidence(bad, [], tmp_path)
+
+
+# -- generated scene: runs everywhere ---------------------------------------------------------
+
+UTM = "EPSG:32647"
+
+
+def _tif(path: Path, data: np.ndarray, res: float = 30.0, crs: str = UTM) -> Path:
+    import rasterio
+    from affine import Affine
+
+    data = data[None] if data.ndim == 2 else data
+    profile = {
+        "driver": "GTiff",
+        "dtype": "float32",
+        "count": data.shape[0],
+        "width": data.shape[2],
+        "height": data.shape[1],
+        "crs": crs,
+        "transform": Affine(res, 0, 500_000, 0, -res, 4_200_000),
+        "nodata": float("nan"),
+    }
+    with rasterio.open(path, "w", **profile) as dst:
+        dst.write(data.astype("float32"))
+    return path
+
+
+@pytest.fixture
+def insar_scene(tmp_path):
+    n = 120
+    yy, xx = np.mgrid[0:n, 0:n].astype("float32")
+    rate = np.random.default_rng(0).normal(0, 3, (n, n)).astype("float32")
+    disk = (yy - 60) ** 2 + (xx - 60) ** 2 <= 16
+    rate[disk] = -80.0
+    rate[:, :52] = np.nan  # decorrelated strip west of the slump
+    dem = 4000 + 8.0 * xx + 20 * np.sin(yy / 6)  # relief for the hillshade
+    disp = np.stack([rate * t for t in (0.0, 0.5, 1.0, 1.5)])
+    paths = {
+        "rate": _tif(tmp_path / "rate.tif", rate),
+        "disp": _tif(tmp_path / "disp.tif", disp),
+        "dem": _tif(tmp_path / "dem.tif", dem),
+    }
+    x0, y0 = 500_000 + 56 * 30, 4_200_000 - 65 * 30
+    cands = gpd.GeoDataFrame(
+        {"candidate_id": ["it01-0001"], "series_json": [_series().to_json()]},
+        geometry=[box(x0, y0, x0 + 9 * 30, y0 + 9 * 30)],
+        crs=UTM,
+    )
+    frames = [ImageFrame("LOS rate", paths["rate"], bands=(1,), value_range=(-100.0, 100.0),
+                         units="mm/yr", date="2018-01-03 to 2020-04-10", source="test",
+                         group="maps")]  # fmt: skip
+    for i, d in enumerate(["2018-01-03", "2018-07-01", "2019-01-01", "2019-07-01"], start=1):
+        frames.append(ImageFrame("cumulative LOS displacement", paths["disp"], bands=(i,),
+                                 value_range=(-150.0, 150.0), units="mm", date=d,
+                                 source="test", group="timelapse"))  # fmt: skip
+    return cands, frames, paths
+
+
+class TestDecisionReady:
+    def test_value_panel(self, insar_scene, tmp_path):
+        cands, frames, paths = insar_scene
+        res = build_evidence(cands, frames, tmp_path / "ev", dem=paths["dem"])
+        row = res.iloc[0]
+        assert row["n_frames"] == 5
+        assert set(row["animation_paths"]) == {"timelapse"}  # one map is no time-lapse
+        assert row["animation_path"].endswith("timelapse.gif")
+        assert Image.open(row["animation_path"]).n_frames == 4
+        names = [Path(p).name for p in row["frame_paths"]]
+        assert names[1] == "frame_02_cumulative_LOS_displacement_2018-01-03.png"
+        im = np.asarray(Image.open(row["frame_paths"][0]).convert("RGB")).astype(int)
+        chip = im[HEADER_PX : HEADER_PX + CHIP_SIZE_PX]
+        # the west strip is NaN: hillshade shows through (grey, varying, never black)
+        west = chip[:150, :20]
+        assert west.min() > 40 and np.ptp(west.mean(axis=2)) >= 3
+        assert (np.abs(west[..., 0] - west[..., 2]) < 3).all()  # grey
+        # the slump (-80 mm/yr on a ±100 stretch) is red, the outline is drawn
+        mid = chip[CHIP_SIZE_PX // 2 - 3 : CHIP_SIZE_PX // 2 + 3, CHIP_SIZE_PX // 2]
+        assert (mid[:, 0] > mid[:, 2] + 60).all()
+        red = (chip[..., 0] == 255) & (chip[..., 1] == 40) & (chip[..., 2] == 40)
+        assert red.sum() > 50
+        # colour bar under the chip: the RdBu ends (red left, blue right)
+        bar = im[HEADER_PX + CHIP_SIZE_PX + 4 + 3, :]
+        assert bar[10, 0] > bar[10, 2] + 50 and bar[-11, 2] > bar[-11, 0] + 50
+        # scale bar: a black bar at the chip's lower left
+        assert (chip[-12:, 5:40] < 30).all(axis=2).any()
+
+    def test_without_dem_nodata_is_light_grey(self, insar_scene, tmp_path):
+        cands, frames, _ = insar_scene
+        chip = cut_chip(frames[0], cands.geometry.iloc[0], UTM, buffer_m=300)
+        west = chip[HEADER_PX : HEADER_PX + 150, :20]
+        assert (west == (214, 214, 214)).all()
+
+    def test_stretch_is_fixed_across_candidates(self, insar_scene, tmp_path):
+        cands, _, paths = insar_scene
+        frame = ImageFrame("amp", paths["rate"], bands=(1,), units="mm")  # no value_range given
+        a = cut_chip(frame, cands.geometry.iloc[0], UTM)
+        b = cut_chip(frame, cands.geometry.iloc[0].buffer(300), UTM)
+        # one raster-wide stretch: the colour bars are identical whatever the chip
+        footer_a, footer_b = a[-30:], b[-30:]
+        np.testing.assert_array_equal(footer_a, footer_b)
+
+    def test_series_legend_is_peak_to_peak(self, tmp_path):
+        ts = _series()  # c = 8, d = 3: A = 2·sqrt(73) = 17.1 mm (MintPy's amplitude: 8.5)
+        assert series_legend(ts)[1] == "trend + seasonal, A = 17.1 mm peak-to-peak"
+        path = _SeriesFigure().draw(ts, tmp_path / "s.png", "candidate c1")
+        im = np.asarray(Image.open(path).convert("RGB")).astype(int)
+        assert im.shape[:2] == (320, 640)
+        red = (im[..., 0] > 200) & (im[..., 1] < 80) & (im[..., 2] < 80)
+        blue = (im[..., 2] > 130) & (im[..., 0] < 60)
+        assert red.sum() > 300 and blue.sum() > 300  # model curve and observations drawn
+        # the y label is split so it fits the plot's height
+        assert _axis_label("LOS displacement (mm), + towards the satellite") == [
+            "LOS displacement (mm),",
+            "+ towards the satellite",
+        ]
+
+    def test_parallel_equals_serial(self, insar_scene, tmp_path):
+        cands, frames, paths = insar_scene
+        many = gpd.GeoDataFrame(
+            {"candidate_id": [f"c{i:02d}" for i in range(16)], "series_json": None},
+            geometry=[cands.geometry.iloc[0].buffer(30 * i) for i in range(16)],
+            crs=UTM,
+        )
+        one = build_evidence(many, frames[:2], tmp_path / "one", dem=paths["dem"], workers=1)
+        two = build_evidence(many, frames[:2], tmp_path / "two", dem=paths["dem"], workers=2)
+        assert one["candidate_id"].tolist() == two["candidate_id"].tolist()
+        for a, b in zip(one["frame_paths"], two["frame_paths"], strict=True):
+            for pa, pb in zip(a, b, strict=True):
+                np.testing.assert_array_equal(
+                    np.asarray(Image.open(pa)), np.asarray(Image.open(pb))
+                )
+
+    def test_lazy_draws_on_first_show(self, insar_scene, tmp_path):
+        from thawdetect.core.run.ledger import Ledger
+
+        cands, frames, paths = insar_scene
+        run = tmp_path / "run"
+        c = cands.assign(iteration=1, status="pending")
+        with Ledger(run, crs=UTM).transaction() as t:
+            t.write("candidates", c)
+        out = run / "iterations" / "01" / "evidence"
+        write_spec(out, frames, buffer_m=300, dem=paths["dem"], crs=UTM)
+        assert not (out / "it01-0001").exists()
+        files = ensure_evidence(run, "it01-0001")
+        assert {p.name for p in files} >= {"timelapse.gif", "series.png"}
+        assert ensure_evidence(run, "it01-0001") == files  # second show: nothing redrawn
+
+    def test_hillshade_lit_from_northwest(self):
+        _, xx = np.mgrid[0:20, 0:20].astype(float)
+        east_up = hillshade(5.0 * xx, 1.0, 1.0)  # rises to the east: faces west, toward the sun
+        west_up = hillshade(-5.0 * xx, 1.0, 1.0)
+        assert east_up.mean() > west_up.mean()
+        north_up = hillshade(-5.0 * np.mgrid[0:20, 0:20][0].astype(float), 1.0, 1.0)
+        south_up = hillshade(5.0 * np.mgrid[0:20, 0:20][0].astype(float), 1.0, 1.0)
+        # rows run south: -5·row rises to the north, so that slope faces south, away from the sun
+        assert south_up.mean() > north_up.mean()

@@ -72,9 +72,11 @@ def show(run_dir: Path, candidate_id: str) -> None:
     ev = json.loads(c["evidence_json"]) if isinstance(c.get("evidence_json"), str) else {}
     for det, values in ev.items():
         click.echo(f"evidence {det}: " + ", ".join(f"{k}={v}" for k, v in dict(values).items()))
-    for ev_dir in sorted(Path(run_dir).glob(f"iterations/*/evidence/{candidate_id}")):
-        files = sorted(p.name for p in ev_dir.iterdir())
-        click.echo(f"evidence files: {ev_dir} ({', '.join(files)})")
+    from thawdetect.core.review.evidence import ensure_evidence
+
+    files = ensure_evidence(run_dir, candidate_id)  # drawn now when the run made them lazily
+    if files:
+        click.echo(f"evidence files: {files[0].parent} ({', '.join(p.name for p in files)})")
     h = history(run_dir, candidate_id)
     if len(h):
         click.echo("history:")

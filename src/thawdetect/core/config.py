@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import Field, ValidationError
@@ -73,7 +73,11 @@ class RunConfig(StrictModel):
         description="column of the validation file saying landslide / not landslide; default: "
         "'label' when the file has one, else every point is a landslide",
     )
-    evidence: bool = Field(True, description="make review chips and time-series plots")
+    evidence: bool | Literal["lazy"] = Field(
+        True,
+        description="make review chips and time-series plots: true (in the evidence stage), "
+        "lazy (each candidate's on first show: review show / the review page), false (none)",
+    )
     evidence_buffer_m: float = Field(
         300.0, ge=0, description="chip extent: candidate bounding box plus this buffer (Xia et al.)"
     )

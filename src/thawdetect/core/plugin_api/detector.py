@@ -88,14 +88,29 @@ class ImageFrame:
     Attributes:
         label: what the frame shows, usually the acquisition date (``"2018-07-14"``).
         path: a raster readable by rasterio (any CRS; chips are cut in the raster's own CRS).
-        bands: 1-based band indexes to show as RGB (or one band for grey).
-        value_range: fixed display stretch (min, max); None = 2-98 % percentiles per chip.
+        bands: 1-based band indexes to show as RGB (or one band for a value map).
+        value_range: fixed display stretch (min, max); None = 2-98 % percentiles per chip for
+            RGB, one stretch for the whole raster for a value map with ``units``.
+        units: units of a one-band value map (``"mm/yr"``): it gets a colour map and a colour
+            bar; empty = grey image.
+        date: the date (or ``"start – end"`` range) the frame shows; default: a date at the
+            start of ``label``.
+        source: the data source written on the frame (sensor, product); default: the file name.
+        group: frames of one group form one time-lapse GIF (``"<group>.gif"``); default: one
+            group for all frames (``chips.gif``).
+        colormap: matplotlib colour-map name for a value map (default: ``RdBu`` for a stretch
+            symmetric about 0, else ``viridis``).
     """
 
     label: str
     path: Path
     bands: tuple[int, ...] = (1, 2, 3)
     value_range: tuple[float, float] | None = None
+    units: str = ""
+    date: str = ""
+    source: str = ""
+    group: str = ""
+    colormap: str | None = None
 
 
 @dataclass

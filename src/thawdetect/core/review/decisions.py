@@ -217,7 +217,8 @@ def effective_decisions(decisions: pd.DataFrame) -> pd.DataFrame:
     }
     hit = [(c, k) in undone for c, k in zip(dec["candidate_id"], dec["batch_key"], strict=True)]
     keep = ~is_undo.to_numpy() & ~np.asarray(hit, dtype=bool)
-    return dec[keep].reset_index(drop=True)
+    out: pd.DataFrame = dec[keep].reset_index(drop=True)
+    return out
 
 
 def latest_decisions(decisions: pd.DataFrame) -> pd.DataFrame:
@@ -477,7 +478,7 @@ def reviewer_agreement(run_dir: str | Path, reviewer_a: str, reviewer_b: str) ->
     confusion: dict[str, int] = {}
     for x, y in zip(a, b, strict=True):
         confusion[f"{x}|{y}"] = confusion.get(f"{x}|{y}", 0) + 1
-    kappa = cohen_kappa(a, b)
+    kappa = cohen_kappa(list(a), list(b))
     defined = bool(np.isfinite(kappa))
     if len(common) < 2:
         why = f"{len(common)} common candidate(s); kappa needs at least 2"
@@ -692,7 +693,7 @@ def import_from_qgis(
         for i, r in enumerate(rows.itertuples(index=False)):
             if r.candidate_id not in current.index:
                 continue
-            c = current.loc[r.candidate_id]
+            c = current.loc[str(r.candidate_id)]
             same[i] = (
                 _text(c["decision"]) == r.decision
                 and _text(c["probability"]) == _text(r.probability)

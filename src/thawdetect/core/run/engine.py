@@ -527,23 +527,30 @@ class Engine:
         )
 
     def _evidence(self, k: int, detectors: dict[str, Detector]) -> None:
+        from thawdetect.core.review.evidence import build_evidence, write_spec
+
         cands = self.ledger.read("candidates")
         cands = cands[cands["iteration"] == k]
         frames = []
         sets = self._training_sets()
+        dem = None
         for name, det in detectors.items():
             ctx = self._context(name, k, sets)
             frames += self._call_detector(name, "image_frames", k, det.image_frames, ctx)
+            dem = dem or getattr(det.config, "dem_file", None)  # hillshade behind value maps
         started = time.perf_counter()
-        if len(cands):
-            try:
-                from thawdetect.core.review.evidence import build_evidence
-            except ImportError:  # pragma: no cover - evidence module is part of the core
-                build_evidence = None
-            if build_evidence is not None:
-                out = self.run_dir / "iterations" / f"{k:02d}" / "evidence"
-                build_evidence(cands, frames, out, buffer_m=self.config.evidence_buffer_m)
-                self.echo(f"  review evidence in {out} ({time.perf_counter() - started:.1f} s)")
+        out = self.run_dir / "iterations" / f"{k:02d}" / "evidence"
+        out.mkdir(parents=True, exist_ok=True)
+        write_spec(out, frames, buffer_m=self.config.evidence_buffer_m, dem=dem, crs=self.crs)
+        if len(cands) and self.config.evidence == "lazy":
+            self.echo(f"  review evidence: drawn when each candidate is first shown ({out})")
+        elif len(cands):
+            build_evidence(cands, frames, out, buffer_m=self.config.evidence_buffer_m, dem=dem)
+            dt = time.perf_counter() - started
+            self.echo(
+                f"  review evidence in {out} ({dt:.1f} s, "
+                f"{1000 * dt / len(cands):.0f} ms per candidate)"
+            )
         with self.ledger.transaction() as t:
             t.mark_stage(k, "evidence")
 

@@ -128,24 +128,53 @@ class InsarSbasDetector(Detector):
         return self.config.model_copy(update={"schedule_index": nxt})
 
     def image_frames(self, context: IterationContext) -> list[ImageFrame]:
-        """Review frames: this iteration's LOS rate map (and seasonal amplitude when fitted).
+        """Review frames: LOS rate and seasonal amplitude maps, then a cumulative-displacement
+        time-lapse (one frame per date of ``displacement_mm.tif``).
 
         The rate is shown on a symmetric stretch of ±2× this iteration's |rate| threshold, so
-        pixels that passed it are saturated.
+        pixels that passed it are saturated; the displacement frames share one symmetric stretch.
         """
+        import rasterio
+
         work = Path(context.work_dir)
         frames = []
         rate = work / "rate_mm_yr.tif"
+        disp = work / "displacement_mm.tif"
+        dates: list[str] = []
+        stretch_mm = None
+        if disp.exists():
+            with rasterio.open(disp) as src:
+                dates = [d or "" for d in src.descriptions]
+                stretch_mm = float(src.tags().get("STRETCH_MM", "nan"))
+        span = f"{dates[0]} to {dates[-1]}" if dates else ""
+        source = "SBAS-InSAR"
         if rate.exists():
+            with rasterio.open(rate) as src:
+                name = Path(src.tags().get("SOURCE", "")).name
+            source = f"SBAS-InSAR, {name}" if name else source
             cfg = self.config
             if cfg.derive_from_inventory:
                 lim = 2.0 * float(cfg.rate_schedule_mm_yr[cfg.schedule_index])
             else:
                 lim = 2.0 * float(cfg.schedule[cfg.schedule_index].abs_rate_mm_yr)
-            frames.append(ImageFrame("LOS rate mm/yr", rate, bands=(1,), value_range=(-lim, lim)))
+            frames.append(
+                ImageFrame("LOS rate", rate, bands=(1,), value_range=(-lim, lim), units="mm/yr",
+                           date=span, source=source, group="maps", colormap="RdBu")
+            )  # fmt: skip
         amp = work / "seasonal_amplitude_pp_mm.tif"
         if amp.exists():
-            frames.append(ImageFrame("seasonal amplitude pp mm", amp, bands=(1,)))
+            frames.append(
+                ImageFrame("seasonal amplitude A (peak-to-peak)", amp, bands=(1,), units="mm",
+                           date=span, source=source, group="maps", colormap="viridis")
+            )  # fmt: skip
+        if dates and stretch_mm is not None and np.isfinite(stretch_mm):
+            for i, d in enumerate(dates, start=1):
+                frames.append(
+                    ImageFrame("cumulative LOS displacement", disp, bands=(i,),
+                               value_range=(-stretch_mm, stretch_mm), units="mm",
+                               date=f"{d} (since {dates[0]})", source=source, group="timelapse",
+                               colormap="RdBu")
+                )  # fmt: skip
         return frames
 
     # -- proposing --------------------------------------------------------------------------------
@@ -264,6 +293,8 @@ class InsarSbasDetector(Detector):
             )
         )
 
+        if p.timeseries_file is not None and p.dates:
+            _write_displacement_stack(work / "displacement_mm.tif", p, grid, tags)
         series = None
         if n and p.timeseries_file is not None and p.dates is not None:
             series = candidate_series(
@@ -279,3 +310,46 @@ class InsarSbasDetector(Detector):
             coherence=p.coherence,
             series=series,
         )
+
+
+#: Dates of the review time-lapse (evenly spread over the series, first and last included).
+TIMELAPSE_DATES = 12
+
+
+def _write_displacement_stack(path: Path, p: Any, grid: GridSpec, tags: dict[str, str]) -> None:
+    """Cumulative LOS displacement (mm, since the first date) at up to 12 dates, one band each.
+
+    Band descriptions are the ISO dates; tag ``STRETCH_MM`` is the symmetric display stretch
+    (99.9th percentile of |displacement| at the last date, rounded up: landslides are a small
+    share of the scene), shared by every frame.
+    """
+    import rasterio
+
+    from thawdetect.plugins.insar_sbas.mintpy_io import _open_h5
+
+    n = len(p.dates)
+    idx = np.unique(np.round(np.linspace(0, n - 1, min(TIMELAPSE_DATES, n))).astype(int)).tolist()
+    with _open_h5(p.timeseries_file) as f:
+        ds = f["timeseries"]
+        if tuple(ds.shape[1:]) != tuple(grid.shape):
+            return  # a time series on another grid (radar geometry): no time-lapse
+        block = ds[idx, :, :].astype(np.float32) * np.float32(p.timeseries_scale_mm)
+    block[:, (block == 0).all(axis=0)] = np.nan
+    block -= block[0]
+    block[:, ~np.isfinite(p.rate_mm_yr)] = np.nan
+    last = np.abs(block[-1][np.isfinite(block[-1])])
+    lim = float(np.percentile(last, 99.9)) if last.size else 1.0
+    k = 10 ** np.floor(np.log10(max(lim, 1e-6)))
+    lim = float(min(m * k for m in (1, 1.5, 2, 2.5, 3, 4, 5, 6, 8, 10) if m * k >= lim))
+    profile = {
+        "driver": "GTiff", "width": grid.width, "height": grid.height, "count": len(idx),
+        "dtype": "float32", "crs": grid.crs, "transform": grid.transform, "nodata": float("nan"),
+        "compress": "deflate",
+    }  # fmt: skip
+    tmp = path.with_name(path.name + ".tmp.tif")
+    with rasterio.open(tmp, "w", **profile) as dst:
+        dst.write(block)
+        dst.update_tags(**tags, STRETCH_MM=str(lim), UNITS="mm")
+        for b, i in enumerate(idx, start=1):
+            dst.set_band_description(b, p.dates[i].isoformat())
+    tmp.replace(path)
