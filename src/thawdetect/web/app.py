@@ -73,6 +73,8 @@ def _static_table() -> dict[str, Path]:
 
 
 def _frame_label(path: Path) -> str:
+    if path.suffix == ".gif":
+        return f"{path.stem.replace('_', ' ')} (animated)"
     stem = path.stem
     parts = stem.split("_", 2)
     text = parts[2] if len(parts) == 3 and parts[0] == "frame" else stem
@@ -97,6 +99,7 @@ class ReviewApp:
         self.tiles = TileRenderer(self.layers)
         self.static = _static_table()
         self._terrain: dict[str, dict[str, Any]] = {}
+        self._frames: dict[str, list[Path]] = {}
         self._accuracy: tuple[Any, dict[str, Any] | None] = (None, None)
         self._write_lock = threading.Lock()
         self.decision_seconds: list[float] = []
@@ -104,14 +107,37 @@ class ReviewApp:
     # -- data views -------------------------------------------------------------------------------
 
     def frames(self, candidate_id: str) -> list[Path]:
-        """The evidence images of a known candidate (time-lapse frames, then the GIF)."""
-        row = self.state.candidate_row(candidate_id)
-        k = int(row["iteration"])
-        folder = self.config.run_dir / "iterations" / f"{k:02d}" / "evidence" / str(candidate_id)
-        root = self.config.run_dir.resolve()
-        if not folder.is_dir() or root not in folder.resolve().parents:
-            return []
-        return sorted(folder.glob("frame_*.png"))
+        """The evidence images of a known candidate: frame PNGs, then the time-lapse GIFs.
+
+        Evidence the run left to be drawn lazily is drawn now (not in read-only mode).
+        """
+        from thawdetect.core.review import evidence
+
+        if candidate_id not in self._frames:
+            paths: list[Path] = []
+            ensure = getattr(evidence, "ensure_evidence", None)
+            listing = getattr(evidence, "evidence_paths", None)
+            try:
+                if ensure is not None and not self.config.read_only:
+                    paths = list(ensure(self.config.run_dir, candidate_id))
+                elif listing is not None:
+                    paths = list(listing(self.config.run_dir, candidate_id))
+                else:
+                    k = int(self.state.candidate_row(candidate_id)["iteration"])
+                    d = self.config.run_dir / "iterations" / f"{k:02d}" / "evidence"
+                    paths = sorted((d / candidate_id).glob("frame_*.png"))
+            except (ThawdetectError, OSError, ValueError) as exc:
+                log.warning("evidence of %s: %s", candidate_id, exc)
+            root = self.config.run_dir.resolve()
+            keep = [
+                Path(p)
+                for p in paths
+                if root in Path(p).resolve().parents
+                and (Path(p).name.startswith("frame_") or Path(p).suffix == ".gif")
+            ]
+            keep.sort(key=lambda p: (p.suffix == ".gif", p.name))
+            self._frames[candidate_id] = keep
+        return self._frames[candidate_id]
 
     def terrain(self, candidate_id: str) -> dict[str, Any]:
         """Elevation, slope, aspect, relief and headwall check of one candidate from the DEM."""
@@ -482,7 +508,7 @@ def create_app(config: ServerConfig, host: Any = None) -> Any:
             return Response(status_code=404)
         return Response(
             frames[index].read_bytes(),
-            media_type="image/png",
+            media_type="image/gif" if frames[index].suffix == ".gif" else "image/png",
             headers={"Cache-Control": "private, max-age=600"},
         )
 

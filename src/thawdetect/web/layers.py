@@ -26,6 +26,11 @@ import numpy as np
 
 log = logging.getLogger(__name__)
 
+#: rio-tiler colour maps read as diverging (symmetric stretch, translucent near zero).
+DIVERGING_MAPS = {"rdbu", "rdbu_r", "bwr", "bwr_r", "seismic", "seismic_r", "coolwarm",
+                  "coolwarm_r", "rdylbu", "rdylbu_r", "puor", "puor_r", "brbg", "brbg_r",
+                  "piyg", "piyg_r", "prgn", "prgn_r", "rdgy", "rdgy_r", "balance", "curl",
+                  "delta", "diff"}  # fmt: skip
 #: Rendered tiles kept in memory (about 20-60 kB each).
 TILE_CACHE_SIZE = 2048
 #: Colour maps by layer kind (rio-tiler names) and their stops sent to the page's colour bar.
@@ -67,6 +72,7 @@ class Layer:
     maxzoom: int = 18
     minzoom: int = 0
     colorbar: list[str] = field(default_factory=list)
+    colormap: str = ""
 
     def public(self) -> dict[str, Any]:
         """What the page gets (no path)."""
@@ -161,7 +167,7 @@ def discover_layers(
     from thawdetect.core.plugin_api.detector import IterationContext
     from thawdetect.core.regions import Region
 
-    found: list[tuple[str, Path, tuple[int, ...], tuple[float, float] | None, int, str]] = []
+    found: list[dict[str, Any]] = []
     dems: list[str] = []
     try:
         region = Region.model_validate(manifest["region"])
@@ -192,18 +198,35 @@ def discover_layers(
                 continue
             for f in frames:
                 vr = tuple(float(v) for v in f.value_range) if f.value_range else None
-                found.append((f.label, Path(f.path), tuple(f.bands), vr, k, name))  # type: ignore[arg-type]
+                date = str(getattr(f, "date", "") or "")
+                label = f.label if not date or date in f.label else f"{f.label}, {date}"
+                found.append(
+                    {
+                        "label": label,
+                        "path": Path(f.path),
+                        "bands": tuple(f.bands),
+                        "value_range": vr,
+                        "iteration": k,
+                        "detector": name,
+                        "units": str(getattr(f, "units", "") or ""),
+                        "colormap": getattr(f, "colormap", None),
+                    }
+                )
     seen_dem: set[str] = set()
     for d in dems:
         if d not in seen_dem and Path(d).is_file():
             seen_dem.add(d)
-            found.append(("DEM hillshade", Path(d), (1,), None, 0, ""))
+            found.append(
+                {"label": "DEM hillshade", "path": Path(d), "bands": (1,), "value_range": None,
+                 "iteration": 0, "detector": "", "units": "m", "colormap": None}
+            )  # fmt: skip
     layers: list[Layer] = []
-    for label, path, bands, vr, k, name in found:
+    for spec in found:
         try:
-            layers.append(_make_layer(len(layers), label, path, bands, vr, k, name))
+            layers.append(_make_layer(len(layers), **spec))
         except Exception as exc:  # an unreadable raster removes only its layer
-            messages.append(f"{path}: cannot be shown ({' '.join(str(exc).split())[:200]})")
+            msg = " ".join(str(exc).split())[:200]
+            messages.append(f"{spec['path']}: cannot be shown ({msg})")
     return layers
 
 
@@ -215,12 +238,22 @@ def _make_layer(
     value_range: tuple[float, float] | None,
     iteration: int,
     detector: str,
+    units: str = "",
+    colormap: str | None = None,
 ) -> Layer:
+    from rio_tiler.colormap import cmap
     from rio_tiler.io import Reader
 
     hillshade = label == "DEM hillshade"
     kind = "hillshade" if hillshade else _kind(label, bands, value_range)
-    units = "m" if hillshade else _units(label)
+    if kind == "grey" and units:  # a value map by its declared units
+        kind = "sequential"
+    units = units or ("m" if hillshade else _units(label))
+    cm_name = (colormap or "").lower()
+    if cm_name and cm_name in cmap.list() and kind not in ("rgb", "hillshade"):
+        kind = "diverging" if cm_name in DIVERGING_MAPS else "sequential"
+    else:
+        cm_name = COLORMAPS.get(kind, "")
     with Reader(str(path)) as src:
         bounds = tuple(float(v) for v in src.get_geographic_bounds(src.tms.rasterio_geographic_crs))
         minzoom, maxzoom = int(src.minzoom), int(src.maxzoom)
@@ -239,7 +272,8 @@ def _make_layer(
         bounds_wgs84=bounds,  # type: ignore[arg-type]
         minzoom=max(0, minzoom - 6),
         maxzoom=min(22, maxzoom + 3),
-        colorbar=_stops(COLORMAPS[kind]) if kind in COLORMAPS else [],
+        colorbar=_stops(cm_name) if cm_name else [],
+        colormap=cm_name,
     )
 
 
@@ -339,11 +373,11 @@ class TileRenderer:
             except TileOutsideBounds:
                 return None
             if layer.kind == "diverging":
-                return _render_diverging(img, layer, cmap.get(COLORMAPS["diverging"]))
+                return _render_diverging(img, layer, cmap.get(layer.colormap or "rdbu"))
             if not shaded:
                 vr = layer.value_range or (0.0, 1.0)
                 img = img.rescale(in_range=[vr] * len(layer.bands))
-                colormap = cmap.get(COLORMAPS[layer.kind]) if layer.kind in COLORMAPS else None
+                colormap = cmap.get(layer.colormap) if layer.colormap else None
                 return img.render(img_format="PNG", colormap=colormap)
         data = np.ma.filled(img.array[0].astype("float64"), np.nan)
         lat = math.degrees(math.atan(math.sinh(math.pi * (1 - 2 * (y + 0.5) / 2**z))))
