@@ -298,6 +298,15 @@ def wait_status(page: Any, cid: str, status: str) -> None:
     page.wait_for_selector(f"#queue li[data-id='{cid}'] .dot.st-{status}", timeout=15_000)
 
 
+def wait_tiles(page: Any, timeout_s: float = 30.0) -> None:
+    """Wait until every map tile is drawn (polled from here: the page's CSP forbids eval)."""
+    pending = ".leaflet-tile-container img:not(.leaflet-tile-loaded)"
+    js = f"() => document.querySelectorAll('{pending}').length"
+    deadline = time.time() + timeout_s
+    while page.evaluate(js) and time.time() < deadline:
+        page.wait_for_timeout(200)
+
+
 def save_screenshot(page: Any, tmp_path: Path, name: str) -> Path:
     """Screenshot into the test's tmp dir (path printed), and to $THAWDETECT_SCREENSHOT if set."""
     out = tmp_path / name
@@ -430,11 +439,7 @@ class TestBrowser:
             page.click("#queue li[data-id='it01-0001']")
             page.wait_for_selector("#history .hist-row")
             assert "edited outline" in page.inner_text("#history")
-            page.wait_for_function(  # every map tile drawn, for the picture
-                "document.querySelectorAll('.leaflet-tile-container img:not(.leaflet-tile-loaded)')"
-                ".length === 0",
-                timeout=30_000,
-            )
+            wait_tiles(page)
             save_screenshot(page, tmp_path, "review-page.png")
             assert not page.blocked and not page.js_errors
         dec = latest(web_run)

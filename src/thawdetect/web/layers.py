@@ -73,6 +73,8 @@ class Layer:
     minzoom: int = 0
     colorbar: list[str] = field(default_factory=list)
     colormap: str = ""
+    base: str = ""
+    date: str = ""
 
     def public(self) -> dict[str, Any]:
         """What the page gets (no path)."""
@@ -88,6 +90,8 @@ class Layer:
             "minzoom": self.minzoom,
             "maxzoom": self.maxzoom,
             "colorbar": self.colorbar,
+            "base": self.base or self.label,
+            "date": self.date,
         }
 
 
@@ -203,6 +207,8 @@ def discover_layers(
                 found.append(
                     {
                         "label": label,
+                        "base": f.label,
+                        "date": date,
                         "path": Path(f.path),
                         "bands": tuple(f.bands),
                         "value_range": vr,
@@ -217,7 +223,8 @@ def discover_layers(
         if d not in seen_dem and Path(d).is_file():
             seen_dem.add(d)
             found.append(
-                {"label": "DEM hillshade", "path": Path(d), "bands": (1,), "value_range": None,
+                {"label": "DEM hillshade", "base": "DEM hillshade", "date": "",
+                 "path": Path(d), "bands": (1,), "value_range": None,
                  "iteration": 0, "detector": "", "units": "m", "colormap": None}
             )  # fmt: skip
     layers: list[Layer] = []
@@ -240,6 +247,8 @@ def _make_layer(
     detector: str,
     units: str = "",
     colormap: str | None = None,
+    base: str = "",
+    date: str = "",
 ) -> Layer:
     from rio_tiler.colormap import cmap
     from rio_tiler.io import Reader
@@ -274,6 +283,8 @@ def _make_layer(
         maxzoom=min(22, maxzoom + 3),
         colorbar=_stops(cm_name) if cm_name else [],
         colormap=cm_name,
+        base=base or label,
+        date=date,
     )
 
 

@@ -71,15 +71,41 @@
 
   function renderLayerList(cand) {
     const ls = layersFor(cand);
-    if (S.layerIndex == null || !ls.some((l) => l.index === S.layerIndex)) {
+    if (S.layerIndex == null || (S.layerIndex !== -1 && !ls.some((l) => l.index === S.layerIndex))) {
       const same = ls.find((l) => S.lastLabel && l.label === S.lastLabel);
       S.layerIndex = same ? same.index : (ls.length ? ls[0].index : null);
     }
-    const items = ls.map((l) => `<label><input type="radio" name="layer" value="${l.index}" ${l.index === S.layerIndex ? "checked" : ""}> ${esc(l.label)} <span class="it">${l.iteration ? "it " + l.iteration : ""}</span></label>`);
+    // frames of one kind at several dates (a time-lapse) become one entry with a date slider
+    const groups = [];
+    for (const l of ls) {
+      const key = `${l.iteration}|${l.detector}|${l.base}`;
+      let g = groups.find((x) => x.key === key);
+      if (!g) { g = { key, base: l.base, it: l.iteration, members: [] }; groups.push(g); }
+      g.members.push(l);
+    }
+    const items = groups.map((g, gi) => {
+      const on = g.members.findIndex((l) => l.index === S.layerIndex);
+      const cur = g.members[Math.max(on, 0)];
+      const name = g.members.length > 1 ? g.base : cur.label;
+      let row = `<label title="${esc(cur.label)}"><input type="radio" name="layer" value="${cur.index}" data-g="${gi}" ${on >= 0 ? "checked" : ""}> ${esc(name)} <span class="it">${g.it ? "it " + g.it : ""}</span></label>`;
+      if (g.members.length > 1) {
+        row += `<div class="dates"><input type="range" min="0" max="${g.members.length - 1}" value="${Math.max(on, 0)}" data-g="${gi}"><span>${esc(cur.date || cur.label)}</span></div>`;
+      }
+      return row;
+    });
     items.push(`<label><input type="radio" name="layer" value="-1" ${S.layerIndex === -1 ? "checked" : ""}> none (hillshade only)</label>`);
     $("layer-list").innerHTML = items.join("");
-    $("layer-list").querySelectorAll("input").forEach((el) => el.addEventListener("change", () => {
+    $("layer-list").querySelectorAll("input[type=radio]").forEach((el) => el.addEventListener("change", () => {
       S.layerIndex = Number(el.value); applyLayers();
+    }));
+    $("layer-list").querySelectorAll("input[type=range]").forEach((el) => el.addEventListener("input", () => {
+      const g = groups[Number(el.dataset.g)];
+      const l = g.members[Number(el.value)];
+      S.layerIndex = l.index;
+      el.nextElementSibling.textContent = l.date || l.label;
+      const radio = $("layer-list").querySelector(`input[type=radio][data-g="${el.dataset.g}"]`);
+      radio.value = l.index; radio.checked = true;
+      applyLayers();
     }));
     applyLayers();
   }
