@@ -17,6 +17,14 @@ if ! command -v gdal-config >/dev/null 2>&1; then
 fi
 GDAL_VERSION=$(gdal-config --version)
 
+# The review page's browser tests drive Debian's chromium through Playwright (the test extra);
+# Playwright's own browser download is not used.
+if ! command -v chromium >/dev/null 2>&1; then
+    echo "[setup] installing Debian's chromium (browser tests of 'thawdetect review serve')"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium >/dev/null
+fi
+
 if [ ! -x "$VENV/bin/python" ]; then
     echo "[setup] creating $VENV"
     "$PY" -m venv "$VENV"

@@ -213,3 +213,8 @@ def kappa_cmd(run_dir: Path, reviewer_a: str, reviewer_b: str, as_json: bool) ->
     for pair, n in sorted(ag["confusion"].items()):
         a, b = pair.split("|")
         click.echo(f"  {a:>9} / {b:<9} {n}")
+
+
+from thawdetect.cli.serve_cmd import serve  # noqa: E402  (review serve: the browser workspace)
+
+review.add_command(serve)
