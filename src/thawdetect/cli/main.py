@@ -35,7 +35,7 @@ def _usage_line(exc: click.UsageError) -> click.ClickException:
     """A usage error as one line and exit status 1 (click prints usage text and exits 2)."""
     where = f" (see '{exc.ctx.command_path} --help')" if exc.ctx is not None else ""
     err = click.ClickException(_one_line(click.ClickException(exc.format_message())) + where)
-    err.exit_code = 1
+    err.exit_code = 1  # type: ignore[misc]  # click reads it from the instance
     return err
 
 
@@ -333,10 +333,10 @@ def iterations_table(iterations: Any) -> Any:
             for k in part:
                 t.add_column(k, overflow="fold")
             for row, s in zip(rows, summaries, strict=True):
-                values = s.get(det)
-                if values is None:
+                own = s.get(det)
+                if own is None:
                     continue
-                t.add_row(str(row["iteration"]), *[str(values.get(k, "")) for k in part])
+                t.add_row(str(row["iteration"]), *[str(own.get(k, "")) for k in part])
             tables.append(t)
     return Group(*tables)
 

@@ -348,7 +348,7 @@ def delineate(
     labels, n, signs = _hysteresis(
         rate, seeds, np.asarray(grow_ok, dtype=bool), floor_mm_yr, relative_floor, unknown_mask
     )
-    fragments = np.ones(n, dtype=np.int64)
+    fragments: np.ndarray = np.ones(n, dtype=np.int64)
     if n > 1 and group_distance_px > 0:
         labels, n, fragments = _group(
             labels, n, signs, aspect_deg, group_distance_px, facet_tolerance_deg

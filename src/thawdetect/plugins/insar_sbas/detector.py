@@ -262,7 +262,7 @@ class InsarSbasDetector(Detector):
         coherent = np.isfinite(los)
         if p.coherence is not None:
             coherent &= np.nan_to_num(p.coherence, nan=0.0) >= cfg.min_temporal_coherence
-        amplitude_ok = np.ones(grid.shape, dtype=bool)
+        amplitude_ok: np.ndarray = np.ones(grid.shape, dtype=bool)
         band = row.seasonal_amplitude_pp_mm or cfg.seasonal_amplitude_pp_mm
         if band is not None:
             if p.amplitude_pp_mm is None:

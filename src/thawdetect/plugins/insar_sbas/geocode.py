@@ -348,7 +348,7 @@ def geocode_product(
 
     geo = read_attrs(produced)
     lat_c = 0.5 * (lookup.lat_range_deg[0] + lookup.lat_range_deg[1])
-    record = {
+    record: dict[str, Any] = {
         "source": str(path),
         "lookup_file": str(lookup.path),
         "lookup_kind": lookup.kind,

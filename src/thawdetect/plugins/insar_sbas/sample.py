@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from affine import Affine
@@ -288,7 +289,8 @@ def build_qilian_sample(out_dir: Path) -> None:
     # are not known (two points in the three largest-rate ones), 2 on checked non-landslides
     # (look-alikes L01, L03), labelled in ``label``
     known = {"S01", "S04", "S06"}
-    vrows, vgeoms = [], []
+    vrows: list[dict[str, Any]] = []
+    vgeoms: list[Any] = []
     for spec, _r, _c, x0, y0, _ in records:
         if spec.kind != "FTL" or spec.slide_id in known:
             continue

@@ -259,7 +259,8 @@ def _save_cache(
 ) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.stem + ".tmp.npz")
-    np.savez(tmp, **sums, dates=np.array(dates), digests=np.array(dig))
+    arrays: dict[str, Any] = {**sums, "dates": np.array(dates), "digests": np.array(dig)}
+    np.savez(tmp, **arrays)
     tmp.replace(path)
 
 

@@ -264,7 +264,8 @@ def make_scene(spec: SceneSpec | None = None, **overrides: Any) -> Scene:
     rate = np.zeros((n, n))
     taken = np.zeros((n, n), dtype=bool)
     slide_lab = np.zeros((n, n), dtype=np.int32)
-    rows, geoms = [], []
+    rows: list[dict[str, Any]] = []
+    geoms: list[Any] = []
 
     def plant(r: float, c: float, area_ha: float, pair: int) -> bool:
         asp = float(aspect[int(r), int(c)])

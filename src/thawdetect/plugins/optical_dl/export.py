@@ -28,7 +28,7 @@ def export_onnx(model: Any, path: Path, sample_size_px: int = 64) -> Path:
 
     torch = _torch()
 
-    class _Probability(torch.nn.Module):
+    class _Probability(torch.nn.Module):  # type: ignore[name-defined,misc]
         def __init__(self, inner: Any) -> None:
             super().__init__()
             self.inner = inner

@@ -301,7 +301,7 @@ def read_rgb(
     full = Window(0, 0, src.width, src.height)
     inner = window.intersection(full) if windows_overlap(window, full) else None
     rows, cols = int(window.height), int(window.width)
-    rgb = np.zeros((3, rows, cols), np.uint8)
+    rgb: np.ndarray = np.zeros((3, rows, cols), np.uint8)
     valid = np.zeros((rows, cols), bool)
     if inner is None:
         return rgb, valid
@@ -314,7 +314,7 @@ def read_rgb(
     pads = ((r0, rows - r0 - h), (c0, cols - c0 - w))
     if any(p for pair in pads for p in pair):
         mode = "reflect" if min(h, w) > max(max(p) for p in pads) else "edge"
-        rgb = np.pad(rgb_inner, ((0, 0), *pads), mode=mode)
+        rgb = np.pad(rgb_inner, ((0, 0), *pads), mode=mode)  # type: ignore[call-overload]
         valid[r0 : r0 + h, c0 : c0 + w] = mask
     else:
         rgb = rgb_inner

@@ -21,6 +21,7 @@ be bundled, so this scene is made up, and says so everywhere (README.txt, raster
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -145,7 +146,7 @@ def build_qtec_sample(out_dir: Path) -> None:
     north = (aspect_deg <= 60) | (aspect_deg >= 300)
     slump_px = pick(N_SLUMPS, 110, north & (slope_deg >= 3) & (slope_deg <= 10), [])
     pond_px = pick(5, 110, slope_deg < 3, slump_px)
-    slumps = []
+    slumps: list[dict[str, Any]] = []
     for r, c in slump_px:
         up = np.array([up_x[r, c], up_y[r, c]])
         up = up / (np.linalg.norm(up) + 1e-9)
@@ -161,7 +162,7 @@ def build_qtec_sample(out_dir: Path) -> None:
                 "rc": (r, c),
             }
         )
-    ponds = [
+    ponds: list[dict[str, Any]] = [
         {
             "rc": rc,
             "a_m": float(rng.uniform(25, 45)),

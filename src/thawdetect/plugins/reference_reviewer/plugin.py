@@ -184,7 +184,11 @@ def reference_decisions(
     polygonal = ref.geom_type.isin(["Polygon", "MultiPolygon"]).to_numpy() if len(ref) else []
     # reference outlines in the candidates' CRS, once (not one reprojection per candidate)
     ref_out = ref.geometry.to_crs(candidates.crs) if outline == "reference" and len(ref) else None
-    decision, prob, note, wkt, part = [], [], [], [], []
+    decision: list[str] = []
+    prob: list[str | None] = []
+    note: list[str] = []
+    wkt: list[str] = []
+    part: list[str] = []
     for i, cid in enumerate(cand["candidate_id"].astype(str)):
         m = int(match[i])
         if m < 0:

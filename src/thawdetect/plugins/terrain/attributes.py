@@ -110,7 +110,7 @@ def candidate_attributes(
     dem = Path(dem)
     out = candidates.copy()
     n = len(out)
-    cols = {
+    cols: dict[str, np.ndarray] = {
         "mean_elevation_m": np.full(n, np.nan),
         "mean_slope_deg": np.full(n, np.nan),
         "aspect_deg": np.full(n, np.nan),

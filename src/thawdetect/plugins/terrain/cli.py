@@ -72,7 +72,7 @@ def stats(
         from thawdetect.core.errors import ConfigError
 
         raise ConfigError(f"--steps: must be >= 1, got {steps}")
-    kit = TerrainToolkit(TerrainConfig(surface_fit=surface_fit))
+    kit = TerrainToolkit(TerrainConfig.model_validate({"surface_fit": surface_fit}))
     st, samples, layers = kit.statistics(dem, inventory, percentiles=percentiles, steps=steps)
     click.echo(
         f"{st.inventory}: {st.n_sampled} of {st.n_features} features on valid DEM cells "

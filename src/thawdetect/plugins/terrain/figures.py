@@ -3,20 +3,24 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from thawdetect.core.plugin_api.services import TerrainLayers
 
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
 __all__ = ["write_figures"]
 
 
-def _figure(**kwargs: object) -> object:
+def _figure(figsize: tuple[float, float], dpi: float) -> Figure:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    fig = Figure(**kwargs)
+    fig = Figure(figsize=figsize, dpi=dpi)
     FigureCanvasAgg(fig)  # no pyplot: no global state, no GUI backend
     return fig
 
@@ -47,10 +51,10 @@ def write_figures(layers: TerrainLayers, samples: pd.DataFrame, out_dir: str | P
         bins = np.histogram_bin_edges(np.concatenate([land, inv]), bins=40)
         fig = _figure(figsize=(5, 3.5), dpi=100)
         ax = fig.add_subplot()
-        ax.hist(land, bins=bins, density=True, color="0.7", label="landscape (all cells)")
+        ax.hist(land, bins=list(bins), density=True, color="0.7", label="landscape (all cells)")
         ax.hist(
             inv,
-            bins=bins,
+            bins=list(bins),
             density=True,
             histtype="step",
             lw=2,
@@ -73,8 +77,8 @@ def write_figures(layers: TerrainLayers, samples: pd.DataFrame, out_dir: str | P
 
     fig = _figure(figsize=(4.5, 4.5), dpi=100)
     ax = fig.add_subplot(projection="polar")
-    ax.set_theta_zero_location("N")
-    ax.set_theta_direction(-1)
+    ax.set_theta_zero_location("N")  # type: ignore[attr-defined]  # a PolarAxes
+    ax.set_theta_direction(-1)  # type: ignore[attr-defined]
     width = np.deg2rad(22.5)
     ax.bar(
         centres - np.deg2rad(11.25),
