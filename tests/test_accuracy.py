@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from shapely.geometry import Point, box
+from tests.conftest import SHARED_DATA
 
 from thawdetect.core.accuracy import (
     parse_labels,
@@ -264,12 +265,11 @@ class TestRunAccuracy:
 
 # -- real data ------------------------------------------------------------------------------------
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+DATA = SHARED_DATA
 ARTS = DATA / "rts_inventories" / "arts_whrc"
 NITZE = DATA / "rts_labeling_intercomparison_nitze2024" / "02_UserResults"
 
 
-@pytest.mark.skipif(not ARTS.exists(), reason="shared data not present")
 class TestRealInventories:
     def test_lewkowicz_points_vs_huang_banks_polygons(self):
         """Lewkowicz & Way 2019 Banks Island points (XLSX, WGS84) vs Huang et al. 2022 polygons
@@ -300,7 +300,6 @@ class TestRealInventories:
             tol.to_dict()["tpr"],
         )
 
-    @pytest.mark.skipif(not NITZE.exists(), reason="shared data not present")
     def test_nitze2024_expert_agreement(self):
         """Expert #01 against each other expert on Peel (IoU ≥ 0.5): a human ceiling."""
         from thawdetect.core.vector import read_vector

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 from shapely.geometry import box
+from tests.conftest import SHARED_DATA
 
 from thawdetect.core.errors import InputError
 from thawdetect.core.plugin_api.detector import ImageFrame, TimeSeries
@@ -28,13 +29,13 @@ from thawdetect.core.review.evidence import (
     write_spec,
 )
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+DATA = SHARED_DATA
 PEEL = DATA / "rts_labeling_intercomparison_nitze2024" / "01_Setup" / "Peel" / "data"
 LABELS = DATA / "rts_labeling_intercomparison_nitze2024" / "02_UserResults" / "#01"
 S2 = PEEL / "S2_20210821T210019_20210821T210020_T08WMA.tif"
 L8 = PEEL / "L8_LC08_139232_20210721.tif"
 
-needs_shared = pytest.mark.skipif(not S2.exists(), reason="shared data not present")
+needs_shared = pytest.mark.usefixtures("shared_data")  # real data; missing data fails the session
 
 
 def _series() -> TimeSeries:

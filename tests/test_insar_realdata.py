@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from tests.conftest import SHARED_DATA
 
 from thawdetect.core.errors import GridMismatchError, InputError, MissingBandError
 from thawdetect.core.grid import GridSpec
@@ -17,12 +18,10 @@ from thawdetect.plugins.insar_sbas.interferogram import read_unw_rate
 from thawdetect.plugins.insar_sbas.mintpy_h5 import read_coherence, read_velocity
 from thawdetect.plugins.insar_sbas.rasters import read_raster_on_grid
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "insar"
+DATA = SHARED_DATA / "insar"
 KIRI = DATA / "mintpy_alos2_kirishima"
 CADIA = DATA / "mintpy_s1_cadia_geo"
 HYP3 = DATA / "hyp3_int80_unw_aleutians"
-
-pytestmark = pytest.mark.skipif(not DATA.exists(), reason="shared real data not present")
 
 
 @pytest.fixture(scope="module")

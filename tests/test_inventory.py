@@ -11,6 +11,7 @@ import pandas as pd
 import pyogrio
 import pytest
 from shapely.geometry import LineString, box
+from tests.conftest import SHARED_DATA
 
 from thawdetect.core.errors import InputError
 from thawdetect.core.inventory import ARTS_FIELDS, export_inventory, inventory_frame
@@ -18,7 +19,7 @@ from thawdetect.core.review.decisions import decide
 from thawdetect.core.run.ledger import Ledger
 
 UTM = "EPSG:32646"  # QTEC, Beiluhe
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+DATA = SHARED_DATA
 ARTS_META = DATA / "rts_inventories" / "arts_whrc" / "Metadata_Format_Summary.csv"
 X0, Y0 = 470_000.0, 3_882_000.0
 

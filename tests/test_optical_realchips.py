@@ -9,8 +9,6 @@ rising, B7≈B8), as in Bykovsky, so RGB = bands (3, 2, 1) = B4, B3, B2.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import geopandas as gpd
 import numpy as np
 import pytest
@@ -20,6 +18,8 @@ from rasterio.features import rasterize
 pytest.importorskip("torch")
 pytest.importorskip("segmentation_models_pytorch")
 pytest.importorskip("onnxruntime")
+
+from tests.conftest import SHARED_DATA
 
 from thawdetect.plugins.optical_dl.chips import make_chips, rasterize_labels
 from thawdetect.plugins.optical_dl.config import OpticalDLConfig
@@ -33,11 +33,9 @@ from thawdetect.plugins.optical_dl.infer import (
 )
 from thawdetect.plugins.optical_dl.train import predict_torch, train_model
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+DATA = SHARED_DATA
 NITZE = DATA / "rts_labeling_intercomparison_nitze2024"
 PEEL_S2 = NITZE / "01_Setup" / "Peel" / "data" / "S2_20210821T210019_20210821T210020_T08WMA.tif"
-
-pytestmark = pytest.mark.skipif(not PEEL_S2.exists(), reason="shared data not present")
 
 
 def expert_masks(grid) -> list[np.ndarray]:

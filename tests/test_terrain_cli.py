@@ -3,19 +3,19 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
 import rasterio
 from affine import Affine
 from click.testing import CliRunner
+from tests.conftest import SHARED_DATA
 
 from thawdetect.cli.main import cli
 
 pytest.importorskip("xdem")
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+DATA = SHARED_DATA
 SVALBARD_DEM = DATA / "dem" / "longyearbyen_svalbard" / "DEM_1995.tif"
 NICU = DATA / "rts_inventories" / "arts_whrc" / "Nicu2021_svalbard" / "thaw_slides.shp"
 BANKS = (

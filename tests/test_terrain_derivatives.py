@@ -10,6 +10,7 @@ import pytest
 import rasterio
 from affine import Affine
 from rasterio.crs import CRS
+from tests.conftest import SHARED_DATA
 
 from thawdetect.core.errors import ConfigError, InputError
 from thawdetect.plugins.terrain.config import FLAT_ASPECT_DEG, FLAT_SLOPE_DEG
@@ -17,7 +18,7 @@ from thawdetect.plugins.terrain.derivatives import derive, slope_aspect
 
 xdem = pytest.importorskip("xdem")
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+DATA = SHARED_DATA
 SVALBARD_DEM = DATA / "dem" / "longyearbyen_svalbard" / "DEM_1995.tif"
 FITS = ["Horn", "ZevenbergThorne", "Florinsky"]
 

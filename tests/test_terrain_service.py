@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import geopandas as gpd
 import numpy as np
 import pytest
@@ -11,6 +9,7 @@ import rasterio
 from affine import Affine
 from rasterio.crs import CRS
 from shapely.geometry import LineString, box
+from tests.conftest import SHARED_DATA
 
 from thawdetect.core.errors import InputError
 from thawdetect.core.grid import GridSpec
@@ -20,7 +19,7 @@ from thawdetect.plugins.terrain.attributes import headwall_upslope
 
 pytest.importorskip("xdem")
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+DATA = SHARED_DATA
 SVALBARD_DEM = DATA / "dem" / "longyearbyen_svalbard" / "DEM_1995.tif"
 
 

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import itertools
-from pathlib import Path
 
 import geopandas as gpd
 import numpy as np
 import pandas as pd
 import pytest
+from tests.conftest import SHARED_DATA
 
 from thawdetect.core.errors import ConfigError, EmptyInventoryError
 from thawdetect.core.models import AngleRange
@@ -24,7 +24,7 @@ from thawdetect.plugins.terrain.toolkit import TerrainToolkit
 
 pytest.importorskip("xdem")
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+DATA = SHARED_DATA
 SVALBARD_DEM = DATA / "dem" / "longyearbyen_svalbard" / "DEM_1995.tif"
 #: Nicu et al. 2021 thaw slumps, Nordenskiöld Land (EPSG:32633; the DEM is EPSG:25833)
 NICU = DATA / "rts_inventories" / "arts_whrc" / "Nicu2021_svalbard" / "thaw_slides.shp"
