@@ -452,11 +452,11 @@ def _write_displacement_stack(path: Path, p: Any, grid: GridSpec, tags: dict[str
     """
     import rasterio
 
-    from thawdetect.plugins.insar_sbas.mintpy_io import _open_h5
+    from thawdetect.plugins.insar_sbas.mintpy_h5 import open_h5
 
     n = len(p.dates)
     idx = np.unique(np.round(np.linspace(0, n - 1, min(TIMELAPSE_DATES, n))).astype(int)).tolist()
-    with _open_h5(p.timeseries_file) as f:
+    with open_h5(p.timeseries_file) as f:
         ds = f["timeseries"]
         if tuple(ds.shape[1:]) != tuple(grid.shape):
             return  # a time series on another grid (radar geometry): no time-lapse
