@@ -214,6 +214,10 @@ def test_int8_quantization_runs_and_agrees(deeplab, tmp_path):
     assert np.abs(p8 - p32).mean() < 0.1
 
 
+# ~60 s: the optical loop on the qtec sample twice over (train, fine-tune with INT8 and the
+# held-out IoU guard). The default suite keeps one optical loop, tests/test_qtec_mixed.py (train,
+# propose, merge with InSAR, fine-tune at iteration 2); this one runs with -m slow.
+@pytest.mark.slow
 def test_sample_loop_two_iterations(tmp_path):
     """The synthetic qtec sample: train, propose, fine-tune from the checkpoint (tiny budget)."""
     from thawdetect.core.plugin_api.detector import IterationContext, ReviewOutcome
