@@ -14,6 +14,10 @@ Security model (a local tool that can write decisions):
 
 Decisions go through :mod:`thawdetect.core.review.decisions` (the CLI's code path) and are in the
 ledger before the response is sent.
+
+One module (~540 lines) on purpose: every route sits beside the security checks it relies on, so
+a reader can audit the whole surface in one place; tiles live in ``layers.py``, the run's state
+(queue, candidates, decisions) in ``state.py``.
 """
 
 # No ``from __future__ import annotations`` here: FastAPI reads the route functions' annotations

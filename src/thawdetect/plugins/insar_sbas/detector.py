@@ -6,6 +6,10 @@ inventory (terrain plugin's ``inventory_ranges``) with a rate schedule. Pixels p
 seeds; candidates grow from them down to the scene's noise floor (:mod:`.delineation`), or, with
 ``delineation: threshold``, are the 8-connected groups of seeds. Rates may first be projected
 downslope (:mod:`.downslope`).
+
+The detector (~480 lines) is the one place that turns a schedule row into masks, seeds and
+candidates and writes the review frames; the maths lives in ``seasonal_fit``, ``delineation``,
+``downslope`` and ``candidates``.
 """
 
 from __future__ import annotations

@@ -7,6 +7,10 @@ tiles are processed within vertical bands and written as whole blocks of the til
 GeoTIFF, so memory depends on the tile size and band width, not on the mosaic size. Mosaic edges
 are padded by reflection. Polygonizing reads
 the probability map block by block and joins polygons across block edges (union-find).
+
+The module (~580 lines) keeps tiling, blending, the Dask block tasks and polygonizing together
+because they share one tile geometry (offsets, ramps, block edges); splitting them would spread
+that arithmetic over several files.
 """
 
 from __future__ import annotations
