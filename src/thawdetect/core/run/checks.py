@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -23,11 +23,34 @@ from thawdetect.core.errors import ConfigError, InputError, PluginError, Thawdet
 from thawdetect.core.plugin_api.detector import IterationContext
 from thawdetect.core.plugin_api.host import PluginHost
 from thawdetect.core.regions import Region
-from thawdetect.core.run.ledger import Ledger
-from thawdetect.core.run.manifest import file_digest
+from thawdetect.core.run.ledger import Ledger, now_iso
+from thawdetect.core.run.manifest import STATUS_FINISHED, continue_as_new_iteration, file_digest
 
 #: Run settings that may change between sessions of one run.
 RESUMABLE_KEYS = ("reviewer", "max_iterations", "compute")
+
+
+def resolve_region(region: Region | str | None, host: PluginHost) -> Region:
+    """The run's region: a preset by name, a preset overridden by the config, or the config's."""
+    if region is None:
+        raise ConfigError("no region given: use --region NAME or 'region:' in the config")
+    if isinstance(region, str):
+        return host.region(region)
+    if region.name in host.regions:
+        return host.regions[region.name].merged_with(region)
+    return region
+
+
+def default_reviewer(
+    region: Region, detectors: Iterable[str], reference: list[str], echo: Callable[[str], None]
+) -> str:
+    """``reference`` when every detector runs on a bundled sample and one has a reference."""
+    data = [region.detectors.get(d) for d in detectors]
+    on_samples = all(d is not None and d.sample for d in data)
+    if on_samples and reference:
+        echo("reviewer: the bundled sample's reference inventory (--reviewer to change)")
+        return "reference"
+    return "manual"
 
 
 def read_manifest(path: Path) -> dict[str, Any]:
@@ -161,6 +184,35 @@ def changed_inputs(recorded: dict[str, Any], echo: Callable[[str], None]) -> lis
         echo(f"input changed: {name} (was {was}; now {stat.st_size} bytes, sha256 {digest[:12]})")
         recorded[name] = {"sha256": digest, "bytes": stat.st_size, "mtime_ns": stat.st_mtime_ns}
     return changed
+
+
+def apply_changed_inputs(
+    manifest: dict[str, Any],
+    last_finished_iteration: Callable[[], int],
+    detectors: Iterable[str],
+    echo: Callable[[str], None],
+) -> bool:
+    """Name inputs whose checksum changed; continue a finished run as a new iteration.
+
+    Updates ``manifest`` (checksums, ``input_updates``, a new iteration for a finished run);
+    returns whether it changed, so that the caller saves it.
+    """
+    changed = changed_inputs(manifest.get("input_checksums") or {}, echo)
+    if not changed:
+        return False
+    history = manifest.setdefault("input_updates", [])
+    entry: dict[str, Any] = {"at": now_iso(), "changed": changed}
+    if manifest.get("status") == STATUS_FINISHED:
+        nxt = continue_as_new_iteration(manifest, last_finished_iteration(), detectors)
+        entry["continues_as_iteration"] = nxt
+        echo(
+            f"inputs changed since the run finished: continuing as iteration {nxt} with "
+            "each detector's last effective config (decided candidates are not reviewed again)"
+        )
+    else:
+        echo("inputs changed: the unfinished iteration goes on with the new files")
+    history.append(entry)
+    return True
 
 
 def config_differences(old: Any, new: Any, prefix: str = "") -> list[str]:

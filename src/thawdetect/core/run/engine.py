@@ -17,6 +17,13 @@ It stops after an iteration that confirms nothing new (unless a detector that wa
 schedule, ``relaxes_schedule = True``, has rows left), when every detector is done, or at
 ``max_iterations``. Every stage commits its data and its "finished" mark in one ledger
 transaction, so a killed run re-run resumes at the first unfinished stage.
+
+This module is longer than the project's ~400 lines because it holds the whole loop: the
+constructor's order of checks (nothing is written before all pass), the stop rules and each
+stage's ledger transaction, read top to bottom in one place. What a stage computes lives next to
+it: ``checks.py`` (checks before writing and on resume), ``manifest.py`` (a new run's manifest),
+``layers.py`` (the rows each stage writes), ``plugin_calls.py`` (calls into plugins, the
+reviewer, evidence) and ``runlog.py`` (``run.log``).
 """
 
 from __future__ import annotations
@@ -45,48 +52,25 @@ from thawdetect.core.plugin_api.detector import (
     validate_candidates,
 )
 from thawdetect.core.plugin_api.host import PluginHost
-from thawdetect.core.regions import Region
-from thawdetect.core.run.checks import (
-    RESUMABLE_KEYS,
-    changed_inputs,
-    check_ledger,
-    check_reviewer,
-    check_same_config,
-    config_differences,
-    read_manifest,
-)
-from thawdetect.core.run.layers import (
-    KNOWN_TYPES,
-    expand_proposals,
-    initial_layers,
-    inventory_update,
-    proposal_rows,
-    read_known_inventory,
-    screen_candidates,
-)
-from thawdetect.core.run.ledger import Ledger, now_iso, write_atomic
+from thawdetect.core.run import checks, layers
+from thawdetect.core.run import plugin_calls as calls
+from thawdetect.core.run.checks import RESUMABLE_KEYS, check_ledger, config_differences
+from thawdetect.core.run.layers import KNOWN_TYPES
+from thawdetect.core.run.ledger import Ledger, write_atomic
 from thawdetect.core.run.manifest import (
     MANIFEST,
     OUTPUT_FIELD_HINTS,
     STATUS_AWAITING,
     STATUS_FINISHED,
     STATUS_RUNNING,
-    continue_as_new_iteration,
     missing_input_files,
     new_manifest,
     save_manifest,
 )
 from thawdetect.core.run.merge import merge_candidates
-from thawdetect.core.run.plugin_calls import (
-    call_detector,
-    detectors_for,
-    iteration_context,
-    review_candidates,
-    write_evidence,
-)
 from thawdetect.core.run.runlog import RUN_LOG, run_log
 
-# Names other modules, tests and bench import from here (they moved to the modules above).
+# the names moved out of this module stay importable from here (cli, api, accuracy, tests)
 __all__ = [
     "KNOWN_TYPES",
     "OUTPUT_FIELD_HINTS",
@@ -166,7 +150,7 @@ class Engine:
             raise ConfigError("no detector selected: use --detector NAME or a 'detectors:' section")
         for name in self.config.detectors:
             host.detector(name)  # unknown names fail early, listing the installed ones
-        self.region = self._resolve_region()
+        self.region = checks.resolve_region(self.config.region, host)
         self.crs = self.region.working_crs()
         path = self.run_dir / MANIFEST
         is_run = path.exists()
@@ -176,9 +160,9 @@ class Engine:
                 "is not a thawdetect run (no manifest.json); --overwrite only deletes run "
                 "directories: choose another --output-dir",
             )
-        stored = None if overwrite or not is_run else read_manifest(path)
+        stored = None if overwrite or not is_run else checks.read_manifest(path)
         if stored is not None:
-            check_same_config(stored, self.config.model_dump(mode="json"), self.run_dir)
+            checks.check_same_config(stored, self.config.model_dump(mode="json"), self.run_dir)
             self.ledger = Ledger(self.run_dir, crs=self.crs)
             check_ledger(self.ledger)
             self.manifest = stored
@@ -189,8 +173,14 @@ class Engine:
             )
         # a resumed run keeps the reviewer it was started with unless --reviewer is given
         previous_reviewer = self.manifest.get("reviewer")
-        self.reviewer = self.config.reviewer or previous_reviewer or self._default_reviewer()
-        check_reviewer(
+        self.reviewer = (
+            self.config.reviewer
+            or previous_reviewer
+            or checks.default_reviewer(
+                self.region, self.config.detectors, self.manifest["files"]["reference"], self.echo
+            )
+        )
+        checks.check_reviewer(
             self.reviewer,
             host,
             run_dir=self.run_dir,
@@ -204,12 +194,15 @@ class Engine:
             if overwrite and is_run:
                 shutil.rmtree(self.run_dir)
             self.run_dir.mkdir(parents=True, exist_ok=True)
-            write_atomic(path, json.dumps(self.manifest, indent=2))
+            save_manifest(self.run_dir, self.manifest)
             self.ledger = Ledger(self.run_dir, crs=self.crs)
         else:
             if previous_reviewer != self.reviewer:
                 self._save_manifest()
-            self._check_inputs_changed()
+            if checks.apply_changed_inputs(
+                self.manifest, self._last_finished_iteration, self.config.detectors, self.echo
+            ):
+                self._save_manifest()
         self._buffering = False
         for msg in self._deferred:
             self.echo(msg)
@@ -230,47 +223,11 @@ class Engine:
             self._pre_run.append(msg)
         log.info(msg, extra={"thawdetect_echo": True})
 
-    def _default_reviewer(self) -> str:
-        """``reference`` when every detector runs on a bundled sample and one has a reference."""
-        data = [self.region.detectors.get(d) for d in self.config.detectors]
-        on_samples = all(d is not None and d.sample for d in data)
-        if on_samples and self.manifest["files"]["reference"]:
-            self.echo("reviewer: the bundled sample's reference inventory (--reviewer to change)")
-            return "reference"
-        return "manual"
-
     # -- set-up ----------------------------------------------------------------------------------
 
-    def _resolve_region(self) -> Region:
-        region = self.config.region
-        if region is None:
-            raise ConfigError("no region given: use --region NAME or 'region:' in the config")
-        if isinstance(region, str):
-            return self.host.region(region)
-        if region.name in self.host.regions:
-            return self.host.regions[region.name].merged_with(region)
-        return region
-
-    def _check_inputs_changed(self) -> None:
-        """Name inputs whose checksum changed; continue a finished run as a new iteration."""
-        changed = changed_inputs(self.manifest.get("input_checksums") or {}, self.echo)
-        if not changed:
-            return
-        history = self.manifest.setdefault("input_updates", [])
-        entry: dict[str, Any] = {"at": now_iso(), "changed": changed}
-        if self.manifest.get("status") == STATUS_FINISHED:
-            its = self.ledger.read("iterations")
-            last = int(its["iteration"].max()) if len(its) else 0
-            nxt = continue_as_new_iteration(self.manifest, last, self.config.detectors)
-            entry["continues_as_iteration"] = nxt
-            self.echo(
-                f"inputs changed since the run finished: continuing as iteration {nxt} with "
-                "each detector's last effective config (decided candidates are not reviewed again)"
-            )
-        else:
-            self.echo("inputs changed: the unfinished iteration goes on with the new files")
-        history.append(entry)
-        self._save_manifest()
+    def _last_finished_iteration(self) -> int:
+        its = self.ledger.read("iterations")
+        return int(its["iteration"].max()) if len(its) else 0
 
     def _save_manifest(self) -> None:
         save_manifest(self.run_dir, self.manifest)
@@ -280,7 +237,7 @@ class Engine:
     def _detectors_for(self, iteration: int) -> dict[str, Detector]:
         configs = self.manifest["iterations"].get(str(iteration), {})
         where = f"{self.run_dir / MANIFEST}: iterations.{iteration}"
-        return detectors_for(self.host, configs, where)
+        return calls.detectors_for(self.host, configs, where)
 
     # (finished init/update stages, sets): positives, negatives and inventory change only there
     _sets_cache: tuple[int, dict[str, gpd.GeoDataFrame]] | None = None
@@ -305,7 +262,7 @@ class Engine:
         ``sets`` (from :meth:`_training_sets`) saves re-reading the ledger when several contexts
         of one stage are built.
         """
-        return iteration_context(
+        return calls.iteration_context(
             self.run_dir,
             name,
             iteration,
@@ -319,8 +276,10 @@ class Engine:
     def _initialise(self) -> None:
         if self.ledger.stage_done(0, "init"):
             return
-        known = read_known_inventory(self.manifest["files"]["known_inventory"], self.crs, self.echo)
-        inv, pos = initial_layers(known)
+        known = layers.read_known_inventory(
+            self.manifest["files"]["known_inventory"], self.crs, self.echo
+        )
+        inv, pos = layers.initial_layers(known)
         with self.ledger.transaction() as t:
             t.write("inventory", inv)
             t.write("positives", pos)
@@ -463,7 +422,7 @@ class Engine:
     def _call_detector(
         self, name: str, method: str, k: int, fn: Callable[[Any], _T], arg: Any
     ) -> _T:
-        return call_detector(self.host, name, method, k, fn, arg)
+        return calls.call_detector(self.host, name, method, k, fn, arg)
 
     def _propose(self, k: int, name: str, det: Detector) -> None:
         stage = f"propose:{name}"
@@ -477,7 +436,7 @@ class Engine:
         self.host.hook.thawdetect_candidates_proposed(
             detector=name, iteration=k, candidates=cands.copy(), context=ctx
         )
-        store = proposal_rows(cands, name, k, self.crs)
+        store = layers.proposal_rows(cands, name, k, self.crs)
         with self.ledger.transaction() as t:
             # only this stage's rows change (replaced, so a re-run never appends twice)
             t.delete("proposals", {"iteration": k, "detector": name})
@@ -487,7 +446,7 @@ class Engine:
 
     def _merge(self, k: int) -> None:
         props = self.ledger.read("proposals", where={"iteration": k}).reset_index(drop=True)
-        flat = expand_proposals(props, self.crs)
+        flat = layers.expand_proposals(props, self.crs)
         merged = merge_candidates(flat, self.crs, buffer_m=self.config.merge_buffer_m)
         decided = self.ledger.read(
             "candidates",
@@ -499,7 +458,7 @@ class Engine:
             ignore_index=True,
         )
         seen = gpd.GeoDataFrame(seen, geometry="geometry", crs=self.crs)
-        cands, n_dup, n_small = screen_candidates(
+        cands, n_dup, n_small = layers.screen_candidates(
             merged,
             seen,
             k,
@@ -527,7 +486,7 @@ class Engine:
                 dem = dem or getattr(det.config, "dem_file", None)  # hillshade behind value maps
             return frames, dem
 
-        write_evidence(
+        calls.write_evidence(
             cands,
             frames_and_dem,
             self.run_dir / "iterations" / f"{k:02d}" / "evidence",
@@ -543,7 +502,7 @@ class Engine:
         pending = self.ledger.read("candidates", where={"iteration": k, "status": "pending"})
         if len(pending) and self.reviewer != "manual":
             ctx = self._context(None, k)
-            decisions, settings = review_candidates(self.host, self.reviewer, pending, ctx, k)
+            decisions, settings = calls.review_candidates(self.host, self.reviewer, pending, ctx, k)
             if settings:
                 review = self.manifest.setdefault("review", {})
                 review[str(k)] = {"reviewer": self.reviewer, **settings}
@@ -566,7 +525,7 @@ class Engine:
         rejected = mine[mine["status"] == "rejected"]
         latest = latest_decisions(self.ledger.read("decisions"))
         sets = self._training_sets()
-        upd = inventory_update(k, mine, latest, sets, self.crs, self.echo)
+        upd = layers.inventory_update(k, mine, latest, sets, self.crs, self.echo)
         positives, negatives, inventory = upd.positives, upd.negatives, upd.inventory
         ctx = self._context(None, k, sets)
         next_cfgs: dict[str, Any] = {}
@@ -586,18 +545,8 @@ class Engine:
             next_cfgs[name] = None if nxt is None else nxt.model_dump(mode="json")
         self.manifest["iterations"][str(k + 1)] = next_cfgs
         self._save_manifest()
-        row = {
-            "iteration": k,
-            "detectors": ",".join(detectors),
-            "training_positives": len(positives[positives["iteration"] < k]),
-            "training_negatives": len(negatives[negatives["iteration"] < k]),
-            "candidates_proposed": self.ledger.count("proposals", {"iteration": k}),
-            "candidates_reviewed": len(mine),
-            "newly_confirmed": len(confirmed),
-            "rejected": len(rejected),
-            "inventory_size": len(inventory),
-            "thresholds_json": json.dumps(thresholds, default=str),
-        }
+        n_proposed = self.ledger.count("proposals", {"iteration": k})
+        row = layers.iteration_summary(k, list(detectors), mine, upd, n_proposed, thresholds)
         with self.ledger.transaction() as t:
             # Idempotent on re-run: this iteration's rows are replaced, earlier features that
             # fragments were merged into are updated in place (the same union again on a re-run).

@@ -220,6 +220,30 @@ def inventory_update(
     )
 
 
+def iteration_summary(
+    k: int,
+    detectors: list[str],
+    mine: gpd.GeoDataFrame,
+    upd: InventoryUpdate,
+    n_proposed: int,
+    thresholds: dict[str, Any],
+) -> dict[str, Any]:
+    """The ``iterations`` row of iteration ``k`` (``thresholds``: each detector's summary)."""
+    positives, negatives = upd.positives, upd.negatives
+    return {
+        "iteration": k,
+        "detectors": ",".join(detectors),
+        "training_positives": len(positives[positives["iteration"] < k]),
+        "training_negatives": len(negatives[negatives["iteration"] < k]),
+        "candidates_proposed": n_proposed,
+        "candidates_reviewed": len(mine),
+        "newly_confirmed": int((mine["status"] == "confirmed").sum()),
+        "rejected": int((mine["status"] == "rejected").sum()),
+        "inventory_size": len(upd.inventory),
+        "thresholds_json": json.dumps(thresholds, default=str),
+    }
+
+
 def changed_features(before: gpd.GeoDataFrame, after: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
     """Rows of ``after`` whose outline or attributes differ from ``before`` (same inventory_id)."""
     if len(after) == 0 or "inventory_id" not in after.columns:
