@@ -1,0 +1,243 @@
+"""Checks a run makes before it writes anything, and on every resume.
+
+A stored manifest that is not JSON, a different configuration, a corrupt ledger, a reviewer no
+plugin understands and input files that changed since the run started are each named in one line
+(:class:`~thawdetect.core.errors.InputError` / :class:`~thawdetect.core.errors.ConfigError`).
+Functions take explicit arguments so that ``status``, ``accuracy --run`` and ``inventory export``
+can use them without an :class:`~thawdetect.core.run.engine.Engine`.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import tempfile
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+import geopandas as gpd
+import pandas as pd
+
+from thawdetect.core.errors import ConfigError, InputError, PluginError, ThawdetectError
+from thawdetect.core.plugin_api.detector import IterationContext
+from thawdetect.core.plugin_api.host import PluginHost
+from thawdetect.core.regions import Region
+from thawdetect.core.run.ledger import Ledger, now_iso
+from thawdetect.core.run.manifest import STATUS_FINISHED, continue_as_new_iteration, file_digest
+
+#: Run settings that may change between sessions of one run.
+RESUMABLE_KEYS = ("reviewer", "max_iterations", "compute")
+
+
+def resolve_region(region: Region | str | None, host: PluginHost) -> Region:
+    """The run's region: a preset by name, a preset overridden by the config, or the config's."""
+    if region is None:
+        raise ConfigError("no region given: use --region NAME or 'region:' in the config")
+    if isinstance(region, str):
+        return host.region(region)
+    if region.name in host.regions:
+        return host.regions[region.name].merged_with(region)
+    return region
+
+
+def default_reviewer(
+    region: Region, detectors: Iterable[str], reference: list[str], echo: Callable[[str], None]
+) -> str:
+    """``reference`` when every detector runs on a bundled sample and one has a reference."""
+    data = [region.detectors.get(d) for d in detectors]
+    on_samples = all(d is not None and d.sample for d in data)
+    if on_samples and reference:
+        echo("reviewer: the bundled sample's reference inventory (--reviewer to change)")
+        return "reference"
+    return "manual"
+
+
+def read_manifest(path: Path) -> dict[str, Any]:
+    """The stored ``manifest.json`` of a run, or one line saying why it cannot be used."""
+    try:
+        manifest = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InputError(
+            path, "run manifest is corrupt (not JSON); restore it or use --overwrite"
+        ) from exc
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("iterations"), dict):
+        raise InputError(path, "run manifest is corrupt (no 'iterations' mapping)")
+    return manifest
+
+
+def check_same_config(manifest: dict[str, Any], new_config: dict[str, Any], run_dir: Path) -> None:
+    """Refuse a different configuration, naming every key that differs.
+
+    ``new_config`` is the new run config dumped to JSON; :data:`RESUMABLE_KEYS` may differ.
+    """
+    stored = dict(manifest.get("run_config", {}))
+    new = dict(new_config)
+    for key in RESUMABLE_KEYS:  # may change between sessions
+        stored.pop(key, None)
+        new.pop(key, None)
+    diff = config_differences(stored, new)
+    if diff:
+        shown = "; ".join(diff[:8]) + (f"; and {len(diff) - 8} more" if len(diff) > 8 else "")
+        raise ConfigError(
+            f"{run_dir}: holds a run with a different configuration ({shown}); use "
+            "--overwrite to start again or another --output-dir"
+        )
+
+
+def check_ledger(ledger: Ledger) -> None:
+    """Raise a one-line InputError when the run's ledger fails SQLite's integrity check.
+
+    Used before a run resumes and before ``status``, ``accuracy --run`` and ``inventory export``
+    read it, so a damaged GeoPackage is named instead of failing deep inside a read.
+    """
+    if not ledger.path.exists():
+        return
+    detail = "SQLite integrity check failed"
+    try:
+        sound = ledger.integrity_check()
+    except sqlite3.DatabaseError as exc:
+        sound, detail = False, str(exc)
+    if not sound:
+        raise InputError(
+            ledger.path,
+            f"run ledger is corrupt ({detail}); restore it from a backup or use --overwrite",
+        )
+
+
+def check_reviewer(
+    reviewer: str,
+    host: PluginHost,
+    *,
+    run_dir: Path,
+    region: Region,
+    crs: Any,
+    reference_paths: list[Path],
+    synthetic: bool,
+) -> None:
+    """Ask the plugins whether they understand the reviewer, with no candidates.
+
+    A reference reviewer reads its reference file here, so a missing or unreadable file
+    fails before iteration 1 instead of after it.
+    """
+    if reviewer == "manual":
+        return
+    empty = gpd.GeoDataFrame(
+        {"candidate_id": pd.Series(dtype=object)},
+        geometry=gpd.GeoSeries([], crs=crs),
+        crs=crs,
+    )
+    with tempfile.TemporaryDirectory(prefix="thawdetect-reviewer-") as tmp:
+        ctx = IterationContext(
+            run_dir=run_dir,
+            work_dir=Path(tmp),
+            iteration=0,
+            region=region,
+            crs=crs,
+            host=host,
+            positives=empty.iloc[:0],
+            negatives=empty.iloc[:0],
+            inventory=empty.iloc[:0],
+            reference_paths=reference_paths,
+            synthetic=synthetic,
+        )
+        try:
+            answer = host.hook.thawdetect_review_candidates(
+                candidates=empty, reviewer=reviewer, context=ctx
+            )
+        except ThawdetectError:
+            raise
+        except Exception as exc:
+            raise PluginError(f"reviewer '{reviewer}': {type(exc).__name__}: {exc}") from exc
+    if answer is None:
+        raise ConfigError(
+            f"reviewer '{reviewer}' is not understood by any plugin "
+            "(use manual, reference or reference:PATH)"
+        )
+
+
+def changed_inputs(recorded: dict[str, Any], echo: Callable[[str], None]) -> list[str]:
+    """Names of recorded input files whose checksum changed; ``recorded`` is updated in place.
+
+    Files whose size and modification time are unchanged are not read again; one whose time
+    changed but whose checksum did not gets its new time recorded. Each changed file is named
+    in one ``echo`` line.
+
+    Raises:
+        InputError: a recorded input file no longer exists.
+    """
+    changed: list[str] = []
+    for name, info in recorded.items():
+        p = Path(name)
+        if not p.is_file():
+            raise InputError(p, "input file of this run is missing (it was checksummed when "
+                             "the run started); restore it or use --overwrite")  # fmt: skip
+        stat = p.stat()
+        if info.get("bytes") == stat.st_size and info.get("mtime_ns") == stat.st_mtime_ns:
+            continue  # unchanged on disk: no need to read it again
+        digest = file_digest(p)
+        if digest == info.get("sha256"):
+            info["mtime_ns"] = stat.st_mtime_ns
+            continue
+        changed.append(name)
+        was = f"{info.get('bytes', '?')} bytes, sha256 {str(info.get('sha256', ''))[:12]}"
+        echo(f"input changed: {name} (was {was}; now {stat.st_size} bytes, sha256 {digest[:12]})")
+        recorded[name] = {"sha256": digest, "bytes": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+    return changed
+
+
+def apply_changed_inputs(
+    manifest: dict[str, Any],
+    last_finished_iteration: Callable[[], int],
+    detectors: Iterable[str],
+    echo: Callable[[str], None],
+) -> bool:
+    """Name inputs whose checksum changed; continue a finished run as a new iteration.
+
+    Updates ``manifest`` (checksums, ``input_updates``, a new iteration for a finished run);
+    returns whether it changed, so that the caller saves it.
+    """
+    changed = changed_inputs(manifest.get("input_checksums") or {}, echo)
+    if not changed:
+        return False
+    history = manifest.setdefault("input_updates", [])
+    entry: dict[str, Any] = {"at": now_iso(), "changed": changed}
+    if manifest.get("status") == STATUS_FINISHED:
+        nxt = continue_as_new_iteration(manifest, last_finished_iteration(), detectors)
+        entry["continues_as_iteration"] = nxt
+        echo(
+            f"inputs changed since the run finished: continuing as iteration {nxt} with "
+            "each detector's last effective config (decided candidates are not reviewed again)"
+        )
+    else:
+        echo("inputs changed: the unfinished iteration goes on with the new files")
+    history.append(entry)
+    return True
+
+
+def config_differences(old: Any, new: Any, prefix: str = "") -> list[str]:
+    """``key: old -> new`` for every (dotted) key whose value differs between two configs.
+
+    Examples:
+        >>> config_differences({"a": 1, "d": {"x": [1, 2]}}, {"a": 1, "d": {"x": [1, 3]}, "b": 2})
+        ['b: (unset) -> 2', 'd.x: [1, 2] -> [1, 3]']
+    """
+    if isinstance(old, dict) and isinstance(new, dict):
+        out: list[str] = []
+        for key in sorted(set(old) | set(new), key=str):
+            name = f"{prefix}.{key}" if prefix else str(key)
+            if key not in old:
+                out.append(f"{name}: (unset) -> {_short(new[key])}")
+            elif key not in new:
+                out.append(f"{name}: {_short(old[key])} -> (unset)")
+            else:
+                out += config_differences(old[key], new[key], name)
+        return out
+    if old == new:
+        return []
+    return [f"{prefix or '(root)'}: {_short(old)} -> {_short(new)}"]
+
+
+def _short(value: Any, width: int = 40) -> str:
+    text = json.dumps(value, default=str)
+    return text if len(text) <= width else text[: width - 1] + "…"
