@@ -8,8 +8,12 @@ the R-tree triggers call, the ``gpkg_contents`` / ``gpkg_geometry_columns`` /
 GeoPackage 1.4 R-tree and feature-count triggers as GDAL writes them, and the SQL helpers
 (quoting, ``where`` filters, column types, value binding and reading back).
 
-About 480 lines, most of it SQL text and the GeoPackage type rules; each part is small and they
-share the layer description (:class:`_LayerInfo`) and the quoting helper.
+Writing rows: geometry blobs with the extent they add, suspending the per-row R-tree and
+feature-count triggers for a bulk insert and writing their rows directly, and stamping
+``gpkg_contents`` (``last_change``, extent) on commit.
+
+About 600 lines, most of it SQL text and GeoPackage rules; the parts are small and share the
+layer description (:class:`_LayerInfo`) and the quoting helper, so they stay together.
 """
 
 from __future__ import annotations
@@ -18,12 +22,13 @@ import contextlib
 import math
 import sqlite3
 import struct
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import geopandas as gpd
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
@@ -480,3 +485,114 @@ def _count(con: sqlite3.Connection, layer: str, where: Where | None) -> int:
 def _chunks(values: Sequence[Any]) -> Iterator[Sequence[Any]]:
     for i in range(0, len(values), _IN_CHUNK):
         yield values[i : i + _IN_CHUNK]
+
+
+# -- writing rows: geometry column, R-tree, gpkg_contents -----------------------------------------
+
+
+def _geometry_blobs(
+    con: sqlite3.Connection,
+    info: _LayerInfo,
+    rows: gpd.GeoDataFrame,
+    extents: dict[str, npt.NDArray[Any]],
+) -> tuple[list[bytes | None], npt.NDArray[Any]]:
+    """Blobs of the rows' geometries and their bounds (NaN rows: null or empty).
+
+    Reprojects to the layer's CRS, widens the declared geometry type to GEOMETRY when the rows
+    bring another type, and grows ``extents[layer]`` (minx, miny, maxx, maxy) to cover them.
+    """
+    geoms = rows.geometry
+    target = _crs_of(con, info.srs_id)
+    if geoms.crs is not None and target is not None and geoms.crs != target:
+        geoms = geoms.to_crs(target)
+    blobs, bounds = _encode_geometries(geoms.to_numpy(), int(info.srs_id or 0))
+    stored = (info.geometry_type or "GEOMETRY").upper()
+    if stored != "GEOMETRY" and {t.upper() for t in geoms.geom_type.dropna()} - {stored}:
+        con.execute(
+            "UPDATE gpkg_geometry_columns SET geometry_type_name = 'GEOMETRY' WHERE table_name = ?",
+            (info.name,),
+        )
+    finite = bounds[~np.isnan(bounds[:, 0])] if len(bounds) else bounds
+    if len(finite):
+        new = np.array(
+            [finite[:, 0].min(), finite[:, 1].min(), finite[:, 2].max(), finite[:, 3].max()]
+        )
+        old = extents.get(info.name)
+        if old is not None:
+            new = np.r_[np.minimum(old[:2], new[:2]), np.maximum(old[2:], new[2:])]
+        extents[info.name] = new
+    return blobs, bounds
+
+
+def _suspend_insert_triggers(con: sqlite3.Connection, info: _LayerInfo) -> dict[str, str]:
+    """Drop the per-row insert triggers (R-tree, feature count); returns name → SQL."""
+    names = [f"trigger_insert_feature_count_{info.name}"]
+    if info.geometry is not None:
+        names.append(f"rtree_{info.name}_{info.geometry}_insert")
+    return _suspend(con, f"AND name IN ({', '.join('?' * len(names))})", (info.name, *names))
+
+
+def _suspend_update_triggers(con: sqlite3.Connection, info: _LayerInfo) -> dict[str, str]:
+    """Drop the R-tree triggers that fire on any update (they act only when a fid changes,
+    which ``LedgerTransaction.update`` never does, but test each row with a call back into
+    Python)."""
+    return _suspend(
+        con, "AND name LIKE 'rtree%' AND upper(sql) LIKE '%AFTER UPDATE ON%'", (info.name,)
+    )
+
+
+def _suspend(con: sqlite3.Connection, condition: str, params: tuple[Any, ...]) -> dict[str, str]:
+    rows = con.execute(
+        f"SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND tbl_name = ? {condition}",
+        params,
+    ).fetchall()
+    for name, _ in rows:
+        con.execute(f"DROP TRIGGER {_q(name)}")
+    return {str(name): str(sql) for name, sql in rows}
+
+
+def _bulk_index(
+    con: sqlite3.Connection,
+    layer: str,
+    info: _LayerInfo,
+    fids: Sequence[int],
+    bounds: npt.NDArray[Any] | None,
+    triggers: Mapping[str, str],
+) -> None:
+    """After a bulk insert with ``triggers`` suspended: write what they would have (the R-tree
+    rows of ``fids``/``bounds``, the feature count), then restore them."""
+    rtree = f"rtree_{layer}_{info.geometry}"
+    if bounds is not None and f"{rtree}_insert" in triggers:
+        ok = ~np.isnan(bounds[:, 0])
+        box = np.column_stack([np.asarray(fids)[ok], bounds[ok][:, [0, 2, 1, 3]]])
+        con.executemany(
+            f"INSERT OR REPLACE INTO {_q(rtree)} VALUES (?, ?, ?, ?, ?)",
+            ((int(r[0]), r[1], r[2], r[3], r[4]) for r in box.tolist()),
+        )
+    if f"trigger_insert_feature_count_{layer}" in triggers:
+        con.execute(
+            "UPDATE gpkg_ogr_contents SET feature_count = feature_count + ? "
+            "WHERE lower(table_name) = lower(?)",
+            (len(fids), layer),
+        )
+    for trigger in triggers.values():
+        con.execute(trigger)
+
+
+def _stamp_contents(
+    con: sqlite3.Connection, touched: Iterable[str], extents: Mapping[str, npt.NDArray[Any]]
+) -> None:
+    """Stamp ``last_change`` of the ``touched`` layers and grow their ``gpkg_contents`` extent."""
+    stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    for layer in sorted(touched):
+        con.execute("UPDATE gpkg_contents SET last_change = ? WHERE table_name = ?", (stamp, layer))
+    for layer, (x0, y0, x1, y1) in extents.items():
+        con.execute(
+            "UPDATE gpkg_contents SET "
+            "min_x = CASE WHEN min_x IS NULL OR min_x > ? THEN ? ELSE min_x END, "
+            "min_y = CASE WHEN min_y IS NULL OR min_y > ? THEN ? ELSE min_y END, "
+            "max_x = CASE WHEN max_x IS NULL OR max_x < ? THEN ? ELSE max_x END, "
+            "max_y = CASE WHEN max_y IS NULL OR max_y < ? THEN ? ELSE max_y END "
+            "WHERE table_name = ?",
+            (x0, x0, y0, y0, x1, x1, y1, y1, layer),
+        )

@@ -26,11 +26,11 @@ Layers (``*`` = spatial, working CRS):
     stages        finished stages (iteration, stage, finished_at): what a re-run skips
 
 The GeoPackage/SQLite internals (geometry blobs, connections, layer tables and their
-``gpkg_*`` bookkeeping, R-tree triggers, SQL helpers) live in :mod:`thawdetect.core.run._gpkg`.
-This module stays above 400 lines because it is one unit: the layer schemas, the
-:class:`LedgerTransaction` write paths (append/update/delete, the bulk insert that writes the
-R-tree itself, decisions), and :class:`Ledger`'s open/recover/commit protocol (file lock, hot
-journal, temporary new ledger, fsync), whose crash-safety reasoning reads best in one place.
+``gpkg_*`` bookkeeping, R-tree triggers and their bulk replacement, SQL helpers) live in
+:mod:`thawdetect.core.run._gpkg`. This module stays near 700 lines because it is one unit: the
+layer schemas, the :class:`LedgerTransaction` write paths (append/update/delete, decisions) and
+:class:`Ledger`'s open/recover/commit protocol (file lock, hot journal, temporary new ledger,
+fsync), whose crash-safety reasoning reads best in one place.
 """
 
 from __future__ import annotations
@@ -56,6 +56,7 @@ import pyogrio
 from thawdetect.core.errors import InputError
 from thawdetect.core.run._gpkg import (
     Where,
+    _bulk_index,
     _check_gpkg,
     _chunks,
     _column_from_sql,
@@ -64,8 +65,8 @@ from thawdetect.core.run._gpkg import (
     _crs_of,
     _decode_geometries,
     _drop_layer,
-    _encode_geometries,
     _ensure_index,
+    _geometry_blobs,
     _layer_info,
     _layer_names,
     _LayerInfo,
@@ -75,6 +76,9 @@ from thawdetect.core.run._gpkg import (
     _reading,
     _sql_type,
     _sql_values,
+    _stamp_contents,
+    _suspend_insert_triggers,
+    _suspend_update_triggers,
     _where_sql,
     _widen,
 )
@@ -301,7 +305,7 @@ class LedgerTransaction:
         sets = [f"{_q(c)} = ?" for c in cols]
         values = [_sql_values(rows[c], info.columns[c]) for c in cols]
         if spatial:
-            blobs, _ = self._geometry_values(info, rows)
+            blobs, _ = _geometry_blobs(self._con, info, rows, self._extents)
             sets.append(f"{_q(str(info.geometry))} = ?")
             values.append(blobs)
         keys = _sql_values(rows[key], info.columns.get(key, "TEXT"))
@@ -309,7 +313,9 @@ class LedgerTransaction:
             return 0
         sql = f"UPDATE {_q(layer)} SET {', '.join(sets)} WHERE {_q(key)} = ?"
         suspended = (
-            self._suspend_update_triggers(info) if not spatial and len(rows) >= _BULK_ROWS else {}
+            _suspend_update_triggers(self._con, info)
+            if not spatial and len(rows) >= _BULK_ROWS
+            else {}
         )
         before = self._con.total_changes
         self._con.executemany(sql, zip(*values, keys, strict=True))
@@ -409,57 +415,6 @@ class LedgerTransaction:
             return new
         return info
 
-    def _geometry_values(
-        self, info: _LayerInfo, rows: gpd.GeoDataFrame
-    ) -> tuple[list[bytes | None], npt.NDArray[Any]]:
-        """Blobs of the rows' geometries and their bounds (NaN rows: null or empty)."""
-        geoms = rows.geometry
-        target = _crs_of(self._con, info.srs_id)
-        if geoms.crs is not None and target is not None and geoms.crs != target:
-            geoms = geoms.to_crs(target)
-        blobs, bounds = _encode_geometries(geoms.to_numpy(), int(info.srs_id or 0))
-        stored = (info.geometry_type or "GEOMETRY").upper()
-        if stored != "GEOMETRY" and {t.upper() for t in geoms.geom_type.dropna()} - {stored}:
-            self._con.execute(
-                "UPDATE gpkg_geometry_columns SET geometry_type_name = 'GEOMETRY' "
-                "WHERE table_name = ?",
-                (info.name,),
-            )
-        finite = bounds[~np.isnan(bounds[:, 0])] if len(bounds) else bounds
-        if len(finite):
-            new = np.array(
-                [finite[:, 0].min(), finite[:, 1].min(), finite[:, 2].max(), finite[:, 3].max()]
-            )
-            old = self._extents.get(info.name)
-            if old is not None:
-                new = np.r_[np.minimum(old[:2], new[:2]), np.maximum(old[2:], new[2:])]
-            self._extents[info.name] = new
-        return blobs, bounds
-
-    def _suspend_insert_triggers(self, info: _LayerInfo) -> dict[str, str]:
-        """Drop the per-row insert triggers (R-tree, feature count); returns name → SQL."""
-        names = [f"trigger_insert_feature_count_{info.name}"]
-        if info.geometry is not None:
-            names.append(f"rtree_{info.name}_{info.geometry}_insert")
-        return self._suspend(f"AND name IN ({', '.join('?' * len(names))})", (info.name, *names))
-
-    def _suspend_update_triggers(self, info: _LayerInfo) -> dict[str, str]:
-        """Drop the R-tree triggers that fire on any update (they act only when a fid changes,
-        which :meth:`update` never does, but test each row with a call back into Python)."""
-        return self._suspend(
-            "AND name LIKE 'rtree%' AND upper(sql) LIKE '%AFTER UPDATE ON%'", (info.name,)
-        )
-
-    def _suspend(self, condition: str, params: tuple[Any, ...]) -> dict[str, str]:
-        rows = self._con.execute(
-            f"SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND tbl_name = ? "
-            f"{condition}",
-            params,
-        ).fetchall()
-        for name, _ in rows:
-            self._con.execute(f"DROP TRIGGER {_q(name)}")
-        return {str(name): str(sql) for name, sql in rows}
-
     def _insert(self, layer: str, frame: pd.DataFrame) -> None:
         frame = frame.reset_index(drop=True)
         spatial = isinstance(frame, gpd.GeoDataFrame) and layer not in TABLE_SCHEMAS
@@ -493,7 +448,7 @@ class LedgerTransaction:
         bounds = None
         if info.geometry is not None and isinstance(frame, gpd.GeoDataFrame):
             names.append(str(info.geometry))
-            blobs, bounds = self._geometry_values(info, frame)
+            blobs, bounds = _geometry_blobs(self._con, info, frame, self._extents)
             values.append(blobs)
         sql = (
             f"INSERT INTO {_q(layer)} ({', '.join(_q(c) for c in names)}) "
@@ -504,42 +459,13 @@ class LedgerTransaction:
             return
         # Bulk: the per-row triggers would call back into Python five times per row; suspend
         # them, write the R-tree rows and the count directly, restore them (same transaction).
-        triggers = self._suspend_insert_triggers(info)
+        triggers = _suspend_insert_triggers(self._con, info)
         self._con.executemany(sql, zip(*values, strict=True))
-        rtree = f"rtree_{layer}_{info.geometry}"
-        if bounds is not None and f"{rtree}_insert" in triggers:
-            ok = ~np.isnan(bounds[:, 0])
-            box = np.column_stack([np.asarray(fids)[ok], bounds[ok][:, [0, 2, 1, 3]]])
-            self._con.executemany(
-                f"INSERT OR REPLACE INTO {_q(rtree)} VALUES (?, ?, ?, ?, ?)",
-                ((int(r[0]), r[1], r[2], r[3], r[4]) for r in box.tolist()),
-            )
-        if f"trigger_insert_feature_count_{layer}" in triggers:
-            self._con.execute(
-                "UPDATE gpkg_ogr_contents SET feature_count = feature_count + ? "
-                "WHERE lower(table_name) = lower(?)",
-                (n, layer),
-            )
-        for trigger in triggers.values():
-            self._con.execute(trigger)
+        _bulk_index(self._con, layer, info, fids, bounds, triggers)
 
     def _finish(self) -> None:
         """Grow the extents and stamp ``last_change`` of the layers this transaction changed."""
-        stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
-        for layer in sorted(self._touched):
-            self._con.execute(
-                "UPDATE gpkg_contents SET last_change = ? WHERE table_name = ?", (stamp, layer)
-            )
-        for layer, (x0, y0, x1, y1) in self._extents.items():
-            self._con.execute(
-                "UPDATE gpkg_contents SET "
-                "min_x = CASE WHEN min_x IS NULL OR min_x > ? THEN ? ELSE min_x END, "
-                "min_y = CASE WHEN min_y IS NULL OR min_y > ? THEN ? ELSE min_y END, "
-                "max_x = CASE WHEN max_x IS NULL OR max_x < ? THEN ? ELSE max_x END, "
-                "max_y = CASE WHEN max_y IS NULL OR max_y < ? THEN ? ELSE max_y END "
-                "WHERE table_name = ?",
-                (x0, x0, y0, y0, x1, x1, y1, y1, layer),
-            )
+        _stamp_contents(self._con, self._touched, self._extents)
 
 
 def _candidate_iterations(con: sqlite3.Connection, ids: Iterable[Any]) -> dict[Any, int]:
