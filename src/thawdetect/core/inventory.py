@@ -57,12 +57,10 @@ BASE_COLUMNS = (
 
 
 def _ledger(run_dir: Path) -> Any:
+    from thawdetect.core.run.access import open_run_ledger
     from thawdetect.core.run.engine import check_ledger
-    from thawdetect.core.run.ledger import Ledger
 
-    ledger = Ledger(run_dir)
-    if not ledger.exists():
-        raise InputError(run_dir, "not a run directory (no ledger.gpkg)")
+    ledger = open_run_ledger(run_dir)
     check_ledger(ledger)
     return ledger
 

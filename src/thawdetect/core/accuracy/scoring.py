@@ -113,15 +113,12 @@ def run_accuracy(
     Raises:
         InputError: no ledger in ``run_dir``; bad validation file.
     """
-    from thawdetect.core.run.ledger import Ledger
+    from thawdetect.core.run.access import open_run_ledger
+    from thawdetect.core.run.engine import check_ledger
     from thawdetect.core.vector import read_vector
 
     run_dir = Path(run_dir)
-    from thawdetect.core.run.engine import check_ledger
-
-    ledger = Ledger(run_dir)
-    if not ledger.exists():
-        raise InputError(run_dir, "not a run directory (no ledger.gpkg)")
+    ledger = open_run_ledger(run_dir)
     check_ledger(ledger)
     paths = (
         [input_location(p) for p in validation_path]
