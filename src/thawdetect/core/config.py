@@ -1,8 +1,9 @@
-"""Run configuration (YAML) and machine settings.
+"""Run configuration (YAML) and the cache directory.
 
 The run YAML holds run-level settings and one section per detector under ``detectors:``; each
 detector validates its own section against its own pydantic model. Scientific parameters live only
-here; :class:`Settings` holds machine-level knobs read from ``THAWDETECT_*`` environment variables.
+there. Machine-level knobs are environment variables, not config: ``THAWDETECT_CACHE_DIR``
+(:func:`cache_dir`), ``THAWDETECT_DISABLE_PLUGINS`` and ``THAWDETECT_PROGRESS``.
 """
 
 from __future__ import annotations
