@@ -245,23 +245,33 @@ def iteration_summary(
 
 
 def changed_features(before: gpd.GeoDataFrame, after: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
-    """Rows of ``after`` whose outline or attributes differ from ``before`` (same inventory_id)."""
-    if len(after) == 0 or "inventory_id" not in after.columns:
+    """Rows of ``after`` whose outline or attributes differ from ``before`` (same inventory_id).
+
+    Whole-column comparisons (the inventory grows by thousands of features per iteration at
+    QTEC size): outlines with ``shapely.equals``, attributes as text.
+    """
+    import shapely
+
+    if len(after) == 0 or "inventory_id" not in after.columns or len(before) == 0:
         return after.iloc[:0]
-    prev = before.set_index("inventory_id")
-    cols = [c for c in after.columns if c in prev.columns and c != "geometry"]
-    changed = []
-    for i, (iid, geom) in enumerate(zip(after["inventory_id"], after.geometry, strict=True)):
-        if iid not in prev.index:
+    prev = before.drop_duplicates("inventory_id", keep="last").set_index("inventory_id")
+    known = after["inventory_id"].isin(prev.index).to_numpy()
+    cand = after[known]
+    if len(cand) == 0:
+        return cand
+    old = prev.loc[cand["inventory_id"].to_numpy()]
+    same = np.asarray(
+        shapely.equals(
+            np.asarray(cand.geometry.to_numpy(), dtype=object),
+            np.asarray(old["geometry"].to_numpy(), dtype=object),
+        ),
+        dtype=bool,
+    )
+    for col in cand.columns:
+        if col in ("geometry", "inventory_id") or col not in old.columns:
             continue
-        old = prev.loc[iid]
-        same_geom = (
-            old["geometry"] is not None and geom is not None and geom.equals(old["geometry"])
-        )
-        same_attrs = all(str(after[c].iloc[i]) == str(old[c]) for c in cols if c != "inventory_id")
-        if not (same_geom and same_attrs):
-            changed.append(i)
-    return after.iloc[changed]
+        same &= cand[col].astype(str).to_numpy() == old[col].astype(str).to_numpy()
+    return cand[~same]
 
 
 def concat(a: gpd.GeoDataFrame, b: gpd.GeoDataFrame, crs: Any) -> gpd.GeoDataFrame:
