@@ -523,7 +523,8 @@ class Engine:
         mine = self.ledger.read("candidates", where={"iteration": k})
         confirmed = mine[mine["status"] == "confirmed"]
         rejected = mine[mine["status"] == "rejected"]
-        latest = latest_decisions(self.ledger.read("decisions"))
+        # this iteration's decisions only (undo rows carry their candidate's iteration too)
+        latest = latest_decisions(self.ledger.read("decisions", where={"iteration": k}))
         sets = self._training_sets()
         upd = layers.inventory_update(k, mine, latest, sets, self.crs, self.echo)
         positives, negatives, inventory = upd.positives, upd.negatives, upd.inventory
