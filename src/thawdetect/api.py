@@ -395,8 +395,6 @@ def open_run(path: str | Path) -> RunResult:
     run_dir = Path(path)
     if not run_dir.exists():
         raise InputError(run_dir, "run directory does not exist")
-    if not (run_dir / "manifest.json").is_file():
-        raise InputError(run_dir, "not a thawdetect run directory (no manifest.json)")
     manifest = read_manifest(run_dir)
     pending = 0
     status = str(manifest.get("status", "running"))

@@ -359,19 +359,11 @@ def _thresholds(text: str | None) -> dict[str, dict[str, Any]]:
 @click.argument("run_dir", type=click.Path(path_type=Path, exists=True, file_okay=False))
 def status(run_dir: Path) -> None:
     """Show a run's status and iterations table."""
-    from thawdetect.core.errors import InputError
+    from thawdetect.core.run.access import read_manifest
+    from thawdetect.core.run.engine import check_ledger
     from thawdetect.core.run.ledger import Ledger
 
-    manifest = run_dir / "manifest.json"
-    if not manifest.exists():
-        raise InputError(run_dir, "is not a thawdetect run directory (no manifest.json)")
-    try:
-        info = json.loads(manifest.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
-        raise InputError(manifest, "run manifest is corrupt (not JSON)") from None
-    if not isinstance(info, dict):
-        raise InputError(manifest, "run manifest is corrupt (not a JSON object)")
-    from thawdetect.core.run.engine import check_ledger
+    info = read_manifest(run_dir)
 
     ledger = Ledger(run_dir)
     check_ledger(ledger)

@@ -173,16 +173,9 @@ def inventory_frame(
 def _manifest(run_dir: Path) -> dict[str, Any]:
     """The run's manifest ({} for a ledger without one); a corrupt one is an error, as in the
     engine (an export must not quietly lose the region name)."""
-    path = run_dir / "manifest.json"
-    if not path.exists():
-        return {}
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
-        raise InputError(path, "run manifest is corrupt (not JSON)") from None
-    if not isinstance(data, dict):
-        raise InputError(path, "run manifest is corrupt (not a JSON object)")
-    return data
+    from thawdetect.core.run.access import read_manifest
+
+    return read_manifest(run_dir, missing_ok=True)
 
 
 def arts_frame(

@@ -96,14 +96,9 @@ class RunState:
         self.reload()
 
     def _manifest(self) -> dict[str, Any]:
-        path = self.run_dir / "manifest.json"
-        if not path.exists():
-            return {}
-        try:
-            data: dict[str, Any] = json.loads(path.read_text())
-        except json.JSONDecodeError as exc:
-            raise InputError(path, "run manifest is corrupt (not JSON)") from exc
-        return data
+        from thawdetect.core.run.access import read_manifest
+
+        return read_manifest(self.run_dir, missing_ok=True)
 
     # -- cache ------------------------------------------------------------------------------------
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -201,16 +200,10 @@ def score_run(
     Raises:
         InputError: not a run directory, a corrupt manifest, or no validation file to use.
     """
+    from thawdetect.core.run.access import read_manifest
+
     run_dir = Path(run_dir)
-    manifest_path = run_dir / "manifest.json"
-    manifest: dict[str, Any] = {}
-    if manifest_path.exists():
-        try:
-            manifest = json.loads(manifest_path.read_text())
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
-            raise InputError(manifest_path, "run manifest is corrupt (not JSON)") from None
-        if not isinstance(manifest, dict):
-            raise InputError(manifest_path, "run manifest is corrupt (not a JSON object)")
+    manifest = read_manifest(run_dir, missing_ok=True)
     run_cfg = manifest.get("run_config") or {}
     if validation is None:
         validation = list((manifest.get("files") or {}).get("validation") or [])

@@ -29,19 +29,21 @@ def open_run_ledger(run_dir: str | Path) -> Ledger:
     return ledger
 
 
-def read_manifest(run_dir: str | Path) -> dict[str, Any]:
-    """The run's ``manifest.json``.
+def read_manifest(run_dir: str | Path, *, missing_ok: bool = False) -> dict[str, Any]:
+    """The run's ``manifest.json`` (``{}`` when it has none and ``missing_ok``).
 
     Raises:
-        InputError: no manifest, or one that is not a JSON object.
+        InputError: no manifest (unless ``missing_ok``), or one that is not a JSON object.
     """
     path = Path(run_dir) / MANIFEST
     if not path.is_file():
-        raise InputError(run_dir, "not a thawdetect run directory (no manifest.json)")
+        if missing_ok:
+            return {}
+        raise InputError(run_dir, "is not a thawdetect run directory (no manifest.json)")
     try:
         data = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InputError(path, f"run manifest is corrupt ({type(exc).__name__})") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        raise InputError(path, "run manifest is corrupt (not JSON)") from None
     if not isinstance(data, dict):
         raise InputError(path, "run manifest is corrupt (not a JSON object)")
     return data
