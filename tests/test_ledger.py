@@ -20,7 +20,8 @@ import shapely
 from shapely.geometry import box
 
 from thawdetect.core.errors import InputError
-from thawdetect.core.run.ledger import Ledger
+from thawdetect.core.run import ledger as ledger_mod
+from thawdetect.core.run.ledger import UNINDEXED_LAYERS, Ledger
 
 CRS = "EPSG:32646"
 SRC = str(Path(__file__).resolve().parents[1] / "src")
@@ -48,35 +49,53 @@ def _pyogrio(path: Path, layer: str, **kw) -> gpd.GeoDataFrame:
 
 
 def _assert_valid_gpkg(path: Path, layer: str) -> None:
-    """What QGIS relies on: R-tree rows = non-empty geometries with their bounds, extent, count."""
+    """What QGIS relies on: R-tree rows = non-empty geometries with their bounds (on the layers
+    that have one), extent, count; a bbox query through GDAL finds the feature."""
     gdf = _pyogrio(path, layer)
     with sqlite3.connect(path) as con:
         assert con.execute("PRAGMA application_id").fetchone()[0] == 0x47504B47
         assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
         fids = [r[0] for r in con.execute(f'SELECT fid FROM "{layer}" ORDER BY fid')]
-        tree = con.execute(
-            f'SELECT id, minx, maxx, miny, maxy FROM "rtree_{layer}_geom" ORDER BY id'
-        ).fetchall()
         ext = con.execute(
             "SELECT min_x, min_y, max_x, max_y FROM gpkg_contents WHERE table_name = ?", (layer,)
         ).fetchone()
         count = con.execute(
             "SELECT feature_count FROM gpkg_ogr_contents WHERE table_name = ?", (layer,)
         ).fetchone()[0]
-        ext_name = con.execute(
-            "SELECT extension_name FROM gpkg_extensions WHERE table_name = ?", (layer,)
+        has_ext = con.execute(
+            "SELECT count(*) FROM sqlite_master WHERE name = 'gpkg_extensions'"
         ).fetchone()[0]
-    assert ext_name == "gpkg_rtree_index"
+        ext_name = (
+            con.execute(
+                "SELECT extension_name FROM gpkg_extensions WHERE table_name = ?", (layer,)
+            ).fetchone()
+            if has_ext
+            else None
+        )
+        has_tree = con.execute(
+            "SELECT count(*) FROM sqlite_master WHERE name = ?", (f"rtree_{layer}_geom",)
+        ).fetchone()[0]
+        tree = (
+            con.execute(
+                f'SELECT id, minx, maxx, miny, maxy FROM "rtree_{layer}_geom" ORDER BY id'
+            ).fetchall()
+            if has_tree
+            else None
+        )
+    indexed = layer not in UNINDEXED_LAYERS
+    assert bool(has_tree) == indexed
+    assert (ext_name is not None and ext_name[0] == "gpkg_rtree_index") == indexed
     assert count == len(gdf) == len(fids)
-    assert [t[0] for t in tree] == fids  # every feature indexed, nothing stale
-    b = shapely.bounds(gdf.geometry.to_numpy())
-    got = np.array([t[1:] for t in tree])
-    # R-tree stores float32 boxes rounded outwards
-    assert np.all(got[:, 0] <= b[:, 0]) and np.all(got[:, 1] >= b[:, 2])
-    assert np.allclose(got, b[:, [0, 2, 1, 3]], atol=1e-2)
+    if tree is not None:
+        assert [t[0] for t in tree] == fids  # every feature indexed, nothing stale
+        b = shapely.bounds(gdf.geometry.to_numpy())
+        got = np.array([t[1:] for t in tree])
+        # R-tree stores float32 boxes rounded outwards
+        assert np.all(got[:, 0] <= b[:, 0]) and np.all(got[:, 1] >= b[:, 2])
+        assert np.allclose(got, b[:, [0, 2, 1, 3]], atol=1e-2)
     tb = gdf.total_bounds
     assert ext[0] <= tb[0] and ext[1] <= tb[1] and ext[2] >= tb[2] and ext[3] >= tb[3]
-    # a bbox query goes through the R-tree in GDAL
+    # a bbox query (through the R-tree where there is one) in GDAL
     x0, y0, x1, y1 = gdf.geometry.iloc[-1].bounds
     hit = _pyogrio(path, layer, bbox=(x0 + 1, y0 + 1, x1 - 1, y1 - 1))
     assert len(hit) == 1 and hit.geometry.iloc[0].equals(gdf.geometry.iloc[-1])
@@ -151,7 +170,23 @@ class TestGeoPackage:
             t.write("positives", _frame(2, start=7)[["geometry"]].assign(source="x"))
         pos = ledger.read("positives")
         assert len(pos) == 2 and list(pos.columns) == ["source", "geometry"]
-        _assert_valid_gpkg(ledger.path, "positives")
+        _assert_valid_gpkg(ledger.path, "positives")  # a working layer: no R-tree
+
+    def test_older_ledgers_keep_their_rtree_on_working_layers(self, tmp_path, monkeypatch):
+        """A ledger written before the working layers went unindexed keeps a valid R-tree."""
+        ledger = Ledger(tmp_path, crs=CRS)
+        monkeypatch.setattr(ledger_mod, "UNINDEXED_LAYERS", frozenset())
+        with ledger.transaction() as t:
+            t.append("positives", _frame(100))
+        monkeypatch.undo()
+        with ledger.transaction() as t:
+            t.append("positives", _frame(100, start=100))  # bulk path
+            t.append("positives", _frame(3, start=200))  # per-row path: the triggers
+            t.delete("positives", {"iteration": 1})
+        with sqlite3.connect(ledger.path) as con:
+            fids = [r[0] for r in con.execute('SELECT fid FROM "positives" ORDER BY fid')]
+            tree = [r[0] for r in con.execute('SELECT id FROM "rtree_positives_geom" ORDER BY id')]
+        assert tree == fids and len(fids) == 203 - 68  # iteration 1 rows deleted
 
     def test_record_decisions_updates_status(self, tmp_path):
         ledger = Ledger(tmp_path, crs=CRS)

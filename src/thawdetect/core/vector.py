@@ -159,9 +159,22 @@ def read_vector(
             raise CRSMismatchError(
                 path, f"{int(bad.sum())} features cannot be transformed to {crs}"
             )
-    if not gdf.geometry.is_valid.all():
-        gdf["geometry"] = gdf.geometry.make_valid()
+    gdf["geometry"] = valid_geometries(gdf.geometry)
     return gdf
+
+
+def valid_geometries(geoms: gpd.GeoSeries) -> gpd.GeoSeries:
+    """``geoms`` with the invalid ones repaired (``make_valid``); valid ones are kept as they are.
+
+    The same result as ``geoms.make_valid()`` (GEOS returns a valid geometry unchanged), without
+    repairing every geometry: the validity test costs a fraction of the repair.
+    """
+    bad = ~geoms.is_valid.to_numpy() & geoms.notna().to_numpy()
+    if not bad.any():
+        return geoms
+    out = geoms.copy()
+    out[bad] = geoms[bad].make_valid()
+    return out
 
 
 def distance_to_nearest(gdf: gpd.GeoDataFrame, lines: gpd.GeoDataFrame) -> NDArray[np.float64]:

@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from thawdetect.core.errors import PluginError
+from thawdetect.core.vector import valid_geometries
 from thawdetect.core.models import StrictModel
 
 if TYPE_CHECKING:
@@ -301,7 +302,7 @@ def validate_candidates(gdf: Any, detector: str, target_crs: Any | None = None) 
         gdf = gdf.to_crs(target_crs)
     elif target_crs is not None and gdf.crs is None:
         gdf = gdf.set_crs(target_crs)
-    gdf["geometry"] = gdf.geometry.make_valid()
+    gdf["geometry"] = valid_geometries(gdf.geometry)
     return gdf.reset_index(drop=True)
 
 

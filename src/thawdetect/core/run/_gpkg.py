@@ -315,9 +315,16 @@ def _has_table(con: sqlite3.Connection, name: str) -> bool:
 
 
 def _create_layer(
-    con: sqlite3.Connection, layer: str, columns: Mapping[str, str], spatial: bool, crs: Any
+    con: sqlite3.Connection,
+    layer: str,
+    columns: Mapping[str, str],
+    spatial: bool,
+    crs: Any,
+    *,
+    spatial_index: bool = True,
 ) -> _LayerInfo:
-    """A new feature table (GEOMETRY column ``geom``, R-tree, triggers) or attributes table."""
+    """A new feature table (GEOMETRY column ``geom``, with ``spatial_index`` the R-tree and its
+    triggers) or attributes table."""
     if '"' in layer or "'" in layer:
         raise ValueError(f"layer name {layer!r} must not contain quotes")
     cols = ['"fid" INTEGER PRIMARY KEY AUTOINCREMENT NOT NULL']
@@ -337,6 +344,7 @@ def _create_layer(
             "INSERT INTO gpkg_geometry_columns VALUES (?, 'geom', 'GEOMETRY', ?, 0, 0)",
             (layer, srs_id),
         )
+    if spatial and spatial_index:
         rtree = f"rtree_{layer}_geom"
         con.execute(f"CREATE VIRTUAL TABLE {_q(rtree)} USING rtree(id, minx, maxx, miny, maxy)")
         for sql in _RTREE_TRIGGERS:

@@ -57,6 +57,7 @@ from thawdetect.core.run import plugin_calls as calls
 from thawdetect.core.run.checks import RESUMABLE_KEYS, check_ledger, config_differences
 from thawdetect.core.run.layers import KNOWN_TYPES
 from thawdetect.core.run.ledger import Ledger, write_atomic
+from thawdetect.core.run.sets import TrainingSets
 from thawdetect.core.run.manifest import (
     MANIFEST,
     OUTPUT_FIELD_HINTS,
@@ -164,6 +165,7 @@ class Engine:
         if stored is not None:
             checks.check_same_config(stored, self.config.model_dump(mode="json"), self.run_dir)
             self.ledger = Ledger(self.run_dir, crs=self.crs)
+            self._sets = TrainingSets(self.ledger)
             check_ledger(self.ledger)
             self.manifest = stored
             self.manifest["run_config"] = self.config.model_dump(mode="json")
@@ -196,6 +198,7 @@ class Engine:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             save_manifest(self.run_dir, self.manifest)
             self.ledger = Ledger(self.run_dir, crs=self.crs)
+            self._sets = TrainingSets(self.ledger)
         else:
             if previous_reviewer != self.reviewer:
                 self._save_manifest()
@@ -239,20 +242,10 @@ class Engine:
         where = f"{self.run_dir / MANIFEST}: iterations.{iteration}"
         return calls.detectors_for(self.host, configs, where)
 
-    # (finished init/update stages, sets): positives, negatives and inventory change only there
-    _sets_cache: tuple[int, dict[str, gpd.GeoDataFrame]] | None = None
-
     def _training_sets(self) -> dict[str, gpd.GeoDataFrame]:
-        """The ledger's positives, negatives and inventory as they stand.
-
-        Read once per change (they change only in the init and update stages), not once per
-        stage; each caller gets its own copy.
-        """
-        version = self.ledger.count("stages", {"stage": ["init", "update"]})
-        if self._sets_cache is None or self._sets_cache[0] != version:
-            sets = {k: self.ledger.read(k) for k in ("positives", "negatives", "inventory")}
-            self._sets_cache = (version, sets)
-        return {k: v.copy() for k, v in self._sets_cache[1].items()}
+        """The ledger's positives, negatives and inventory as they stand (each caller gets its
+        own copy; read once, then kept current by :meth:`_update`)."""
+        return self._sets.get()
 
     def _context(
         self, name: str | None, iteration: int, sets: dict[str, gpd.GeoDataFrame] | None = None
@@ -562,6 +555,7 @@ class Engine:
             if len(upd.grown):
                 t.update("inventory", "inventory_id", upd.grown)
             t.mark_stage(k, "update")
+        self._sets.updated(k, upd.grown["inventory_id"].tolist() if len(upd.grown) else [])
         self.host.hook.thawdetect_iteration_finished(iteration=k, summary=row, context=ctx)
         self.echo(
             f"  iteration {k}: {len(confirmed)} confirmed, {len(upd.fragments)} part of a mapped "

@@ -92,6 +92,11 @@ PROBABILITIES = ("high", "medium", "low")
 STATUSES = ("pending", *DECISIONS)
 
 SPATIAL_LAYERS = ("candidates", "proposals", "inventory", "positives", "negatives")
+#: Feature layers the engine only reads whole (by iteration, never by area): created without a
+#: GeoPackage R-tree, whose upkeep (~25 µs per row in SQLite) would be most of their write cost.
+#: QGIS opens them as any layer (it reads them whole); candidates, inventory and every layer a
+#: plugin adds keep their spatial index.
+UNINDEXED_LAYERS = frozenset({"proposals", "positives", "negatives"})
 TABLE_SCHEMAS: dict[str, dict[str, str]] = {
     "decisions": {
         "candidate_id": "object",
@@ -428,7 +433,9 @@ class LedgerTransaction:
         if info is None:
             columns = {c: _sql_type(frame[c]) for c in attrs}
             crs = frame.crs if spatial and frame.crs is not None else self.crs
-            info = _create_layer(self._con, layer, columns, spatial, crs)
+            info = _create_layer(
+                self._con, layer, columns, spatial, crs, spatial_index=layer not in UNINDEXED_LAYERS
+            )
         else:
             info = self._ensure_columns(info, frame[attrs])
         self._touched.add(layer)

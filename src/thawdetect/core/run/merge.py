@@ -21,6 +21,7 @@ import numpy.typing as npt
 import pandas as pd
 
 from thawdetect.core.plugin_api.detector import SCORE_COLUMN, SERIES_COLUMN
+from thawdetect.core.vector import valid_geometries
 
 
 def overlap_fraction(a: gpd.GeoDataFrame, b: gpd.GeoDataFrame) -> npt.NDArray[Any]:
@@ -162,7 +163,7 @@ def merge_candidates(
             }
         )
     out = gpd.GeoDataFrame(rows, geometry="geometry", crs=crs)
-    out["geometry"] = out.geometry.make_valid()
+    out["geometry"] = valid_geometries(out.geometry)
     return out
 
 

@@ -1,0 +1,121 @@
+"""The engine's training sets, kept current after each update, equal a full read of the ledger.
+
+A detector proposes, at iteration 2, fragments of slumps already mapped at iteration 1 (the
+reference reviewer calls them ``part_of`` those features, which grow in place) next to new ones,
+so the patched inventory has both appended and replaced rows.
+"""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+from typing import Any
+
+import geopandas as gpd
+import pandas as pd
+from pydantic import Field
+from shapely.geometry import box
+
+from thawdetect.core.config import RunConfig
+from thawdetect.core.plugin_api.detector import (
+    Detector,
+    DetectorConfig,
+    IterationContext,
+    ReviewOutcome,
+)
+from thawdetect.core.plugin_api.hookspecs import hookimpl
+from thawdetect.core.plugin_api.host import PluginHost
+from thawdetect.core.regions import Region
+from thawdetect.core.run.engine import Engine
+from thawdetect.core.run.sets import LAYERS
+
+CRS = "EPSG:32646"
+X0, Y0 = 400_000.0, 3_800_000.0
+
+
+def _slump(i: int) -> Any:  # reference slump i: 40 m x 80 m
+    return box(X0 + 100 * i, Y0, X0 + 100 * i + 40, Y0 + 80)
+
+
+class FragmentsConfig(DetectorConfig):
+    step: int = Field(1, ge=1)
+
+
+class Fragments(Detector):
+    """Iteration 1: the lower halves of slumps 0-5; iteration 2: outlines reaching beyond their
+    tops (overlapping the mapped slumps by 25 %), slumps 6-7 whole and a false alarm."""
+
+    name = "fragments"
+    config_model = FragmentsConfig
+    config: FragmentsConfig
+    relaxes_schedule = True
+
+    def propose(self, context: IterationContext) -> gpd.GeoDataFrame:
+        if self.config.step == 1:
+            geoms = [box(X0 + 100 * i, Y0, X0 + 100 * i + 40, Y0 + 40) for i in range(6)]
+        else:
+            geoms = [box(X0 + 100 * i, Y0 + 60, X0 + 100 * i + 40, Y0 + 140) for i in range(6)]
+            geoms += [_slump(6), _slump(7), box(X0 + 2000, Y0, X0 + 2040, Y0 + 40)]
+        return gpd.GeoDataFrame(
+            {
+                "score": [0.9 - 0.01 * i for i in range(len(geoms))],
+                "flag": [i % 2 for i in range(len(geoms))],
+            },
+            geometry=geoms,
+            crs=CRS,
+        )
+
+    def next_config(self, outcome: ReviewOutcome) -> FragmentsConfig | None:
+        if self.config.step >= 2:
+            return None
+        return self.config.model_copy(update={"step": self.config.step + 1})
+
+
+@hookimpl
+def _register(register: Any) -> None:
+    register(Fragments)
+
+
+PLUGIN = SimpleNamespace(thawdetect_register_detectors=_register)
+
+
+class CheckingEngine(Engine):
+    """Compares the kept training sets with a fresh read after each update."""
+
+    checked: list[tuple[int, bool, int]]
+
+    def _update(self, k: int, detectors: dict[str, Any]) -> None:
+        self._training_sets()  # the sets as they stood before this update are cached
+        super()._update(k, detectors)
+        patched = self._sets._version is not None  # kept current without a whole read
+        kept = self._training_sets()
+        for layer in LAYERS:
+            full = self.ledger.read(layer)
+            pd.testing.assert_frame_equal(pd.DataFrame(kept[layer]), pd.DataFrame(full))
+            assert kept[layer].crs == full.crs
+        grown = int((kept["inventory"]["merged_candidates"].fillna("") != "").sum())
+        self.checked.append((k, patched, grown))
+
+
+def test_kept_training_sets_equal_a_full_read(tmp_path):
+    ref = tmp_path / "reference.gpkg"
+    gpd.GeoDataFrame(
+        {"id": [f"s{i}" for i in range(8)]}, geometry=[_slump(i) for i in range(8)], crs=CRS
+    ).to_file(ref, engine="pyogrio")
+    cfg = RunConfig(
+        region=Region(name="sets", crs=CRS),
+        detectors={"fragments": {}},
+        reviewer=f"reference:{ref}",
+        evidence=False,
+        max_iterations=3,
+    )
+    engine = CheckingEngine(cfg, tmp_path / "run", PluginHost(plugins=[("fragments", PLUGIN)]))
+    engine.checked = []
+    result = engine.run()
+    its = result.iterations.sort_values("iteration")
+    assert its["newly_confirmed"].tolist() == [6, 2]
+    # iteration 2 patched the sets: 6 features grew in place, 2 were appended
+    assert [(k, patched) for k, patched, _ in engine.checked] == [(1, False), (2, True)]
+    assert engine.checked[-1][2] == 6
+    inv = engine.ledger.read("inventory")
+    assert len(inv) == 8
+    assert (inv["merged_candidates"].iloc[:6] != "").all()
