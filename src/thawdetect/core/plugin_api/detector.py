@@ -20,8 +20,8 @@ import numpy as np
 import pandas as pd
 
 from thawdetect.core.errors import PluginError
-from thawdetect.core.vector import valid_geometries
 from thawdetect.core.models import StrictModel
+from thawdetect.core.vector import valid_geometries
 
 if TYPE_CHECKING:
     from thawdetect.core.plugin_api.host import PluginHost

@@ -57,7 +57,6 @@ from thawdetect.core.run import plugin_calls as calls
 from thawdetect.core.run.checks import RESUMABLE_KEYS, check_ledger, config_differences
 from thawdetect.core.run.layers import KNOWN_TYPES
 from thawdetect.core.run.ledger import Ledger, write_atomic
-from thawdetect.core.run.sets import TrainingSets
 from thawdetect.core.run.manifest import (
     MANIFEST,
     OUTPUT_FIELD_HINTS,
@@ -70,6 +69,7 @@ from thawdetect.core.run.manifest import (
 )
 from thawdetect.core.run.merge import merge_candidates
 from thawdetect.core.run.runlog import RUN_LOG, run_log
+from thawdetect.core.run.sets import TrainingSets
 
 # the names moved out of this module stay importable from here (cli, api, accuracy, tests)
 __all__ = [
