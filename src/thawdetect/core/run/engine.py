@@ -69,7 +69,7 @@ from thawdetect.core.run.manifest import (
 )
 from thawdetect.core.run.merge import merge_candidates
 from thawdetect.core.run.runlog import RUN_LOG, run_log
-from thawdetect.core.run.sets import TrainingSets
+from thawdetect.core.run.sets import DecidedOutlines, TrainingSets
 
 # the names moved out of this module stay importable from here (cli, api, accuracy, tests)
 __all__ = [
@@ -166,6 +166,7 @@ class Engine:
             checks.check_same_config(stored, self.config.model_dump(mode="json"), self.run_dir)
             self.ledger = Ledger(self.run_dir, crs=self.crs)
             self._sets = TrainingSets(self.ledger)
+            self._decided = DecidedOutlines(self.ledger)
             check_ledger(self.ledger)
             self.manifest = stored
             self.manifest["run_config"] = self.config.model_dump(mode="json")
@@ -199,6 +200,7 @@ class Engine:
             save_manifest(self.run_dir, self.manifest)
             self.ledger = Ledger(self.run_dir, crs=self.crs)
             self._sets = TrainingSets(self.ledger)
+            self._decided = DecidedOutlines(self.ledger)
         else:
             if previous_reviewer != self.reviewer:
                 self._save_manifest()
@@ -441,16 +443,11 @@ class Engine:
         props = self.ledger.read("proposals", where={"iteration": k}).reset_index(drop=True)
         flat = layers.expand_proposals(props, self.crs)
         merged = merge_candidates(flat, self.crs, buffer_m=self.config.merge_buffer_m)
-        decided = self.ledger.read(
-            "candidates",
-            columns=[],
-            where={"status": ["confirmed", "rejected", "part_of", "unsure"]},
+        decided = self._decided.get(["confirmed", "rejected", "part_of", "unsure"])
+        inventory = self._sets.geometry("inventory")
+        seen = gpd.GeoDataFrame(
+            geometry=pd.concat([decided, inventory], ignore_index=True), crs=self.crs
         )
-        seen = pd.concat(
-            [decided[["geometry"]], self.ledger.read("inventory", columns=[])[["geometry"]]],
-            ignore_index=True,
-        )
-        seen = gpd.GeoDataFrame(seen, geometry="geometry", crs=self.crs)
         cands, n_dup, n_small = layers.screen_candidates(
             merged,
             seen,

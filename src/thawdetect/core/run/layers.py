@@ -85,13 +85,14 @@ def proposal_rows(cands: gpd.GeoDataFrame, name: str, k: int, crs: Any) -> gpd.G
     evidence_cols = [
         c for c in rows.columns if c not in ("detector", "iteration", SCORE_COLUMN, "geometry")
     ]
+    encode = json.JSONEncoder(default=_json_default).encode  # = json.dumps(default=...), one encoder
     return gpd.GeoDataFrame(
         {
             "detector": rows["detector"],
             "iteration": rows["iteration"],
             SCORE_COLUMN: rows[SCORE_COLUMN],
             "evidence_json": [
-                json.dumps(dict(zip(evidence_cols, values, strict=True)), default=_json_default)
+                encode(dict(zip(evidence_cols, values, strict=True)))
                 for values in zip(*(rows[c].astype(object) for c in evidence_cols), strict=True)
             ]
             if evidence_cols
@@ -104,11 +105,12 @@ def proposal_rows(cands: gpd.GeoDataFrame, name: str, k: int, crs: Any) -> gpd.G
 
 def expand_proposals(props: gpd.GeoDataFrame, crs: Any) -> gpd.GeoDataFrame:
     """Proposal rows with their evidence JSON expanded back into columns (for merging)."""
+    # one parse of all rows (as a JSON array) instead of one call per row
+    texts = [ev if ev else "{}" for ev in props["evidence_json"].tolist()]
+    evidence = json.loads("[" + ",".join(texts) + "]")
     expanded = [
-        {"detector": det, SCORE_COLUMN: score, **(json.loads(ev) if ev else {})}
-        for det, score, ev in zip(
-            props["detector"], props[SCORE_COLUMN], props["evidence_json"], strict=True
-        )
+        {"detector": det, SCORE_COLUMN: score, **ev}
+        for det, score, ev in zip(props["detector"], props[SCORE_COLUMN], evidence, strict=True)
     ]
     return gpd.GeoDataFrame(
         pd.DataFrame(expanded, index=props.index), geometry=props.geometry, crs=crs

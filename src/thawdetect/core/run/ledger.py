@@ -36,6 +36,7 @@ fsync), whose crash-safety reasoning reads best in one place.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import sqlite3
 import threading
@@ -199,14 +200,19 @@ def _read_layer(
     crs: Any,
     columns: Sequence[str] | None = None,
     where: Where | None = None,
+    geometry: bool = True,
 ) -> pd.DataFrame | gpd.GeoDataFrame:
     info = _layer_info(con, layer)
     if info is None:
         empty = _empty(layer, crs)
         if columns is not None:
-            keep = [c for c in empty.columns if c in columns or c == "geometry"]
+            keep = [c for c in empty.columns if c in columns or (geometry and c == "geometry")]
             empty = empty[keep]
-        return empty
+        elif not geometry and "geometry" in empty:
+            empty = empty.drop(columns="geometry")
+        return empty if geometry else pd.DataFrame(empty)
+    if not geometry and info.geometry is not None:
+        info = dataclasses.replace(info, geometry=None)
     attrs = [c for c in info.columns if columns is None or c in columns]
     select = [_q(c) for c in attrs] + ([_q(info.geometry)] if info.geometry else [])
     clause, params = _where_sql(info, where)
@@ -575,24 +581,32 @@ class Ledger:
             return _layer_names(con)
 
     def read(
-        self, layer: str, *, columns: Sequence[str] | None = None, where: Where | None = None
+        self,
+        layer: str,
+        *,
+        columns: Sequence[str] | None = None,
+        where: Where | None = None,
+        geometry: bool = True,
     ) -> pd.DataFrame | gpd.GeoDataFrame:
         """Read a layer as last committed (an empty frame with its schema when it is missing).
 
         Args:
             layer: the layer name.
-            columns: attribute columns to read (geometry always comes with spatial layers).
+            columns: attribute columns to read (geometry comes with spatial layers unless
+                ``geometry`` is False).
             where: keep the rows matching these column values (see :data:`Where`).
+            geometry: False: attributes only (a plain DataFrame; no geometry decoded).
         """
         if not self.path.exists():
             empty = _empty(layer, self.crs)
-            return (
-                empty
-                if columns is None
-                else empty[[c for c in empty.columns if c in columns or c == "geometry"]]
-            )
+            if columns is not None:
+                keep = [c for c in empty.columns if c in columns or (geometry and c == "geometry")]
+                empty = empty[keep]
+            elif not geometry and "geometry" in empty:
+                empty = empty.drop(columns="geometry")
+            return empty if geometry else pd.DataFrame(empty)
         with _reading(self.path) as con:
-            return _read_layer(con, layer, self.crs, columns, where)
+            return _read_layer(con, layer, self.crs, columns, where, geometry)
 
     def count(self, layer: str, where: Where | None = None) -> int:
         """Number of committed rows of ``layer`` matching ``where``."""

@@ -148,6 +148,7 @@ def merge_candidates(
         for g in multi:
             members = by_group[starts[g] : starts[g] + size[g]]
             out_geoms[g] = shapely.union_all(geom_arr[members])
+    encode = json.JSONEncoder(default=str).encode  # = json.dumps(default=str), one encoder
     rows = []
     for g in range(n_groups):
         dets = sorted(ev[g])
@@ -156,7 +157,7 @@ def merge_candidates(
                 "detectors": ",".join(dets),
                 "n_detectors": len(dets),
                 SCORE_COLUMN: float(top[g]),
-                "evidence_json": json.dumps(ev[g], default=str),
+                "evidence_json": encode(ev[g]),
                 SERIES_COLUMN: series[g],
                 **flat[g],
                 "geometry": out_geoms[g],

@@ -15,6 +15,7 @@ compares the two after every iteration.
 from __future__ import annotations
 
 from collections.abc import Collection
+from typing import Any
 
 import geopandas as gpd
 import numpy as np
@@ -39,11 +40,19 @@ class TrainingSets:
 
     def get(self) -> dict[str, gpd.GeoDataFrame]:
         """The three layers (each caller gets its own copy)."""
+        self._refresh()
+        return {k: v.copy() for k, v in self._sets.items()}
+
+    def geometry(self, layer: str) -> gpd.GeoSeries:
+        """The geometry of one of the three layers (a copy)."""
+        self._refresh()
+        return self._sets[layer].geometry.copy()
+
+    def _refresh(self) -> None:
         version = self._current_version()
         if self._version != version:
             self._sets = {layer: self.ledger.read(layer) for layer in LAYERS}
             self._version = version
-        return {k: v.copy() for k, v in self._sets.items()}
 
     def updated(self, iteration: int, grown_ids: Collection[str]) -> None:
         """Take in the update stage of ``iteration`` just committed by this process.
@@ -105,3 +114,31 @@ def _patched(
         return new
     joined = pd.concat([out, new], ignore_index=True)
     return gpd.GeoDataFrame(joined, geometry=old.geometry.name, crs=old.crs)
+
+
+class DecidedOutlines:
+    """Outlines of the ledger's decided candidates (what the merge stage screens against).
+
+    The statuses are read each time (one attribute column, no geometry); an outline is decoded
+    once per candidate: a candidate's outline never changes once it is decided (reviewers' edits
+    go to the decisions layer), so the cost per iteration is that of the newly decided ones.
+    """
+
+    def __init__(self, ledger: Ledger) -> None:
+        self.ledger = ledger
+        self._outlines: dict[str, Any] = {}
+
+    def get(self, statuses: Collection[str]) -> gpd.GeoSeries:
+        """Outlines of the candidates whose status is one of ``statuses``, in ledger order."""
+        ids = self.ledger.read(
+            "candidates", columns=["candidate_id"], where={"status": list(statuses)}, geometry=False
+        )["candidate_id"].tolist()
+        missing = [i for i in ids if i not in self._outlines]
+        if missing:
+            rows = self.ledger.read(
+                "candidates", columns=["candidate_id"], where={"candidate_id": missing}
+            )
+            self._outlines.update(zip(rows["candidate_id"], rows.geometry, strict=True))
+        return gpd.GeoSeries(
+            [self._outlines[i] for i in ids], crs=self.ledger.crs, index=pd.RangeIndex(len(ids))
+        )
