@@ -85,7 +85,7 @@ def proposal_rows(cands: gpd.GeoDataFrame, name: str, k: int, crs: Any) -> gpd.G
     evidence_cols = [
         c for c in rows.columns if c not in ("detector", "iteration", SCORE_COLUMN, "geometry")
     ]
-    encode = json.JSONEncoder(default=_json_default).encode  # = json.dumps(default=...), one encoder
+    encode = json.JSONEncoder(default=_json_default).encode  # json.dumps(default=...), reused
     return gpd.GeoDataFrame(
         {
             "detector": rows["detector"],
