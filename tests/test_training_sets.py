@@ -7,6 +7,7 @@ so the patched inventory has both appended and replaced rows.
 
 from __future__ import annotations
 
+import gc
 from types import SimpleNamespace
 from typing import Any
 
@@ -29,6 +30,7 @@ from thawdetect.core.run.engine import Engine
 from thawdetect.core.run.sets import LAYERS
 
 CRS = "EPSG:32646"
+GC_IN_PLUGIN: list[bool] = []
 X0, Y0 = 400_000.0, 3_800_000.0
 
 
@@ -50,6 +52,7 @@ class Fragments(Detector):
     relaxes_schedule = True
 
     def propose(self, context: IterationContext) -> gpd.GeoDataFrame:
+        GC_IN_PLUGIN.append(gc.isenabled())
         if self.config.step == 1:
             geoms = [box(X0 + 100 * i, Y0, X0 + 100 * i + 40, Y0 + 40) for i in range(6)]
         else:
@@ -110,7 +113,11 @@ def test_kept_training_sets_equal_a_full_read(tmp_path):
     )
     engine = CheckingEngine(cfg, tmp_path / "run", PluginHost(plugins=[("fragments", PLUGIN)]))
     engine.checked = []
+    GC_IN_PLUGIN.clear()
     result = engine.run()
+    # the engine holds the cyclic collector during its own work only: plugins run with it on,
+    # and it is on again after the run
+    assert GC_IN_PLUGIN == [True, True] and gc.isenabled()
     its = result.iterations.sort_values("iteration")
     assert its["newly_confirmed"].tolist() == [6, 2]
     # iteration 2 patched the sets: 6 features grew in place, 2 were appended

@@ -394,6 +394,10 @@ class Engine:
         return self.ledger.count("candidates", {"iteration": iteration, "status": "pending"})
 
     def _iteration(self, k: int, detectors: dict[str, Detector]) -> str:
+        with calls.gc_paused():  # plugin calls run with the collector on (plugin_calls)
+            return self._stages(k, detectors)
+
+    def _stages(self, k: int, detectors: dict[str, Detector]) -> str:
         self.echo(f"iteration {k}: detectors {', '.join(detectors)}")
         for name, det in detectors.items():
             with self._timed(k, f"propose:{name}"):
@@ -402,7 +406,7 @@ class Engine:
             with self._timed(k, "merge"):
                 self._merge(k)
         if self.config.evidence and not self.ledger.stage_done(k, "evidence"):
-            with self._timed(k, "evidence"):
+            with self._timed(k, "evidence"), calls.gc_running():  # figures hold cycles
                 self._evidence(k, detectors)
         if not self.ledger.stage_done(k, "review"):
             with self._timed(k, "review"):
@@ -428,9 +432,10 @@ class Engine:
         started = time.perf_counter()
         raw = self._call_detector(name, "propose", k, det.propose, ctx)
         cands = validate_candidates(raw, name, self.crs)
-        self.host.hook.thawdetect_candidates_proposed(
-            detector=name, iteration=k, candidates=cands.copy(), context=ctx
-        )
+        with calls.gc_running():
+            self.host.hook.thawdetect_candidates_proposed(
+                detector=name, iteration=k, candidates=cands.copy(), context=ctx
+            )
         store = layers.proposal_rows(cands, name, k, self.crs)
         with self.ledger.transaction() as t:
             # only this stage's rows change (replaced, so a re-run never appends twice)
@@ -553,7 +558,8 @@ class Engine:
                 t.update("inventory", "inventory_id", upd.grown)
             t.mark_stage(k, "update")
         self._sets.updated(k, upd.grown["inventory_id"].tolist() if len(upd.grown) else [])
-        self.host.hook.thawdetect_iteration_finished(iteration=k, summary=row, context=ctx)
+        with calls.gc_running():
+            self.host.hook.thawdetect_iteration_finished(iteration=k, summary=row, context=ctx)
         self.echo(
             f"  iteration {k}: {len(confirmed)} confirmed, {len(upd.fragments)} part of a mapped "
             f"feature, {len(rejected)} rejected, inventory {len(inventory)}"

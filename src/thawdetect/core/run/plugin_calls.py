@@ -7,9 +7,11 @@ method and the iteration. Functions take explicit arguments; the engine owns the
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -23,6 +25,37 @@ from thawdetect.core.plugin_api.host import PluginHost
 from thawdetect.core.regions import Region
 
 _T = TypeVar("_T")
+
+
+@contextlib.contextmanager
+def gc_paused() -> Iterator[None]:
+    """Hold Python's cyclic garbage collector during the engine's own table work.
+
+    The engine's stages allocate many short-lived containers while large object arrays (the
+    ledger's layers, geometries) stay alive; every generation-2 collection walks all of them.
+    Paused, that cost (~0.7 s per iteration at 10,510 candidates, peak memory unchanged) goes;
+    reference counting still frees everything that is not a cycle. Plugin code runs with the
+    collector on (:func:`gc_running`).
+    """
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
+
+
+@contextlib.contextmanager
+def gc_running() -> Iterator[None]:
+    """The collector on (as normal) inside a :func:`gc_paused` block: for plugin code."""
+    was = gc.isenabled()
+    gc.enable()
+    try:
+        yield
+    finally:
+        if not was:
+            gc.disable()
 
 
 def detectors_for(host: PluginHost, configs: dict[str, Any], where: str) -> dict[str, Detector]:
@@ -80,7 +113,8 @@ def call_detector(
 ) -> _T:
     """Call a detector method; anything but a ThawdetectError becomes one PluginError line."""
     try:
-        return fn(arg)
+        with gc_running():
+            return fn(arg)
     except ThawdetectError:
         raise
     except Exception as exc:
@@ -102,9 +136,10 @@ def review_candidates(
     Raises:
         ConfigError: no plugin understands ``reviewer``.
     """
-    decisions = host.hook.thawdetect_review_candidates(
-        candidates=pending.copy(), reviewer=reviewer, context=ctx
-    )
+    with gc_running():
+        decisions = host.hook.thawdetect_review_candidates(
+            candidates=pending.copy(), reviewer=reviewer, context=ctx
+        )
     if decisions is None:
         raise ConfigError(
             f"reviewer '{reviewer}' is not understood by any plugin "
