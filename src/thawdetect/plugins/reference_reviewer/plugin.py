@@ -194,7 +194,8 @@ def _within_box(inner: np.ndarray, outer: np.ndarray) -> np.ndarray:
 
 
 def _covered(q: np.ndarray, t_index: np.ndarray, ref: _Reference) -> np.ndarray:
-    """Pairs ``q[i]``, ``t[i]`` where one valid polygon covers the other (no sliver).
+    """Pairs ``q[i]``, ``ref.grown[t_index[i]]`` where one valid (multi)polygon covers the
+    other and the covered one is no sliver.
 
     Their intersection is the covered polygon (up to the rounding of the overlay), so it
     reaches any ``min_overlap ≤ _SHORTCUT_MAX_OVERLAP`` of the smaller area: the pair matches
@@ -220,7 +221,8 @@ def _covered(q: np.ndarray, t_index: np.ndarray, ref: _Reference) -> np.ndarray:
     area, length = shapely.area(inner), shapely.length(inner)
     scale = np.abs(box).max(axis=1)
     ok = (
-        ref.valid(t_index[sure])
+        np.isin(shapely.get_type_id(q[sure]), _AREA_TYPES)
+        & ref.valid(t_index[sure])
         & shapely.is_valid(q[sure])
         & (area > 0)
         & (area > _SLIVER * length * scale)
