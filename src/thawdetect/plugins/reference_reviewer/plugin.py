@@ -41,6 +41,7 @@ from urllib.parse import parse_qsl
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+import shapely
 
 from thawdetect.core.errors import ConfigError, InputError
 from thawdetect.core.plugin_api.hookspecs import hookimpl
@@ -108,16 +109,228 @@ def _ids(ref: gpd.GeoDataFrame) -> list[Any]:
     return list(range(len(ref)))
 
 
-def _id_labels(ref: gpd.GeoDataFrame) -> list[str]:
-    """``column=value`` naming each reference feature (whole columns, not a lookup per row)."""
-    out: list[str | None] = [None] * len(ref)
+def _id_labels(ref: gpd.GeoDataFrame, rows: np.ndarray) -> dict[int, str]:
+    """``column=value`` naming the reference features ``rows`` (whole columns, not per row)."""
+    out: list[str | None] = [None] * len(rows)
     for col in _ID_COLUMNS:
         if col in ref.columns:
-            values, missing = ref[col].tolist(), ref[col].isna().to_numpy()
+            column = ref[col].iloc[rows]
+            values, missing = column.tolist(), column.isna().to_numpy()
             for i, (v, na) in enumerate(zip(values, missing, strict=True)):
                 if out[i] is None and not na:
                     out[i] = f"{col}={v}"
-    return [f"feature {i}" if o is None else o for i, o in enumerate(out)]
+    return {r: f"feature {r}" if o is None else o for r, o in zip(rows.tolist(), out, strict=True)}
+
+
+# shapely type ids of Polygon and MultiPolygon: the reference features matched by overlap area
+_AREA_TYPES = (3, 6)
+# The containment shortcut (see _covered) is only taken below this min_overlap: the covered
+# polygon's area then passes the overlap test with a 0.1 % margin.
+_SHORTCUT_MAX_OVERLAP = 0.999
+# ... and only for polygons whose area is at least this × perimeter × the largest coordinate
+# magnitude: a vertex moved by ~1e6 ulps of the coordinates (far more than an overlay's noding
+# moves one) changes such an area by less than 0.1 %.
+_SLIVER = 1e6 * float(np.finfo(np.float64).eps) / 1e-3
+
+
+class _Reference:
+    """Reference features in the working CRS and what every batch of candidates needs of them.
+
+    Built once per (reference, working CRS, tolerance); the hook keeps it across iterations.
+    """
+
+    def __init__(self, frame: gpd.GeoDataFrame, tolerance_m: float) -> None:
+        self.frame = frame
+        self.tolerance_m = tolerance_m
+        self.geom: np.ndarray = (
+            frame.geometry.to_numpy() if len(frame) else np.empty(0, dtype=object)
+        )
+        self.is_area: np.ndarray = np.isin(shapely.get_type_id(self.geom), _AREA_TYPES)
+        self.polys: np.ndarray = np.flatnonzero(self.is_area)
+        self.pts: np.ndarray = np.flatnonzero(~self.is_area)
+        self.plain: np.ndarray = self.geom[self.polys]
+        # polygons as matched: grown by the tolerance
+        self.grown: np.ndarray = (
+            shapely.buffer(self.plain, tolerance_m) if tolerance_m > 0 else self.plain
+        )
+        self.grown_area: np.ndarray = shapely.area(self.grown)
+        self.grown_tree = shapely.STRtree(self.grown)
+        self.pts_tree = shapely.STRtree(self.geom[self.pts])
+        self._plain_tree: shapely.STRtree | None = None
+        self._valid = np.full(len(self.grown), -1, dtype=np.int8)  # -1: not known yet
+
+    def plain_tree(self) -> shapely.STRtree:
+        if self._plain_tree is None:
+            self._plain_tree = (
+                self.grown_tree if not self.tolerance_m > 0 else shapely.STRtree(self.plain)
+            )
+        return self._plain_tree
+
+    def valid(self, index: np.ndarray) -> np.ndarray:
+        """Whether the grown polygons ``index`` are valid (checked once each)."""
+        todo = index[self._valid[index] < 0]
+        if len(todo):
+            self._valid[todo] = shapely.is_valid(self.grown[todo])
+        return self._valid[index] == 1
+
+    def point_pairs(self, geom: np.ndarray, wanted: np.ndarray | None = None) -> np.ndarray:
+        """(query index, reference index) of points (and lines) in or within the tolerance."""
+        pts = self.pts if wanted is None else wanted
+        tree = self.pts_tree if wanted is None else shapely.STRtree(self.geom[pts])
+        if self.tolerance_m > 0:
+            qi, ti = tree.query(geom, predicate="dwithin", distance=self.tolerance_m)
+        else:
+            qi, ti = tree.query(geom, predicate="intersects")
+        return np.vstack([qi, pts[ti]])
+
+
+def _within_box(inner: np.ndarray, outer: np.ndarray) -> np.ndarray:
+    return (
+        (inner[:, 0] >= outer[:, 0])
+        & (inner[:, 1] >= outer[:, 1])
+        & (inner[:, 2] <= outer[:, 2])
+        & (inner[:, 3] <= outer[:, 3])
+    )
+
+
+def _covered(q: np.ndarray, t_index: np.ndarray, ref: _Reference) -> np.ndarray:
+    """Pairs ``q[i]``, ``ref.grown[t_index[i]]`` where one valid (multi)polygon covers the
+    other and the covered one is no sliver.
+
+    Their intersection is the covered polygon (up to the rounding of the overlay), so it
+    reaches any ``min_overlap ≤ _SHORTCUT_MAX_OVERLAP`` of the smaller area: the pair matches
+    without computing it. Bounding boxes rule most pairs out; ``covers`` runs with the tree
+    side prepared (kept on the reference across batches).
+    """
+    t = ref.grown[t_index]
+    qb, tb = shapely.bounds(q), shapely.bounds(t)
+    q_in, t_in = _within_box(qb, tb), _within_box(tb, qb)
+    cov_q = np.zeros(len(q), dtype=bool)
+    if q_in.any():
+        shapely.prepare(t[q_in])
+        cov_q[q_in] = shapely.covers(t[q_in], q[q_in])
+    cov_t = np.zeros(len(q), dtype=bool)
+    rest = t_in & ~cov_q
+    if rest.any():
+        cov_t[rest] = shapely.covers(q[rest], t[rest])
+    sure = np.flatnonzero(cov_q | cov_t)
+    if len(sure) == 0:
+        return cov_q
+    inner = np.where(cov_q[sure], q[sure], t[sure])
+    box = np.where(cov_q[sure, None], qb[sure], tb[sure])
+    area, length = shapely.area(inner), shapely.length(inner)
+    scale = np.abs(box).max(axis=1)
+    ok = (
+        np.isin(shapely.get_type_id(q[sure]), _AREA_TYPES)
+        & ref.valid(t_index[sure])
+        & shapely.is_valid(q[sure])
+        & (area > 0)
+        & (area > _SLIVER * length * scale)
+    )
+    out = np.zeros(len(q), dtype=bool)
+    out[sure[ok]] = True
+    return out
+
+
+def _overlaps(
+    q: np.ndarray, t_index: np.ndarray, ref: _Reference, min_overlap: float, may_skip: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Intersection area of each pair ``q[i]``, ``ref.grown[t_index[i]]`` and whether it matches.
+
+    A pair matches when ``area(q ∩ t) ≥ min_overlap × min(area(q), area(t))`` and ``> 0``.
+    Pairs in ``may_skip`` (where the exact area decides nothing beyond that test) that one
+    polygon covers get the covered polygon's area instead of an intersection (:func:`_covered`).
+    """
+    t = ref.grown[t_index]
+    smaller = np.minimum(shapely.area(q), ref.grown_area[t_index])
+    sure = np.zeros(len(q), dtype=bool)
+    if min_overlap <= _SHORTCUT_MAX_OVERLAP and may_skip.any():
+        idx = np.flatnonzero(may_skip)
+        sure[idx] = _covered(q[idx], t_index[idx], ref)
+    inter = smaller.copy()
+    rest = ~sure
+    if rest.any():
+        inter[rest] = shapely.area(shapely.intersection(q[rest], t[rest]))
+    ok = sure | ((inter >= min_overlap * smaller) & (inter > 0))
+    return inter, ok
+
+
+def _first_per(key: np.ndarray, value: np.ndarray, *order: np.ndarray) -> tuple[Any, Any]:
+    """For each distinct ``key``, the ``value`` first in lexicographic ``(key, *order)`` order."""
+    idx = np.lexsort((*reversed(order), key))
+    key, value = key[idx], value[idx]
+    first = np.ones(len(key), dtype=bool)
+    first[1:] = key[1:] != key[:-1]
+    return key[first], value[first]
+
+
+def _match(cgeom: np.ndarray, ref: _Reference, min_overlap: float) -> tuple[np.ndarray, np.ndarray]:
+    """Index of the reference feature each candidate matches best (-1: none), and whether it
+    shares area with a reference polygon (only filled for candidates without a match).
+
+    Best = largest intersection area, then the lowest index (points: the lowest index; a
+    polygon match beats a point match).
+    """
+    n = len(cgeom)
+    match = np.full(n, -1, dtype=np.int64)
+    ci, ri = ref.grown_tree.query(cgeom, predicate="intersects")
+    inter = np.zeros(0)
+    if len(ci):
+        # the area order only matters between several reference polygons of one candidate
+        single = np.bincount(ci, minlength=n)[ci] == 1
+        inter, ok = _overlaps(cgeom[ci], ri, ref, min_overlap, single)
+        if ok.any():
+            c, r = _first_per(ci[ok], ref.polys[ri[ok]], -inter[ok], ref.polys[ri[ok]])
+            match[c] = r
+    if len(ref.pts):
+        pc, pr = ref.point_pairs(cgeom)
+        free = match[pc] < 0
+        if free.any():
+            c, r = _first_per(pc[free], pr[free], pr[free])
+            match[c] = r
+    touch = np.zeros(n, dtype=bool)
+    unmatched = match < 0
+    if not unmatched.any() or len(ref.polys) == 0:
+        return match, touch
+    if not ref.tolerance_m > 0:
+        # the same pairs as above, all with an exact area (a covered pair always matches)
+        touch[ci[(inter > 0) & unmatched[ci]]] = True
+        return match, touch
+    u = np.flatnonzero(unmatched)
+    ui, ti = ref.plain_tree().query(cgeom[u], predicate="intersects")
+    if len(ui):
+        inter_u = shapely.area(shapely.intersection(cgeom[u][ui], ref.plain[ti]))
+        touch[u[ui[inter_u > 0]]] = True
+    return match, touch
+
+
+def _owners(
+    mgeom: np.ndarray, names: list[str], ref: _Reference, wanted: np.ndarray, min_overlap: float
+) -> dict[int, str]:
+    """Reference features among ``wanted`` that an inventory feature matches → the first one."""
+    m_parts, r_parts = [], []
+    pts = wanted[~ref.is_area[wanted]]
+    if len(pts):
+        mi, ri = ref.point_pairs(mgeom, pts)
+        m_parts.append(mi)
+        r_parts.append(ri)
+    polys = wanted[ref.is_area[wanted]]
+    if len(polys):
+        pos = np.searchsorted(ref.polys, polys)
+        sub = ref.grown[pos]
+        mi, si = shapely.STRtree(sub).query(mgeom, predicate="intersects")
+        if len(mi):
+            # which inventory feature owns a reference feature depends on the test only
+            _, ok = _overlaps(mgeom[mi], pos[si], ref, min_overlap, np.ones(len(mi), dtype=bool))
+            m_parts.append(mi[ok])
+            r_parts.append(polys[si[ok]])
+    if not m_parts:
+        return {}
+    m, r = np.concatenate(m_parts), np.concatenate(r_parts)
+    if len(m) == 0:
+        return {}
+    r, m = _first_per(r, m, m)
+    return {int(a): names[int(b)] for a, b in zip(r, m, strict=True)}
 
 
 def reference_decisions(
@@ -150,8 +363,28 @@ def reference_decisions(
         InputError: a frame without CRS.
         ConfigError: an unknown ``outline``.
     """
-    import shapely
+    return _decide(
+        candidates,
+        reference_gdf,
+        tolerance_m=tolerance_m,
+        min_overlap=min_overlap,
+        already_mapped=already_mapped,
+        outline=outline,
+        prepared=None,
+    )
 
+
+def _decide(
+    candidates: gpd.GeoDataFrame,
+    reference_gdf: gpd.GeoDataFrame,
+    *,
+    tolerance_m: float,
+    min_overlap: float,
+    already_mapped: gpd.GeoDataFrame | None,
+    outline: str,
+    prepared: dict[tuple[str, float], _Reference] | None,
+) -> pd.DataFrame:
+    """:func:`reference_decisions`; ``prepared`` keeps the reference per (CRS, tolerance)."""
     if outline not in OUTLINES:
         raise ConfigError(f"reference reviewer: outline={outline!r}; use {' or '.join(OUTLINES)}")
     cols = ["candidate_id", "decision", "probability", "note", "geometry_wkt", "part_of"]
@@ -163,152 +396,78 @@ def reference_decisions(
     if candidates.crs is None or (len(reference_gdf) and reference_gdf.crs is None):
         raise InputError(None, "candidates and reference inventory need a CRS")
     crs = candidates.crs if candidates.crs.is_projected else candidates.estimate_utm_crs()
-    cand = candidates.to_crs(crs).reset_index(drop=True)
-    ref = reference_gdf[reference_gdf.geometry.notna() & ~reference_gdf.geometry.is_empty]
-    ref = ref.to_crs(crs).reset_index(drop=True) if len(ref) else ref
-    match = _match(cand, ref, crs, tolerance_m, min_overlap)
+    key = (crs.to_wkt(), float(tolerance_m))
+    ref = prepared.get(key) if prepared is not None else None
+    if ref is None:
+        frame = reference_gdf[reference_gdf.geometry.notna() & ~reference_gdf.geometry.is_empty]
+        frame = frame.to_crs(crs).reset_index(drop=True) if len(frame) else frame
+        ref = _Reference(frame, tolerance_m)
+        if prepared is not None:
+            prepared[key] = ref
+    cgeom = candidates.geometry.to_crs(crs).to_numpy()
+    match, touch = _match(cgeom, ref, min_overlap)
+    matched = np.flatnonzero(match >= 0)
+    wanted = np.unique(match[matched])  # the reference features matched, ascending
     # reference features the inventory already holds → that inventory feature's id
     owner: dict[int, str] = {}
-    if already_mapped is not None and len(already_mapped) and len(ref) and (match >= 0).any():
-        mapped = already_mapped.to_crs(crs).reset_index(drop=True)
+    if already_mapped is not None and len(already_mapped) and len(wanted):
         names = (
-            mapped["inventory_id"].astype(str).tolist()
-            if "inventory_id" in mapped.columns
-            else [f"inventory feature {i}" for i in range(len(mapped))]
+            already_mapped["inventory_id"].astype(str).tolist()
+            if "inventory_id" in already_mapped.columns
+            else [f"inventory feature {i}" for i in range(len(already_mapped))]
         )
-        for m, r in _pairs(mapped, ref, crs, tolerance_m, min_overlap):
-            owner.setdefault(r, names[m])
-    touch = _touches(cand, ref, crs) if (match < 0).any() else np.zeros(len(cand), dtype=bool)
-    first: dict[int, str] = {}
-    labels = _id_labels(ref) if (match >= 0).any() else []
-    polygonal = ref.geom_type.isin(["Polygon", "MultiPolygon"]).to_numpy() if len(ref) else []
-    # reference outlines in the candidates' CRS, once (not one reprojection per candidate)
-    ref_out = ref.geometry.to_crs(candidates.crs) if outline == "reference" and len(ref) else None
-    decision: list[str] = []
-    prob: list[str | None] = []
-    note: list[str] = []
-    wkt: list[str] = []
-    part: list[str] = []
-    for i, cid in enumerate(cand["candidate_id"].astype(str)):
-        m = int(match[i])
-        if m < 0:
-            decision.append("unsure" if touch[i] else "rejected")
-            prob.append(None)
-            note.append(
-                "touches a reference feature below min_overlap"
-                if touch[i]
-                else "no reference match"
-            )
-            wkt.append("")
-            part.append("")
-            continue
-        geom = ""
-        if ref_out is not None and polygonal[m]:
-            geom = str(shapely.to_wkt(ref_out.iloc[m], rounding_precision=3, trim=True))
-        name = labels[m]
-        if m in owner:
-            decision.append("part_of")
-            prob.append(None)
-            note.append(f"reference match: {name}, already in the inventory as {owner[m]}")
-            part.append(owner[m])
-        elif m in first:
-            decision.append("part_of")
-            prob.append(None)
-            note.append(f"reference match: {name}, same feature as {first[m]}")
-            part.append(first[m])
-        else:
-            first[m] = cid
-            decision.append("confirmed")
-            prob.append("high")
-            note.append(f"reference match: {name}")
-            part.append("")
-        wkt.append(geom)
+        mgeom = already_mapped.geometry.to_crs(crs).to_numpy()
+        owner = _owners(mgeom, names, ref, wanted, min_overlap)
+    n = len(cgeom)
+    decision = np.where(touch, "unsure", "rejected").astype(object)
+    note = np.where(
+        touch, "touches a reference feature below min_overlap", "no reference match"
+    ).astype(object)
+    prob = np.full(n, None, dtype=object)
+    wkt = np.full(n, "", dtype=object)
+    part = np.full(n, "", dtype=object)
+    if len(matched):
+        cids = candidates["candidate_id"].astype(str).to_numpy()
+        labels = _id_labels(ref.frame, wanted)
+        m_of = match[matched]
+        # the first candidate matching each reference feature (in the candidates' order)
+        _, first_pos = np.unique(m_of, return_index=True)
+        first = dict(zip(wanted.tolist(), matched[first_pos].tolist(), strict=True))
+        for i, m in zip(matched.tolist(), m_of.tolist(), strict=True):
+            name = labels[m]
+            if m in owner:
+                decision[i] = "part_of"
+                note[i] = f"reference match: {name}, already in the inventory as {owner[m]}"
+                part[i] = owner[m]
+            elif first[m] != i:
+                decision[i] = "part_of"
+                note[i] = f"reference match: {name}, same feature as {cids[first[m]]}"
+                part[i] = cids[first[m]]
+            else:
+                decision[i] = "confirmed"
+                prob[i] = "high"
+                note[i] = f"reference match: {name}"
+        if outline == "reference":
+            # reference outlines in the candidates' CRS, once per matched polygon
+            poly = wanted[ref.is_area[wanted]]
+            if len(poly):
+                outlines = gpd.GeoSeries(ref.geom[poly], crs=crs).to_crs(candidates.crs)
+                text = shapely.to_wkt(outlines.to_numpy(), rounding_precision=3, trim=True)
+                at = np.full(len(ref.geom), -1, dtype=np.int64)
+                at[poly] = np.arange(len(poly))
+                has = at[m_of] >= 0
+                wkt[matched[has]] = text[at[m_of[has]]]
     out = pd.DataFrame(
         {
-            "candidate_id": cand["candidate_id"].to_numpy(),
-            "decision": decision,
-            "probability": prob,
-            "note": note,
-            "geometry_wkt": wkt,
-            "part_of": part,
+            "candidate_id": candidates["candidate_id"].to_numpy(),
+            "decision": decision.tolist(),
+            "probability": prob.tolist(),
+            "note": note.tolist(),
+            "geometry_wkt": wkt.tolist(),
+            "part_of": part.tolist(),
         }
     )
     out.attrs["review_settings"] = settings
-    return out
-
-
-def _pairs(
-    cand: gpd.GeoDataFrame, ref: gpd.GeoDataFrame, crs: Any, tolerance_m: float, min_overlap: float
-) -> list[tuple[int, int]]:
-    """Every (candidate, reference) pair that matches, with the intersection area for polygons.
-
-    Points (and lines) of the reference match a candidate they lie in or within the tolerance;
-    polygons match when the intersection reaches ``min_overlap`` of the smaller area (after a
-    ``tolerance_m`` buffer). Sorted by candidate, then by decreasing intersection area.
-    """
-    import shapely
-
-    out: list[tuple[int, int, float]] = []
-    if len(ref) == 0 or len(cand) == 0:
-        return []
-    is_area = ref.geom_type.isin(["Polygon", "MultiPolygon"]).to_numpy()
-    rgeom = ref.geometry.to_numpy()
-    cgeom = cand.geometry.to_numpy()
-    pts = np.flatnonzero(~is_area)
-    if len(pts):
-        pref = gpd.GeoSeries(rgeom[pts], crs=crs)
-        if tolerance_m > 0:
-            ci, ri = pref.sindex.query(cand.geometry, predicate="dwithin", distance=tolerance_m)
-        else:
-            ci, ri = pref.sindex.query(cand.geometry, predicate="intersects")
-        out += [(int(c), int(pts[r]), 0.0) for c, r in zip(ci, ri, strict=True)]
-    polys = np.flatnonzero(is_area)
-    if len(polys):
-        pg = rgeom[polys]
-        if tolerance_m > 0:
-            pg = shapely.buffer(pg, tolerance_m)
-        pser = gpd.GeoSeries(pg, crs=crs)
-        ci, ri = pser.sindex.query(cand.geometry, predicate="intersects")
-        if len(ci):
-            inter = shapely.area(shapely.intersection(cgeom[ci], pg[ri]))
-            smaller = np.minimum(shapely.area(cgeom[ci]), shapely.area(pg[ri]))
-            ok = (inter >= min_overlap * smaller) & (inter > 0)
-            out += [
-                (int(c), int(polys[r]), float(a))
-                for c, r, a in zip(ci[ok], ri[ok], inter[ok], strict=True)
-            ]
-    out.sort(key=lambda t: (t[0], -t[2], t[1]))
-    return [(c, r) for c, r, _ in out]
-
-
-def _match(
-    cand: gpd.GeoDataFrame, ref: gpd.GeoDataFrame, crs: Any, tolerance_m: float, min_overlap: float
-) -> np.ndarray:
-    """Index of the reference feature each candidate matches best (-1: none).
-
-    Best = largest intersection area (points: the first point found).
-    """
-    match = np.full(len(cand), -1, dtype=np.int64)
-    for c, r in _pairs(cand, ref, crs, tolerance_m, min_overlap):
-        if match[c] < 0:
-            match[c] = r
-    return match
-
-
-def _touches(cand: gpd.GeoDataFrame, ref: gpd.GeoDataFrame, crs: Any) -> np.ndarray:
-    """Whether each candidate shares area with some reference polygon."""
-    import shapely
-
-    out = np.zeros(len(cand), dtype=bool)
-    polys = ref[ref.geom_type.isin(["Polygon", "MultiPolygon"])]
-    if len(polys) == 0:
-        return out
-    ci, ri = polys.sindex.query(cand.geometry, predicate="intersects")
-    if len(ci):
-        inter = shapely.area(
-            shapely.intersection(cand.geometry.to_numpy()[ci], polys.geometry.to_numpy()[ri])
-        )
-        out[ci[inter > 0]] = True
     return out
 
 
@@ -324,11 +483,49 @@ def _read_references(paths: list[Path], crs: Any) -> gpd.GeoDataFrame:
     return gpd.GeoDataFrame(pd.concat(frames, ignore_index=True), geometry="geometry", crs=crs)
 
 
+# Reference files read by the hook, kept across iterations (the engine reviews every iteration
+# against the same file): key → (the frame, its prepared forms per working CRS and tolerance).
+_CACHE: dict[tuple[Any, ...], tuple[gpd.GeoDataFrame, dict[tuple[str, float], _Reference]]] = {}
+_CACHE_SIZE = 4
+
+
+def _file_key(paths: list[Path], crs: Any) -> tuple[Any, ...] | None:
+    """What identifies a read: each file's path, inode, size, mtime, and the CRS (None: a path
+    that cannot be stat'ed, such as a URL, is read every time)."""
+    parts = []
+    for p in paths:
+        try:
+            st = p.stat()
+            parts.append((str(p.resolve()), st.st_ino, st.st_size, st.st_mtime_ns))
+        except OSError:
+            return None
+    return (tuple(parts), None if crs is None else crs.to_wkt())
+
+
+def _read_references_cached(
+    paths: list[Path], crs: Any
+) -> tuple[gpd.GeoDataFrame, dict[tuple[str, float], _Reference] | None]:
+    key = _file_key(paths, crs)
+    if key is not None and key in _CACHE:
+        _CACHE[key] = _CACHE.pop(key)  # most recently used last
+        return _CACHE[key]
+    ref = _read_references(paths, crs)
+    if key is None:
+        return ref, None
+    _CACHE[key] = (ref, {})
+    while len(_CACHE) > _CACHE_SIZE:
+        del _CACHE[next(iter(_CACHE))]
+    return _CACHE[key]
+
+
 @hookimpl
 def thawdetect_review_candidates(
     candidates: gpd.GeoDataFrame, reviewer: str, context: Any
 ) -> pd.DataFrame | None:
     """Decide candidates for ``reference`` and ``reference:PATH[?options]`` specs (else None).
+
+    The reference files are read once per (file, modification, CRS) and kept for the next
+    iterations.
 
     Raises:
         ConfigError: ``reference`` without reference paths in the region, or a bad option.
@@ -347,6 +544,14 @@ def thawdetect_review_candidates(
             )
     else:
         paths = [Path(path).expanduser()]
-    ref = _read_references(paths, candidates.crs)
+    ref, prepared = _read_references_cached(paths, candidates.crs)
     inventory = getattr(context, "inventory", None)
-    return reference_decisions(candidates, ref, already_mapped=inventory, **options)
+    return _decide(
+        candidates,
+        ref,
+        tolerance_m=options.get("tolerance_m", 0.0),
+        min_overlap=options.get("min_overlap", 0.1),
+        already_mapped=inventory,
+        outline=options.get("outline", "reference"),
+        prepared=prepared,
+    )
