@@ -366,24 +366,31 @@ def test_changed_features_same_as_per_row_code() -> None:
     before["when"] = pd.to_datetime("2024-01-01") + pd.to_timedelta(np.arange(40), unit="D")
     before["count"] = np.arange(40, dtype="int64")
     before["mixed"] = [1, "1", None, np.nan, 1.0, True, "a", b"x"] * 5
+    before.loc[10, "score"] = -0.0
     dup = before.iloc[[3, 5]].assign(score=0.5)  # an inventory_id twice: the last counts
     before = gpd.GeoDataFrame(pd.concat([before, dup], ignore_index=True), crs=CRS)
     after = before.drop_duplicates("inventory_id", keep="first").copy()
-    after.loc[after.index[1], "geometry"] = shapely.box(0, 0, 1, 1)  # moved
-    after.loc[after.index[2], "geometry"] = shapely.box(1000 * 2, 0, 1000 * 2 + 40, 40).reverse()
-    after.loc[after.index[4], "merged_candidates"] = "it01-0001"
-    after.loc[after.index[6], "score"] = 0.0  # from -0.0 or a number
-    after.loc[after.index[7], "evidence_json"] = None
-    after.loc[after.index[8], "probability"] = "medium"
-    after.loc[after.index[9], "when"] = pd.Timestamp("2024-01-01 12:00")
-    after["mixed"] = [1.0, 1, None, None, 1, 1, "a ", b"x"] * 5
-    extra = after.iloc[[0]].assign(inventory_id="new-0001")
+    after.loc[1, "geometry"] = shapely.box(0, 0, 1, 1)  # moved
+    after.loc[2, "geometry"] = shapely.box(2000, 0, 2040, 40).reverse()  # same shape, reversed
+    after.loc[4, "merged_candidates"] = "it01-0001"
+    after.loc[7, "evidence_json"] = None
+    after.loc[8, "probability"] = "medium"
+    after.loc[10, "score"] = 0.0  # equal numbers, different text ("-0.0")
+    after.loc[11, "when"] = pd.Timestamp("2024-01-12")  # the same
+    after["mixed"] = [1.0, 1, None, None, 1, 1, "a", b"x"] * 5  # 1.0/1, "1"/1, True/1 differ
+    extra = after.iloc[[0]].assign(inventory_id="new-0001")  # not in before
     after = gpd.GeoDataFrame(pd.concat([after, extra]), crs=CRS)
-    after["count"] = after["count"].astype("float64")  # the dtype changed: text "1.0" vs "1"
+    got = layers.changed_features(before, after)
+    _assert_same(got, LEGACY.changed_features(before, after))
+    assert 0 < len(got) < len(after) - 10, got["inventory_id"].tolist()
+    late = after.copy()
+    late.loc[9, "when"] = pd.Timestamp("2024-01-01 12:00")  # the text of every row changes
+    recount = after.assign(count=after["count"].astype("float64"))  # "1.0" vs "1"
     for b, a in (
-        (before, after),
-        (before, after.drop(columns="count")),
-        (before.drop(columns="count"), after.drop(columns="count")),
+        (before, late),
+        (before, recount),
+        (before, recount.drop(columns="count")),
+        (before.drop(columns="count"), after),
         (before, after.iloc[:0]),
         (before.iloc[:0], after),
         (before, after.assign(inventory_id="other")),
