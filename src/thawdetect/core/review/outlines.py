@@ -134,7 +134,7 @@ def build_inventory_update(
     ]
     rows = candidates.iloc[pos, keep].reset_index(drop=True)
     n_new = len(pos)
-    rows.insert(0, "inventory_id", [f"rts-{k:02d}-{i + 1:04d}" for i in range(n_new)])
+    rows.insert(0, "inventory_id", list(map(f"rts-{k:02d}-%04d".__mod__, range(1, n_new + 1))))
     rows["source"] = "confirmed"
     rows["iteration"] = k
     rows["outline"] = outlines

@@ -185,7 +185,8 @@ def inventory_update(
     """
     from thawdetect.core.review.outlines import build_inventory_update
 
-    rejected = mine[mine["status"] == "rejected"]
+    # the rejected candidates' ids and outlines (filtered as a frame, as before: same index)
+    rejected = mine[["candidate_id", mine.geometry.name]][mine["status"] == "rejected"]
     positives = sets["positives"][sets["positives"]["iteration"] != k]
     negatives = sets["negatives"][sets["negatives"]["iteration"] != k]
     inventory = sets["inventory"][sets["inventory"]["iteration"] != k]  # copied by the call below
