@@ -262,14 +262,16 @@ def _inventory_targets(inventory: pd.DataFrame) -> dict[str, str]:
     """Names a "part of" decision may use for an inventory feature → its inventory_id."""
     if len(inventory) == 0:
         return {}
-    inv_ids = [str(i) for i in inventory["inventory_id"]]
+    n = len(inventory)
+    inv_ids = np.empty(n, dtype=object)
+    inv_ids[:] = [i if type(i) is str else str(i) for i in inventory["inventory_id"].to_numpy()]
     cids = _texts(inventory["candidate_id"].to_numpy())
     # row by row, later rows winning: the candidate_id (when there is one), then the inventory_id
-    return dict(
-        (name, inv_id)
-        for cid, inv_id in zip(cids, inv_ids, strict=True)
-        for name in ((cid, inv_id) if cid else (inv_id,))
-    )
+    names = np.empty(2 * n, dtype=object)
+    names[0::2], names[1::2] = cids, inv_ids
+    named = np.ones(2 * n, dtype=bool)
+    named[0::2] = cids != ""
+    return dict(zip(names[named], np.repeat(inv_ids, 2)[named], strict=True))
 
 
 def check_part_of(

@@ -132,7 +132,7 @@ def build_inventory_update(
     keep = [
         i for i, c in enumerate(candidates.columns) if c not in ("status", "iteration", "geometry")
     ]
-    rows = candidates.iloc[pos, keep].reset_index(drop=True)
+    rows = pd.DataFrame(candidates).iloc[pos, keep].reset_index(drop=True)  # no geometry
     n_new = len(pos)
     rows.insert(0, "inventory_id", list(map(f"rts-{k:02d}-%04d".__mod__, range(1, n_new + 1))))
     rows["source"] = "confirmed"
