@@ -29,6 +29,7 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import shapely
+from numpy.typing import NDArray
 
 from thawdetect.core.errors import InputError
 from thawdetect.core.review.agreement import cohen_kappa, reviewer_agreement
@@ -118,6 +119,14 @@ def _text(value: Any) -> str:
     return str(value).strip()
 
 
+def _texts(values: Any) -> NDArray[Any]:
+    """:func:`_text` of each value, as an object array (a plain string skips the call)."""
+    arr = np.asarray(values, dtype=object)
+    out = np.empty(len(arr), dtype=object)
+    out[:] = [v.strip() if type(v) is str else _text(v) for v in arr]
+    return out
+
+
 def _normalise_decision(value: Any) -> str:
     text = _text(value).lower().replace(" ", "_").replace("-", "_")
     return DECISION_ALIASES.get(text, text)
@@ -193,11 +202,30 @@ def check_outline(
     return geometry
 
 
-def _batch_keys(dec: pd.DataFrame) -> pd.Series:
-    """Each history row's batch key (its batch_id; rows without one are their own batch)."""
-    ids = dec["batch_id"] if "batch_id" in dec else pd.Series("", index=dec.index)
-    ids = ids.map(_text)
-    return ids.where(ids != "", pd.Series([f"row-{i}" for i in dec.index], index=dec.index))
+def _in_effect(decisions: pd.DataFrame) -> tuple[NDArray[Any], NDArray[Any]]:
+    """``(keep, batch_keys)`` of each history row, by position.
+
+    A row's batch key is its batch_id (``row-<position>`` when it has none); ``keep`` is False
+    for undo rows and for the rows of (candidate, batch) pairs an undo row undid.
+    """
+    n = len(decisions)
+    if "batch_id" in decisions:
+        keys = _texts(decisions["batch_id"].to_numpy())
+    else:
+        keys = np.full(n, "", dtype=object)
+    blank = np.flatnonzero(keys == "")
+    if len(blank):
+        keys[blank] = [f"row-{i}" for i in blank]
+    is_undo = (decisions["decision"] == UNDO).to_numpy()
+    keep = ~is_undo
+    if is_undo.any():  # the pairs undone; without undo rows nothing is
+        cids = decisions["candidate_id"].to_numpy()
+        undone = set(
+            zip(cids[is_undo], _texts(decisions["undoes"].to_numpy()[is_undo]), strict=True)
+        )
+        pairs = zip(cids, keys, strict=True)
+        keep &= ~np.fromiter((p in undone for p in pairs), dtype=bool, count=n)
+    return keep, keys
 
 
 def effective_decisions(decisions: pd.DataFrame) -> pd.DataFrame:
@@ -209,35 +237,41 @@ def effective_decisions(decisions: pd.DataFrame) -> pd.DataFrame:
     Returns:
         The remaining rows (index reset) with a ``batch_key`` column.
     """
-    dec = decisions.reset_index(drop=True).copy()
-    dec["batch_key"] = _batch_keys(dec)
-    is_undo = dec["decision"] == UNDO
-    undone = {
-        (c, _text(u))
-        for c, u in zip(dec.loc[is_undo, "candidate_id"], dec.loc[is_undo, "undoes"], strict=True)
-    }
-    hit = [(c, k) in undone for c, k in zip(dec["candidate_id"], dec["batch_key"], strict=True)]
-    keep = ~is_undo.to_numpy() & ~np.asarray(hit, dtype=bool)
+    keep, keys = _in_effect(decisions)
+    dec = decisions.reset_index(drop=True)
+    dec["batch_key"] = keys
     out: pd.DataFrame = dec[keep].reset_index(drop=True)
     return out
 
 
 def latest_decisions(decisions: pd.DataFrame) -> pd.DataFrame:
-    """Each candidate's decision in effect (the latest not undone), indexed by candidate_id."""
-    eff = effective_decisions(decisions)
-    return eff.drop_duplicates("candidate_id", keep="last").set_index("candidate_id")
+    """Each candidate's decision in effect (the latest not undone), indexed by candidate_id.
+
+    The rows of :func:`effective_decisions`, the last per candidate, taken in one step.
+    """
+    keep, keys = _in_effect(decisions)
+    rows = np.flatnonzero(keep)
+    ids = decisions["candidate_id"].iloc[rows].to_frame()
+    rows = rows[~ids.duplicated("candidate_id", keep="last").to_numpy()]
+    out: pd.DataFrame = decisions.iloc[rows].set_index("candidate_id")
+    out["batch_key"] = keys[rows]
+    return out
 
 
 def _inventory_targets(inventory: pd.DataFrame) -> dict[str, str]:
     """Names a "part of" decision may use for an inventory feature → its inventory_id."""
-    out: dict[str, str] = {}
     if len(inventory) == 0:
-        return out
-    for inv_id, cid in zip(inventory["inventory_id"], inventory["candidate_id"], strict=True):
-        if _text(cid):
-            out[_text(cid)] = str(inv_id)
-        out[str(inv_id)] = str(inv_id)
-    return out
+        return {}
+    n = len(inventory)
+    inv_ids = np.empty(n, dtype=object)
+    inv_ids[:] = [i if type(i) is str else str(i) for i in inventory["inventory_id"].to_numpy()]
+    cids = _texts(inventory["candidate_id"].to_numpy())
+    # row by row, later rows winning: the candidate_id (when there is one), then the inventory_id
+    names = np.empty(2 * n, dtype=object)
+    names[0::2], names[1::2] = cids, inv_ids
+    named = np.ones(2 * n, dtype=bool)
+    named[0::2] = cids != ""
+    return dict(zip(names[named], np.repeat(inv_ids, 2)[named], strict=True))
 
 
 def check_part_of(

@@ -22,8 +22,9 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import shapely
+from numpy.typing import NDArray
 
-from thawdetect.core.review.decisions import _inventory_targets, _text, outline_from_wkt
+from thawdetect.core.review.decisions import _inventory_targets, _texts
 
 __all__ = ["build_inventory_update", "union_outline"]
 
@@ -64,89 +65,105 @@ def build_inventory_update(
         with fragments merged into it, and the fragments (candidate_id, detector outline).
     """
     say = echo or (lambda _msg: None)
-    cands = candidates.set_index("candidate_id", drop=False)
-    status = cands["status"]
+    # Whole columns: each candidate's id, status, detector outline and, for the confirmed and
+    # "part of" ones, the decision's target and reviewed outline (all WKT parsed in one call).
+    cids = candidates["candidate_id"].to_numpy()
+    own = np.asarray(candidates["geometry"].to_numpy(), dtype=object)
+    conf = np.flatnonzero((candidates["status"] == "confirmed").to_numpy())
+    part = np.flatnonzero((candidates["status"] == "part_of").to_numpy())
+    conf_outline = _reviewed_outlines(latest, cids[conf])
+    frag_outline = _reviewed_outlines(latest, cids[part])
 
-    def reviewed(cid: str) -> Any:
-        if cid not in latest.index or "geometry_wkt" not in latest.columns:
-            return None
-        return outline_from_wkt(latest.at[cid, "geometry_wkt"])
+    has = ~shapely.is_missing(conf_outline)
+    geoms = list(np.where(has, conf_outline, own[conf]))  # of the new features, in order
+    outlines = list(np.where(has, "reviewed", "detector").astype(object))
+    merged_into: dict[int, list[str]] = {}  # new feature -> the fragments merged into it
+    extra: list[tuple[int, Any, str]] = []  # fragments kept as their own features
 
-    def target_of(cid: str) -> str:
-        if cid not in latest.index or "part_of" not in latest.columns:
-            return ""
-        return _text(latest.at[cid, "part_of"])
-
-    new: dict[str, dict[str, Any]] = {}
-    for cid in cands.index[status == "confirmed"]:
-        outline = reviewed(cid)
-        new[cid] = {
-            "geometry": outline if outline is not None else cands.at[cid, "geometry"],
-            "outline": "reviewed" if outline is not None else "detector",
-            "merged": [],
-        }
     inventory = inventory.copy()
     for col, default in (("outline", "detector"), ("merged_candidates", "")):
         if col not in inventory.columns:
             inventory[col] = default
-    targets = _inventory_targets(inventory)
-    inv_pos = {iid: i for i, iid in enumerate(inventory["inventory_id"])} if len(inventory) else {}
     inv_geoms = inventory.geometry.to_numpy().copy()
     inv_outline = inventory["outline"].astype(object).to_numpy().copy()
-    inv_merged = inventory["merged_candidates"].map(_text).to_numpy().copy()
-    frag_ids: list[str] = []
-    frag_geoms: list[Any] = []
-    for cid in cands.index[status == "part_of"]:
-        x, seen = target_of(cid), {cid}
-        while x in status.index and status[x] == "part_of" and x not in seen:
-            seen.add(x)
-            x = target_of(x)
-        own = cands.at[cid, "geometry"]
-        outline = reviewed(cid)
-        if x in new:
-            feat = new[x]
-            feat["geometry"] = (
-                outline if outline is not None else union_outline(feat["geometry"], own)
-            )
-            feat["outline"] = "reviewed" if outline is not None else feat["outline"] + "+union"
-            feat["merged"].append(cid)
-        elif x in targets:
-            i = inv_pos[targets[x]]
-            inv_geoms[i] = outline if outline is not None else union_outline(inv_geoms[i], own)
-            inv_outline[i] = "reviewed" if outline is not None else f"{inv_outline[i]}+union"
-            merged = [m for m in inv_merged[i].split(",") if m]
-            inv_merged[i] = ",".join(dict.fromkeys([*merged, cid]))
-        else:
-            say(
-                f"  {cid}: part of '{x}', which is not confirmed; kept as its own inventory feature"
-            )
-            new[cid] = {
-                "geometry": outline if outline is not None else own,
-                "outline": "reviewed" if outline is not None else "detector",
-                "merged": [],
-            }
-        frag_ids.append(cid)
-        frag_geoms.append(own)
+    inv_merged = _texts(inventory["merged_candidates"].to_numpy())
+    if len(part):  # "part of" decisions are few: one at a time, in candidate order
+        new: dict[Any, int] = {c: j for j, c in enumerate(cids[conf])}  # id -> new feature
+        to = _decision_texts(latest, "part_of", cids[part])
+        frag_target = dict(zip(cids[part], to, strict=True))
+        targets = _inventory_targets(inventory)
+        inv_pos = {iid: i for i, iid in enumerate(inventory["inventory_id"])}
+        for row, outline in zip(part, frag_outline, strict=True):
+            cid = cids[row]
+            x, seen = frag_target[cid], {cid}
+            while x in frag_target and x not in seen:  # chains: A part of B part of C
+                seen.add(x)
+                x = frag_target[x]
+            if x in new:
+                j = new[x]
+                geoms[j] = outline if outline is not None else union_outline(geoms[j], own[row])
+                outlines[j] = "reviewed" if outline is not None else outlines[j] + "+union"
+                merged_into.setdefault(j, []).append(cid)
+            elif x in targets:
+                i = inv_pos[targets[x]]
+                inv_geoms[i] = (
+                    outline if outline is not None else union_outline(inv_geoms[i], own[row])
+                )
+                inv_outline[i] = "reviewed" if outline is not None else f"{inv_outline[i]}+union"
+                merged = [m for m in inv_merged[i].split(",") if m]
+                inv_merged[i] = ",".join(dict.fromkeys([*merged, cid]))
+            else:
+                say(
+                    f"  {cid}: part of '{x}', which is not confirmed; kept as its own inventory "
+                    "feature"
+                )
+                new[cid] = len(geoms)
+                extra.append((int(row), cid, "fragment"))
+                geoms.append(outline if outline is not None else own[row])
+                outlines.append("reviewed" if outline is not None else "detector")
     if len(inventory):
         inventory["outline"] = inv_outline
         inventory["merged_candidates"] = inv_merged
-        inventory = inventory.set_geometry(gpd.GeoSeries(inv_geoms, index=inventory.index, crs=crs))
-    ids = list(new)
-    rows = cands.loc[ids].drop(columns=["status", "iteration"], errors="ignore").copy()
-    rows = rows.reset_index(drop=True)
-    rows.insert(0, "inventory_id", [f"rts-{k:02d}-{i + 1:04d}" for i in range(len(ids))])
+        inventory.set_geometry(
+            gpd.GeoSeries(inv_geoms, index=inventory.index, crs=crs), inplace=True
+        )
+    # the new features: the candidates' attributes, then inventory_id first and four more
+    pos = np.concatenate([conf, np.asarray([r for r, _, _ in extra], dtype=np.intp)])
+    keep = [
+        i for i, c in enumerate(candidates.columns) if c not in ("status", "iteration", "geometry")
+    ]
+    rows = pd.DataFrame(candidates).iloc[pos, keep].reset_index(drop=True)  # no geometry
+    n_new = len(pos)
+    rows.insert(0, "inventory_id", list(map(f"rts-{k:02d}-%04d".__mod__, range(1, n_new + 1))))
     rows["source"] = "confirmed"
     rows["iteration"] = k
-    rows["outline"] = [new[c]["outline"] for c in ids]
-    rows["merged_candidates"] = [",".join(new[c]["merged"]) for c in ids]
-    new_inv = gpd.GeoDataFrame(
-        rows.drop(columns="geometry"),
-        geometry=gpd.GeoSeries([new[c]["geometry"] for c in ids], crs=crs),
-        crs=crs,
-    )
+    rows["outline"] = outlines
+    rows["merged_candidates"] = [",".join(merged_into.get(j, ())) for j in range(n_new)]
+    new_inv = gpd.GeoDataFrame(rows, geometry=gpd.GeoSeries(geoms, crs=crs), crs=crs)
     fragments = gpd.GeoDataFrame(
-        {"candidate_id": np.asarray(frag_ids, dtype=object)},
-        geometry=gpd.GeoSeries(frag_geoms, crs=crs),
+        {"candidate_id": np.asarray(cids[part], dtype=object)},
+        geometry=gpd.GeoSeries(list(own[part]), crs=crs),
         crs=crs,
     )
     return new_inv, inventory, fragments
+
+
+def _decision_texts(latest: pd.DataFrame, column: str, ids: NDArray[Any]) -> NDArray[Any]:
+    """``_text`` of ``latest[column]`` at each of ``ids`` ("" where no decision or column)."""
+    out = np.full(len(ids), "", dtype=object)
+    if column not in latest.columns or len(ids) == 0:
+        return out
+    at = latest.index.get_indexer(pd.Index(ids))
+    found = at >= 0
+    out[found] = _texts(latest[column].to_numpy()[at[found]])
+    return out
+
+
+def _reviewed_outlines(latest: pd.DataFrame, ids: NDArray[Any]) -> NDArray[Any]:
+    """The reviewed outline of each of ``ids`` (None where its decision carries none)."""
+    text = _decision_texts(latest, "geometry_wkt", ids)
+    drawn = text != ""
+    out = np.full(len(ids), None, dtype=object)
+    if drawn.any():
+        out[drawn] = shapely.from_wkt(text[drawn])
+    return out

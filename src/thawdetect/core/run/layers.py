@@ -9,6 +9,7 @@ transaction per stage.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ from typing import Any
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+from numpy.typing import NDArray
 
 from thawdetect.core.errors import InputError
 from thawdetect.core.plugin_api.detector import SCORE_COLUMN
@@ -185,10 +187,11 @@ def inventory_update(
     """
     from thawdetect.core.review.outlines import build_inventory_update
 
-    rejected = mine[mine["status"] == "rejected"]
+    # the rejected candidates' ids and outlines (filtered as a frame, as before: same index)
+    rejected = mine[["candidate_id", mine.geometry.name]][mine["status"] == "rejected"]
     positives = sets["positives"][sets["positives"]["iteration"] != k]
     negatives = sets["negatives"][sets["negatives"]["iteration"] != k]
-    inventory = sets["inventory"][sets["inventory"]["iteration"] != k].copy()
+    inventory = sets["inventory"][sets["inventory"]["iteration"] != k]  # copied by the call below
     new_inv, inventory, fragments = build_inventory_update(
         k, mine, latest, inventory, crs, echo=echo
     )
@@ -235,8 +238,8 @@ def iteration_summary(
     return {
         "iteration": k,
         "detectors": ",".join(detectors),
-        "training_positives": len(positives[positives["iteration"] < k]),
-        "training_negatives": len(negatives[negatives["iteration"] < k]),
+        "training_positives": int((positives["iteration"] < k).sum()),
+        "training_negatives": int((negatives["iteration"] < k).sum()),
         "candidates_proposed": n_proposed,
         "candidates_reviewed": len(mine),
         "newly_confirmed": int((mine["status"] == "confirmed").sum()),
@@ -250,30 +253,117 @@ def changed_features(before: gpd.GeoDataFrame, after: gpd.GeoDataFrame) -> gpd.G
     """Rows of ``after`` whose outline or attributes differ from ``before`` (same inventory_id).
 
     Whole-column comparisons (the inventory grows by thousands of features per iteration at
-    QTEC size): outlines with ``shapely.equals``, attributes as text.
+    QTEC size): outlines with ``shapely.equals``, attributes as text, against the last row of
+    ``before`` with the same inventory_id. Most rows are unchanged, so cheap exact checks settle
+    them first (the same valid outline, plain strings, bit-identical numbers); only the rest go
+    through ``shapely.equals`` and ``astype(str)``.
+    """
+    if len(after) == 0 or "inventory_id" not in after.columns or len(before) == 0:
+        return after.iloc[:0]
+    prev_ids = before["inventory_id"]
+    last = np.flatnonzero(~prev_ids.duplicated(keep="last").to_numpy())
+    prev_index = pd.Index(prev_ids.to_numpy()[last])
+    known = after["inventory_id"].isin(prev_index).to_numpy()
+    if not known.any():
+        return after[known]
+    rows = np.flatnonzero(known)  # rows of after, and the matching rows of before
+    old_rows = last[prev_index.get_indexer(after["inventory_id"].to_numpy()[rows])]
+    same = _same_outlines(
+        np.asarray(after.geometry.to_numpy(), dtype=object)[rows],
+        np.asarray(before["geometry"].to_numpy(), dtype=object)[old_rows],
+    )
+    for col in after.columns:
+        if col in ("geometry", "inventory_id") or col not in before.columns:
+            continue
+        same &= _same_text(after[col], rows, before[col], old_rows)
+    known[rows[same]] = False
+    return after[known]
+
+
+def _same_outlines(a: NDArray[Any], b: NDArray[Any]) -> NDArray[Any]:
+    """``shapely.equals(a, b)``, called only where the WKB differs or the outline is not valid.
+
+    A valid outline equals an outline with the same WKB; None, an invalid outline (which may not
+    equal itself) and different bytes are left to ``shapely.equals``.
     """
     import shapely
 
-    if len(after) == 0 or "inventory_id" not in after.columns or len(before) == 0:
-        return after.iloc[:0]
-    prev = before.drop_duplicates("inventory_id", keep="last").set_index("inventory_id")
-    known = after["inventory_id"].isin(prev.index).to_numpy()
-    cand = after[known]
-    if len(cand) == 0:
-        return cand
-    old = prev.loc[cand["inventory_id"].to_numpy()]
-    same = np.asarray(
-        shapely.equals(
-            np.asarray(cand.geometry.to_numpy(), dtype=object),
-            np.asarray(old["geometry"].to_numpy(), dtype=object),
-        ),
-        dtype=bool,
+    ident = np.fromiter((x is y for x, y in zip(a, b, strict=True)), dtype=bool, count=len(a))
+    other = np.flatnonzero(~ident)
+    if len(other):  # different objects: the same bytes?
+        ident[other] = shapely.to_wkb(a[other]) == shapely.to_wkb(b[other])
+    same = np.zeros(len(a), dtype=bool)
+    quick = np.flatnonzero(ident)
+    same[quick] = shapely.is_valid(a[quick])
+    slow = np.flatnonzero(~same)
+    if len(slow):
+        same[slow] = shapely.equals(a[slow], b[slow])
+    return same
+
+
+def _same_text(
+    a: pd.Series, a_rows: NDArray[Any], b: pd.Series, b_rows: NDArray[Any]
+) -> NDArray[Any]:
+    """``a[a_rows].astype(str) == b[b_rows].astype(str)`` element-wise, most rows without astype.
+
+    Plain strings are their own text; None's text is the same wherever it is (whether it equals
+    itself is asked of pandas once); bit-identical numbers other than NaN print the same. Other
+    rows go through ``astype(str)``; when no row is settled (say a datetime column, whose text may
+    depend on the whole column), the whole column does.
+    """
+    x, y = a.to_numpy()[a_rows], b.to_numpy()[b_rows]
+    equal = np.zeros(len(x), dtype=bool)
+    sure = np.zeros(len(x), dtype=bool)  # rows settled without astype
+    if x.dtype == object and y.dtype == object:
+        if _all_str(x) and _all_str(y):
+            return np.asarray(x == y, dtype=bool)
+        kx, ky = _kinds(x), _kinds(y)
+        both = kx == ky
+        text = both & (kx == 1)
+        equal[text] = x[text] == y[text]
+        none = both & (kx == 2)
+        equal[none] = _none_text_equal()
+        sure = text | none
+    elif x.dtype == y.dtype and x.dtype.kind in "biuf":
+        sure = x.view(f"u{x.dtype.itemsize}") == y.view(f"u{y.dtype.itemsize}")
+        if x.dtype.kind == "f":
+            sure &= ~np.isnan(x)  # NaN's text is left to astype
+        equal = sure.copy()
+    rest = np.flatnonzero(~sure)
+    if len(rest) == len(x):
+        return np.asarray(
+            a.take(a_rows).astype(str).to_numpy() == b.take(b_rows).astype(str).to_numpy(),
+            dtype=bool,
+        )
+    if len(rest):
+        equal[rest] = (
+            a.take(a_rows[rest]).astype(str).to_numpy()
+            == b.take(b_rows[rest]).astype(str).to_numpy()
+        )
+    return equal
+
+
+def _all_str(values: NDArray[Any]) -> bool:
+    """Whether every element is a string (a C-level check)."""
+    return bool(pd.api.types.infer_dtype(values, skipna=False) == "string")
+
+
+def _kinds(values: NDArray[Any]) -> NDArray[Any]:
+    """1 for a plain Python string, 2 for None, 0 for anything else."""
+    if _all_str(values):
+        return np.ones(len(values), dtype=np.int8)
+    return np.fromiter(
+        (1 if type(v) is str else 2 if v is None else 0 for v in values),
+        dtype=np.int8,
+        count=len(values),
     )
-    for col in cand.columns:
-        if col in ("geometry", "inventory_id") or col not in old.columns:
-            continue
-        same &= cand[col].astype(str).to_numpy() == old[col].astype(str).to_numpy()
-    return cand[~same]
+
+
+@functools.cache
+def _none_text_equal() -> bool:
+    """Whether pandas gives None in an object column a text equal to itself (``"None"``)."""
+    text = pd.Series([None, None], dtype=object).astype(str).to_numpy()
+    return bool(text[0] == text[1])
 
 
 def concat(a: gpd.GeoDataFrame, b: gpd.GeoDataFrame, crs: Any) -> gpd.GeoDataFrame:
