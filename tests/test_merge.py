@@ -196,3 +196,18 @@ def test_large_tied_groups_pick_the_first_member():
     )
     assert merge_candidates(props, CRS)["a__tag"].item() == "m0"
     assert merge_candidates(props.iloc[::-1], CRS)["a__tag"].item() == "m39"
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_same_output_with_list_time_and_text_evidence(seed):
+    """Evidence values that are lists, timestamps or non-ASCII text come out as the reference
+    gives them (the frame is built by columns, the JSON by members)."""
+    props = _proposals(seed, n=120)
+    props["dates"] = [["2019-07-01", "2020-07-01"] if i % 3 else None for i in range(len(props))]
+    props["seen"] = pd.Timestamp("2020-08-01")
+    props["name"] = ["Kunlun Shan é" if i % 2 else 'a "quoted" one' for i in range(len(props))]
+    for buffer_m in (0.0, 15.0):
+        _assert_same(
+            merge_candidates(props, CRS, buffer_m=buffer_m),
+            reference_merge(props, CRS, buffer_m=buffer_m),
+        )

@@ -112,16 +112,26 @@ def merge_candidates(
     best_group = gpos[best]
     best_det = det_codes[best]
     n_groups = len(group_ids)
-    ev: list[dict[str, dict[str, Any]]] = [{} for _ in range(n_groups)]
-    flat: list[dict[str, Any]] = [{} for _ in range(n_groups)]
-    for j in range(len(best)):
-        g = best_group[j]
-        det = det_names[best_det[j]]
-        vals = {c: values[c][j] for c in evidence_cols}
-        for c, v in vals.items():
-            flat[g][f"{det}__{c}"] = v
-        vals["n_parts"] = int(n_parts[j])
-        ev[g][str(det)] = vals
+    encode = json.JSONEncoder(default=str).encode  # = json.dumps(default=str), one encoder
+    # Each best member's evidence object ({column: value, ..., "n_parts": k}) as JSON, then each
+    # group's {detector: evidence} object joined from its members' texts (JSON composes: the
+    # same text json.dumps gives the nested dict). ``best`` runs by group, then detector.
+    member_json = [
+        encode({**dict(zip(evidence_cols, vals, strict=True)), "n_parts": int(k)})
+        for *vals, k in zip(*(values[c] for c in evidence_cols), n_parts.tolist(), strict=True)
+    ]
+    det_key = [encode(str(d)) + ": " for d in det_names]
+    best_det_list = best_det.tolist()
+    starts_b = np.flatnonzero(np.r_[True, best_group[1:] != best_group[:-1]]).tolist()
+    ends_b = [*starts_b[1:], len(best)]
+    evidence_json = [
+        "{" + ", ".join(det_key[best_det_list[j]] + member_json[j] for j in range(a, b)) + "}"
+        for a, b in zip(starts_b, ends_b, strict=True)
+    ]
+    detectors = [
+        ",".join(str(det_names[best_det_list[j]]) for j in range(a, b))
+        for a, b in zip(starts_b, ends_b, strict=True)
+    ]
     series: list[Any] = [None] * n_groups
     if SERIES_COLUMN in p:
         has = p[SERIES_COLUMN].notna().to_numpy()[order]
@@ -148,23 +158,58 @@ def merge_candidates(
         for g in multi:
             members = by_group[starts[g] : starts[g] + size[g]]
             out_geoms[g] = shapely.union_all(geom_arr[members])
-    encode = json.JSONEncoder(default=str).encode  # = json.dumps(default=str), one encoder
-    rows = []
-    for g in range(n_groups):
-        dets = sorted(ev[g])
-        rows.append(
-            {
-                "detectors": ",".join(dets),
-                "n_detectors": len(dets),
-                SCORE_COLUMN: float(top[g]),
-                "evidence_json": encode(ev[g]),
-                SERIES_COLUMN: series[g],
-                **flat[g],
-                "geometry": out_geoms[g],
-            }
-        )
-    out = gpd.GeoDataFrame(rows, geometry="geometry", crs=crs)
+    # The frame, built by columns exactly as pandas builds it from one dict per group: columns
+    # in order of first appearance (group 0's keys, geometry among them, then each detector's
+    # flattened columns where it first appears), NaN where a group lacks a key, and the same
+    # per-column type inference (a list of rows goes through it as a list of dicts does).
+    n_det_group = np.diff(np.r_[starts_b, len(best)])
+    base: dict[str, list[Any]] = {
+        "detectors": detectors,
+        "n_detectors": n_det_group.tolist(),
+        SCORE_COLUMN: top.tolist(),
+        "evidence_json": evidence_json,
+        SERIES_COLUMN: series,
+    }
+    first_group = np.full(len(det_names), n_groups, dtype=np.int64)
+    np.minimum.at(first_group, best_det, best_group)
+    dets_in_order = sorted(
+        (d for d in range(len(det_names)) if first_group[d] < n_groups),
+        key=lambda d: (first_group[d], d),
+    )
+    columns = list(base)
+    flat_cols: dict[str, tuple[int, str]] = {}
+    for d in dets_in_order:
+        if first_group[d] > 0 and "geometry" not in columns:
+            columns.append("geometry")
+        for c in evidence_cols:
+            name = f"{det_names[d]}__{c}"
+            if name not in flat_cols:
+                flat_cols[name] = (d, c)
+                columns.append(name)
+    if "geometry" not in columns:
+        columns.append("geometry")
+    content = np.full((n_groups, len(columns)), np.nan, dtype=object)
+    for i, name in enumerate(columns):
+        if name in base:
+            content[:, i] = _objects(base[name])
+        elif name == "geometry":
+            content[:, i] = out_geoms
+        else:
+            d, c = flat_cols[name]
+            mine = best_det == d
+            content[best_group[mine], i] = _objects(values[c])[mine]
+    out = gpd.GeoDataFrame(
+        pd.DataFrame(content.tolist(), columns=columns), geometry="geometry", crs=crs
+    )
     out["geometry"] = valid_geometries(out.geometry)
+    return out
+
+
+def _objects(values: list[Any]) -> npt.NDArray[Any]:
+    """A 1-D object array of ``values`` as they are (lists stay list objects, not a 2-D array)."""
+    out = np.empty(len(values), dtype=object)
+    for i, v in enumerate(values):
+        out[i] = v
     return out
 
 
