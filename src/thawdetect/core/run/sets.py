@@ -27,12 +27,17 @@ LAYERS = ("positives", "negatives", "inventory")
 
 
 class TrainingSets:
-    """Positives, negatives and inventory of a run's ledger as they stand."""
+    """Positives, negatives and inventory of a run's ledger as they stand.
+
+    Each layer is kept as the chunks it was read in (the whole layer, then one chunk per update
+    taken in), so taking in an update costs what it wrote; a caller gets the chunks joined, which
+    is the copy it would get anyway.
+    """
 
     def __init__(self, ledger: Ledger) -> None:
         self.ledger = ledger
         self._version: int | None = None
-        self._sets: dict[str, gpd.GeoDataFrame] = {}
+        self._chunks: dict[str, list[gpd.GeoDataFrame]] = {}
 
     def _current_version(self) -> int:
         # positives, negatives and inventory change only in the init and update stages
@@ -41,17 +46,22 @@ class TrainingSets:
     def get(self) -> dict[str, gpd.GeoDataFrame]:
         """The three layers (each caller gets its own copy)."""
         self._refresh()
-        return {k: v.copy() for k, v in self._sets.items()}
+        return {layer: _joined(chunks) for layer, chunks in self._chunks.items()}
 
     def geometry(self, layer: str) -> gpd.GeoSeries:
         """The geometry of one of the three layers (a copy)."""
         self._refresh()
-        return self._sets[layer].geometry.copy()
+        chunks = self._chunks[layer]
+        if len(chunks) == 1:
+            return chunks[0].geometry.copy()
+        return gpd.GeoSeries(
+            pd.concat([c.geometry for c in chunks], ignore_index=True), crs=chunks[0].crs
+        )
 
     def _refresh(self) -> None:
         version = self._current_version()
         if self._version != version:
-            self._sets = {layer: self.ledger.read(layer) for layer in LAYERS}
+            self._chunks = {layer: [self.ledger.read(layer)] for layer in LAYERS}
             self._version = version
 
     def updated(self, iteration: int, grown_ids: Collection[str]) -> None:
@@ -65,18 +75,27 @@ class TrainingSets:
         if self._version is None or version != self._version + 1:
             self._version = None  # someone else changed the ledger too: read whole next time
             return
-        patched: dict[str, gpd.GeoDataFrame] = {}
-        for layer, old in self._sets.items():
+        patched: dict[str, list[gpd.GeoDataFrame]] = {}
+        for layer, old in self._chunks.items():
             grown = list(grown_ids) if layer == "inventory" else []
             new = self.ledger.read(layer, where={"iteration": iteration})
             replacement = self.ledger.read(layer, where={"inventory_id": grown}) if grown else None
-            frame = _patched(old, iteration, new, grown, replacement)
-            if frame is None:
+            chunks = _patched(old, iteration, new, grown, replacement)
+            if chunks is None:
                 self._version = None
                 return
-            patched[layer] = frame
-        self._sets = patched
+            patched[layer] = chunks
+        self._chunks = patched
         self._version = version
+
+
+def _joined(chunks: list[gpd.GeoDataFrame]) -> gpd.GeoDataFrame:
+    if len(chunks) == 1:
+        return chunks[0].copy()
+    first = chunks[0]
+    return gpd.GeoDataFrame(
+        pd.concat(chunks, ignore_index=True), geometry=first.geometry.name, crs=first.crs
+    )
 
 
 def _same_schema(a: pd.DataFrame, b: pd.DataFrame) -> bool:
@@ -84,36 +103,53 @@ def _same_schema(a: pd.DataFrame, b: pd.DataFrame) -> bool:
 
 
 def _patched(
-    old: gpd.GeoDataFrame,
+    old: list[gpd.GeoDataFrame],
     iteration: int,
     new: gpd.GeoDataFrame,
     grown: list[str],
     replacement: gpd.GeoDataFrame | None,
-) -> gpd.GeoDataFrame | None:
-    """``old`` with the rows ``grown`` replaced and ``new`` appended (None: read it whole)."""
-    if "iteration" in old and (old["iteration"] == iteration).any():
+) -> list[gpd.GeoDataFrame] | None:
+    """``old`` chunks with the rows ``grown`` replaced and ``new`` appended (None: read whole).
+
+    Only chunks that change are copied; the others are shared with the previous state (never
+    handed out: callers get joined copies).
+    """
+    head = old[0]
+    if any("iteration" in c and (c["iteration"] == iteration).any() for c in old):
         return None  # the stage replaced rows of its own iteration: positions unknown
-    if len(new) and not _same_schema(old, new):
+    if len(new) and not _same_schema(head, new):
         return None
-    out = old.copy()
+    out = list(old)
     if grown:
-        if replacement is None or not _same_schema(old, replacement):
+        if replacement is None or not _same_schema(head, replacement):
             return None
-        mask = out["inventory_id"].isin(grown).to_numpy()
-        # both in ledger (fid) order, the ids unique: row i of the replacement is hit i of mask
-        if mask.sum() != len(replacement) or set(replacement["iteration"]) & {iteration}:
+        if set(replacement["iteration"]) & {iteration}:
             return None
-        if not np.array_equal(out["inventory_id"].to_numpy()[mask], replacement["inventory_id"]):
+        # chunks and replacement both in ledger (fid) order, ids unique: hits in chunk order
+        taken = 0
+        for i, chunk in enumerate(old):
+            mask = chunk["inventory_id"].isin(grown).to_numpy()
+            hits = int(mask.sum())
+            if not hits:
+                continue
+            repl = replacement.iloc[taken : taken + hits]
+            if not np.array_equal(chunk["inventory_id"].to_numpy()[mask], repl["inventory_id"]):
+                return None
+            chunk = chunk.copy()
+            rows = np.flatnonzero(mask)
+            for j, col in enumerate(chunk.columns):
+                chunk.iloc[rows, j] = repl[col].to_numpy()
+            out[i] = chunk
+            taken += hits
+        if taken != len(replacement):
             return None
-        rows = np.flatnonzero(mask)
-        for j, col in enumerate(out.columns):
-            out.iloc[rows, j] = replacement[col].to_numpy()
-    if not len(new):
-        return out
-    if not len(out):
-        return new
-    joined = pd.concat([out, new], ignore_index=True)
-    return gpd.GeoDataFrame(joined, geometry=old.geometry.name, crs=old.crs)
+    if len(new):
+        if sum(len(c) for c in out) == 0:
+            return [new]
+        out.append(new)
+    if len(out) > 16:  # keep joins cheap on very long runs
+        out = [_joined(out)]
+    return out
 
 
 class DecidedOutlines:
