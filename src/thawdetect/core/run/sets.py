@@ -162,19 +162,30 @@ class DecidedOutlines:
 
     def __init__(self, ledger: Ledger) -> None:
         self.ledger = ledger
-        self._outlines: dict[str, Any] = {}
+        self._outlines = pd.Series([], dtype=object)  # candidate_id -> outline
 
     def get(self, statuses: Collection[str]) -> gpd.GeoSeries:
         """Outlines of the candidates whose status is one of ``statuses``, in ledger order."""
-        ids = self.ledger.read(
-            "candidates", columns=["candidate_id"], where={"status": list(statuses)}, geometry=False
-        )["candidate_id"].tolist()
-        missing = [i for i in ids if i not in self._outlines]
-        if missing:
+        decided = self.ledger.read(
+            "candidates",
+            columns=["candidate_id", "iteration"],
+            where={"status": list(statuses)},
+            geometry=False,
+        )
+        ids = pd.Index(decided["candidate_id"])
+        missing = ~ids.isin(self._outlines.index)
+        if missing.any():
+            # the newly decided come in whole iterations: read those (one indexed query)
+            iterations = sorted({int(i) for i in decided["iteration"][missing]})
             rows = self.ledger.read(
-                "candidates", columns=["candidate_id"], where={"candidate_id": missing}
+                "candidates", columns=["candidate_id"], where={"iteration": iterations}
             )
-            self._outlines.update(zip(rows["candidate_id"], rows.geometry, strict=True))
+            rows = rows[rows["candidate_id"].isin(ids[missing])]
+            new = pd.Series(rows.geometry.to_numpy(), index=rows["candidate_id"], dtype=object)
+            self._outlines = pd.concat([self._outlines, new[~new.index.duplicated()]])
+        geoms = self._outlines.reindex(ids).to_numpy()
         return gpd.GeoSeries(
-            [self._outlines[i] for i in ids], crs=self.ledger.crs, index=pd.RangeIndex(len(ids))
+            gpd.array.from_shapely(geoms, crs=self.ledger.crs),
+            index=pd.RangeIndex(len(ids)),
+            crs=self.ledger.crs,
         )
