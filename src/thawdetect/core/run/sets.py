@@ -15,7 +15,6 @@ compares the two after every iteration.
 from __future__ import annotations
 
 from collections.abc import Collection
-from typing import Any
 
 import geopandas as gpd
 import numpy as np
