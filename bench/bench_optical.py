@@ -15,7 +15,7 @@
    pipeline costs.
 
 Usage: python bench/bench_optical.py [--size 8192] [--small 2048] [--threads 2] [--reps 4]
-       [--train-steps 60] [--no-variants]
+       [--train-steps 60] [--no-variants] [--encoders resnet18,mobilenet_v2] [--no-e2e]
 """
 
 from __future__ import annotations
@@ -188,6 +188,10 @@ def main() -> None:
     ap.add_argument("--train-steps", type=int, default=60)
     ap.add_argument("--no-variants", action="store_true", help="default INT8 and resnet18 only")
     ap.add_argument("--e2e-child", nargs=2)
+    ap.add_argument(
+        "--encoders", default=None, help="comma-separated (default: resnet18, mobilenet_v2)"
+    )
+    ap.add_argument("--no-e2e", action="store_true", help="model throughput only")
     args = ap.parse_args()
     if args.e2e_child:
         print(json.dumps(end_to_end(*args.e2e_child, args.threads)))
@@ -229,7 +233,12 @@ def main() -> None:
             ("QDQ, per-channel, percentile calibration", {"calibrate_method": "Percentile"}),
         ]
     fp32 = None
-    for encoder in ("resnet18", *(() if args.no_variants else ("mobilenet_v2",))):
+    encoders = (
+        args.encoders.split(",")
+        if args.encoders
+        else ["resnet18", *(() if args.no_variants else ("mobilenet_v2",))]
+    )
+    for encoder in encoders:
         t = time.perf_counter()
         model = train_blobs(encoder, args.train_steps)
         trained_s = time.perf_counter() - t
@@ -261,7 +270,7 @@ def main() -> None:
                 f"  int8 {name}: {r8:6.2f} MP/s ({r8 / eager:.2f}x eager, {r8 / r32:.2f}x fp32); "
                 f"mask Jaccard distance to fp32 {jaccard(p8, ref):.4f} (bound on IoU loss)"
             )
-    for size in (args.small, args.size):
+    for size in () if args.no_e2e else (args.small, args.size):
         mosaic = tmp / f"mosaic_{size}.tif"
         t = time.perf_counter()
         make_mosaic(mosaic, size)
