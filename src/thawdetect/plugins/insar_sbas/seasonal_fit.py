@@ -52,6 +52,7 @@ __all__ = ["FileFit", "check_dates", "fit_timeseries_file", "read_timeseries_fit
 log = logging.getLogger(__name__)
 
 _UNIT_TO_MM = {"m": 1000.0, "cm": 10.0, "mm": 1.0}
+_SLAB_PIXELS = 16384  # pixels a fit task holds at once (its epochs × 8 bytes each, a few times)
 _IU = np.triu_indices(N_PARAMS)  # the 10 distinct entries of the symmetric N
 _SAMPLE_ROWS = 8
 _CACHE_VERSION = 1
@@ -125,19 +126,30 @@ def _block_sums(
     import h5py
 
     with h5py.File(path, "r") as f:
-        y = f["timeseries"][e0:e1, r0:r1, :].astype(np.float64)
-    n_ep = y.shape[0]
-    y = y.reshape(n_ep, -1)
-    y[:, (y == 0).all(axis=0)] = np.nan  # MintPy no-data: zero at every epoch read
-    valid = np.isfinite(y)
-    y0 = np.where(valid, y, 0.0)
-    w = valid.astype(np.float64)
+        raw = f["timeseries"][e0:e1, r0:r1, :]
+    n_ep = raw.shape[0]
+    raw = raw.reshape(n_ep, -1)
+    nodata = ~raw.any(axis=0)  # MintPy no-data: zero at every epoch read
+    valid = np.isfinite(raw)
+    valid[:, nodata] = False
+    complete = valid.all(axis=0)
+    n = np.full(raw.shape[1], n_ep, dtype=np.int32)
+    if not complete.all():
+        n[~complete] = valid[:, ~complete].sum(axis=0)
     gg = (g[:, :, None] * g[:, None, :])[:, _IU[0], _IU[1]]  # (epochs, 10)
+    # Pixels with every epoch (most of them) share N = Σ g gᵀ: one fill, no per-pixel product
+    n_sum = np.empty((len(_IU[0]), raw.shape[1]))
+    n_sum[:, complete] = gg.sum(axis=0)[:, None]
+    y0 = raw.astype(np.float64)
+    if not complete.all():
+        gaps = ~complete
+        y0[~valid] = 0.0
+        n_sum[:, gaps] = gg.T @ valid[:, gaps].astype(np.float64)
     return {
-        "N": gg.T @ w,
+        "N": n_sum,
         "r": g.T @ y0,
         "q": np.einsum("ij,ij->j", y0, y0),
-        "n": valid.sum(axis=0).astype(np.int32),
+        "n": n,
     }
 
 
@@ -183,6 +195,78 @@ def _sums(
     }
 
 
+def _block_fit(
+    path: str,
+    r0: int,
+    r1: int,
+    shape: tuple[int, int, int],
+    g: NDArray[np.float64],
+    dates: list[date],
+    period_yr: float,
+    min_epochs: int,
+    scale_mm: float,
+) -> tuple[int, SeasonalFit]:
+    """The fit of rows ``r0:r1`` (one task: sums, then the per-pixel solve, in slabs of at most
+    ``_SLAB_PIXELS`` so that a task's working memory stays small whatever the task size)."""
+    n_ep, _, width = shape
+    step = max(1, _SLAB_PIXELS // max(width, 1))
+    parts: list[SeasonalFit] = []
+    for a in range(r0, r1, step):
+        b = min(a + step, r1)
+        sums = _block_sums(path, a, b, 0, n_ep, g)
+        sums = {k: v.reshape((*v.shape[:-1], b - a, width)) for k, v in sums.items()}
+        parts.append(
+            _solve(sums, dates, period_yr=period_yr, min_epochs=min_epochs, scale_mm=scale_mm)
+        )
+    if len(parts) == 1:
+        return r0, parts[0]
+    joined = {
+        name: np.concatenate([getattr(p, name) for p in parts]) for name in SeasonalFit.ARRAY_FIELDS
+    }
+    return r0, SeasonalFit(**joined, t0=dates[0], period_yr=period_yr)
+
+
+def _fit_blocks(
+    path: Path,
+    shape: tuple[int, int, int],
+    g: NDArray[np.float64],
+    dates: list[date],
+    chunk_pixels: int,
+    *,
+    period_yr: float,
+    min_epochs: int,
+    scale_mm: float,
+) -> SeasonalFit:
+    """The whole grid's fit, one Dask task per block of rows, written into the output arrays."""
+    import dask
+
+    from thawdetect.core.compute import compute
+    from thawdetect.core.progress import track
+
+    n_ep, length, width = shape
+    rows = max(1, chunk_pixels // max(width, 1))
+    starts = list(range(0, length, rows))
+    block = dask.delayed(_block_fit, pure=True)
+    tasks = [
+        block(
+            str(path), r0, min(r0 + rows, length), shape, g, dates, period_yr, min_epochs, scale_mm
+        )
+        for r0 in starts
+    ]
+    out: dict[str, NDArray[Any]] = {
+        name: np.empty((length, width), dtype=np.int32 if name == "valid_epochs" else np.float64)
+        for name in SeasonalFit.ARRAY_FIELDS
+    }
+    batch = 2 * max(1, os.cpu_count() or 1)
+    batches = range(0, len(tasks), batch)
+    for i in track(batches, f"seasonal fit ({n_ep} epochs)", total=len(batches)):
+        for r0, part in compute(*tasks[i : i + batch]):
+            for name in SeasonalFit.ARRAY_FIELDS:
+                block_rows = getattr(part, name)
+                out[name][r0 : r0 + block_rows.shape[0]] = block_rows
+    return SeasonalFit(**out, t0=dates[0], period_yr=period_yr)
+
+
 def _solve(
     sums: dict[str, NDArray[Any]],
     dates: list[date],
@@ -198,25 +282,34 @@ def _solve(
     n = sums["n"].reshape(-1)
     r = sums["r"].reshape(N_PARAMS, -1)
     q = sums["q"].reshape(-1)
-    nmat = np.zeros((n.size, N_PARAMS, N_PARAMS))
-    nmat[:, _IU[0], _IU[1]] = sums["N"].reshape(len(_IU[0]), -1).T
-    nmat[:, _IU[1], _IU[0]] = nmat[:, _IU[0], _IU[1]]
+    n_flat = sums["N"].reshape(len(_IU[0]), -1)
     m = np.full((n.size, N_PARAMS), np.nan)
     full = n == n_ep
-    if full.any():
-        g = design_matrix(dates, period_yr)
-        m[full] = r[:, full].T @ np.linalg.inv(g.T @ g).T
+    g = design_matrix(dates, period_yr)
+    gtg = g.T @ g
+    if full.all():
+        m = r.T @ np.linalg.inv(gtg).T
+    elif full.any():
+        m[full] = r[:, full].T @ np.linalg.inv(gtg).T
     part = (~full) & (n >= min(max(min_epochs, N_PARAMS + 1), n_ep))
+    # per-pixel normal matrices only where an epoch is missing (complete pixels share gᵀg)
+    gaps = np.flatnonzero(~full)
+    nmat = np.zeros((len(gaps), N_PARAMS, N_PARAMS))
+    nmat[:, _IU[0], _IU[1]] = n_flat[:, gaps].T
+    nmat[:, _IU[1], _IU[0]] = nmat[:, _IU[0], _IU[1]]
     if part.any():
-        sub = nmat[part]
+        sub = nmat[part[gaps]]
         cond = np.linalg.cond(sub)
         ok = np.isfinite(cond) & (cond < max_condition)
         sol = np.full((int(part.sum()), N_PARAMS), np.nan)
         if ok.any():
             sol[ok] = np.linalg.solve(sub[ok], r[:, part].T[ok][..., None])[..., 0]
         m[part] = sol
-    mr = np.einsum("pk,kp->p", np.nan_to_num(m), r)
-    mnm = np.einsum("pk,pkl,pl->p", np.nan_to_num(m), nmat, np.nan_to_num(m))
+    m0 = np.nan_to_num(m)
+    mr = np.einsum("pk,kp->p", m0, r)
+    mnm = ((m0 @ gtg) * m0).sum(axis=1)
+    if len(gaps):
+        mnm[gaps] = np.einsum("pk,pkl,pl->p", m0[gaps], nmat, m0[gaps])
     with np.errstate(invalid="ignore", divide="ignore"):
         rms = np.sqrt(np.maximum(q - 2 * mr + mnm, 0.0) / np.maximum(n, 1))
     rms[~np.isfinite(m[:, 0])] = np.nan
@@ -304,10 +397,11 @@ def fit_timeseries_file(
         raise InputError(path, f"unknown displacement unit '{unit}' (expected m, cm or mm)")
     g = design_matrix(dates, period_yr)
     names = [d.strftime("%Y%m%d") for d in dates]
-    digests = _epoch_digests(path, shape)
     cache = None
+    digests: list[str] = []
     if cache_dir is not None:
         cache = Path(cache_dir) / f"fit_{_cache_key(path, period_yr, attrs)}.npz"
+        digests = _epoch_digests(path, shape)
     old = _load_cache(cache) if cache is not None else None
     status, start, note = "computed", 0, f"seasonal fit of {shape[0]} epochs"
     sums: dict[str, NDArray[Any]] | None = None
@@ -330,6 +424,21 @@ def fit_timeseries_file(
                 f"earlier epochs changed or removed ({k} cached, {len(names)} now): "
                 "fit recomputed from all epochs"
             )
+    if sums is None and cache is None:
+        # nothing to keep between calls: solve block by block, never holding the whole grid's
+        # sums (memory is the output and a few blocks)
+        fit = _fit_blocks(
+            path,
+            shape,
+            g,
+            dates,
+            chunk_pixels,
+            period_yr=period_yr,
+            min_epochs=min_epochs,
+            scale_mm=_UNIT_TO_MM[unit],
+        )
+        _fix_reference(fit, attrs, shape)
+        return FileFit(fit, dates, grid, attrs, status, shape[0], note)
     if sums is None:
         new = _sums(path, shape, g, start, chunk_pixels)
         if start:
