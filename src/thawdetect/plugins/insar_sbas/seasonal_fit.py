@@ -35,6 +35,7 @@ import itertools
 import json
 import logging
 import os
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -164,6 +165,32 @@ def _epoch_digests(path: Path, shape: tuple[int, int, int]) -> list[str]:
     return [hashlib.sha1(sample[e].tobytes()).hexdigest()[:16] for e in range(n_ep)]
 
 
+def _row_blocks(
+    fn: Callable[..., Any],
+    path: Path,
+    shape: tuple[int, int, int],
+    chunk_pixels: int,
+    what: str,
+    *args: Any,
+) -> Iterator[Any]:
+    """``fn(path, r0, r1, *args)`` over the grid, one Dask task per block of rows of about
+    ``chunk_pixels`` pixels, computed in batches of 2 × cores (a progress bar over the batches);
+    the results in row order."""
+    import dask
+
+    from thawdetect.core.compute import compute
+    from thawdetect.core.progress import track
+
+    _, length, width = shape
+    rows = max(1, chunk_pixels // max(width, 1))
+    block = dask.delayed(fn, pure=True)
+    tasks = [block(str(path), r0, min(r0 + rows, length), *args) for r0 in range(0, length, rows)]
+    batch = 2 * max(1, os.cpu_count() or 1)
+    batches = range(0, len(tasks), batch)
+    for i in track(batches, what, total=len(batches)):
+        yield from compute(*tasks[i : i + batch])
+
+
 def _sums(
     path: Path,
     shape: tuple[int, int, int],
@@ -172,21 +199,9 @@ def _sums(
     chunk_pixels: int,
 ) -> dict[str, NDArray[Any]]:
     """Sums of epochs ``e0:`` over the whole grid, one Dask task per block of rows."""
-    import dask
-
-    from thawdetect.core.compute import compute
-    from thawdetect.core.progress import track
-
     n_ep, length, width = shape
-    rows = max(1, chunk_pixels // max(width, 1))
-    starts = list(range(0, length, rows))
-    block = dask.delayed(_block_sums, pure=True)
-    tasks = [block(str(path), r0, min(r0 + rows, length), e0, n_ep, g[e0:]) for r0 in starts]
-    batch = 2 * max(1, os.cpu_count() or 1)
-    parts: list[dict[str, NDArray[Any]]] = []
-    batches = range(0, len(tasks), batch)
-    for i in track(batches, f"seasonal fit ({n_ep - e0} epochs)", total=len(batches)):
-        parts.extend(compute(*tasks[i : i + batch]))
+    what = f"seasonal fit ({n_ep - e0} epochs)"
+    parts = list(_row_blocks(_block_sums, path, shape, chunk_pixels, what, e0, n_ep, g[e0:]))
     return {
         k: np.concatenate([p[k] for p in parts], axis=-1).reshape(
             (*parts[0][k].shape[:-1], length, width)
@@ -238,32 +253,17 @@ def _fit_blocks(
     scale_mm: float,
 ) -> SeasonalFit:
     """The whole grid's fit, one Dask task per block of rows, written into the output arrays."""
-    import dask
-
-    from thawdetect.core.compute import compute
-    from thawdetect.core.progress import track
-
     n_ep, length, width = shape
-    rows = max(1, chunk_pixels // max(width, 1))
-    starts = list(range(0, length, rows))
-    block = dask.delayed(_block_fit, pure=True)
-    tasks = [
-        block(
-            str(path), r0, min(r0 + rows, length), shape, g, dates, period_yr, min_epochs, scale_mm
-        )
-        for r0 in starts
-    ]
     out: dict[str, NDArray[Any]] = {
         name: np.empty((length, width), dtype=np.int32 if name == "valid_epochs" else np.float64)
         for name in SeasonalFit.ARRAY_FIELDS
     }
-    batch = 2 * max(1, os.cpu_count() or 1)
-    batches = range(0, len(tasks), batch)
-    for i in track(batches, f"seasonal fit ({n_ep} epochs)", total=len(batches)):
-        for r0, part in compute(*tasks[i : i + batch]):
-            for name in SeasonalFit.ARRAY_FIELDS:
-                block_rows = getattr(part, name)
-                out[name][r0 : r0 + block_rows.shape[0]] = block_rows
+    args = (shape, g, dates, period_yr, min_epochs, scale_mm)
+    what = f"seasonal fit ({n_ep} epochs)"
+    for r0, part in _row_blocks(_block_fit, path, shape, chunk_pixels, what, *args):
+        for name in SeasonalFit.ARRAY_FIELDS:
+            block_rows = getattr(part, name)
+            out[name][r0 : r0 + block_rows.shape[0]] = block_rows
     return SeasonalFit(**out, t0=dates[0], period_yr=period_yr)
 
 
@@ -424,7 +424,8 @@ def fit_timeseries_file(
                 f"earlier epochs changed or removed ({k} cached, {len(names)} now): "
                 "fit recomputed from all epochs"
             )
-    if sums is None and cache is None:
+    scale_mm = _UNIT_TO_MM[unit]
+    if cache is None:
         # nothing to keep between calls: solve block by block, never holding the whole grid's
         # sums (memory is the output and a few blocks)
         fit = _fit_blocks(
@@ -435,23 +436,19 @@ def fit_timeseries_file(
             chunk_pixels,
             period_yr=period_yr,
             min_epochs=min_epochs,
-            scale_mm=_UNIT_TO_MM[unit],
+            scale_mm=scale_mm,
         )
-        _fix_reference(fit, attrs, shape)
-        return FileFit(fit, dates, grid, attrs, status, shape[0], note)
-    if sums is None:
-        new = _sums(path, shape, g, start, chunk_pixels)
-        if start:
-            assert old is not None
-            new = {key: old[0][key] + new[key] for key in new}
-        sums = new
-        if cache is not None:
+    else:
+        if sums is None:
+            new = _sums(path, shape, g, start, chunk_pixels)
+            if start:
+                assert old is not None
+                new = {key: old[0][key] + new[key] for key in new}
+            sums = new
             _save_cache(cache, sums, names, digests)
-    if status != "computed":
-        log.info("%s: %s", path, note)
-    fit = _solve(
-        sums, dates, period_yr=period_yr, min_epochs=min_epochs, scale_mm=_UNIT_TO_MM[unit]
-    )
+        if status != "computed":
+            log.info("%s: %s", path, note)
+        fit = _solve(sums, dates, period_yr=period_yr, min_epochs=min_epochs, scale_mm=scale_mm)
     _fix_reference(fit, attrs, shape)
     return FileFit(fit, dates, grid, attrs, status, shape[0] - start, note)
 
