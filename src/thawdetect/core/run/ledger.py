@@ -194,6 +194,19 @@ def _remove_stale_temps(run_dir: Path) -> None:
             stale.unlink()
 
 
+def _empty_read(
+    layer: str, crs: Any, columns: Sequence[str] | None, geometry: bool
+) -> pd.DataFrame | gpd.GeoDataFrame:
+    """What reading a missing layer gives: its empty schema, cut as the read asked."""
+    empty = _empty(layer, crs)
+    if columns is not None:
+        keep = [c for c in empty.columns if c in columns or (geometry and c == "geometry")]
+        empty = empty[keep]
+    elif not geometry and "geometry" in empty:
+        empty = empty.drop(columns="geometry")
+    return empty if geometry else pd.DataFrame(empty)
+
+
 def _read_layer(
     con: sqlite3.Connection,
     layer: str,
@@ -204,13 +217,7 @@ def _read_layer(
 ) -> pd.DataFrame | gpd.GeoDataFrame:
     info = _layer_info(con, layer)
     if info is None:
-        empty = _empty(layer, crs)
-        if columns is not None:
-            keep = [c for c in empty.columns if c in columns or (geometry and c == "geometry")]
-            empty = empty[keep]
-        elif not geometry and "geometry" in empty:
-            empty = empty.drop(columns="geometry")
-        return empty if geometry else pd.DataFrame(empty)
+        return _empty_read(layer, crs, columns, geometry)
     if not geometry and info.geometry is not None:
         info = dataclasses.replace(info, geometry=None)
     attrs = [c for c in info.columns if columns is None or c in columns]
@@ -598,13 +605,7 @@ class Ledger:
             geometry: False: attributes only (a plain DataFrame; no geometry decoded).
         """
         if not self.path.exists():
-            empty = _empty(layer, self.crs)
-            if columns is not None:
-                keep = [c for c in empty.columns if c in columns or (geometry and c == "geometry")]
-                empty = empty[keep]
-            elif not geometry and "geometry" in empty:
-                empty = empty.drop(columns="geometry")
-            return empty if geometry else pd.DataFrame(empty)
+            return _empty_read(layer, self.crs, columns, geometry)
         with _reading(self.path) as con:
             return _read_layer(con, layer, self.crs, columns, where, geometry)
 
