@@ -27,6 +27,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import shutil
 import subprocess
 import sys
@@ -50,16 +51,7 @@ from thawdetect.core.review.decisions import latest_decisions  # noqa: E402
 from thawdetect.core.run import layers  # noqa: E402
 from thawdetect.core.run.ledger import Ledger  # noqa: E402
 
-FIELDS = (
-    "new_positives",
-    "new_negatives",
-    "new_inventory",
-    "fragments",
-    "grown",
-    "positives",
-    "negatives",
-    "inventory",
-)
+FIELDS = tuple(f.name for f in dataclasses.fields(layers.InventoryUpdate))
 
 
 def make_run(n: int, out: Path) -> Path:

@@ -13,6 +13,7 @@ columns, dtypes, index, row order and geometries (WKB).
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import sys
 from pathlib import Path
@@ -34,16 +35,7 @@ from thawdetect.core.run import layers
 
 CRS = "EPSG:32646"
 K = 3
-FIELDS = (
-    "new_positives",
-    "new_negatives",
-    "new_inventory",
-    "fragments",
-    "grown",
-    "positives",
-    "negatives",
-    "inventory",
-)
+FIELDS = tuple(f.name for f in dataclasses.fields(layers.InventoryUpdate))
 DECISION_COLS = (
     "candidate_id",
     "decision",
