@@ -165,8 +165,6 @@ class Engine:
         if stored is not None:
             checks.check_same_config(stored, self.config.model_dump(mode="json"), self.run_dir)
             self.ledger = Ledger(self.run_dir, crs=self.crs)
-            self._sets = TrainingSets(self.ledger)
-            self._decided = DecidedOutlines(self.ledger)
             check_ledger(self.ledger)
             self.manifest = stored
             self.manifest["run_config"] = self.config.model_dump(mode="json")
@@ -199,8 +197,6 @@ class Engine:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             save_manifest(self.run_dir, self.manifest)
             self.ledger = Ledger(self.run_dir, crs=self.crs)
-            self._sets = TrainingSets(self.ledger)
-            self._decided = DecidedOutlines(self.ledger)
         else:
             if previous_reviewer != self.reviewer:
                 self._save_manifest()
@@ -208,6 +204,9 @@ class Engine:
                 self.manifest, self._last_finished_iteration, self.config.detectors, self.echo
             ):
                 self._save_manifest()
+        # what the run keeps in memory of its ledger (kept current by the stages)
+        self._sets = TrainingSets(self.ledger)
+        self._decided = DecidedOutlines(self.ledger)
         self._buffering = False
         for msg in self._deferred:
             self.echo(msg)

@@ -28,7 +28,23 @@ _T = TypeVar("_T")
 
 
 @contextlib.contextmanager
-def gc_paused() -> Iterator[None]:
+def _collector(enabled: bool) -> Iterator[None]:
+    """Python's cyclic garbage collector on or off inside the block, as it was after it."""
+    was = gc.isenabled()
+    if enabled:
+        gc.enable()
+    else:
+        gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
+        else:
+            gc.disable()
+
+
+def gc_paused() -> contextlib.AbstractContextManager[None]:
     """Hold Python's cyclic garbage collector during the engine's own table work.
 
     The engine's stages allocate many short-lived containers while large object arrays (the
@@ -37,25 +53,12 @@ def gc_paused() -> Iterator[None]:
     reference counting still frees everything that is not a cycle. Plugin code runs with the
     collector on (:func:`gc_running`).
     """
-    was = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was:
-            gc.enable()
+    return _collector(False)
 
 
-@contextlib.contextmanager
-def gc_running() -> Iterator[None]:
+def gc_running() -> contextlib.AbstractContextManager[None]:
     """The collector on (as normal) inside a :func:`gc_paused` block: for plugin code."""
-    was = gc.isenabled()
-    gc.enable()
-    try:
-        yield
-    finally:
-        if not was:
-            gc.disable()
+    return _collector(True)
 
 
 def detectors_for(host: PluginHost, configs: dict[str, Any], where: str) -> dict[str, Detector]:
