@@ -8,8 +8,8 @@ of keeping them current stays that of one iteration however long the run is.
 
 The patched frames equal a full read (same rows in ledger order, same columns, same dtypes); where
 that cannot be guaranteed cheaply (a new column, a dtype that a full read would widen, rows of the
-iteration already present) the layers are read whole, as before. ``tests/test_core_engine.py``
-compares the two after every iteration.
+iteration already present) the layers are read whole, as before. ``tests/test_training_sets.py``
+compares the two after every update.
 """
 
 from __future__ import annotations
@@ -154,7 +154,7 @@ def _patched(
 class DecidedOutlines:
     """Outlines of the ledger's decided candidates (what the merge stage screens against).
 
-    The statuses are read each time (one attribute column, no geometry); an outline is decoded
+    The statuses are read each time (attribute columns only, no geometry); an outline is decoded
     once per candidate: a candidate's outline never changes once it is decided (reviewers' edits
     go to the decisions layer), so the cost per iteration is that of the newly decided ones.
     """
