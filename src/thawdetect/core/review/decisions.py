@@ -57,7 +57,6 @@ __all__ = [
     "import_from_qgis",
     "latest_decisions",
     "open_ledger",
-    "outline_from_wkt",
     "read_outline_file",
     "review_queue",
     "reviewer_agreement",
@@ -134,12 +133,6 @@ def _normalise_decision(value: Any) -> str:
 
 def _wkt(geom: Any) -> str:
     return "" if geom is None else str(shapely.to_wkt(geom, rounding_precision=3, trim=True))
-
-
-def outline_from_wkt(text: Any) -> Any:
-    """The reviewed outline stored in a decision row (None when the row carries none)."""
-    t = _text(text)
-    return shapely.from_wkt(t) if t else None
 
 
 def check_outline(
