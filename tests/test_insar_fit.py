@@ -216,3 +216,39 @@ def test_detector_updates_its_fit_when_the_stack_grows(tmp_path):
         status.append(json.loads((ctx.work_dir / "thresholds.json").read_text())["seasonal_fit"])
     assert [s["status"] for s in status] == ["computed", "cached", "updated"]
     assert status[2]["epochs"] == 36 and status[2]["new_epochs"] == 6
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_slab_sums_match_the_per_value_definition(dtype):
+    """The fast path (Σ y² finite and positive: every epoch there) and the per-value path give
+    the sums of the definition: an epoch counts where finite, never in an all-zero pixel."""
+    from thawdetect.plugins.insar_sbas.seasonal_fit import _IU, _slab_sums
+    from thawdetect.plugins.insar_sbas.timefunc import design_matrix
+
+    rng = np.random.default_rng(5)
+    dates = acquisition_dates(24)
+    g = design_matrix(dates, 1.0)
+    raw = rng.normal(0, 0.02, (24, 60)).astype(dtype)
+    raw[:, 1] = 0.0  # MintPy no-data
+    raw[3, 2] = np.nan  # one gap
+    raw[::2, 3] = np.nan  # many gaps
+    raw[5, 4] = np.inf  # not finite
+    raw[:, 5] = np.nan  # nothing
+    raw[7, 6] = 0.0  # a valid zero
+    raw[:, 7] = 0.0
+    raw[4, 7] = np.nan  # zeros and a gap: the zeros are data
+    if dtype == np.float64:
+        raw[:, 8] = 1e-200  # every epoch there, but Σ y² underflows to 0
+    got = _slab_sums(raw, g)
+
+    valid = np.isfinite(raw) & raw.any(axis=0)
+    y = np.where(valid, raw, 0.0).astype(np.float64)
+    w = valid.astype(np.float64)
+    nfull = np.einsum("ep,ei,ej->ijp", w, g, g)[_IU[0], _IU[1]]
+    np.testing.assert_array_equal(got["n"], valid.sum(axis=0))
+    np.testing.assert_allclose(got["N"], nfull, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(got["r"], g.T @ y, rtol=1e-12, atol=1e-300)
+    np.testing.assert_allclose(got["q"], (y * y).sum(axis=0), rtol=1e-12, atol=1e-300)
+    assert got["n"][1] == 0 and got["n"][5] == 0 and got["n"][7] == 23 and got["n"][6] == 24
+    if dtype == np.float64:
+        assert got["n"][8] == 24

@@ -157,10 +157,11 @@ def compute(
     spec = validate_scheduler(scheduler) if scheduler else current_scheduler()
     show = description is not None and progress.enabled()
     if spec in LOCAL_SCHEDULERS:
-        if not show:
-            result: tuple[Any, ...] = dask_compute(*collections, scheduler=spec)  # type: ignore[no-untyped-call]
-            return result
-        return _local_with_progress(collections, spec, str(description))
+        with _one_blas_thread(spec):
+            if not show:
+                result: tuple[Any, ...] = dask_compute(*collections, scheduler=spec)  # type: ignore[no-untyped-call]
+                return result
+            return _local_with_progress(collections, spec, str(description))
     client = _client(spec)
     if not show:
         return tuple(client.compute(list(collections), sync=True))
@@ -171,6 +172,22 @@ def compute(
     for _ in progress.track(finished, str(description), total=len(futures)):
         pass
     return tuple(client.gather(futures))
+
+
+@contextlib.contextmanager
+def _one_blas_thread(spec: str) -> Iterator[None]:
+    """One BLAS thread per task while the local thread pool runs (Dask's advice on
+    oversubscription): each of its threads already keeps a core busy, and OpenBLAS starting its
+    own pool per call on top of them cost the seasonal fit ~30 % on 2 cores. Dask ``distributed``
+    workers get the same from their nanny (``OPENBLAS_NUM_THREADS=1``); the synchronous
+    scheduler keeps the library's default."""
+    if spec != "threads":
+        yield
+        return
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1, user_api="blas"):
+        yield
 
 
 def _local_with_progress(

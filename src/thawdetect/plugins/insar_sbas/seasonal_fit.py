@@ -128,30 +128,41 @@ def _block_sums(
 
     with h5py.File(path, "r") as f:
         raw = f["timeseries"][e0:e1, r0:r1, :]
+    return _slab_sums(raw.reshape(raw.shape[0], -1), g)
+
+
+def _slab_sums(raw: NDArray[Any], g: NDArray[np.float64]) -> dict[str, NDArray[Any]]:
+    """Normal-equation sums of ``raw`` (epochs × pixels) with design matrix ``g``.
+
+    An epoch counts where it is finite, and not at all in a pixel that is zero at every epoch
+    (MintPy's no-data). Most pixels have every epoch: for them Σ y² is finite and positive, so one
+    pass (the float64 copy, then Σ y²) finds them; the per-value tests run only on the others.
+    """
     n_ep = raw.shape[0]
-    raw = raw.reshape(n_ep, -1)
-    nodata = ~raw.any(axis=0)  # MintPy no-data: zero at every epoch read
-    valid = np.isfinite(raw)
-    valid[:, nodata] = False
-    complete = valid.all(axis=0)
+    y0 = raw.astype(np.float64)
+    q = np.einsum("ij,ij->j", y0, y0)
+    complete = np.isfinite(q) & (q > 0.0)  # NaN/inf somewhere, or all zero (or underflow)
     n = np.full(raw.shape[1], n_ep, dtype=np.int32)
-    if not complete.all():
-        n[~complete] = valid[:, ~complete].sum(axis=0)
     gg = (g[:, :, None] * g[:, None, :])[:, _IU[0], _IU[1]]  # (epochs, 10)
     # Pixels with every epoch (most of them) share N = Σ g gᵀ: one fill, no per-pixel product
     n_sum = np.empty((len(_IU[0]), raw.shape[1]))
     n_sum[:, complete] = gg.sum(axis=0)[:, None]
-    y0 = raw.astype(np.float64)
     if not complete.all():
-        gaps = ~complete
-        y0[~valid] = 0.0
-        n_sum[:, gaps] = gg.T @ valid[:, gaps].astype(np.float64)
-    return {
-        "N": n_sum,
-        "r": g.T @ y0,
-        "q": np.einsum("ij,ij->j", y0, y0),
-        "n": n,
-    }
+        gaps = np.flatnonzero(~complete)
+        sub = raw[:, gaps]
+        valid = np.isfinite(sub)
+        valid[:, ~sub.any(axis=0)] = False  # MintPy no-data: zero at every epoch read
+        # a pixel with every epoch valid that got here (tiny values whose squares underflow)
+        # is complete all the same: the same sums as the fast path
+        ysub = np.where(valid, y0[:, gaps], 0.0)  # float64, as the fast path
+        y0[:, gaps] = ysub
+        q[gaps] = np.einsum("ij,ij->j", ysub, ysub)
+        n[gaps] = valid.sum(axis=0)
+        full = valid.all(axis=0)
+        n_sum[:, gaps[full]] = gg.sum(axis=0)[:, None]
+        part = gaps[~full]
+        n_sum[:, part] = gg.T @ valid[:, ~full].astype(np.float64)
+    return {"N": n_sum, "r": g.T @ y0, "q": q, "n": n}
 
 
 def _epoch_digests(path: Path, shape: tuple[int, int, int]) -> list[str]:
@@ -220,25 +231,26 @@ def _block_fit(
     period_yr: float,
     min_epochs: int,
     scale_mm: float,
-) -> tuple[int, SeasonalFit]:
+) -> list[tuple[int, SeasonalFit]]:
     """The fit of rows ``r0:r1`` (one task: sums, then the per-pixel solve, in slabs of at most
-    ``_SLAB_PIXELS`` so that a task's working memory stays small whatever the task size)."""
+    ``_SLAB_PIXELS`` so that a task's working memory stays small whatever the task size), as
+    (first row, fit) per slab: the caller copies each into its output once."""
+    import h5py
+
     n_ep, _, width = shape
     step = max(1, _SLAB_PIXELS // max(width, 1))
-    parts: list[SeasonalFit] = []
-    for a in range(r0, r1, step):
-        b = min(a + step, r1)
-        sums = _block_sums(path, a, b, 0, n_ep, g)
-        sums = {k: v.reshape((*v.shape[:-1], b - a, width)) for k, v in sums.items()}
-        parts.append(
-            _solve(sums, dates, period_yr=period_yr, min_epochs=min_epochs, scale_mm=scale_mm)
-        )
-    if len(parts) == 1:
-        return r0, parts[0]
-    joined = {
-        name: np.concatenate([getattr(p, name) for p in parts]) for name in SeasonalFit.ARRAY_FIELDS
-    }
-    return r0, SeasonalFit(**joined, t0=dates[0], period_yr=period_yr)
+    parts: list[tuple[int, SeasonalFit]] = []
+    with h5py.File(path, "r") as f:
+        ts = f["timeseries"]
+        for a in range(r0, r1, step):
+            b = min(a + step, r1)
+            sums = _slab_sums(ts[:, a:b, :].reshape(n_ep, -1), g)
+            sums = {k: v.reshape((*v.shape[:-1], b - a, width)) for k, v in sums.items()}
+            fit = _solve(
+                sums, dates, period_yr=period_yr, min_epochs=min_epochs, scale_mm=scale_mm, g=g
+            )
+            parts.append((a, fit))
+    return parts
 
 
 def _fit_blocks(
@@ -260,10 +272,11 @@ def _fit_blocks(
     }
     args = (shape, g, dates, period_yr, min_epochs, scale_mm)
     what = f"seasonal fit ({n_ep} epochs)"
-    for r0, part in _row_blocks(_block_fit, path, shape, chunk_pixels, what, *args):
-        for name in SeasonalFit.ARRAY_FIELDS:
-            block_rows = getattr(part, name)
-            out[name][r0 : r0 + block_rows.shape[0]] = block_rows
+    for parts in _row_blocks(_block_fit, path, shape, chunk_pixels, what, *args):
+        for r0, part in parts:
+            for name in SeasonalFit.ARRAY_FIELDS:
+                block_rows = getattr(part, name)
+                out[name][r0 : r0 + block_rows.shape[0]] = block_rows
     return SeasonalFit(**out, t0=dates[0], period_yr=period_yr)
 
 
@@ -275,28 +288,33 @@ def _solve(
     min_epochs: int,
     scale_mm: float,
     max_condition: float = 1e8,
+    g: NDArray[np.float64] | None = None,
 ) -> SeasonalFit:
-    """Per-pixel least squares from the sums (whole-array; one inverse for complete pixels)."""
+    """Per-pixel least squares from the sums (whole-array; one inverse for complete pixels).
+
+    ``g``: the design matrix of ``dates`` when the caller has it already.
+
+    Parameters are kept component-major (4 × pixels): every step is then a small matrix product
+    or an elementwise pass over contiguous rows.
+    """
     n_ep = len(dates)
     shape = sums["q"].shape
     n = sums["n"].reshape(-1)
     r = sums["r"].reshape(N_PARAMS, -1)
     q = sums["q"].reshape(-1)
     n_flat = sums["N"].reshape(len(_IU[0]), -1)
-    m = np.full((n.size, N_PARAMS), np.nan)
     full = n == n_ep
-    g = design_matrix(dates, period_yr)
+    if g is None:
+        g = design_matrix(dates, period_yr)
     gtg = g.T @ g
-    if full.all():
-        m = r.T @ np.linalg.inv(gtg).T
-    elif full.any():
-        m[full] = r[:, full].T @ np.linalg.inv(gtg).T
+    m = np.linalg.inv(gtg) @ r  # right for complete pixels; the others are set below
+    gaps = np.flatnonzero(~full)
     part = (~full) & (n >= min(max(min_epochs, N_PARAMS + 1), n_ep))
     # per-pixel normal matrices only where an epoch is missing (complete pixels share gᵀg)
-    gaps = np.flatnonzero(~full)
     nmat = np.zeros((len(gaps), N_PARAMS, N_PARAMS))
     nmat[:, _IU[0], _IU[1]] = n_flat[:, gaps].T
     nmat[:, _IU[1], _IU[0]] = nmat[:, _IU[0], _IU[1]]
+    m[:, gaps] = np.nan
     if part.any():
         sub = nmat[part[gaps]]
         cond = np.linalg.cond(sub)
@@ -304,20 +322,24 @@ def _solve(
         sol = np.full((int(part.sum()), N_PARAMS), np.nan)
         if ok.any():
             sol[ok] = np.linalg.solve(sub[ok], r[:, part].T[ok][..., None])[..., 0]
-        m[part] = sol
-    m0 = np.nan_to_num(m)
-    mr = np.einsum("pk,kp->p", m0, r)
-    mnm = ((m0 @ gtg) * m0).sum(axis=1)
+        m[:, part] = sol.T
+    m0 = m
     if len(gaps):
-        mnm[gaps] = np.einsum("pk,pkl,pl->p", m0[gaps], nmat, m0[gaps])
+        m0 = m.copy()
+        m0[:, gaps] = np.nan_to_num(m[:, gaps])
+    mr = np.einsum("kp,kp->p", m0, r)
+    mnm = np.einsum("kp,kp->p", gtg @ m0, m0)
+    if len(gaps):
+        mg = m0[:, gaps].T
+        mnm[gaps] = np.einsum("pk,pkl,pl->p", mg, nmat, mg)
     with np.errstate(invalid="ignore", divide="ignore"):
         rms = np.sqrt(np.maximum(q - 2 * mr + mnm, 0.0) / np.maximum(n, 1))
-    rms[~np.isfinite(m[:, 0])] = np.nan
+    rms[~np.isfinite(m[0])] = np.nan
     m *= scale_mm
-    c, d = m[:, 2], m[:, 3]
+    c, d = m[2], m[3]
     return SeasonalFit(
-        offset_mm=m[:, 0].reshape(shape),
-        rate_mm_yr=m[:, 1].reshape(shape),
+        offset_mm=m[0].reshape(shape),
+        rate_mm_yr=m[1].reshape(shape),
         cos_mm=c.reshape(shape),
         sin_mm=d.reshape(shape),
         seasonal_amplitude_pp_mm=(2.0 * np.hypot(c, d)).reshape(shape),
