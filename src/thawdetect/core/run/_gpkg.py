@@ -77,20 +77,32 @@ def _blob_envelope(blob: bytes | None) -> tuple[float, float, float, float] | No
     return x0, x1, y0, y1
 
 
+_HEADER_DTYPE = np.dtype(
+    [("magic", "S2"), ("version", "u1"), ("flags", "u1"), ("srs_id", "<i4"), ("envelope", "<f8", 4)]
+)  # = _HEADER_XY, little-endian: the header of every non-empty geometry the ledger writes
+
+
 def _encode_geometries(
     geoms: npt.NDArray[Any], srs_id: int
 ) -> tuple[list[bytes | None], npt.NDArray[Any]]:
-    """GeoPackage blobs (envelope in the header) and each one's (minx, miny, maxx, maxy)."""
+    """GeoPackage blobs (envelope in the header) and each one's (minx, miny, maxx, maxy).
+
+    The headers are packed for all rows at once (a numpy record array); an empty geometry gets
+    the 8-byte header with the "empty" flag and no envelope."""
     wkb = shapely.to_wkb(geoms, byte_order=1, flavor="iso")
     bounds = shapely.bounds(geoms)
-    out: list[bytes | None] = []
-    for w, (x0, y0, x1, y1) in zip(wkb.tolist(), bounds.tolist(), strict=True):
-        if w is None:
-            out.append(None)
-        elif math.isnan(x0):  # empty geometry: no envelope, "empty" flag
-            out.append(_HEADER.pack(b"GP", 0, 0x11, srs_id) + w)
-        else:
-            out.append(_HEADER_XY.pack(b"GP", 0, 0x03, srs_id, x0, x1, y0, y1) + w)
+    empty = np.isnan(bounds[:, 0])
+    header = np.zeros(len(geoms), dtype=_HEADER_DTYPE)
+    header["magic"] = b"GP"
+    header["flags"] = np.where(empty, 0x11, 0x03)
+    header["srs_id"] = srs_id
+    header["envelope"] = bounds[:, [0, 2, 1, 3]]  # minx, maxx, miny, maxy
+    packed = header.tobytes()
+    size = _HEADER_DTYPE.itemsize
+    out: list[bytes | None] = [
+        None if w is None else packed[i * size : i * size + (_HEADER.size if e else size)] + w
+        for i, (w, e) in enumerate(zip(wkb.tolist(), empty.tolist(), strict=True))
+    ]
     return out, bounds
 
 

@@ -22,6 +22,7 @@ from numpy.typing import NDArray
 
 from thawdetect.core.errors import InputError
 from thawdetect.core.plugin_api.detector import SCORE_COLUMN
+from thawdetect.core.run._json import json_objects
 from thawdetect.core.run.merge import overlap_fraction
 from thawdetect.core.vector import read_vector
 
@@ -93,10 +94,9 @@ def proposal_rows(cands: gpd.GeoDataFrame, name: str, k: int, crs: Any) -> gpd.G
             "detector": rows["detector"],
             "iteration": rows["iteration"],
             SCORE_COLUMN: rows[SCORE_COLUMN],
-            "evidence_json": [
-                encode(dict(zip(evidence_cols, values, strict=True)))
-                for values in zip(*(rows[c].astype(object) for c in evidence_cols), strict=True)
-            ]
+            "evidence_json": json_objects(
+                evidence_cols, [rows[c].astype(object).tolist() for c in evidence_cols], encode
+            )
             if evidence_cols
             else ["{}"] * len(rows),
         },

@@ -21,6 +21,7 @@ import numpy.typing as npt
 import pandas as pd
 
 from thawdetect.core.plugin_api.detector import SCORE_COLUMN, SERIES_COLUMN
+from thawdetect.core.run._json import json_objects
 from thawdetect.core.vector import valid_geometries
 
 
@@ -116,10 +117,9 @@ def merge_candidates(
     # Each best member's evidence object ({column: value, ..., "n_parts": k}) as JSON, then each
     # group's {detector: evidence} object joined from its members' texts (JSON composes: the
     # same text json.dumps gives the nested dict). ``best`` runs by group, then detector.
-    member_json = [
-        encode({**dict(zip(evidence_cols, vals, strict=True)), "n_parts": int(k)})
-        for *vals, k in zip(*(values[c] for c in evidence_cols), n_parts.tolist(), strict=True)
-    ]
+    member_json = json_objects(
+        [*evidence_cols, "n_parts"], [*(values[c] for c in evidence_cols), n_parts.tolist()], encode
+    )
     det_key = [encode(str(d)) + ": " for d in det_names]
     best_det_list = best_det.tolist()
     starts_b = np.flatnonzero(np.r_[True, best_group[1:] != best_group[:-1]]).tolist()
