@@ -84,6 +84,33 @@ def test_use_scheduler_nests_and_restores():
     assert out.tolist() == again.tolist() == [1, 2, 3]
 
 
+def _blas_threads() -> list[int]:
+    from threadpoolctl import threadpool_info
+
+    return [p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"]
+
+
+@pytest.mark.parametrize("progress", ["0", "1"])
+@pytest.mark.parametrize("scheduler", ["threads", "processes"])
+def test_local_pools_run_tasks_on_one_blas_thread(monkeypatch, scheduler, progress):
+    """Each pool thread/process already keeps a core busy: BLAS inside a task gets one thread
+    (OpenBLAS's own pool on top oversubscribed the cores), and this process gets its setting
+    back afterwards."""
+    import dask
+    from threadpoolctl import threadpool_limits
+
+    monkeypatch.setenv("THAWDETECT_PROGRESS", progress)
+    if scheduler == "processes" and (os.cpu_count() or 1) < 2:
+        pytest.skip("one core: a worker's BLAS has one thread anyway")
+    with threadpool_limits(limits=2, user_api="blas"):
+        if not _blas_threads():
+            pytest.skip("numpy is not linked to a BLAS that threadpoolctl controls")
+        assert set(_blas_threads()) == {2}
+        (inside,) = compute(dask.delayed(_blas_threads, pure=False)(), scheduler=scheduler)
+        assert inside and set(inside) == {1}
+        assert set(_blas_threads()) == {2}
+
+
 @pytest.mark.parametrize("scheduler", ["synchronous", "threads"])
 def test_compute_with_progress_bar(monkeypatch, scheduler):
     """With bars on, results are the same; errors inside tasks reach the caller unchanged."""

@@ -159,7 +159,9 @@ def compute(
     if spec in LOCAL_SCHEDULERS:
         with _one_blas_thread(spec):
             if not show:
-                result: tuple[Any, ...] = dask_compute(*collections, scheduler=spec)  # type: ignore[no-untyped-call]
+                result: tuple[Any, ...] = dask_compute(  # type: ignore[no-untyped-call]
+                    *collections, scheduler=spec, **_local_options(spec)
+                )
                 return result
             return _local_with_progress(collections, spec, str(description))
     client = _client(spec)
@@ -178,9 +180,10 @@ def compute(
 def _one_blas_thread(spec: str) -> Iterator[None]:
     """One BLAS thread per task while the local thread pool runs (Dask's advice on
     oversubscription): each of its threads already keeps a core busy, and OpenBLAS starting its
-    own pool per call on top of them cost the seasonal fit ~30 % on 2 cores. Dask ``distributed``
-    workers get the same from their nanny (``OPENBLAS_NUM_THREADS=1``); the synchronous
-    scheduler keeps the library's default."""
+    own pool per call on top of them cost the seasonal fit ~30 % on 2 cores. The ``processes``
+    pool's workers set the same when they start (:func:`_single_blas_thread`), Dask
+    ``distributed`` workers get it from their nanny (``OPENBLAS_NUM_THREADS=1``); the
+    synchronous scheduler keeps the library's default. Restored when the computation ends."""
     if spec != "threads":
         yield
         return
@@ -188,6 +191,18 @@ def _one_blas_thread(spec: str) -> Iterator[None]:
 
     with threadpool_limits(limits=1, user_api="blas"):
         yield
+
+
+def _single_blas_thread() -> None:
+    """Initializer of each ``processes`` pool worker: one BLAS thread (see _one_blas_thread)."""
+    import numpy  # noqa: F401  (loads the BLAS library, so that there is something to limit)
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(limits=1, user_api="blas")
+
+
+def _local_options(spec: str) -> dict[str, Any]:
+    return {"initializer": _single_blas_thread} if spec == "processes" else {}
 
 
 def _local_with_progress(
@@ -212,7 +227,9 @@ def _local_with_progress(
     def work() -> None:
         try:
             with Callback(start=start, posttask=posttask):  # type: ignore[no-untyped-call]
-                out["result"] = dask_compute(*collections, scheduler=spec)  # type: ignore[no-untyped-call]
+                out["result"] = dask_compute(  # type: ignore[no-untyped-call]
+                    *collections, scheduler=spec, **_local_options(spec)
+                )
         except BaseException as exc:  # re-raised in the caller's thread
             out["error"] = exc
         finally:
