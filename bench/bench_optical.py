@@ -231,6 +231,7 @@ def main() -> None:
             ("QDQ, per-channel, last 2 Conv (head) in fp32", {"exclude_last_convs": 2}),
             ("QDQ, per-channel, Resize in fp32", {"exclude_op_types": ("Resize",)}),
             ("QDQ, per-channel, percentile calibration", {"calibrate_method": "Percentile"}),
+            ("QDQ, per-channel, 7-bit weights (reduce_range)", {"reduce_range": True}),
         ]
     fp32 = None
     encoders = (
@@ -256,7 +257,8 @@ def main() -> None:
         )
         print(f"  torch eager      {eager:6.2f} MP/s  (1.00x)")
         print(f"  onnxruntime fp32 {r32:6.2f} MP/s  ({r32 / eager:.2f}x eager)")
-        for name, options in variants if encoder == "resnet18" else variants[:1]:
+        light = [v for v in variants if v[0] == variants[0][0] or "reduce_range" in v[0]]
+        for name, options in variants if encoder == "resnet18" else light:
             q = tmp / f"{encoder}_int8_{len(name)}.onnx"
             try:
                 quantize_int8(path, q, calib, **options)

@@ -140,3 +140,35 @@ def test_int8_options(tmp_path, options, int8_op, float_convs):
     ref = predict_array(open_session(fp32), x)
     got = predict_array(open_session(int8), x)
     assert np.abs(got - ref).max() < 0.05
+
+
+@pytest.mark.parametrize("reduce_range", [False, True])
+def test_int8_reduce_range_writes_7_bit_weights(tmp_path, reduce_range):
+    """``reduce_range``: every int8 weight within ±64 (no u8s8 saturation on CPUs without VNNI);
+    without it the full 8-bit range is used."""
+    import onnx
+    from onnx import numpy_helper
+
+    from thawdetect.plugins.optical_dl.export import quantize_int8
+    from thawdetect.plugins.optical_dl.infer import open_session, predict_array
+
+    torch.manual_seed(0)
+    fp32 = export_onnx(_Small().eval(), tmp_path / "m.onnx")
+    rng = np.random.default_rng(0)
+    calib = rng.integers(0, 256, (4, 3, 32, 32)).astype(np.uint8)
+    int8 = quantize_int8(fp32, tmp_path / "q.onnx", calib, reduce_range=reduce_range)
+    weights = [
+        numpy_helper.to_array(t)
+        for t in onnx.load(str(int8)).graph.initializer
+        if t.data_type == onnx.TensorProto.INT8 and t.dims and len(t.dims) == 4
+    ]
+    assert weights
+    lo, hi = min(int(w.min()) for w in weights), max(int(w.max()) for w in weights)
+    # 7 bits of magnitude: a pair of products u8 × s8 stays below 2¹⁵ (2 × 255 × 64 = 32,640)
+    if reduce_range:
+        assert max(-lo, hi) <= 64
+    else:
+        assert max(-lo, hi) > 64
+    x = rng.integers(0, 256, (2, 3, 32, 32)).astype(np.uint8)
+    ref = predict_array(open_session(fp32), x)
+    assert np.abs(predict_array(open_session(int8), x) - ref).max() < 0.05

@@ -67,6 +67,7 @@ def quantize_int8(
     exclude_op_types: Sequence[str] = (),
     exclude_last_convs: int = 0,
     calibrate_method: Literal["MinMax", "Percentile", "Entropy"] = "MinMax",
+    reduce_range: bool = False,
 ) -> Path:
     """Static INT8 quantization calibrated on tiles of the region (QDQ, per-channel by default).
 
@@ -80,6 +81,9 @@ def quantize_int8(
         exclude_op_types: operator types left in float (e.g. ``("Resize",)``).
         exclude_last_convs: leave the last N Conv nodes (the segmentation head) in float.
         calibrate_method: activation range estimation.
+        reduce_range: 7-bit weights. onnxruntime's u8s8 kernels on x86 CPUs without VNNI
+            (AVX2, plain AVX-512) add pairs of products in 16 bits, which can saturate with full
+            8-bit weights; 7-bit weights cannot (onnxruntime's quantization guide).
     """
     try:
         from onnxruntime.quantization import (
@@ -130,6 +134,7 @@ def quantize_int8(
             op_types_to_quantize=op_types,
             nodes_to_exclude=excluded or None,
             calibrate_method=getattr(CalibrationMethod, calibrate_method),
+            reduce_range=reduce_range,
         )
         os.replace(tmp, int8_path)
     return int8_path
