@@ -8,6 +8,7 @@ so the patched inventory has both appended and replaced rows.
 from __future__ import annotations
 
 import gc
+import pickle
 from types import SimpleNamespace
 from typing import Any
 
@@ -18,6 +19,7 @@ from shapely.geometry import box
 
 from thawdetect.core.config import RunConfig
 from thawdetect.core.plugin_api.detector import (
+    DeferredFrame,
     Detector,
     DetectorConfig,
     IterationContext,
@@ -87,14 +89,25 @@ class CheckingEngine(Engine):
     checked: list[tuple[int, bool, int]]
 
     def _update(self, k: int, detectors: dict[str, Any]) -> None:
-        self._training_sets()  # the sets as they stood before this update are cached
+        before = self._training_sets()  # the sets as they stood before this update are cached
+        early = self._sets.deferred()  # made now, looked at after the update
         super()._update(k, detectors)
         patched = self._sets._version is not None  # kept current without a whole read
         kept = self._training_sets()
+        ctx = self._context(None, k)  # what contexts carry: made on first look
+        assert all(isinstance(ctx.__dict__[f"_{n}_value"], DeferredFrame) for n in LAYERS)
         for layer in LAYERS:
             full = self.ledger.read(layer)
             pd.testing.assert_frame_equal(pd.DataFrame(kept[layer]), pd.DataFrame(full))
             assert kept[layer].crs == full.crs
+            pd.testing.assert_frame_equal(pd.DataFrame(getattr(ctx, layer)), pd.DataFrame(full))
+            assert getattr(ctx, layer) is getattr(ctx, layer)  # made once, then kept
+            # a deferred set is the sets as they stood when it was made, a new copy each time
+            a, b = early[layer].load(), early[layer].load()
+            pd.testing.assert_frame_equal(pd.DataFrame(a), pd.DataFrame(before[layer]))
+            assert a is not b
+            pickled = pickle.loads(pickle.dumps(early[layer]))  # a pickled one is the frame
+            pd.testing.assert_frame_equal(pd.DataFrame(pickled), pd.DataFrame(a))
         grown = int((kept["inventory"]["merged_candidates"].fillna("") != "").sum())
         self.checked.append((k, patched, grown))
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -114,6 +114,47 @@ class ImageFrame:
     colormap: str | None = None
 
 
+class DeferredFrame:
+    """A frame made on first use: the engine hands contexts their training sets this way, so a
+    detector or reviewer that never looks at them does not pay for copying them (the sets grow
+    with the run: tens of thousands of features after a few QTEC iterations).
+
+    ``load`` must return the same frame whenever it is called (the engine's loaders join a
+    snapshot of the sets taken when the context was made). A pickled one is the frame itself.
+    """
+
+    __slots__ = ("load",)
+
+    def __init__(self, load: Callable[[], gpd.GeoDataFrame]) -> None:
+        self.load = load
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_same, (self.load(),))
+
+
+def _same(frame: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+    return frame
+
+
+class _FrameField:
+    """A dataclass field that holds a GeoDataFrame, or a :class:`DeferredFrame` made into one on
+    first access (then kept). Required (no default), like a plain field."""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self._slot = f"_{name}_value"
+
+    def __get__(self, obj: Any, objtype: type | None = None) -> gpd.GeoDataFrame:
+        if obj is None:
+            raise AttributeError(self._slot)  # dataclasses: no default, the field is required
+        value = obj.__dict__[self._slot]
+        if isinstance(value, DeferredFrame):
+            value = obj.__dict__[self._slot] = value.load()
+        return value
+
+    def __set__(self, obj: Any, value: gpd.GeoDataFrame | DeferredFrame) -> None:
+        obj.__dict__[self._slot] = value
+
+
 @dataclass
 class IterationContext:
     """What a detector (and hooks) get to see of the run at iteration ``iteration``.
@@ -139,9 +180,9 @@ class IterationContext:
     region: Region
     crs: Any
     host: PluginHost
-    positives: gpd.GeoDataFrame
-    negatives: gpd.GeoDataFrame
-    inventory: gpd.GeoDataFrame
+    positives: _FrameField = _FrameField()
+    negatives: _FrameField = _FrameField()
+    inventory: _FrameField = _FrameField()
     previous_dir: Path | None = None
     reference_paths: list[Path] = field(default_factory=list)
     synthetic: bool = False

@@ -34,7 +34,7 @@ import logging
 import re
 import shutil
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -46,6 +46,7 @@ from thawdetect import __version__
 from thawdetect.core.config import RunConfig
 from thawdetect.core.errors import ConfigError, InputError, ThawdetectError
 from thawdetect.core.plugin_api.detector import (
+    DeferredFrame,
     Detector,
     IterationContext,
     ReviewOutcome,
@@ -249,12 +250,16 @@ class Engine:
         return self._sets.get()
 
     def _context(
-        self, name: str | None, iteration: int, sets: dict[str, gpd.GeoDataFrame] | None = None
+        self,
+        name: str | None,
+        iteration: int,
+        sets: Mapping[str, gpd.GeoDataFrame | DeferredFrame] | None = None,
     ) -> IterationContext:
         """Context for detector ``name`` (None: the iteration itself, for reviewers/observers).
 
-        ``sets`` (from :meth:`_training_sets`) saves re-reading the ledger when several contexts
-        of one stage are built.
+        ``sets``: the frames to hand over (the update stage's, already made); by default the sets
+        as they stand, each made on the context's first look at it (:class:`DeferredFrame`): most
+        reviewers and hooks never look, and the sets grow with the run.
         """
         return calls.iteration_context(
             self.run_dir,
@@ -263,7 +268,7 @@ class Engine:
             region=self.region,
             crs=self.crs,
             host=self.host,
-            sets=sets if sets is not None else self._training_sets(),
+            sets=sets if sets is not None else self._sets.deferred(),
             manifest=self.manifest,
         )
 
@@ -473,9 +478,9 @@ class Engine:
         cands = self.ledger.read("candidates", where={"iteration": k})
 
         def frames_and_dem() -> tuple[list[Any], Any]:
-            frames, sets, dem = [], self._training_sets(), None
+            frames, dem = [], None
             for name, det in detectors.items():
-                ctx = self._context(name, k, sets)
+                ctx = self._context(name, k)
                 frames += self._call_detector(name, "image_frames", k, det.image_frames, ctx)
                 dem = dem or getattr(det.config, "dem_file", None)  # hillshade behind value maps
             return frames, dem

@@ -11,7 +11,7 @@ import contextlib
 import gc
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -20,7 +20,12 @@ import pandas as pd
 
 from thawdetect.core.errors import ConfigError, PluginError, ThawdetectError
 from thawdetect.core.models import validate_section
-from thawdetect.core.plugin_api.detector import Detector, DetectorConfig, IterationContext
+from thawdetect.core.plugin_api.detector import (
+    DeferredFrame,
+    Detector,
+    DetectorConfig,
+    IterationContext,
+)
 from thawdetect.core.plugin_api.host import PluginHost
 from thawdetect.core.regions import Region
 
@@ -84,13 +89,14 @@ def iteration_context(
     region: Region,
     crs: Any,
     host: PluginHost,
-    sets: dict[str, gpd.GeoDataFrame],
+    sets: Mapping[str, gpd.GeoDataFrame | DeferredFrame],
     manifest: dict[str, Any],
 ) -> IterationContext:
     """Context for detector ``name`` (None: the iteration itself, for reviewers/observers).
 
     Its work directory ``iterations/NN/<name>`` is created; ``previous_dir`` is the one of the
-    iteration before when it exists. ``sets`` holds the positives, negatives and inventory.
+    iteration before when it exists. ``sets`` holds the positives, negatives and inventory
+    (frames, or :class:`DeferredFrame` made on first use).
     """
     work = run_dir / "iterations" / f"{iteration:02d}" / (name or "")
     work.mkdir(parents=True, exist_ok=True)

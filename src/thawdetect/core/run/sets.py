@@ -14,12 +14,14 @@ compares the two after every update.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Collection
 
 import geopandas as gpd
 import numpy as np
 import pandas as pd
 
+from thawdetect.core.plugin_api.detector import DeferredFrame
 from thawdetect.core.run.ledger import Ledger
 
 LAYERS = ("positives", "negatives", "inventory")
@@ -46,6 +48,16 @@ class TrainingSets:
         """The three layers (each caller gets its own copy)."""
         self._refresh()
         return {layer: _joined(chunks) for layer, chunks in self._chunks.items()}
+
+    def deferred(self) -> dict[str, DeferredFrame]:
+        """The three layers as they stand now, each joined into its own copy only when first
+        used (contexts carry them; most reviewers and hooks never look). The chunks are taken
+        now: a later update does not change what these give."""
+        self._refresh()
+        return {
+            layer: DeferredFrame(functools.partial(_joined, list(chunks)))
+            for layer, chunks in self._chunks.items()
+        }
 
     def geometry(self, layer: str) -> gpd.GeoSeries:
         """The geometry of one of the three layers (a copy)."""
