@@ -139,3 +139,56 @@ def test_kept_training_sets_equal_a_full_read(tmp_path):
     inv = engine.ledger.read("inventory")
     assert len(inv) == 8
     assert (inv["merged_candidates"].iloc[:6] != "").all()
+
+
+def _full_decided(ledger, statuses):
+    """What the merge screens against, read whole (the definition)."""
+    cands = ledger.read("candidates", where={"status": list(statuses)})
+    return list(cands.geometry)
+
+
+def test_decided_outlines_follow_decisions_undo_and_hand_edits(tmp_path):
+    """The decided outlines are taken in from new decision rows only; decisions, an undo and a
+    status changed without a decision (a ledger edited by hand) all give what a full read gives,
+    and only the hand edit needs reading every decided candidate again."""
+    from thawdetect.core.review.decisions import decide, undo_last_decision
+    from thawdetect.core.run.sets import DecidedOutlines
+
+    cfg = RunConfig(
+        region=Region(name="sets", crs=CRS),
+        detectors={"fragments": {}},
+        reviewer="manual",  # stops with the candidates of iteration 1 pending
+        evidence=False,
+        max_iterations=1,
+    )
+    run = tmp_path / "run"
+    engine = Engine(cfg, run, PluginHost(plugins=[("fragments", PLUGIN)]))
+    engine.run()
+    ledger = engine.ledger
+    statuses = ["confirmed", "rejected", "part_of", "unsure"]
+    kept = DecidedOutlines(ledger)
+
+    def same() -> int:
+        got = list(kept.get(statuses))
+        want = _full_decided(ledger, statuses)
+        assert len(got) == len(want) and all(a.equals(b) for a, b in zip(got, want, strict=True))
+        return len(got)
+
+    ids = ledger.read("candidates")["candidate_id"].tolist()
+    assert len(ids) == 6 and same() == 0
+    decide(run, ids[0], "rejected", reviewer="t")
+    assert same() == 1
+    decide(run, ids[1:3], "confirmed", reviewer="t")
+    assert same() == 3
+    undo_last_decision(run, reviewer="t")  # back to pending: taken out again
+    assert same() == 1
+    decide(run, ids[0], "unsure", reviewer="t")  # decided stays decided
+    assert same() == 1
+    assert kept.full_reads == 0
+    # a status changed by hand (no decision row): seen by the check, read whole again
+    edit = pd.DataFrame({"candidate_id": [ids[4]], "status": ["confirmed"]})
+    with ledger.transaction() as t:
+        t.update("candidates", "candidate_id", edit)
+    assert same() == 2 and kept.full_reads == 1
+    decide(run, ids[5], "rejected", reviewer="t")
+    assert same() == 3 and kept.full_reads == 1
