@@ -35,7 +35,7 @@ import itertools
 import json
 import logging
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -123,12 +123,22 @@ def check_dates(dates: list[date], path: str | Path) -> None:
 def _block_sums(
     path: str, r0: int, r1: int, e0: int, e1: int, g: NDArray[np.float64]
 ) -> dict[str, NDArray[Any]]:
-    """Normal-equation sums of epochs ``e0:e1`` over rows ``r0:r1`` (opens the file by path)."""
+    """Normal-equation sums of epochs ``e0:e1`` over rows ``r0:r1`` (opens the file by path),
+    computed in slabs of at most ``_SLAB_PIXELS`` pixels so that the float64 working copy stays
+    small (and in cache) whatever the block size."""
     import h5py
 
     with h5py.File(path, "r") as f:
-        raw = f["timeseries"][e0:e1, r0:r1, :]
-    return _slab_sums(raw.reshape(raw.shape[0], -1), g)
+        ts = f["timeseries"]
+        width = ts.shape[2]
+        step = max(1, _SLAB_PIXELS // max(width, 1))
+        parts = [
+            _slab_sums(ts[e0:e1, a : min(a + step, r1), :].reshape(e1 - e0, -1), g)
+            for a in range(r0, r1, step)
+        ]
+    if len(parts) == 1:
+        return parts[0]
+    return {k: np.concatenate([p[k] for p in parts], axis=-1) for k in parts[0]}
 
 
 def _slab_sums(raw: NDArray[Any], g: NDArray[np.float64]) -> dict[str, NDArray[Any]]:
@@ -209,16 +219,19 @@ def _sums(
     e0: int,
     chunk_pixels: int,
 ) -> dict[str, NDArray[Any]]:
-    """Sums of epochs ``e0:`` over the whole grid, one Dask task per block of rows."""
+    """Sums of epochs ``e0:`` over the whole grid, one Dask task per block of rows, each block
+    copied into the output arrays as it arrives (never a second copy of the grid's sums)."""
     n_ep, length, width = shape
     what = f"seasonal fit ({n_ep - e0} epochs)"
-    parts = list(_row_blocks(_block_sums, path, shape, chunk_pixels, what, e0, n_ep, g[e0:]))
-    return {
-        k: np.concatenate([p[k] for p in parts], axis=-1).reshape(
-            (*parts[0][k].shape[:-1], length, width)
-        )
-        for k in ("N", "r", "q", "n")
-    }
+    out: dict[str, NDArray[Any]] = {}
+    done = 0  # pixels written (the blocks come in row order)
+    for part in _row_blocks(_block_sums, path, shape, chunk_pixels, what, e0, n_ep, g[e0:]):
+        for k, v in part.items():
+            if k not in out:
+                out[k] = np.empty((*v.shape[:-1], length * width), dtype=v.dtype)
+            out[k][..., done : done + v.shape[-1]] = v
+        done += part["q"].shape[-1]
+    return {k: v.reshape((*v.shape[:-1], length, width)) for k, v in out.items()}
 
 
 def _block_fit(
@@ -266,18 +279,58 @@ def _fit_blocks(
 ) -> SeasonalFit:
     """The whole grid's fit, one Dask task per block of rows, written into the output arrays."""
     n_ep, length, width = shape
-    out: dict[str, NDArray[Any]] = {
-        name: np.empty((length, width), dtype=np.int32 if name == "valid_epochs" else np.float64)
-        for name in SeasonalFit.ARRAY_FIELDS
-    }
     args = (shape, g, dates, period_yr, min_epochs, scale_mm)
     what = f"seasonal fit ({n_ep} epochs)"
-    for parts in _row_blocks(_block_fit, path, shape, chunk_pixels, what, *args):
-        for r0, part in parts:
-            for name in SeasonalFit.ARRAY_FIELDS:
-                block_rows = getattr(part, name)
-                out[name][r0 : r0 + block_rows.shape[0]] = block_rows
+    blocks = _row_blocks(_block_fit, path, shape, chunk_pixels, what, *args)
+    return _assembled((length, width), (p for parts in blocks for p in parts), dates, period_yr)
+
+
+def _assembled(
+    shape: tuple[int, int],
+    parts: Iterable[tuple[int, SeasonalFit]],
+    dates: list[date],
+    period_yr: float,
+) -> SeasonalFit:
+    """The grid's fit from (first row, fit of those rows) parts, each copied in once."""
+    out: dict[str, NDArray[Any]] = {
+        name: np.empty(shape, dtype=np.int32 if name == "valid_epochs" else np.float64)
+        for name in SeasonalFit.ARRAY_FIELDS
+    }
+    for r0, part in parts:
+        for name in SeasonalFit.ARRAY_FIELDS:
+            block_rows = getattr(part, name)
+            out[name][r0 : r0 + block_rows.shape[0]] = block_rows
     return SeasonalFit(**out, t0=dates[0], period_yr=period_yr)
+
+
+def _solve_in_slabs(
+    sums: dict[str, NDArray[Any]],
+    dates: list[date],
+    *,
+    period_yr: float,
+    min_epochs: int,
+    scale_mm: float,
+) -> SeasonalFit:
+    """:func:`_solve` of the whole grid's sums, slab by slab of rows (``_SLAB_PIXELS``), so
+    that its temporaries stay the size of a slab instead of several times the grid."""
+    length, width = sums["q"].shape
+    step = max(1, _SLAB_PIXELS // max(width, 1))
+    g = design_matrix(dates, period_yr)
+    parts = (
+        (
+            a,
+            _solve(
+                {k: v[..., a : a + step, :] for k, v in sums.items()},
+                dates,
+                period_yr=period_yr,
+                min_epochs=min_epochs,
+                scale_mm=scale_mm,
+                g=g,
+            ),
+        )
+        for a in range(0, length, step)
+    )
+    return _assembled((length, width), parts, dates, period_yr)
 
 
 def _solve(
@@ -470,7 +523,9 @@ def fit_timeseries_file(
             _save_cache(cache, sums, names, digests)
         if status != "computed":
             log.info("%s: %s", path, note)
-        fit = _solve(sums, dates, period_yr=period_yr, min_epochs=min_epochs, scale_mm=scale_mm)
+        fit = _solve_in_slabs(
+            sums, dates, period_yr=period_yr, min_epochs=min_epochs, scale_mm=scale_mm
+        )
     _fix_reference(fit, attrs, shape)
     return FileFit(fit, dates, grid, attrs, status, shape[0] - start, note)
 
