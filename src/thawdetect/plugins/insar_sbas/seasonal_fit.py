@@ -129,16 +129,26 @@ def _block_sums(
     import h5py
 
     with h5py.File(path, "r") as f:
-        ts = f["timeseries"]
-        width = ts.shape[2]
-        step = max(1, _SLAB_PIXELS // max(width, 1))
-        parts = [
-            _slab_sums(ts[e0:e1, a : min(a + step, r1), :].reshape(e1 - e0, -1), g)
-            for a in range(r0, r1, step)
-        ]
+        parts = [sums for _, _, sums in _slabs(f["timeseries"], r0, r1, e0, e1, g)]
     if len(parts) == 1:
         return parts[0]
     return {k: np.concatenate([p[k] for p in parts], axis=-1) for k in parts[0]}
+
+
+def _slab_rows(width: int) -> int:
+    """Rows per slab: at most ``_SLAB_PIXELS`` pixels (at least one row)."""
+    return max(1, _SLAB_PIXELS // max(width, 1))
+
+
+def _slabs(
+    ts: Any, r0: int, r1: int, e0: int, e1: int, g: NDArray[np.float64]
+) -> Iterator[tuple[int, int, dict[str, NDArray[Any]]]]:
+    """(first row, end row, sums of epochs ``e0:e1``) for each slab of rows ``r0:r1`` of the
+    open ``timeseries`` dataset ``ts``."""
+    step = _slab_rows(ts.shape[2])
+    for a in range(r0, r1, step):
+        b = min(a + step, r1)
+        yield a, b, _slab_sums(ts[e0:e1, a:b, :].reshape(e1 - e0, -1), g)
 
 
 def _slab_sums(raw: NDArray[Any], g: NDArray[np.float64]) -> dict[str, NDArray[Any]]:
@@ -251,13 +261,9 @@ def _block_fit(
     import h5py
 
     n_ep, _, width = shape
-    step = max(1, _SLAB_PIXELS // max(width, 1))
     parts: list[tuple[int, SeasonalFit]] = []
     with h5py.File(path, "r") as f:
-        ts = f["timeseries"]
-        for a in range(r0, r1, step):
-            b = min(a + step, r1)
-            sums = _slab_sums(ts[:, a:b, :].reshape(n_ep, -1), g)
+        for a, b, sums in _slabs(f["timeseries"], r0, r1, 0, n_ep, g):
             sums = {k: v.reshape((*v.shape[:-1], b - a, width)) for k, v in sums.items()}
             fit = _solve(
                 sums, dates, period_yr=period_yr, min_epochs=min_epochs, scale_mm=scale_mm, g=g
@@ -314,7 +320,7 @@ def _solve_in_slabs(
     """:func:`_solve` of the whole grid's sums, slab by slab of rows (``_SLAB_PIXELS``), so
     that its temporaries stay the size of a slab instead of several times the grid."""
     length, width = sums["q"].shape
-    step = max(1, _SLAB_PIXELS // max(width, 1))
+    step = _slab_rows(width)
     g = design_matrix(dates, period_yr)
     parts = (
         (
