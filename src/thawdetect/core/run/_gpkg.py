@@ -43,8 +43,7 @@ Where = Mapping[str, Any]
 _BUSY_TIMEOUT_S = 60.0
 _GPKG_APPLICATION_ID = 0x47504B47  # "GPKG"
 _ENVELOPE_BYTES = {0: 0, 1: 32, 2: 48, 3: 48, 4: 64}
-_HEADER = struct.Struct("<2sBBi")
-_HEADER_XY = struct.Struct("<2sBBi4d")
+_HEADER = struct.Struct("<2sBBi")  # magic, version, flags, srs_id: no envelope (empty geometry)
 _INTEGER_TYPES = ("INTEGER", "INT", "MEDIUMINT", "SMALLINT", "TINYINT")
 _REAL_TYPES = ("REAL", "FLOAT", "DOUBLE")
 _IN_CHUNK = 500  # values per IN (...) list
@@ -79,7 +78,7 @@ def _blob_envelope(blob: bytes | None) -> tuple[float, float, float, float] | No
 
 _HEADER_DTYPE = np.dtype(
     [("magic", "S2"), ("version", "u1"), ("flags", "u1"), ("srs_id", "<i4"), ("envelope", "<f8", 4)]
-)  # = _HEADER_XY, little-endian: the header of every non-empty geometry the ledger writes
+)  # _HEADER + the xy envelope, little-endian: every non-empty geometry the ledger writes
 
 
 def _encode_geometries(

@@ -189,6 +189,7 @@ def merge_candidates(
     if "geometry" not in columns:
         columns.append("geometry")
     content = np.full((n_groups, len(columns)), np.nan, dtype=object)
+    value_objects = {c: _objects(values[c]) for c in evidence_cols}  # once per column
     for i, name in enumerate(columns):
         if name in base:
             content[:, i] = _objects(base[name])
@@ -197,7 +198,7 @@ def merge_candidates(
         else:
             d, c = flat_cols[name]
             mine = best_det == d
-            content[best_group[mine], i] = _objects(values[c])[mine]
+            content[best_group[mine], i] = value_objects[c][mine]
     out = gpd.GeoDataFrame(
         pd.DataFrame(content.tolist(), columns=columns), geometry="geometry", crs=crs
     )

@@ -215,32 +215,28 @@ class DecidedOutlines:
         fid, geom = _q(info.fid), _q(info.geometry)
         status_in = f"status IN ({', '.join('?' * len(wanted))})"
         params = sorted(wanted)
-        if _layer_info(con, "decisions") is not None:
+        decisions = _layer_info(con, "decisions")
+        if decisions is not None:
             new = con.execute(
-                "SELECT fid, candidate_id, iteration FROM decisions WHERE fid > ? ORDER BY fid",
+                f"SELECT {_q(decisions.fid)}, candidate_id, iteration FROM decisions "
+                f"WHERE {_q(decisions.fid)} > ? ORDER BY {_q(decisions.fid)}",
                 (self._last_decision,),
             ).fetchall()
             if new:
                 self._last_decision = int(new[-1][0])
                 touched = {cid for _, cid, _ in new}
-                iterations = sorted({it for _, _, it in new if it is not None})
+                # the candidates of those decisions: by their iterations (indexed, one read per
+                # iteration decided), or by id when a decision lacks its iteration
+                by, keys = "iteration", sorted({it for _, _, it in new if it is not None})
                 if any(it is None for _, _, it in new):
-                    iterations = []  # a decision without its iteration: look them all up
+                    by, keys = "candidate_id", sorted(touched, key=str)
                 rows: list[Any] = []
-                if iterations:
-                    for chunk in _chunks(iterations):
-                        rows += con.execute(
-                            f"SELECT {fid}, candidate_id, status, {geom} FROM candidates "
-                            f"WHERE iteration IN ({', '.join('?' * len(chunk))})",
-                            list(chunk),
-                        ).fetchall()
-                else:
-                    for chunk in _chunks(sorted(touched, key=str)):
-                        rows += con.execute(
-                            f"SELECT {fid}, candidate_id, status, {geom} FROM candidates "
-                            f"WHERE candidate_id IN ({', '.join('?' * len(chunk))})",
-                            list(chunk),
-                        ).fetchall()
+                for chunk in _chunks(keys):
+                    rows += con.execute(
+                        f"SELECT {fid}, candidate_id, status, {geom} FROM candidates "
+                        f"WHERE {by} IN ({', '.join('?' * len(chunk))})",
+                        list(chunk),
+                    ).fetchall()
                 rows = [r for r in rows if r[1] in touched]
                 for _, cid, status, _ in rows:
                     if status not in wanted:
