@@ -214,6 +214,22 @@ def test_int8_quantization_runs_and_agrees(deeplab, tmp_path):
     assert np.abs(p8 - p32).mean() < 0.1
 
 
+def test_lighter_model_exports_and_quantizes(tmp_path):
+    """The lighter option (mobilenet_v2 encoder, 128 decoder channels): same input/output contract
+    as the default model, and its 7-bit INT8 (what AVX2 CPUs get) follows its fp32 output."""
+    torch.manual_seed(0)
+    model = build_model("mobilenet_v2", decoder_channels=128).eval()
+    path = export_onnx(model, tmp_path / "light.onnx")
+    rng = np.random.default_rng(7)
+    x = rng.integers(0, 256, (2, 3, 64, 96)).astype(np.uint8)
+    p32 = predict_array(open_session(path), x)
+    assert p32.shape == (2, 64, 96)
+    assert np.allclose(p32, predict_torch(model, x), atol=1e-4)
+    int8 = quantize_int8(path, tmp_path / "light_int8.onnx", x, reduce_range=True)
+    p8 = predict_array(open_session(int8), x)
+    assert np.abs(p8 - p32).mean() < 0.1
+
+
 # ~60 s: the optical loop on the qtec sample twice over (train, fine-tune with INT8 and the
 # held-out IoU guard). The default suite keeps one optical loop, tests/test_qtec_mixed.py (train,
 # propose, merge with InSAR, fine-tune at iteration 2); this one runs with -m slow.
