@@ -16,7 +16,7 @@ The engine's update stage calls :func:`build_inventory_update` once per iteratio
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import geopandas as gpd
 import numpy as np
@@ -26,7 +26,22 @@ from numpy.typing import NDArray
 
 from thawdetect.core.review.decisions import _inventory_targets, _texts
 
-__all__ = ["build_inventory_update", "union_outline"]
+__all__ = ["InventoryChange", "build_inventory_change", "build_inventory_update", "union_outline"]
+
+
+class InventoryChange(NamedTuple):
+    """What :func:`build_inventory_change` makes of an iteration's decisions."""
+
+    #: the new inventory features of the iteration
+    new_features: gpd.GeoDataFrame
+    #: the earlier inventory with fragments merged into it (a copy)
+    inventory: gpd.GeoDataFrame
+    #: the "part of" candidates (candidate_id, detector outline)
+    fragments: gpd.GeoDataFrame
+    #: positions (in ``inventory``, ascending) of the earlier features a fragment was merged
+    #: into or whose ``merged_candidates`` text was tidied; every other row is the input's row
+    touched: NDArray[np.intp]
+
 
 _AREAL = ("Polygon", "MultiPolygon")
 
@@ -49,6 +64,20 @@ def build_inventory_update(
     *,
     echo: Callable[[str], None] | None = None,
 ) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame, gpd.GeoDataFrame]:
+    """``(new_features, inventory, fragments)`` of :func:`build_inventory_change`."""
+    change = build_inventory_change(k, candidates, latest, inventory, crs, echo=echo)
+    return change.new_features, change.inventory, change.fragments
+
+
+def build_inventory_change(
+    k: int,
+    candidates: gpd.GeoDataFrame,
+    latest: pd.DataFrame,
+    inventory: gpd.GeoDataFrame,
+    crs: Any,
+    *,
+    echo: Callable[[str], None] | None = None,
+) -> InventoryChange:
     """The inventory change of iteration ``k``.
 
     Args:
@@ -60,9 +89,10 @@ def build_inventory_update(
         echo: where to say that a fragment's target was not confirmed.
 
     Returns:
-        ``(new_features, inventory, fragments)``: the new inventory features of iteration ``k``
-        (``outline`` = reviewed / detector / union, ``merged_candidates``), the earlier inventory
-        with fragments merged into it, and the fragments (candidate_id, detector outline).
+        The new inventory features of iteration ``k`` (``outline`` = reviewed / detector /
+        union, ``merged_candidates``), the earlier inventory with fragments merged into it, the
+        fragments (candidate_id, detector outline), and which earlier features were merged into
+        (so that only those need comparing with what the ledger holds).
     """
     say = echo or (lambda _msg: None)
     # Whole columns: each candidate's id, status, detector outline and, for the confirmed and
@@ -86,7 +116,10 @@ def build_inventory_update(
             inventory[col] = default
     inv_geoms = inventory.geometry.to_numpy().copy()
     inv_outline = inventory["outline"].astype(object).to_numpy().copy()
-    inv_merged = _texts(inventory["merged_candidates"].to_numpy())
+    merged_before = inventory["merged_candidates"].to_numpy()
+    inv_merged = _texts(merged_before)
+    # features whose merged_candidates text is tidied here (None, NaN, padded) are changed too
+    touched = set(np.flatnonzero(pd.Series(merged_before, dtype=object).ne(inv_merged)).tolist())
     if len(part):  # "part of" decisions are few: one at a time, in candidate order
         new: dict[Any, int] = {c: j for j, c in enumerate(cids[conf])}  # id -> new feature
         to = _decision_texts(latest, "part_of", cids[part])
@@ -106,6 +139,7 @@ def build_inventory_update(
                 merged_into.setdefault(j, []).append(cid)
             elif x in targets:
                 i = inv_pos[targets[x]]
+                touched.add(i)
                 inv_geoms[i] = (
                     outline if outline is not None else union_outline(inv_geoms[i], own[row])
                 )
@@ -145,7 +179,9 @@ def build_inventory_update(
         geometry=gpd.GeoSeries(list(own[part]), crs=crs),
         crs=crs,
     )
-    return new_inv, inventory, fragments
+    return InventoryChange(
+        new_inv, inventory, fragments, np.asarray(sorted(touched), dtype=np.intp)
+    )
 
 
 def _decision_texts(latest: pd.DataFrame, column: str, ids: NDArray[Any]) -> NDArray[Any]:

@@ -185,14 +185,14 @@ def inventory_update(
     Idempotent on re-run: rows of iteration ``k`` in ``sets`` are replaced, not appended twice
     (and a union into an earlier feature is the same union again).
     """
-    from thawdetect.core.review.outlines import build_inventory_update
+    from thawdetect.core.review.outlines import build_inventory_change
 
     # the rejected candidates' ids and outlines (filtered as a frame, as before: same index)
     rejected = mine[["candidate_id", mine.geometry.name]][mine["status"] == "rejected"]
     positives = sets["positives"][sets["positives"]["iteration"] != k]
     negatives = sets["negatives"][sets["negatives"]["iteration"] != k]
     inventory = sets["inventory"][sets["inventory"]["iteration"] != k]  # copied by the call below
-    new_inv, inventory, fragments = build_inventory_update(
+    new_inv, inventory, fragments, touched = build_inventory_change(
         k, mine, latest, inventory, crs, echo=echo
     )
     new_pos = gpd.GeoDataFrame(
@@ -212,13 +212,16 @@ def inventory_update(
     )
     positives = concat(concat(positives, new_pos, crs), frag_pos, crs)
     negatives = concat(negatives, new_neg, crs)
-    inventory = concat(inventory, new_inv, crs)
+    inventory = concat(inventory, new_inv, crs)  # the earlier features first, in their order
+    # only the earlier features a fragment was merged into can differ from the ledger's rows
+    # (the others are the same rows): compare those, whatever the inventory's size
+    grown = changed_features(sets["inventory"], inventory.iloc[touched])
     return InventoryUpdate(
         new_positives=concat(new_pos, frag_pos, crs),
         new_negatives=new_neg,
         new_inventory=new_inv,
         fragments=fragments,
-        grown=changed_features(sets["inventory"], inventory[inventory["iteration"] != k]),
+        grown=grown,
         positives=positives,
         negatives=negatives,
         inventory=inventory,
