@@ -119,7 +119,11 @@ def build_inventory_change(
     merged_before = inventory["merged_candidates"].to_numpy()
     inv_merged = _texts(merged_before)
     # features whose merged_candidates text is tidied here (None, NaN, padded) are changed too
-    touched = set(np.flatnonzero(pd.Series(merged_before, dtype=object).ne(inv_merged)).tolist())
+    touched = set(
+        np.flatnonzero(
+            pd.Series(merged_before, dtype=object).ne(pd.Series(inv_merged, dtype=object))
+        ).tolist()
+    )
     if len(part):  # "part of" decisions are few: one at a time, in candidate order
         new: dict[Any, int] = {c: j for j, c in enumerate(cids[conf])}  # id -> new feature
         to = _decision_texts(latest, "part_of", cids[part])
