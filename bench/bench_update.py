@@ -2,7 +2,7 @@
 
 The update stage turns iteration k's decided candidates into the new inventory, positives and
 negatives: ``latest_decisions`` (the decision in effect per candidate), ``inventory_update``
-(``build_inventory_update``: new features with their reviewed outlines, fragments merged into
+(``build_inventory_change``: new features with their reviewed outlines, fragments merged into
 earlier features; ``changed_features``: the earlier features that changed) and
 ``iteration_summary``. Issue 13 asks ≤ 0.2 s for it at N = 10,510 candidates per iteration.
 
@@ -136,11 +136,11 @@ def parts(data: dict[str, Any], repeat: int) -> dict[str, float]:
     k, mine, crs = data["k"], data["mine"], data["crs"]
     latest = latest_decisions(data["decisions"])
     before = data["sets"]["inventory"]
-    _, after, _ = outlines.build_inventory_update(k, mine, latest, before, crs)
+    _, after, _, _ = outlines.build_inventory_change(k, mine, latest, before, crs)
     return {
         "latest_decisions": best(lambda: latest_decisions(data["decisions"]), repeat)[1],
-        "build_inventory_update": best(
-            lambda: outlines.build_inventory_update(k, mine, latest, before, crs), repeat
+        "build_inventory_change": best(
+            lambda: outlines.build_inventory_change(k, mine, latest, before, crs), repeat
         )[1],
         "changed_features": best(lambda: layers.changed_features(before, after), repeat)[1],
     }

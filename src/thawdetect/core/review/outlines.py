@@ -1,6 +1,6 @@
 """From review decisions to inventory features: reviewed outlines, fragments merged into X.
 
-The engine's update stage calls :func:`build_inventory_update` once per iteration:
+The engine's update stage calls :func:`build_inventory_change` once per iteration:
 
 * a ``confirmed`` candidate becomes a new inventory feature with the reviewed outline of its
   latest decision (``geometry_wkt``), or its detector outline when the reviewer kept it;
@@ -26,7 +26,7 @@ from numpy.typing import NDArray
 
 from thawdetect.core.review.decisions import _inventory_targets, _texts
 
-__all__ = ["InventoryChange", "build_inventory_change", "build_inventory_update", "union_outline"]
+__all__ = ["InventoryChange", "build_inventory_change", "union_outline"]
 
 
 class InventoryChange(NamedTuple):
@@ -53,20 +53,6 @@ def union_outline(a: Any, b: Any) -> Any:
         return b if b is not None else a
     out = shapely.union_all(parts)
     return shapely.make_valid(out) if not shapely.is_valid(out) else out
-
-
-def build_inventory_update(
-    k: int,
-    candidates: gpd.GeoDataFrame,
-    latest: pd.DataFrame,
-    inventory: gpd.GeoDataFrame,
-    crs: Any,
-    *,
-    echo: Callable[[str], None] | None = None,
-) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame, gpd.GeoDataFrame]:
-    """``(new_features, inventory, fragments)`` of :func:`build_inventory_change`."""
-    change = build_inventory_change(k, candidates, latest, inventory, crs, echo=echo)
-    return change.new_features, change.inventory, change.fragments
 
 
 def build_inventory_change(
