@@ -19,7 +19,7 @@
 
 Usage: python bench/bench_optical.py [--size 8192] [--small 2048] [--threads 2] [--reps 4]
        [--train-steps 60] [--no-variants] [--encoders resnet18,mobilenet_v2:128]
-       [--no-e2e]
+       [--no-e2e | --e2e-onnx MODEL.onnx]
 """
 
 from __future__ import annotations
@@ -200,6 +200,11 @@ def main() -> None:
         "compared with",
     )
     ap.add_argument("--no-e2e", action="store_true", help="model throughput only")
+    ap.add_argument(
+        "--e2e-onnx",
+        default=None,
+        help="end to end only, with this ONNX model (e.g. a run's model_int8_7bit.onnx)",
+    )
     args = ap.parse_args()
     if args.e2e_child:
         print(json.dumps(end_to_end(*args.e2e_child, args.threads)))
@@ -244,14 +249,14 @@ def main() -> None:
             ("QDQ, per-channel, percentile calibration", {"calibrate_method": "Percentile"}),
             ("QDQ, per-channel, 7-bit weights (reduce_range)", {"reduce_range": True}),
         ]
-    fp32 = None
+    fp32 = Path(args.e2e_onnx) if args.e2e_onnx else None
     models = (
         args.encoders.split(",")
         if args.encoders
         else ["resnet18", *(() if args.no_variants else ("mobilenet_v2", "mobilenet_v2:128"))]
     )
     first_eager = None
-    for spec in models:
+    for spec in () if args.e2e_onnx else models:
         encoder, _, channels = spec.partition(":")
         decoder_channels = int(channels or 256)
         label = f"{encoder}/{decoder_channels}"  # encoder / decoder channels
