@@ -203,6 +203,45 @@ def test_polygonize_blockwise_equals_whole(tmp_path):
     assert len(whole) == n
 
 
+def test_polygonize_keeps_holes(tmp_path):
+    """A ring-shaped slump (a hole of background inside, another of nodata) keeps its holes,
+    with the coordinates ``rasterio.features.shapes`` gives (as ``shapely.geometry.shape``)."""
+    from rasterio.features import shapes
+    from shapely.geometry import shape
+
+    from thawdetect.plugins.optical_dl.infer import _polygon
+
+    prob = np.zeros((64, 64), np.float32)
+    prob[8:56, 8:56] = 0.9
+    prob[20:30, 20:30] = 0.1  # background hole
+    prob[36:44, 36:48] = np.nan  # nodata hole
+    path = tmp_path / "ring.tif"
+    transform = from_origin(500000, 3900000, 3, 3)
+    with rasterio.open(
+        path,
+        "w",
+        driver="GTiff",
+        width=64,
+        height=64,
+        count=1,
+        dtype="float32",
+        crs="EPSG:32646",
+        transform=transform,
+        nodata=np.nan,
+    ) as dst:
+        dst.write(prob[None])
+    got = polygonize_probability(path, threshold=0.5, min_area_ha=0.05)
+    assert len(got) == 1
+    poly = got.geometry.iloc[0]
+    assert len(poly.interiors) == 2
+    mask = prob >= 0.5
+    ((expected, _),) = shapes(mask.astype(np.int32), mask=mask, transform=transform)
+    assert poly.equals(shape(expected))  # joined across the file's blocks
+    assert _polygon(expected).wkb == shape(expected).wkb  # the conversion itself: same bytes
+    assert got["area_m2"].iloc[0] == mask.sum() * 9.0
+    assert got["max_probability"].iloc[0] == pytest.approx(0.9)
+
+
 def test_int8_quantization_runs_and_agrees(deeplab, tmp_path):
     _, path = deeplab
     rng = np.random.default_rng(6)

@@ -473,6 +473,15 @@ class _UnionFind:
             self.parent[max(ra, rb)] = min(ra, rb)
 
 
+def _polygon(geom: dict[str, Any]) -> Any:
+    """A GeoJSON-like polygon from ``rasterio.features.shapes`` as a shapely Polygon: the same
+    coordinates as ``shapely.geometry.shape``, without its per-vertex Python loop."""
+    import shapely
+
+    shell, *holes = (np.asarray(ring, dtype=np.float64) for ring in geom["coordinates"])
+    return shapely.polygons(shell, holes=[shapely.linearrings(h) for h in holes] or None)
+
+
 def polygonize_probability(
     prob_path: Path, threshold: float = 0.5, min_area_ha: float = 0.0
 ) -> gpd.GeoDataFrame:
@@ -494,7 +503,6 @@ def polygonize_probability(
     import shapely
     from rasterio.features import shapes
     from scipy import ndimage
-    from shapely.geometry import shape
 
     with rasterio.open(prob_path) as src:
         crs, transform = src.crs, src.transform
@@ -561,7 +569,7 @@ def polygonize_probability(
     for gid, geom in pieces:
         k = int(inverse[gid - 1])
         if keep[k]:
-            groups.setdefault(k, []).append(shape(geom))
+            groups.setdefault(k, []).append(_polygon(geom))
     order = sorted(groups)
     geoms = [g[0] if len(g) == 1 else shapely.union_all(g) for g in (groups[k] for k in order)]
     mean = tot_sum[order] / tot_cnt[order]
