@@ -531,7 +531,11 @@ def polygonize_probability(
                 new_above[c0:c1] = 0
                 left_col = np.zeros(int(win.height), np.int64)
                 continue
-            glob_labels = np.where(labels > 0, labels.astype(np.int64) + next_id - 1, 0)
+
+            def glob(edge: NDArray[Any], offset: int = next_id - 1) -> NDArray[np.int64]:
+                """Run-wide labels of an edge row or column of this block (0 = background)."""
+                return np.where(edge > 0, edge.astype(np.int64) + offset, 0)
+
             # per-region sum, count and maximum over the masked pixels only (ndimage.maximum
             # sorts the whole block: most of this function's time on a busy map)
             lab, val = labels[mask], prob[mask].astype(np.float64)
@@ -541,17 +545,19 @@ def polygonize_probability(
             np.maximum.at(block_max, lab, val)
             maxs.append(block_max[1:])
             btransform = src.window_transform(win)
-            for geom, value in shapes(labels.astype(np.int32), mask=mask, transform=btransform):
+            for geom, value in shapes(
+                labels.astype(np.int32, copy=False), mask=mask, transform=btransform
+            ):
                 pieces.append((int(value) + next_id - 1, geom))
-            for edge_a, edge_b in ((above[c0:c1], glob_labels[0]), (left_col, glob_labels[:, 0])):
+            for edge_a, edge_b in ((above[c0:c1], glob(labels[0])), (left_col, glob(labels[:, 0]))):
                 if edge_a is None:
                     continue
                 both = (edge_a > 0) & (edge_b > 0)
                 if both.any():
                     for a, b in np.unique(np.stack([edge_a[both], edge_b[both]], 1), axis=0):
                         uf.union(int(a), int(b))
-            new_above[c0:c1] = glob_labels[-1]
-            left_col = glob_labels[:, -1]
+            new_above[c0:c1] = glob(labels[-1])
+            left_col = glob(labels[:, -1])
             next_id += n
     columns = ["score", "mean_probability", "max_probability", "area_m2"]
     if not pieces:
