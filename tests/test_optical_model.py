@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import geopandas as gpd
 import numpy as np
@@ -161,22 +162,14 @@ def test_deeplab_tiles_have_no_seams(deeplab, tmp_path):
     assert np.abs(prob[32:-32, 32:-32] - whole[32:-32, 32:-32]).mean() < 0.05
 
 
-def test_polygonize_blockwise_equals_whole(tmp_path):
-    rng = np.random.default_rng(5)
-    from rasterio.features import shapes
-    from scipy import ndimage
-
-    prob = ndimage.gaussian_filter(rng.random((150, 170)), 3).astype(np.float32)
-    prob = (prob - prob.min()) / (prob.max() - prob.min())
-    prob[:5, :5] = np.nan
-    path = tmp_path / "p.tif"
-    transform = from_origin(0, 1000, 3, 3)
+def write_probability(path: Path, prob: np.ndarray, transform: Any) -> Path:
+    """A float32 probability GeoTIFF (NaN nodata) in 32 × 32 blocks."""
     with rasterio.open(
         path,
         "w",
         driver="GTiff",
-        width=170,
-        height=150,
+        width=prob.shape[1],
+        height=prob.shape[0],
         count=1,
         dtype="float32",
         crs="EPSG:32646",
@@ -187,6 +180,19 @@ def test_polygonize_blockwise_equals_whole(tmp_path):
         blockysize=32,
     ) as dst:
         dst.write(prob[None])
+    return path
+
+
+def test_polygonize_blockwise_equals_whole(tmp_path):
+    rng = np.random.default_rng(5)
+    from rasterio.features import shapes
+    from scipy import ndimage
+
+    prob = ndimage.gaussian_filter(rng.random((150, 170)), 3).astype(np.float32)
+    prob = (prob - prob.min()) / (prob.max() - prob.min())
+    prob[:5, :5] = np.nan
+    transform = from_origin(0, 1000, 3, 3)
+    path = write_probability(tmp_path / "p.tif", prob, transform)
     got = polygonize_probability(path, threshold=0.6, min_area_ha=0.01)
     mask = np.nan_to_num(prob) >= 0.6
     labels, n = ndimage.label(mask)
@@ -215,21 +221,8 @@ def test_polygonize_keeps_holes(tmp_path):
     prob[8:56, 8:56] = 0.9
     prob[20:30, 20:30] = 0.1  # background hole
     prob[36:44, 36:48] = np.nan  # nodata hole
-    path = tmp_path / "ring.tif"
     transform = from_origin(500000, 3900000, 3, 3)
-    with rasterio.open(
-        path,
-        "w",
-        driver="GTiff",
-        width=64,
-        height=64,
-        count=1,
-        dtype="float32",
-        crs="EPSG:32646",
-        transform=transform,
-        nodata=np.nan,
-    ) as dst:
-        dst.write(prob[None])
+    path = write_probability(tmp_path / "ring.tif", prob, transform)  # the ring spans 4 blocks
     got = polygonize_probability(path, threshold=0.5, min_area_ha=0.05)
     assert len(got) == 1
     poly = got.geometry.iloc[0]
