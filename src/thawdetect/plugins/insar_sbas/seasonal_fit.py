@@ -122,17 +122,15 @@ def check_dates(dates: list[date], path: str | Path) -> None:
 
 def _block_sums(
     path: str, r0: int, r1: int, e0: int, e1: int, g: NDArray[np.float64]
-) -> dict[str, NDArray[Any]]:
+) -> list[dict[str, NDArray[Any]]]:
     """Normal-equation sums of epochs ``e0:e1`` over rows ``r0:r1`` (opens the file by path),
-    computed in slabs of at most ``_SLAB_PIXELS`` pixels so that the float64 working copy stays
-    small (and in cache) whatever the block size."""
+    one per slab of at most ``_SLAB_PIXELS`` pixels (in row order) so that the float64 working
+    copy stays small (and in cache) whatever the block size; the caller copies each slab into
+    the grid's arrays once."""
     import h5py
 
     with h5py.File(path, "r") as f:
-        parts = [sums for _, _, sums in _slabs(f["timeseries"], r0, r1, e0, e1, g)]
-    if len(parts) == 1:
-        return parts[0]
-    return {k: np.concatenate([p[k] for p in parts], axis=-1) for k in parts[0]}
+        return [sums for _, _, sums in _slabs(f["timeseries"], r0, r1, e0, e1, g)]
 
 
 def _slab_rows(width: int) -> int:
@@ -235,7 +233,8 @@ def _sums(
     what = f"seasonal fit ({n_ep - e0} epochs)"
     out: dict[str, NDArray[Any]] = {}
     done = 0  # pixels written (the blocks come in row order)
-    for part in _row_blocks(_block_sums, path, shape, chunk_pixels, what, e0, n_ep, g[e0:]):
+    blocks = _row_blocks(_block_sums, path, shape, chunk_pixels, what, e0, n_ep, g[e0:])
+    for part in (slab for slabs in blocks for slab in slabs):
         for k, v in part.items():
             if k not in out:
                 out[k] = np.empty((*v.shape[:-1], length * width), dtype=v.dtype)

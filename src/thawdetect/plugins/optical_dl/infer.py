@@ -473,6 +473,11 @@ class _UnionFind:
             self.parent[max(ra, rb)] = min(ra, rb)
 
 
+def _run_labels(edge: NDArray[Any], offset: int) -> NDArray[np.int64]:
+    """Run-wide labels of a block's edge row or column (0 = background stays 0)."""
+    return np.where(edge > 0, edge.astype(np.int64) + offset, 0)
+
+
 def _polygon(geom: dict[str, Any]) -> Any:
     """A GeoJSON-like polygon from ``rasterio.features.shapes`` as a shapely Polygon: the same
     coordinates as ``shapely.geometry.shape``, without its per-vertex Python loop."""
@@ -531,11 +536,7 @@ def polygonize_probability(
                 new_above[c0:c1] = 0
                 left_col = np.zeros(int(win.height), np.int64)
                 continue
-
-            def glob(edge: NDArray[Any], offset: int = next_id - 1) -> NDArray[np.int64]:
-                """Run-wide labels of an edge row or column of this block (0 = background)."""
-                return np.where(edge > 0, edge.astype(np.int64) + offset, 0)
-
+            offset = next_id - 1  # this block's labels + offset = run-wide labels
             # per-region sum, count and maximum over the masked pixels only (ndimage.maximum
             # sorts the whole block: most of this function's time on a busy map)
             lab, val = labels[mask], prob[mask].astype(np.float64)
@@ -548,16 +549,19 @@ def polygonize_probability(
             for geom, value in shapes(
                 labels.astype(np.int32, copy=False), mask=mask, transform=btransform
             ):
-                pieces.append((int(value) + next_id - 1, geom))
-            for edge_a, edge_b in ((above[c0:c1], glob(labels[0])), (left_col, glob(labels[:, 0]))):
+                pieces.append((int(value) + offset, geom))
+            for edge_a, edge_b in (
+                (above[c0:c1], _run_labels(labels[0], offset)),
+                (left_col, _run_labels(labels[:, 0], offset)),
+            ):
                 if edge_a is None:
                     continue
                 both = (edge_a > 0) & (edge_b > 0)
                 if both.any():
                     for a, b in np.unique(np.stack([edge_a[both], edge_b[both]], 1), axis=0):
                         uf.union(int(a), int(b))
-            new_above[c0:c1] = glob(labels[-1])
-            left_col = glob(labels[:, -1])
+            new_above[c0:c1] = _run_labels(labels[-1], offset)
+            left_col = _run_labels(labels[:, -1], offset)
             next_id += n
     columns = ["score", "mean_probability", "max_probability", "area_m2"]
     if not pieces:
