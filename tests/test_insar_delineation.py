@@ -79,38 +79,49 @@ class TestGrow:
 
 
 class TestGrouping:
+    """Clusters that only unreliable ground separates are one landslide; measured ground is not."""
+
     @staticmethod
     def _two_lobes(gap: int):
         rate = np.zeros((12, 30))
         rate[3:9, 4:10] = -40.0
         rate[3:9, 10 + gap : 16 + gap] = -40.0
+        rate[3:9, 10 : 10 + gap] = np.nan  # decorrelated between them (fast motion)
         return rate
+
+    @staticmethod
+    def _run(rate, aspect, **kw):
+        unknown = np.isnan(rate)
+        return delineate(
+            rate, rate <= -30, floor_mm_yr=5.0, aspect_deg=aspect, unknown=unknown, **kw
+        )
 
     def test_fragments_within_two_pixels_on_one_facet_become_one(self):
         rate = self._two_lobes(gap=2)
-        aspect = np.full(rate.shape, 90.0)
-        d = delineate(rate, rate <= -30, floor_mm_yr=5.0, aspect_deg=aspect, smooth=False)
+        d = self._run(rate, np.full(rate.shape, 90.0), smooth=False)
         assert d.n == 1 and d.fragments.tolist() == [2]
         assert (d.labels[3:9, 10:12] == 1).all()  # the gap between them is part of it
 
+    def test_measured_stable_ground_between_keeps_them_apart(self):
+        rate = np.nan_to_num(self._two_lobes(gap=2), nan=0.0)  # the gap is measured, stable
+        d = self._run(rate, np.full(rate.shape, 90.0))
+        assert d.n == 2
+
     def test_three_pixels_apart_stay_two(self):
         rate = self._two_lobes(gap=3)
-        d = delineate(rate, rate <= -30, floor_mm_yr=5.0, aspect_deg=np.full(rate.shape, 90.0))
-        assert d.n == 2
+        assert self._run(rate, np.full(rate.shape, 90.0)).n == 2
 
     def test_a_ridge_between_keeps_them_apart(self):
         rate = self._two_lobes(gap=2)
         aspect = np.full(rate.shape, 90.0)
         aspect[:, 10:12] = 270.0  # the gap faces the other way: a ridge
-        d = delineate(rate, rate <= -30, floor_mm_yr=5.0, aspect_deg=aspect)
-        assert d.n == 2
+        assert self._run(rate, aspect).n == 2
 
     def test_different_facets_stay_apart(self):
         rate = self._two_lobes(gap=2)
         aspect = np.full(rate.shape, 90.0)
         aspect[:, 12:] = 180.0  # second lobe faces south, 90° from the first
-        d = delineate(rate, rate <= -30, floor_mm_yr=5.0, aspect_deg=aspect)
-        assert d.n == 2
+        assert self._run(rate, aspect).n == 2
 
 
 def test_holes_filled_and_corner_spur_and_edge_notch_smoothed():

@@ -208,6 +208,13 @@ class InsarSbasConfig(DetectorConfig):
         lt=1,
         description="a candidate also stops growing at this fraction of its seeds' median |rate|",
     )
+    grow_merge_ratio: float = Field(
+        0.5,
+        gt=0,
+        le=1,
+        description="two growing candidates join only where the measured pass between them is "
+        "at least this fraction of the slower one's peak |rate| (otherwise: two landslides)",
+    )
     noise_sigma_factor: float = Field(
         2.0, gt=0, description="floor = this × robust σ of the rate on stable, coherent terrain"
     )

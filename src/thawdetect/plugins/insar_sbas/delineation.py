@@ -1,30 +1,39 @@
-"""From rate and masks to landslide outlines: hysteresis growth, grouping, holes, smoothing.
+"""From rate and masks to landslide outlines: competing growth, grouping, holes, smoothing.
 
 Two methods (``delineation`` in the config):
 
 * ``threshold`` (the method until 0.x, kept for comparison): each 8-connected group of pixels that
   pass this iteration's |rate| threshold inside the masks is a candidate. Landslides whose rate
   falls off from core to edge come out as their cores, often in pieces.
-* ``grow`` (default): hysteresis. Pixels that pass the threshold inside the masks are *seeds*; a
-  candidate is every pixel 8-connected to a seed through pixels with the same sign of motion,
-  |rate| at or above a lower *floor*, inside the growth mask (coherence and the terrain masks'
-  relaxed limits). The floor defaults to ``noise_sigma_factor`` × the robust σ of the rate on
-  stable, coherent terrain (:func:`noise_floor`); each candidate also stops at
+* ``grow`` (default): competing growth. Pixels that pass the threshold inside the masks are
+  *seeds*. The growth domain is every reliable pixel (coherent, inside the terrain masks' relaxed
+  limits) with the seeds' sign of motion and |rate| at or above a *floor*; the floor defaults to
+  ``noise_sigma_factor`` × the robust σ of the rate on stable, coherent terrain
+  (:func:`noise_floor`). Unreliable pixels (decorrelated, no data) join the domain only in short
+  gaps (the closing of moving ground, ``group_distance_px`` wide): growth never runs along a
+  network of them, so low-coherence ground joining slopes end to end cannot fuse landslides.
+  Seeds *compete*: markers are the seed groups and every other local maximum of the smoothed
+  |rate| that stands a floor above its surroundings (a slower landslide without seeds yet, a
+  patch of creep), and the watershed of −|rate| gives each marker its basin. Two basins join only
+  where measured moving ground connects them: the pass between them reaches ``merge_ratio`` ×
+  the lower peak. Basins without seeds are dropped, and each candidate stops at
   ``relative_floor`` × the median |rate| of its own seeds, so that a fast landslide does not leak
   into slow, spatially correlated background (atmosphere, creep). Then:
 
-  1. clusters closer than ``group_distance_px`` with the same sign of motion on one slope facet
-     (mean aspects within ``facet_tolerance_deg`` and no pixel between them facing more than 90°
-     away: no ridge or valley between) become one candidate, the gap between them included;
-  2. growth passes through pixels without a reliable rate (decorrelated: fast motion loses
-     coherence); those in a candidate's morphological closing (radius 2 px) join it, and holes
-     are filled (each with the label of the nearest candidate pixel);
+  1. clusters that only unreliable ground separates (at most ``group_distance_px`` pixels of it,
+     same sign of motion, one slope facet: mean aspects within ``facet_tolerance_deg`` and no
+     pixel between them facing more than 90° away) become one candidate, the gap included;
+     measured ground between two clusters keeps them apart;
+  2. unreliable pixels in a candidate's morphological closing (radius 2 px) join it, and holes
+     that one candidate encloses are filled;
   3. the outline is smoothed on the pixel grid: one-pixel notches are filled and one-pixel spurs
      removed (never a seed), see :func:`_smooth`; the polygon is then simplified within 0.75
      pixel (:func:`.candidates.polygonize_labels`), so one-pixel stair-steps along diagonal
-     edges become straight lines.
+     edges become straight lines;
+  4. a candidate whose parts lie more than ``group_distance_px`` apart becomes several.
 
-Everything is whole-array NumPy/SciPy; loops run over candidates (dozens), never over pixels.
+Everything is whole-array NumPy/SciPy/scikit-image; loops run over candidates and basin pairs,
+never over pixels.
 """
 
 from __future__ import annotations
@@ -90,6 +99,23 @@ def _disc(r: float) -> NDArray[np.bool_]:
     return (yy**2 + xx**2) <= r * r + 1e-9
 
 
+def _find(parent: NDArray[np.int64], i: int) -> int:
+    """Union-find root of ``i`` (with path halving)."""
+    while parent[i] != i:
+        parent[i] = parent[parent[i]]
+        i = int(parent[i])
+    return i
+
+
+def _closing(mask: NDArray[np.bool_], radius_px: float) -> NDArray[np.bool_]:
+    """Binary closing with a disc, padded so that the image edge does not erode."""
+    from scipy import ndimage
+
+    pad = int(np.ceil(radius_px)) + 1
+    disc = _disc(radius_px)
+    return ndimage.binary_closing(np.pad(mask, pad), structure=disc)[pad:-pad, pad:-pad]
+
+
 def _relabel(labels: NDArray[np.integer], keep: NDArray[np.bool_]) -> tuple[NDArray[np.int32], int]:
     """Keep labels where ``keep[label]`` (index 0 ignored), renumbered 1..n in order."""
     keep = keep.copy()
@@ -107,47 +133,143 @@ def _threshold(seeds: NDArray[np.bool_], min_pixels: int) -> tuple[NDArray[np.in
     return _relabel(labels, counts >= min_pixels)
 
 
-def _hysteresis(
+def _smooth3(values: NDArray[np.float64]) -> NDArray[np.float64]:
+    """NaN-aware 3 × 3 mean; a NaN pixel takes the mean of its measured neighbours (NaN if none)."""
+    from scipy import ndimage
+
+    ok = np.isfinite(values)
+    num = ndimage.uniform_filter(np.where(ok, values, 0.0), 3, mode="constant")
+    den = ndimage.uniform_filter(ok.astype(np.float64), 3, mode="constant")
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out = num / den
+    out[den < 1e-9] = np.nan
+    return out
+
+
+def _saddles(
+    ws: NDArray[np.int32], height: NDArray[np.float64]
+) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.float64]]:
+    """Pairs ``(a, b)`` of 8-adjacent regions (a < b) and their saddle heights.
+
+    The saddle is the highest pass between them: the largest ``min(height[p], height[q])`` over
+    8-neighbour pixel pairs ``p`` in ``a``, ``q`` in ``b``.
+    """
+    a_all, b_all, s_all = [], [], []
+    h, w = ws.shape
+    for dy, dx in ((0, 1), (1, 0), (1, 1), (1, -1)):
+        p = (slice(0, h - dy), slice(max(-dx, 0), w - max(dx, 0)))
+        q = (slice(dy, h), slice(max(dx, 0), w - max(-dx, 0)))
+        la, lb = ws[p], ws[q]
+        sel = (la > 0) & (lb > 0) & (la != lb)
+        if not sel.any():
+            continue
+        x, y = la[sel].astype(np.int64), lb[sel].astype(np.int64)
+        a_all.append(np.minimum(x, y))
+        b_all.append(np.maximum(x, y))
+        s_all.append(np.minimum(height[p][sel], height[q][sel]))
+    if not a_all:
+        empty = np.zeros(0, dtype=np.int64)
+        return empty, empty, np.zeros(0)
+    a, b, s = np.concatenate(a_all), np.concatenate(b_all), np.concatenate(s_all)
+    key = a * (int(ws.max()) + 1) + b
+    uniq, inv = np.unique(key, return_inverse=True)
+    sad = np.full(uniq.size, -np.inf)
+    np.maximum.at(sad, inv, s)
+    first = np.zeros(uniq.size, dtype=np.int64)
+    first[inv] = np.arange(inv.size)
+    return a[first], b[first], sad
+
+
+def _compete(
     rate: NDArray[np.float64],
     seeds: NDArray[np.bool_],
     grow_ok: NDArray[np.bool_],
     floor: float,
     relative_floor: float,
-    passable: NDArray[np.bool_] | None = None,
+    merge_ratio: float,
+    unknown: NDArray[np.bool_] | None = None,
+    gap_px: float = 2.0,
 ) -> tuple[NDArray[np.int32], int, NDArray[np.int8]]:
-    """Components of the growth domain that hold a seed, per sign of motion.
+    """Competing growth from seeds, per sign of motion (see the module docstring, ``grow``).
 
-    Growth passes through ``passable`` pixels (no reliable rate), which are then left out of the
-    labels (:func:`_bridge_unknown` takes back those inside a candidate's closing).
-
-    A component's own floor is the larger of ``floor`` and ``relative_floor`` × the median |rate|
-    of its seeds, so a fast landslide does not leak into slow, spatially correlated background.
+    Markers are the seed groups and every other local maximum of the (3 × 3 smoothed) |rate|
+    that stands at least ``floor`` above its surroundings (h-maxima): a slower landslide without
+    seeds yet, or a patch of creep, claims its own basin instead of being swallowed. The
+    watershed of −|rate| inside the growth domain (reliable pixels at or above ``floor``, never
+    unreliable ones) gives each marker its basin; two basins merge where the pass between them
+    is high (``merge_ratio`` × the lower peak), i.e. measured moving ground connects them.
+    Basins without seeds are dropped; each candidate then stops at ``relative_floor`` × the
+    median |rate| of its seeds, and keeps only the pieces that hold seeds.
     """
     from scipy import ndimage
+    from skimage.measure import label as same_value_label
+    from skimage.morphology import h_maxima
+    from skimage.segmentation import watershed
 
     out = np.zeros(rate.shape, dtype=np.int32)
     signs: list[int] = []
     n = 0
     for s in (-1, 1):
-        moving = np.nan_to_num(s * rate, nan=-np.inf)
-        seed_s = seeds & (moving > 0)
-        through = np.zeros_like(seed_s) if passable is None else passable & ~seed_s
-        domain = (grow_ok & (moving >= floor)) | seed_s | through
-        lab, k = ndimage.label(domain, structure=_EIGHT)
-        if k == 0:
+        moving = s * rate
+        finite = np.isfinite(moving)
+        seed_s = seeds & finite & (moving > 0)
+        if not seed_s.any():
             continue
+        reliable = (grow_ok & finite & (moving >= floor)) | seed_s
+        # short gaps of unreliable ground (a few pixels, in the closing of moving ground) are
+        # crossed; a network of it is not: growth never runs along unreliable pixels
+        bridge = np.zeros_like(reliable)
+        if unknown is not None and gap_px > 0:
+            bridge = unknown & ~reliable & _closing(reliable, gap_px / 2.0)
+        domain = reliable | bridge
+        # only the domain's components that hold a seed matter; work in their bounding box
+        dlab, _ = ndimage.label(domain, structure=_EIGHT)
+        live = np.zeros(int(dlab.max()) + 1, dtype=bool)
+        live[np.unique(dlab[seed_s])] = True
+        live[0] = False
+        domain = live[dlab]
+        rows = np.flatnonzero(domain.any(axis=1))
+        cols = np.flatnonzero(domain.any(axis=0))
+        box = (slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1))
+        dom, seed_b, mov = domain[box], seed_s[box], moving[box]
+        measured = np.where((grow_ok[box] & finite[box]) | seed_b, mov, np.nan)
+        height = np.where(dom, np.nan_to_num(_smooth3(measured), nan=floor), floor)
+        height = np.maximum(height, floor)
+        height[seed_b] = np.maximum(height[seed_b], np.nan_to_num(mov[seed_b], nan=floor))
+        peaks = h_maxima(height, floor) > 0 if floor > 0 else np.zeros_like(dom)
+        markers, k = ndimage.label(seed_b | (peaks & dom), structure=_EIGHT)
+        ws = watershed(-height, markers, mask=dom, connectivity=2).astype(np.int32)
+        has_seed = np.bincount(markers[seed_b], minlength=k + 1) > 0
+        peak = np.full(k + 1, -np.inf)
+        np.maximum.at(peak, ws[dom], height[dom])
+        a, b, sad = _saddles(ws, height)
+        # merge where the pass is high: union-find over candidate pairs, highest pass first
+        cand = sad >= merge_ratio * np.minimum(peak[a], peak[b])
+        parent = np.arange(k + 1)
+
+        for j in np.flatnonzero(cand)[np.argsort(-sad[cand], kind="stable")]:
+            ra, rb = _find(parent, int(a[j])), _find(parent, int(b[j]))
+            if ra == rb or sad[j] < merge_ratio * min(peak[ra], peak[rb]):
+                continue
+            parent[rb] = ra
+            peak[ra] = max(peak[ra], peak[rb])
+            has_seed[ra] |= has_seed[rb]
+        roots = np.array([_find(parent, i) for i in range(k + 1)])
+        roots[~has_seed[roots]] = 0
+        ws = roots[ws].astype(np.int32)
         if relative_floor > 0:
-            core = ndimage.median(moving, np.where(seed_s, lab, 0), np.arange(1, k + 1))
+            core = ndimage.median(mov, np.where(seed_b, ws, 0), np.arange(1, k + 1))
             own = np.maximum(floor, relative_floor * np.nan_to_num(np.asarray(core), nan=0.0))
-            floor_map = np.concatenate([[np.inf], own])[lab]
-            keep = (domain & (moving >= floor_map)) | seed_s | (through & (lab > 0))
-            lab, k = ndimage.label(keep, structure=_EIGHT)
-        has_seed = np.bincount(lab[seed_s], minlength=k + 1) > 0
-        lab, k = _relabel(lab, has_seed)
-        lab[through] = 0
-        out[lab > 0] = lab[lab > 0] + n
-        signs += [s] * k
-        n += k
+            floor_map = np.concatenate([[np.inf], own])[ws]
+            ws[~((np.nan_to_num(mov, nan=-np.inf) >= floor_map) | seed_b)] = 0
+        comp = same_value_label(ws, background=0, connectivity=2).astype(np.int32)
+        kc = int(comp.max())
+        comp, kc = _relabel(comp, np.bincount(comp[seed_b], minlength=kc + 1) > 0)
+        comp[bridge[box]] = 0  # unreliable pixels rejoin only in a candidate's closing, later
+        sub = out[box]
+        sub[comp > 0] = comp[comp > 0] + n
+        signs += [s] * kc
+        n += kc
     return out, n, np.array([0, *signs], dtype=np.int8)
 
 
@@ -169,17 +291,24 @@ def _group(
     aspect_deg: NDArray[np.floating] | None,
     distance_px: float,
     facet_tolerance_deg: float,
+    unknown: NDArray[np.bool_] | None,
 ) -> tuple[NDArray[np.int32], int, NDArray[np.int64]]:
-    """Merge clusters closer than ``distance_px`` with one sign on one facet (union-find)."""
+    """Merge clusters that only unreliable ground separates (union-find).
+
+    Two clusters join when they have the same sign of motion, at most ``distance_px`` pixels
+    lie between them, at least half of the pixels between them have no reliable rate
+    (``unknown``: fast motion decorrelates, so a gap of that kind is a hole in one landslide)
+    and, with ``aspect_deg``, they lie on one slope facet (mean aspects within
+    ``facet_tolerance_deg``, nothing between them facing more than 90° away). Clusters with
+    measured ground between them stay apart: the watershed already decided that measured
+    ground between them does not move like them.
+    """
     from scipy import ndimage
 
+    fragments = np.ones(n, dtype=np.int64)
+    if unknown is None or n < 2 or distance_px <= 0:
+        return labels, n, fragments
     parent = np.arange(n + 1)
-
-    def find(i: int) -> int:
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = int(parent[i])
-        return i
 
     reach = _disc(distance_px + 1.0)
     pad = int(np.ceil(distance_px)) + 2
@@ -201,34 +330,39 @@ def _group(
             j = int(j)
             if j <= i or signs[j] != signs[i]:
                 continue
+            near_j = ndimage.binary_dilation(win == j, structure=reach)
+            between = near_i & near_j & (win == 0)
+            if not between.any() or unknown[r0:r1, c0:c1][between].mean() < 0.5:
+                continue  # measured ground between them, or they touch: two candidates
             if aspect_deg is not None:
                 ai, aj = aspects[i], aspects[j]
                 if np.isfinite(ai) and np.isfinite(aj):
                     if _angle_diff(aj, ai) > facet_tolerance_deg:
                         continue
-                    near_j = ndimage.binary_dilation(win == j, structure=reach)
-                    between = near_i & near_j & (win == 0)
                     mean = _circular_mean_deg(np.array([ai, aj]))
                     a_between = aspect_deg[r0:r1, c0:c1][between]
                     if np.any(_angle_diff(a_between[np.isfinite(a_between)], mean) > 90.0):
                         continue  # a ridge or valley lies between them
-            parent[find(j)] = find(i)
-    roots = np.array([find(i) for i in range(n + 1)])
+            parent[_find(parent, j)] = _find(parent, i)
+    roots = np.array([_find(parent, i) for i in range(n + 1)])
     uniq, inverse = np.unique(roots[1:], return_inverse=True)
     lut = np.zeros(n + 1, dtype=np.int32)
     lut[1:] = inverse + 1
     fragments = np.bincount(inverse, minlength=uniq.size).astype(np.int64)
     merged = lut[labels]
     m = int(uniq.size)
-    # close the gaps inside each grouped candidate (only over background pixels)
+    # close the gaps inside each grouped candidate (only over unreliable background pixels)
     close = _disc((distance_px + 1.0) / 2.0)
+    boxes = ndimage.find_objects(merged, max_label=m)
     for g in np.flatnonzero(fragments > 1) + 1:
-        sl = ndimage.find_objects((merged == g).astype(np.int8))[0]
+        sl = boxes[g - 1]
+        if sl is None:
+            continue
         r0, r1 = max(sl[0].start - pad, 0), min(sl[0].stop + pad, h)
         c0, c1 = max(sl[1].start - pad, 0), min(sl[1].stop + pad, w)
         win = merged[r0:r1, c0:c1]
-        closed = ndimage.binary_closing(win == g, structure=close)
-        win[closed & (win == 0)] = g
+        closed = ndimage.binary_closing(np.pad(win == g, pad), structure=close)[pad:-pad, pad:-pad]
+        win[closed & (win == 0) & unknown[r0:r1, c0:c1]] = g
     return merged, m, fragments
 
 
@@ -254,16 +388,43 @@ def _bridge_unknown(
         win[closed & (win == 0) & unknown[r0:r1, c0:c1]] = i
 
 
-def _fill_holes(labels: NDArray[np.int32]) -> None:
-    """Holes (background enclosed by candidates) take the label of the nearest candidate pixel."""
+def _fill_holes(labels: NDArray[np.int32], n: int) -> None:
+    """Holes that one candidate encloses on its own join it (never ground between two)."""
     from scipy import ndimage
 
-    inside = labels > 0
-    holes = ndimage.binary_fill_holes(inside) & ~inside
-    if not holes.any():
-        return
-    _, (iy, ix) = ndimage.distance_transform_edt(~inside, return_indices=True)
-    labels[holes] = labels[iy[holes], ix[holes]]
+    for i, sl in enumerate(ndimage.find_objects(labels, max_label=n), start=1):
+        if sl is None:
+            continue
+        win = labels[sl]
+        mine = win == i
+        holes = ndimage.binary_fill_holes(mine) & ~mine & (win == 0)
+        win[holes] = i
+
+
+def _split_far_parts(
+    labels: NDArray[np.int32], n: int, distance_px: float
+) -> tuple[NDArray[np.int32], int]:
+    """A candidate whose 8-connected parts lie more than ``distance_px`` apart becomes several."""
+    from scipy import ndimage
+
+    reach = _disc(max(distance_px, 0.0) / 2.0 + 0.5)
+    pad = int(np.ceil(distance_px)) + 2
+    h, w = labels.shape
+    nxt = n
+    for i, sl in enumerate(ndimage.find_objects(labels, max_label=n), start=1):
+        if sl is None:
+            continue
+        r0, r1 = max(sl[0].start - pad, 0), min(sl[0].stop + pad, h)
+        c0, c1 = max(sl[1].start - pad, 0), min(sl[1].stop + pad, w)
+        win = labels[r0:r1, c0:c1]
+        mine = win == i
+        if ndimage.label(mine, structure=_EIGHT)[1] < 2:
+            continue
+        groups, k = ndimage.label(ndimage.binary_dilation(mine, structure=reach), _EIGHT)
+        for g in range(2, k + 1):
+            nxt += 1
+            win[mine & (groups == g)] = nxt
+    return labels, nxt
 
 
 def _smooth(labels: NDArray[np.int32], n: int, seeds: NDArray[np.bool_]) -> None:
@@ -308,6 +469,7 @@ def delineate(
     grow_ok: NDArray[np.bool_] | None = None,
     floor_mm_yr: float = float("nan"),
     relative_floor: float = 0.2,
+    merge_ratio: float = 0.5,
     min_pixels: int = 4,
     aspect_deg: NDArray[np.floating] | None = None,
     group_distance_px: float = 2.0,
@@ -320,19 +482,23 @@ def delineate(
     Args:
         rate_mm_yr: LOS (or downslope) rate, mm/yr, NaN = no data.
         seeds: pixels passing this iteration's |rate| threshold inside every mask.
-        method: ``threshold`` (8-connected seed groups) or ``grow`` (hysteresis).
+        method: ``threshold`` (8-connected seed groups) or ``grow`` (competing growth).
         grow_ok: where growth may go (coherent, inside the relaxed terrain masks); default:
             everywhere the rate is finite.
         floor_mm_yr: lowest |rate| a grown pixel may have, mm/yr (``grow``).
         relative_floor: a candidate also stops at this fraction of its seeds' median |rate|.
+        merge_ratio: two basins of the competing growth join when the pass between them is at
+            least this fraction of the lower one's peak |rate| (``grow``).
         min_pixels: candidates with fewer seed pixels are dropped.
         aspect_deg: aspect (degrees from north, clockwise) for the one-facet test; None: clusters
             are grouped on distance and sign alone.
         group_distance_px: clusters with at most this many pixels between them may be grouped.
         facet_tolerance_deg: largest difference of mean aspects on one facet, degrees.
         smooth: smooth outlines on the pixel grid.
-        unknown: pixels without a reliable rate (decorrelated, no data): growth passes through
-            them, and a candidate keeps those in its closing (radius 2 px); default: none.
+        unknown: pixels without a reliable rate (decorrelated, no data): growth never passes
+            through them; a candidate keeps those in its closing (radius 2 px), and clusters
+            that only such pixels separate (at most ``group_distance_px``) are grouped;
+            default: none.
     """
     rate = np.asarray(rate_mm_yr, dtype=np.float64)
     seeds = np.asarray(seeds, dtype=bool) & np.isfinite(rate)
@@ -345,19 +511,29 @@ def delineate(
     if grow_ok is None:
         grow_ok = np.isfinite(rate)
     unknown_mask = None if unknown is None else np.asarray(unknown, dtype=bool)
-    labels, n, signs = _hysteresis(
-        rate, seeds, np.asarray(grow_ok, dtype=bool), floor_mm_yr, relative_floor, unknown_mask
+    labels, n, signs = _compete(
+        rate,
+        seeds,
+        np.asarray(grow_ok, dtype=bool),
+        floor_mm_yr,
+        relative_floor,
+        merge_ratio,
+        unknown_mask,
+        group_distance_px,
     )
     fragments: np.ndarray = np.ones(n, dtype=np.int64)
     if n > 1 and group_distance_px > 0:
         labels, n, fragments = _group(
-            labels, n, signs, aspect_deg, group_distance_px, facet_tolerance_deg
+            labels, n, signs, aspect_deg, group_distance_px, facet_tolerance_deg, unknown_mask
         )
     if unknown_mask is not None and n:
         _bridge_unknown(labels, n, unknown_mask)
-    _fill_holes(labels)
+    _fill_holes(labels, n)
     if smooth and n:
         _smooth(labels, n, seeds)
+    labels, n_split = _split_far_parts(labels, n, group_distance_px)
+    fragments = np.concatenate([fragments, np.ones(n_split - n, dtype=np.int64)])
+    n = n_split
     seed_px = np.bincount(labels[seeds], minlength=n + 1)
     keep = seed_px >= min_pixels
     labels, m = _relabel(labels, keep)

@@ -351,6 +351,7 @@ class InsarSbasDetector(Detector):
                 if cfg.grow_floor_mm_yr is not None
                 else f"{cfg.noise_sigma_factor:g} x robust sigma on stable coherent pixels",
                 "relative_floor": cfg.grow_relative_floor,
+                "merge_ratio": cfg.grow_merge_ratio,
                 "grow_within": cfg.grow_within,
             }
         d = delineate(
@@ -360,6 +361,7 @@ class InsarSbasDetector(Detector):
             grow_ok=grow_ok,
             floor_mm_yr=floor,
             relative_floor=cfg.grow_relative_floor,
+            merge_ratio=cfg.grow_merge_ratio,
             min_pixels=cfg.min_pixels,
             aspect_deg=None if layers is None else layers.aspect_deg,
             group_distance_px=cfg.group_distance_px,
