@@ -305,9 +305,8 @@ def _group(
     """
     from scipy import ndimage
 
-    fragments = np.ones(n, dtype=np.int64)
     if unknown is None or n < 2 or distance_px <= 0:
-        return labels, n, fragments
+        return labels, n, np.ones(n, dtype=np.int64)
     parent = np.arange(n + 1)
 
     reach = _disc(distance_px + 1.0)
