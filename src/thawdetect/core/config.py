@@ -70,7 +70,34 @@ class RunConfig(StrictModel):
         gt=0,
         le=1,
         description="a candidate whose overlap with an already decided one (or the known "
-        "inventory), as a fraction of the smaller area, reaches this is dropped as already seen",
+        "inventory), as a fraction of the smaller area, reaches this is dropped as already seen "
+        "(part by part: only the parts that are known are dropped, the others go to review); a "
+        "confirmed outline overlapping an inventory feature this much joins it",
+    )
+    max_part_gap_m: float = Field(
+        300.0,
+        gt=0,
+        description="a candidate whose parts lie farther apart than this (metres) is split "
+        "into its parts, with a warning (a detector fused separate landslides)",
+    )
+    max_candidate_span_m: float = Field(
+        3000.0,
+        gt=0,
+        description="a candidate whose extent (bounding-box diagonal, metres) exceeds this is "
+        "split into its parts, or flagged when it has one part, with a warning",
+    )
+    max_candidate_area_ha: float = Field(
+        100.0,
+        gt=0,
+        description="a candidate larger than this (far larger than a thaw slump) is split "
+        "into its parts, or flagged when it has one part, with a warning",
+    )
+    max_region_share: float = Field(
+        0.05,
+        gt=0,
+        le=1,
+        description="a candidate covering more than this share of the region's AOI is split "
+        "into its parts, or flagged when it has one part, with a warning",
     )
     stop_when_nothing_new: bool = Field(
         True,

@@ -56,6 +56,7 @@ from thawdetect.core.plugin_api.host import PluginHost
 from thawdetect.core.run import checks, layers
 from thawdetect.core.run import plugin_calls as calls
 from thawdetect.core.run.checks import RESUMABLE_KEYS, check_ledger, config_differences
+from thawdetect.core.run.guard import GuardLimits, screen_parts
 from thawdetect.core.run.layers import KNOWN_TYPES
 from thawdetect.core.run.ledger import Ledger, write_atomic
 from thawdetect.core.run.manifest import (
@@ -126,6 +127,9 @@ class Engine:
         overwrite: delete an existing run in ``run_dir`` first (after every check passed).
         source: where the config came from (a YAML path), for error messages.
     """
+
+    #: the region's AOI area in m² (0: no AOI), worked out on first use by the merge stage
+    _region_area_m2: float | None = None
 
     def __init__(
         self,
@@ -227,6 +231,12 @@ class Engine:
         if self._log_handler is None:
             self._pre_run.append(msg)
         log.info(msg, extra={"thawdetect_echo": True})
+
+    def warn(self, msg: str) -> None:
+        """A warning line: to the console (``warning: ...``), the log and ``run.log`` (WARNING)."""
+        if self._echo_to is not None:
+            self._echo_to(f"  warning: {msg}")
+        log.warning(msg, extra={"thawdetect_echo": True})
 
     # -- set-up ----------------------------------------------------------------------------------
 
@@ -457,21 +467,55 @@ class Engine:
         seen = gpd.GeoDataFrame(
             geometry=pd.concat([decided, inventory], ignore_index=True), crs=self.crs
         )
-        cands, n_dup, n_small = layers.screen_candidates(
+        screened = screen_parts(
             merged,
             seen,
             k,
             duplicate_overlap=self.config.duplicate_overlap,
             min_mapping_unit_ha=self.config.min_mapping_unit_ha,
+            limits=self._guard_limits(),
         )
+        cands = screened.candidates
+        # the guard's warnings: run.log, the console, and the manifest (``thawdetect status``)
+        records = [w for w in self.manifest.get("warnings", []) if w.get("iteration") != k]
+        records += [w.to_dict(k) for w in screened.warnings]
+        if records or "warnings" in self.manifest:
+            self.manifest["warnings"] = records
+            self._save_manifest()
         with self.ledger.transaction() as t:
             t.delete("candidates", {"iteration": k})
             t.append("candidates", cands)
             t.mark_stage(k, "merge")
+        for w in screened.warnings:
+            self.warn(w.message)
+        split = (
+            f" ({screened.n_split} split into parts: {screened.n_known_parts} known parts "
+            "dropped, the other parts to review)"
+            if screened.n_split
+            else ""
+        )
         self.echo(
             f"  merged {len(props)} proposals into {len(merged)} candidates; "
-            f"{n_dup} already seen, {n_small} below "
+            f"{screened.n_seen} already seen{split}, {screened.n_small} below "
             f"{self.config.min_mapping_unit_ha} ha; {len(cands)} to review"
+        )
+
+    def _guard_limits(self) -> GuardLimits:
+        """What a plausible candidate looks like (the config's limits, the region's area)."""
+        if self._region_area_m2 is None:
+            aoi = self.region.aoi
+            self._region_area_m2 = (
+                float(gpd.GeoSeries([aoi], crs="EPSG:4326").to_crs(self.crs).area.iloc[0])
+                if aoi is not None
+                else 0.0
+            )
+        c = self.config
+        return GuardLimits(
+            max_part_gap_m=c.max_part_gap_m,
+            max_span_m=c.max_candidate_span_m,
+            max_area_ha=c.max_candidate_area_ha,
+            max_region_share=c.max_region_share,
+            region_area_m2=self._region_area_m2 or None,
         )
 
     def _evidence(self, k: int, detectors: dict[str, Detector]) -> None:
@@ -530,8 +574,12 @@ class Engine:
         ctx = self._context(None, k, sets)
         next_cfgs: dict[str, Any] = {}
         thresholds: dict[str, Any] = {}
+        guard = [w for w in self.manifest.get("warnings", []) if w.get("iteration") == k]
         for name, det in detectors.items():
             thresholds[name] = det.summary()
+            mine_guard = [w["short"] for w in guard if name in w["detectors"].split(",")]
+            if mine_guard:  # shown by ``thawdetect status`` beside the detector's thresholds
+                thresholds[name] = {**thresholds[name], "guard": "; ".join(mine_guard)}
             outcome = ReviewOutcome(
                 iteration=k,
                 candidates=mine,

@@ -1,10 +1,9 @@
 """The rows the engine's stages write to the ledger's layers, built from explicit inputs.
 
 The known inventory read and turned into the first inventory and positives (stage ``init``), a
-detector's candidates turned into proposal rows (``propose:<name>``), merged candidates screened
-against what is already known and numbered (``merge``), and the inventory, positives and negatives
-after a review (``update``). Nothing here reads or writes the ledger: the engine does, one
-transaction per stage.
+detector's candidates turned into proposal rows (``propose:<name>``), and the inventory,
+positives and negatives after a review (``update``); ``guard.py`` screens merged candidates
+(``merge``). Nothing here reads or writes the ledger: the engine does, one transaction per stage.
 """
 
 from __future__ import annotations
@@ -23,7 +22,6 @@ from numpy.typing import NDArray
 from thawdetect.core.errors import InputError
 from thawdetect.core.plugin_api.detector import SCORE_COLUMN
 from thawdetect.core.run._json import json_objects
-from thawdetect.core.run.merge import overlap_fraction
 from thawdetect.core.vector import read_vector
 
 #: Geometry types a known inventory may hold (outlines or locations).
@@ -117,41 +115,6 @@ def expand_proposals(props: gpd.GeoDataFrame, crs: Any) -> gpd.GeoDataFrame:
     return gpd.GeoDataFrame(
         pd.DataFrame(expanded, index=props.index), geometry=props.geometry, crs=crs
     )
-
-
-def screen_candidates(
-    merged: gpd.GeoDataFrame,
-    seen: gpd.GeoDataFrame,
-    k: int,
-    *,
-    duplicate_overlap: float,
-    min_mapping_unit_ha: float,
-) -> tuple[gpd.GeoDataFrame, int, int]:
-    """``(candidates, n_already_seen, n_too_small)``: merged candidates to review at iteration k.
-
-    A candidate overlapping ``seen`` (decided candidates, the inventory) by at least
-    ``duplicate_overlap``, or containing a known point, is dropped, and so is one below the
-    minimum mapping unit. The rest are sorted by score, numbered and marked pending.
-    """
-    dup = overlap_fraction(merged, seen) >= duplicate_overlap
-    points = seen[seen.geom_type == "Point"]
-    if len(points) and len(merged):  # a candidate containing a known point is known
-        hit, _ = points.sindex.query(merged.geometry, predicate="contains")
-        dup = dup | pd.Series(np.isin(np.arange(len(merged)), hit), index=merged.index)
-    merged = merged[~dup]
-    area_ha = merged.geometry.area / 1e4
-    small = area_ha < min_mapping_unit_ha
-    merged = merged[~small].copy()
-    merged = merged.sort_values(
-        [SCORE_COLUMN, "n_detectors"], ascending=False, kind="stable"
-    ).reset_index(drop=True)
-    merged.insert(0, "candidate_id", [f"it{k:02d}-{i + 1:04d}" for i in range(len(merged))])
-    merged.insert(1, "iteration", k)
-    merged["status"] = "pending"
-    merged["probability"] = None
-    merged["area_ha"] = merged.geometry.area / 1e4
-    merged["perimeter_m"] = merged.geometry.length
-    return merged, int(dup.sum()), int(small.sum())
 
 
 @dataclass

@@ -1,0 +1,193 @@
+"""The core catches a detector gone wrong (issue 20, item 4): real rasters, ledger and review.
+
+A deliberately bad detector (``tests/plugins/bad_detectors.py``) fuses every target of a scene
+into one MultiPolygon around a known point. The engine must drop only the part that *is* the
+known landslide, send every other target to review as its own candidate, and say so in one
+warning line: in ``run.log``, the manifest and ``thawdetect status``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pytest
+import rasterio
+import shapely
+from click.testing import CliRunner
+from rasterio.transform import from_origin
+from shapely.geometry import Point
+from tests.plugins import bad_detectors
+
+from thawdetect.cli.main import cli
+from thawdetect.core.config import RunConfig
+from thawdetect.core.plugin_api.host import PluginHost
+from thawdetect.core.regions import Region
+from thawdetect.core.run.engine import Engine
+from thawdetect.core.run.guard import GuardLimits, screen_parts
+from thawdetect.core.run.ledger import Ledger
+
+CRS = "EPSG:32646"
+RES = 10.0
+ORIGIN = (400_000.0, 3_850_000.0)
+N_PX = 200  # a 2 km x 2 km scene
+
+
+def _scene(tmp_path: Path, spacing_px: int, n_rows: int = 3, n_cols: int = 4) -> dict:
+    """Disks of radius 4 px on a grid; the truth outlines; one known point in the first."""
+    yy, xx = np.mgrid[0:N_PX, 0:N_PX]
+    arr = np.random.default_rng(1).uniform(0, 0.2, (N_PX, N_PX))
+    truth, centres = [], []
+    for i in range(n_rows):
+        for j in range(n_cols):
+            r, c = 20 + i * spacing_px, 20 + j * spacing_px
+            arr[(yy - r) ** 2 + (xx - c) ** 2 <= 16] = 0.9
+            x, y = ORIGIN[0] + (c + 0.5) * RES, ORIGIN[1] - (r + 0.5) * RES
+            centres.append(Point(x, y))
+            truth.append(Point(x, y).buffer(45.0))
+    raster = tmp_path / "scene.tif"
+    profile = dict(driver="GTiff", width=N_PX, height=N_PX, count=1, dtype="float32", crs=CRS,
+                   transform=from_origin(*ORIGIN, RES, RES))  # fmt: skip
+    with rasterio.open(raster, "w", **profile) as dst:
+        dst.write(arr.astype("float32"), 1)
+    ref = tmp_path / "truth.gpkg"
+    gpd.GeoDataFrame({"name": [f"t{i}" for i in range(len(truth))]}, geometry=truth,
+                     crs=CRS).to_file(ref)  # fmt: skip
+    known = tmp_path / "known.gpkg"
+    gpd.GeoDataFrame({"name": ["k0"]}, geometry=[centres[0]], crs=CRS).to_file(known)
+    return {"raster": raster, "ref": ref, "known": known, "truth": truth}
+
+
+def _run(scene: dict, tmp_path: Path, detector: str = "bad_fused", **kw) -> Path:
+    cfg = RunConfig(
+        region=Region(name="guard", crs=CRS),
+        detectors={detector: {"raster": str(scene["raster"])}},
+        reviewer=f"reference:{scene['ref']}",
+        known_inventory=str(scene["known"]),
+        evidence=False,
+        **kw,
+    )
+    lines: list[str] = []
+    run = tmp_path / "run"
+    result = Engine(cfg, run, PluginHost(plugins=[("bad", bad_detectors)]), echo=lines.append).run()
+    assert result.status == "finished"
+    (tmp_path / "console.txt").write_text("\n".join(lines))
+    return run
+
+
+def _status(run: Path) -> str:
+    result = CliRunner().invoke(cli, ["status", str(run)], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def test_fused_multipolygon_every_unknown_target_reaches_review(tmp_path: Path) -> None:
+    scene = _scene(tmp_path, spacing_px=45)  # 450 m apart: separate landslides
+    run = _run(scene, tmp_path)
+    ledger = Ledger(run)
+    proposals = ledger.read("proposals")
+    assert len(proposals) == 1 and len(shapely.get_parts(proposals.geometry.iloc[0])) == 12
+    cands = ledger.read("candidates")
+    # the known target's part dropped, the other 11 reviewed, each its own candidate
+    assert len(cands) == 11
+    assert all(c.startswith("it01-0001-p") for c in cands["candidate_id"])
+    assert set(cands["split_from"]) == {"it01-0001"}
+    assert (cands["bad_fused__n_regions"] == 12).all()  # the detector's evidence kept
+    assert set(cands["status"]) == {"confirmed"}
+    truth = gpd.GeoSeries(scene["truth"], crs=CRS)
+    hits = cands.sindex.query(truth, predicate="intersects")
+    per_target = np.bincount(hits[0], minlength=len(truth))
+    assert per_target.tolist() == [0] + [1] * 11
+    # one feature per landslide: the known point and 11 confirmed outlines
+    inv = ledger.read("inventory")
+    assert len(inv) == 12
+    assert ledger.read("iterations")["inventory_size"].tolist() == [12]
+    # the warning: one line naming the detector and the figures, in run.log and the manifest
+    log = (run / "run.log").read_text()
+    warned = [ln for ln in log.splitlines() if " WARNING " in ln and "bad_fused:" in ln]
+    assert len(warned) == 1, log
+    assert "candidate it01-0001 has 12 parts spanning 1.7 km" in warned[0]
+    assert "parts more than 300 m apart" in warned[0]
+    assert warned[0].endswith("split into 11 candidates (1 part already known)")
+    assert "warning: bad_fused: candidate it01-0001" in (tmp_path / "console.txt").read_text()
+    manifest = json.loads((run / "manifest.json").read_text())
+    [record] = manifest["warnings"]
+    assert record["iteration"] == 1 and record["detectors"] == "bad_fused"
+    assert record["n_parts"] == 12 and warned[0].endswith(record["message"])
+    # thawdetect status shows it beside the detector's figures
+    out = _status(run)
+    assert "guard" in out
+    assert "it01-0001: 12 parts, 1.7 km, 6 ha; split into 11 candidates" in " ".join(out.split())
+
+
+def test_close_parts_around_a_known_point_split_without_warning(tmp_path: Path) -> None:
+    """Parts within max_part_gap_m of each other and a plausible size: one landslide in the
+    detector's view, not a fault; still only the known part is dropped unreviewed."""
+    scene = _scene(tmp_path, spacing_px=12, n_rows=2, n_cols=3)  # 120 m apart
+    run = _run(scene, tmp_path)
+    ledger = Ledger(run)
+    cands = ledger.read("candidates")
+    assert len(cands) == 5 and set(cands["split_from"]) == {"it01-0001"}
+    assert set(cands["status"]) == {"confirmed"}
+    log = (run / "run.log").read_text()
+    assert " WARNING " not in log
+    assert "1 split into parts: 1 known parts dropped" in log
+    assert "guard" not in _status(run)
+    assert len(ledger.read("inventory")) == 6
+
+
+def test_a_single_blanket_over_a_known_point_is_flagged_not_dropped(tmp_path: Path) -> None:
+    scene = _scene(tmp_path, spacing_px=45)
+    run = _run(scene, tmp_path, detector="bad_blanket")
+    cands = Ledger(run).read("candidates")
+    assert cands["candidate_id"].tolist() == ["it01-0001"]  # reviewed, not "already seen"
+    assert cands["status"].iloc[0] != "pending"
+    log = (run / "run.log").read_text()
+    [line] = [ln for ln in log.splitlines() if " WARNING " in ln]
+    assert "bad_blanket: candidate it01-0001 has 1 part spanning 2.5 km, 324.0 ha" in line
+    assert "area over 100 ha" in line
+    assert line.endswith("kept whole for review (one part: cannot be split)")
+
+
+def test_region_share_and_limits_from_the_config(tmp_path: Path) -> None:
+    """A region with an AOI: the share of the region is a figure; limits come from the YAML."""
+    scene = _scene(tmp_path, spacing_px=45)
+    square = shapely.box(ORIGIN[0], ORIGIN[1] - 2000, ORIGIN[0] + 2000, ORIGIN[1])
+    west, south, east, north = gpd.GeoSeries([square], crs=CRS).to_crs(4326).total_bounds
+    cfg = RunConfig(
+        region=Region(name="guard", crs=CRS, bbox_wgs84=(west, south, east, north)),
+        detectors={"bad_fused": {"raster": str(scene["raster"])}},
+        reviewer=f"reference:{scene['ref']}",
+        known_inventory=str(scene["known"]),
+        evidence=False,
+        max_part_gap_m=1000.0,  # 450 m apart is now one landslide's parts...
+        max_region_share=0.001,  # ...but 6 ha is more than 0.1 % of a 4 km² region
+    )
+    run = tmp_path / "run"
+    Engine(cfg, run, PluginHost(plugins=[("bad", bad_detectors)])).run()
+    [record] = json.loads((run / "manifest.json").read_text())["warnings"]
+    assert "% of the region" in record["message"]
+    assert "over 0.1 % of the region" in record["message"]
+    assert "parts more than" not in record["message"]
+
+
+@pytest.mark.parametrize("n_parts", [1, 5])
+def test_screen_parts_plain_candidates_unchanged(n_parts: int) -> None:
+    """Plausible candidates without known parts keep their outline and numbering."""
+    parts = [shapely.box(100 * i, 0, 100 * i + 40, 40) for i in range(n_parts)]
+    merged = gpd.GeoDataFrame(
+        {"detectors": ["d", "d"], "n_detectors": [1, 1], "score": [0.2, 0.9],
+         "evidence_json": ["{}", "{}"], "series_json": [None, None]},
+        geometry=[shapely.MultiPolygon(parts) if n_parts > 1 else parts[0],
+                  shapely.box(0, 500, 50, 550)],
+        crs=CRS,
+    )  # fmt: skip
+    seen = gpd.GeoDataFrame(geometry=gpd.GeoSeries([], crs=CRS), crs=CRS)
+    got = screen_parts(merged, seen, 2, duplicate_overlap=0.5, min_mapping_unit_ha=0.05,
+                       limits=GuardLimits())  # fmt: skip
+    assert got.candidates["candidate_id"].tolist() == ["it02-0001", "it02-0002"]
+    assert got.candidates.geometry.iloc[1].equals(merged.geometry.iloc[0])
+    assert "split_from" not in got.candidates.columns
+    assert (got.n_seen, got.n_split, got.warnings) == (0, 0, [])
