@@ -139,8 +139,9 @@ class RealisticSpec:
         seasonal_background_pp_mm: seasonal peak-to-peak everywhere, mm (0-3).
         seasonal_wet_pp_mm: extra seasonal peak-to-peak on wet flat ground (valley floors,
             gentle slopes), mm (2-15; Liu et al. 2010, Daout et al. 2017).
-        creep_mm_yr: mean downslope rate of solifluction on slopes, mm/yr (2-30;
-            Matsuoka 2001), spatially smooth, seen in LOS through the slope geometry.
+        creep_mm_yr: mean downslope rate of solifluction on a 15° slope, mm/yr (2-15;
+            Matsuoka 2001), ∝ sin(slope) up to 1.2×, log-normal (σ 0.3) and smooth over ~2 km,
+            seen in LOS through the slope geometry (so up to ~2.5× this in LOS at places).
 
     Coherence:
 
@@ -377,7 +378,14 @@ def _read_coherence(path: str, size: int) -> NDArray[np.float64]:
 
     with h5py.File(path, "r") as f:
         name = "temporalCoherence" if "temporalCoherence" in f else next(iter(f))
-        coh = np.nan_to_num(np.asarray(f[name], dtype=np.float64), nan=0.0)
+        coh = np.asarray(f[name], dtype=np.float64)
+    # keep the largest centred box without no-data (a geocoded swath is a rotated rectangle)
+    valid = np.isfinite(coh) & (coh > 0)
+    r0, c0 = 0, 0
+    r1, c1 = coh.shape
+    while r1 - r0 > 8 and c1 - c0 > 8 and not valid[r0:r1, c0:c1].all():
+        r0, c0, r1, c1 = r0 + 1, c0 + 1, r1 - 1, c1 - 1
+    coh = np.nan_to_num(coh[r0:r1, c0:c1], nan=0.0)
     coh = ndimage.zoom(coh, (size / coh.shape[0], size / coh.shape[1]), order=1)
     return np.clip(coh[:size, :size], 0.0, 1.0)
 
@@ -723,8 +731,8 @@ def make_realistic_scene(spec: RealisticSpec | None = None, **overrides: Any) ->
     km = 1000.0 / px
     smooth = power_law_field(rng, n, 4.0, outer_px=2 * km, inner_px=2.0, n=3)
     sl_deg = np.nan_to_num(slope, nan=0.0)
-    creep_down = spec.creep_mm_yr * np.exp(0.5 * smooth[0] - 0.125)
-    creep_down *= np.clip(np.sin(np.deg2rad(sl_deg)) / np.sin(np.deg2rad(15.0)), 0, 1.5)
+    creep_down = spec.creep_mm_yr * np.exp(0.3 * smooth[0] - 0.045)  # mean 1
+    creep_down *= np.clip(np.sin(np.deg2rad(sl_deg)) / np.sin(np.deg2rad(15.0)), 0, 1.2)
     creep_los = creep_down * _los_of_downslope(slope, aspect)
     wet = np.clip(0.7 + 0.4 * smooth[1], 0, None) * np.exp(-sl_deg / 4.0)
     seasonal += spec.seasonal_background_pp_mm * np.clip(1 + 0.3 * smooth[2], 0, None)
@@ -919,7 +927,7 @@ def family_specs(
                 orbital_ramp_mm=lin(u[3, i], 0.0, 8.0),
                 unwrap_epoch_fraction=unw,
                 seasonal_wet_pp_mm=lin(u[5, i], 2.0, 15.0),
-                creep_mm_yr=log(u[6, i], 2.0, 25.0),
+                creep_mm_yr=log(u[6, i], 2.0, 15.0),
                 slides_per_km2=density,
                 cluster_gap_px=gaps,
                 lowcoh_patch_km=lin(u[9, i], 0.5, 3.0),
