@@ -440,7 +440,7 @@ def _coherence(
         depth = np.clip(1.0 - s / max(cut, 1e-9), 0.0, 1.0)
         jitter = 0.05 * rng.standard_normal((n, n))
         coh = np.where(low, np.clip(0.6 - 0.5 * depth + jitter, 0.1, 0.6), coh)
-    layover = np.zeros((n, n), dtype=bool)
+    layover: NDArray[np.bool_] = np.zeros((n, n), dtype=bool)
     if spec.layover_local_incidence_deg > 0 or spec.shadow_local_incidence_deg < 90:
         li = _local_incidence_deg(slope, aspect)
         layover = (li < spec.layover_local_incidence_deg) | (li > spec.shadow_local_incidence_deg)
@@ -616,7 +616,9 @@ def make_realistic_scene(spec: RealisticSpec | None = None, **overrides: Any) ->
     ``cluster``, ``lowcoh_share`` (share of the footprint on low-coherence or layover ground)
     and ``core_decorrelated``; ``lookalikes`` has ``kind`` (``thermokarst``, ``heave``),
     ``lookalike_id`` and ``synthetic``. The series is referenced to the first date and to
-    pixel :data:`REF_YX`; float32 throughout (a 1500 px, 82-epoch cube is 0.74 GB).
+    pixel :data:`REF_YX` (so rates fitted from it are offset by ``-rate_mm_yr[REF_YX]``, the creep
+    there); float32 throughout. A 1500 px, 82-epoch scene takes ~20 s and 1.5 GB peak (the cube
+    is 0.74 GB) on one core.
 
     Args:
         spec: the scene; ``overrides`` replace its fields (``make_realistic_scene(seed=3)``).
@@ -737,7 +739,7 @@ def make_realistic_scene(spec: RealisticSpec | None = None, **overrides: Any) ->
     wet = np.clip(0.7 + 0.4 * smooth[1], 0, None) * np.exp(-sl_deg / 4.0)
     seasonal += spec.seasonal_background_pp_mm * np.clip(1 + 0.3 * smooth[2], 0, None)
     seasonal += spec.seasonal_wet_pp_mm * wet
-    bias = np.zeros((n, n))
+    bias: NDArray[np.float64] = np.zeros((n, n))
     if spec.lowcoh_bias_mm_yr > 0:
         bias_field = power_law_field(rng, n, 4.0, outer_px=km, inner_px=2.0)[0]
         bias = np.where(coh < 0.7, spec.lowcoh_bias_mm_yr * bias_field, 0.0)
