@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -87,11 +88,28 @@ def export_for_qgis(
                     driver="GPKG",
                     geometry_type="Unknown",
                 )
+        _style_export(tmp, out, inventory, EDIT_FIELDS)
         os.replace(tmp, out_path)
     finally:
         if tmp.exists():
             tmp.unlink()
     return out_path
+
+
+def _style_export(
+    path: Path, review: pd.DataFrame, inventory: pd.DataFrame, edit_fields: Sequence[str]
+) -> None:
+    """Store QGIS styles in the export: ``review`` by decision with its form (value maps for
+    decision and probability, a drop-down of the ids a ``part_of`` may name, read-only evidence),
+    ``inventory`` by probability class."""
+    from thawdetect.core.qgis_styles import inventory_style, review_style, store_styles
+
+    targets = [str(v) for v in inventory.get("inventory_id", pd.Series(dtype=object)) if v]
+    targets += [str(v) for v in review["candidate_id"]]
+    styles = [review_style(targets, edit_fields=edit_fields)]
+    if len(inventory):
+        styles.append(inventory_style())
+    store_styles(path, styles)
 
 
 def _blank(v: Any) -> bool:
