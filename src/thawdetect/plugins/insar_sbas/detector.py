@@ -485,4 +485,6 @@ def _write_displacement_stack(path: Path, p: Any, grid: GridSpec, tags: dict[str
         dst.update_tags(**tags, STRETCH_MM=str(lim), UNITS="mm")
         for b, i in enumerate(idx, start=1):
             dst.set_band_description(b, p.dates[i].isoformat())
-    tmp.replace(path)
+    from thawdetect.core.cog import to_cog
+
+    to_cog(tmp, path)

@@ -110,7 +110,10 @@ def write_geotiff(
     tags: Mapping[str, str] | None = None,
     description: str | None = None,
 ) -> Path:
-    """Write one band (float NaN nodata by default) as a tiled, deflate-compressed GeoTIFF."""
+    """Write one band (float NaN nodata by default) as a Cloud-Optimised GeoTIFF (tiled,
+    deflate-compressed, with overviews: :func:`thawdetect.core.cog.to_cog`)."""
+    from thawdetect.core.cog import to_cog
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     if nodata is None and np.issubdtype(array.dtype, np.floating):
@@ -135,5 +138,4 @@ def write_geotiff(
             dst.update_tags(**tags)
         if description:
             dst.set_band_description(1, description)
-    tmp.replace(path)
-    return path
+    return to_cog(tmp, path)

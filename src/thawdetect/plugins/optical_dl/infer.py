@@ -448,7 +448,9 @@ def predict_mosaic(
                     os.remove(part_path)
         with rasterio.open(tmp, "r+") as dst:
             dst.update_tags(**(tags or {}), STRETCH=stretch.to_json(), UNITS="probability 0-1")
-        os.replace(tmp, out_path)
+        from thawdetect.core.cog import to_cog
+
+        to_cog(tmp, out_path)  # tiled, with overviews (the review page's tile server reads them)
     finally:
         tmp.unlink(missing_ok=True)
         shutil.rmtree(parts_dir, ignore_errors=True)
