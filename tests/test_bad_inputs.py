@@ -151,7 +151,7 @@ CASES: list[tuple[str, list[str], str]] = [
      "a-file.txt: is a file"),
     ("run-overwrite-non-run-dir",
      ["run", "--config", "{d}/run.yaml", "--output-dir", "{d}/my-thesis", "--overwrite"],
-     "is not a thawdetect run (no manifest.json)"),
+     "is not a thawdetect run (a folder of other files)"),
     ("run-detectors-as-list",
      ["run", "--config", "{d}/det-list.yaml", "--output-dir", "{d}/new"],
      "detectors: expected a mapping"),

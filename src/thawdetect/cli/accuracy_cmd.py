@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import click
@@ -64,8 +65,14 @@ def accuracy(
         raise InputError(None, "give exactly one of --detections FILE or --run RUN_DIR")
     if validation is not None and reference is not None:
         raise InputError(None, "give one of --validation FILE or --reference FILE, not both")
+    if tolerance_m is not None and not math.isfinite(tolerance_m):
+        raise InputError(None, f"--tolerance-m must be a number of metres, got {tolerance_m}")
     if tolerance_m is not None and tolerance_m < 0:
         raise InputError(None, f"--tolerance-m must be ≥ 0, got {tolerance_m:g}")
+    if json_out is not None and str(json_out) != "-":
+        from thawdetect.core.safe_paths import check_output_file
+
+        check_output_file(json_out, what="--json file", run_dir=run_dir)
     if run_dir is not None:
         if reference is not None:
             raise InputError(run_dir, "--run is scored against validation points, not --reference")
@@ -98,6 +105,8 @@ def accuracy(
     click.echo(text)
     if json_out is not None:
         from thawdetect.core.run.ledger import write_atomic
+        from thawdetect.core.safe_paths import writing_output
 
-        write_atomic(json_out, payload + "\n")
+        with writing_output(json_out, "--json file"):
+            write_atomic(json_out, payload + "\n")
         click.echo(f"figures written to {json_out}")

@@ -44,8 +44,17 @@ def export(
       thawdetect inventory export runs/qtec inventory.gpkg --roads g109.gpkg
       thawdetect inventory export runs/qtec arts.geojson --arts --arts-field BaseMapDate=2020-07-05
     """
+    import math
+
     from thawdetect.core.errors import InputError
     from thawdetect.core.inventory import export_inventory
+    from thawdetect.core.run.access import open_run_ledger
+    from thawdetect.core.safe_paths import check_output_file, writing_output
+
+    if not math.isfinite(near_road_m):
+        raise InputError(None, f"--near-road-m must be a number of metres, got {near_road_m}")
+    open_run_ledger(run_dir)  # not a run, or a damaged ledger: one line, nothing written
+    check_output_file(out, what="inventory export", run_dir=run_dir)
 
     values = {}
     for item in arts_fields:
@@ -55,10 +64,11 @@ def export(
         values[name.strip()] = value
     if values and not arts:
         raise InputError(None, "--arts-field needs --arts")
-    path = export_inventory(
-        run_dir, out, fmt=fmt, roads=roads, near_road_m=near_road_m, arts=arts,
-        arts_fields=values or None,
-    )  # fmt: skip
+    with writing_output(out, "inventory export"):
+        path = export_inventory(
+            run_dir, out, fmt=fmt, roads=roads, near_road_m=near_road_m, arts=arts,
+            arts_fields=values or None,
+        )  # fmt: skip
     if (fmt or path.suffix.lower().lstrip(".")) == "csv":
         import pandas as pd
 

@@ -35,6 +35,13 @@ def _one_line(exc: BaseException) -> str:
     return " ".join(text.split())
 
 
+def _os_line(exc: OSError) -> str:
+    """``FILE: reason`` for an error of the file system (no Python exception name)."""
+    reason = exc.strerror or _one_line(exc)
+    where = exc.filename if exc.filename is not None else None
+    return _one_line(Exception(f"{where}: {reason}" if where is not None else reason))
+
+
 def _usage_line(exc: click.UsageError) -> click.ClickException:
     """A usage error as one line and exit status 1 (click prints usage text and exits 2)."""
     where = f" (see '{exc.ctx.command_path} --help')" if exc.ctx is not None else ""
@@ -122,6 +129,11 @@ class ThawdetectGroup(click.Group):
             if ctx.params.get("traceback") or (ctx.obj or {}).get("traceback"):
                 raise
             raise click.ClickException(_one_line(exc)) from None
+        except OSError as exc:
+            # the file system refused (read-only, full, permissions): one line naming the file
+            if ctx.params.get("traceback") or (ctx.obj or {}).get("traceback"):
+                raise
+            raise click.ClickException(_os_line(exc)) from None
         except click.UsageError as exc:
             if _passes_through(exc):
                 raise
@@ -359,14 +371,10 @@ def _thresholds(text: str | None) -> dict[str, dict[str, Any]]:
 @click.argument("run_dir", type=click.Path(path_type=Path, exists=True, file_okay=False))
 def status(run_dir: Path) -> None:
     """Show a run's status and iterations table."""
-    from thawdetect.core.run.access import read_manifest
-    from thawdetect.core.run.engine import check_ledger
-    from thawdetect.core.run.ledger import Ledger
+    from thawdetect.core.run.access import open_run_ledger, read_manifest
 
     info = read_manifest(run_dir)
-
-    ledger = Ledger(run_dir)
-    check_ledger(ledger)
+    ledger = open_run_ledger(run_dir)  # a damaged ledger: one line, exit status 1
     iterations = ledger.read("iterations")
     console = _console()
     console.print(f"status: {info.get('status')}  {info.get('stop_reason', '')}")

@@ -163,9 +163,13 @@ def undo_cmd(run_dir: Path, reviewer: str | None) -> None:
               help="Which candidates: pending, unsure, ... or all.")  # fmt: skip
 def export_cmd(run_dir: Path, out: Path, status: str) -> None:
     """Write candidates to OUT.gpkg with editable decision/probability/note/reviewer fields."""
-    from thawdetect.core.review.decisions import export_for_qgis
+    from thawdetect.core.review.decisions import export_for_qgis, open_ledger
+    from thawdetect.core.safe_paths import check_output_file, writing_output
 
-    path = export_for_qgis(run_dir, out, status=None if status == "all" else status)
+    open_ledger(run_dir)  # a damaged ledger is named before anything is written
+    check_output_file(out, what="review export", run_dir=run_dir)
+    with writing_output(out, "review export"):
+        path = export_for_qgis(run_dir, out, status=None if status == "all" else status)
     click.echo(f"written {path}: fill 'decision' (confirmed/rejected/unsure) and 'probability'"
                " (high/medium/low) in QGIS, then 'thawdetect review import'")  # fmt: skip
 
@@ -177,9 +181,12 @@ def export_cmd(run_dir: Path, out: Path, status: str) -> None:
               help="Name for rows with an empty reviewer field (default 'qgis').")  # fmt: skip
 def import_cmd(run_dir: Path, edited: Path, reviewer: str | None) -> None:
     """Apply the decisions filled in EDITED (one transaction; any bad row applies nothing)."""
-    from thawdetect.core.review.decisions import import_from_qgis
+    from thawdetect.core.review.decisions import import_from_qgis, open_ledger
+    from thawdetect.core.run.rundir import writing_to_run
 
-    rows = import_from_qgis(run_dir, edited, reviewer=reviewer)
+    open_ledger(run_dir)  # a damaged ledger is named before anything is written
+    with writing_to_run(run_dir):  # refused while a run is going
+        rows = import_from_qgis(run_dir, edited, reviewer=reviewer)
     counts = rows["decision"].value_counts().to_dict() if len(rows) else {}
     summary = ", ".join(f"{v} {k}" for k, v in sorted(counts.items())) or "nothing"
     click.echo(f"applied {len(rows)} decisions ({summary})")

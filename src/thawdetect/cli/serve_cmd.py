@@ -24,7 +24,13 @@ def _free_port(host: str) -> int:
 
 @click.command("serve")
 @click.argument("run_dir", type=click.Path(path_type=Path, file_okay=False))
-@click.option("--port", type=int, default=0, show_default="a free port", help="TCP port.")
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=0,
+    show_default="a free port",
+    help="TCP port (0-65535).",
+)
 @click.option(
     "--host",
     default="127.0.0.1",
@@ -76,7 +82,10 @@ def serve(
         from thawdetect.core.errors import MissingDependencyError
 
         raise MissingDependencyError("uvicorn", "web", "the review server") from exc
+    from thawdetect.core.run.access import open_run_ledger
     from thawdetect.web.app import ServerConfig, create_app
+
+    open_run_ledger(run_dir)  # not a run, or a damaged ledger: one line before serving anything
 
     token = token or secrets.token_urlsafe(24)
     allowed = {"127.0.0.1", "localhost", "::1"}

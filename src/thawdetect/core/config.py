@@ -142,14 +142,7 @@ def load_run_config(path: str | Path | None) -> RunConfig:
     if path is None:
         return RunConfig()
     path = Path(path)
-    if not path.exists():
-        raise InputError(path, "config file does not exist")
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark is not None else ""
-        raise InputError(path, f"is not valid YAML{where}") from None
+    data = load_yaml_file(path, what="config file") or {}
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: (root): expected a mapping of settings")
     detectors = data.get("detectors")
@@ -168,6 +161,77 @@ def load_run_config(path: str | Path | None) -> RunConfig:
         return RunConfig.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(render_validation_error(exc, str(path))) from None
+
+
+#: At most this many values (mappings, lists and scalars, aliases counted each time they are
+#: used) in a YAML file: a "billion laughs" file of nested aliases is refused, not expanded.
+MAX_YAML_VALUES = 100_000
+
+
+def load_yaml_file(path: Path, *, what: str = "YAML file") -> Any:
+    """Read a YAML file safely: one line for a directory, bytes that are not UTF-8 (with their
+    offset), invalid YAML (with its line) and alias bombs (:data:`MAX_YAML_VALUES`).
+
+    Raises:
+        InputError: naming ``path``.
+    """
+    if not path.exists():
+        raise InputError(path, f"{what} does not exist")
+    if path.is_dir():
+        raise InputError(path, f"is a directory, not a {what}")
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise InputError(path, f"cannot read the {what}: {exc.strerror or exc}") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise InputError(
+            path, f"is not UTF-8 text (byte {exc.start}, line {line}): save it as UTF-8"
+        ) from None
+    try:
+        data = yaml.load(text, Loader=_BoundedLoader)  # a SafeLoader subclass
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or ""
+        detail = f": {problem}" if "alias" in problem else ""
+        raise InputError(path, f"is not valid YAML{where}{detail}") from None
+    _count_values(data, path)
+    return data
+
+
+class _BoundedLoader(yaml.SafeLoader):
+    """PyYAML's safe loader that refuses more than :data:`MAX_YAML_VALUES` alias uses."""
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            self._aliases = getattr(self, "_aliases", 0) + 1
+            if self._aliases > MAX_YAML_VALUES:
+                raise yaml.composer.ComposerError(
+                    None, None, "too many aliases (a YAML alias bomb?)", None
+                )
+        return super().compose_node(parent, index)
+
+
+def _count_values(data: Any, path: Path) -> None:
+    """Refuse data that expands (aliases used inside aliases) past :data:`MAX_YAML_VALUES`."""
+    budget = MAX_YAML_VALUES
+    stack = [data]
+    while stack:
+        item = stack.pop()
+        budget -= 1
+        if budget < 0:
+            raise InputError(
+                path,
+                f"expands to more than {MAX_YAML_VALUES:,} values (nested YAML aliases?); "
+                "write the values out instead",
+            )
+        if isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
 
 
 def run_config_template(sections: dict[str, str] | None = None) -> str:

@@ -51,6 +51,24 @@ def parse_labels(values: pd.Series, *, source: str | Path | None, column: str) -
     return pos.to_numpy()
 
 
+#: Geometry types a validation file may hold (polygons are scored at a representative point).
+VALIDATION_TYPES = frozenset({"Point", "MultiPoint", "Polygon", "MultiPolygon"})
+
+
+def check_validation_geometry(val: gpd.GeoDataFrame, source: str | Path | None = None) -> None:
+    """Refuse validation features that are not points (or polygons): lines are not scored.
+
+    Raises:
+        InputError: naming the geometry types found.
+    """
+    bad = sorted(set(val.geom_type.dropna()) - VALIDATION_TYPES)
+    if bad:
+        raise InputError(
+            source,
+            f"validation features must be points (or polygons), found {', '.join(bad)}",
+        )
+
+
 def _metric_crs(*frames: gpd.GeoDataFrame) -> Any:
     for f in frames:
         if f.crs is not None and f.crs.is_projected and len(f):
@@ -115,10 +133,11 @@ def point_accuracy(
         InputError: negative tolerance, missing or unknown labels, non-polygon detections.
         CRSMismatchError: a frame without CRS or one that cannot be transformed.
     """
-    if tolerance_m < 0:
+    if not math.isfinite(tolerance_m) or tolerance_m < 0:
         raise InputError(None, f"tolerance_m must be ≥ 0, got {tolerance_m}")
     report_warnings: list[str] = []
     val = validation[validation.geometry.notna() & ~validation.geometry.is_empty].copy()
+    check_validation_geometry(val)
     if label_column == "auto":
         label_column = "label" if "label" in val.columns else None
     if label_column is not None:

@@ -43,6 +43,7 @@ from thawdetect.core.run.ledger import (
     UNDO,
     now_iso,
 )
+from thawdetect.core.run.rundir import writing_to_run
 
 __all__ = [
     "EDIT_FIELDS",
@@ -357,6 +358,7 @@ def decide(
             "part of" target (nothing is recorded).
     """
     ids = [candidate_ids] if isinstance(candidate_ids, str) else [str(i) for i in candidate_ids]
+    ids = list(dict.fromkeys(ids))  # an id given twice is decided once (one history row)
     decision = _normalise_decision(decision)
     if decision not in DECISIONS:
         raise InputError(run_dir, f"illegal decision '{decision}'; use one of {list(DECISIONS)}")
@@ -388,7 +390,7 @@ def decide(
     rows = _rows(
         ids, [decision] * n, [prob] * n, [note] * n, [reviewer] * n, [outline] * n, [target] * n
     )
-    with ledger.transaction() as t:
+    with writing_to_run(run_dir), ledger.transaction() as t:  # refused while a run is going
         t.record_decisions(rows)
     return rows
 
@@ -404,7 +406,7 @@ def undo_last_decision(run_dir: str | Path, *, reviewer: str | None = None) -> p
         The undo rows appended, or None when there is nothing to undo.
     """
     ledger = open_ledger(run_dir)
-    with ledger.transaction() as t:
+    with writing_to_run(run_dir), ledger.transaction() as t:
         dec = t.read("decisions")
         eff = effective_decisions(dec)
         mine = eff if reviewer is None else eff[eff["reviewer"] == reviewer]

@@ -11,21 +11,24 @@ from pathlib import Path
 from typing import Any
 
 from thawdetect.core.errors import InputError
+from thawdetect.core.run.integrity import check_ledger_file
 from thawdetect.core.run.ledger import Ledger
 from thawdetect.core.run.manifest import MANIFEST
 
 __all__ = ["open_run_ledger", "read_manifest"]
 
 
-def open_run_ledger(run_dir: str | Path) -> Ledger:
-    """The run's ledger.
+def open_run_ledger(run_dir: str | Path, *, check: bool = True) -> Ledger:
+    """The run's ledger, checked (:func:`~thawdetect.core.run.integrity.check_ledger_file`).
 
     Raises:
-        InputError: ``run_dir`` has no ``ledger.gpkg``.
+        InputError: ``run_dir`` has no ``ledger.gpkg``, or the ledger is damaged (one line).
     """
     ledger = Ledger(run_dir)
     if not ledger.exists():
         raise InputError(run_dir, "not a run directory (no ledger.gpkg)")
+    if check:
+        check_ledger_file(ledger.path)
     return ledger
 
 

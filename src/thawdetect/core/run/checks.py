@@ -10,7 +10,6 @@ can use them without an :class:`~thawdetect.core.run.engine.Engine`.
 from __future__ import annotations
 
 import json
-import sqlite3
 import tempfile
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -86,23 +85,59 @@ def check_same_config(manifest: dict[str, Any], new_config: dict[str, Any], run_
 
 
 def check_ledger(ledger: Ledger) -> None:
-    """Raise a one-line InputError when the run's ledger fails SQLite's integrity check.
+    """Raise a one-line InputError when the run's ledger is damaged.
 
-    Used before a run resumes and before ``status``, ``accuracy --run`` and ``inventory export``
-    read it, so a damaged GeoPackage is named instead of failing deep inside a read.
+    The one check every command makes (:func:`thawdetect.core.run.integrity.check_ledger_file`:
+    SQLite's quick check, the GeoPackage tables and the tables the run's stages wrote); used
+    before a run resumes and before ``status``, ``accuracy --run`` and ``inventory export``.
     """
-    if not ledger.path.exists():
-        return
-    detail = "SQLite integrity check failed"
-    try:
-        sound = ledger.integrity_check()
-    except sqlite3.DatabaseError as exc:
-        sound, detail = False, str(exc)
-    if not sound:
-        raise InputError(
-            ledger.path,
-            f"run ledger is corrupt ({detail}); restore it from a backup or use --overwrite",
-        )
+    from thawdetect.core.run.integrity import check_ledger_file
+
+    check_ledger_file(ledger.path)
+
+
+def check_validation_files(
+    paths: Iterable[str], crs: Any, label_column: str | None, region: Region
+) -> None:
+    """Read the run's validation file(s) now, so that a bad one fails before the run starts.
+
+    Each must be a readable vector file (not a directory) of points (or polygons); its label
+    column (``label_column``; default ``label`` when present) must exist and hold known labels;
+    and at least one point must lie in the region's AOI, when the region has one.
+
+    Raises:
+        InputError: one line naming the file.
+    """
+    from thawdetect.core.accuracy.matching import check_validation_geometry, parse_labels
+    from thawdetect.core.paths import local_exists
+    from thawdetect.core.vector import read_vector
+
+    for path in paths:
+        if local_exists(path) is None:
+            continue  # a URI: read at the end of the run (GDAL tells)
+        val = read_vector(path, crs=crs, what="validation points")
+        check_validation_geometry(val, path)
+        column = label_column
+        if column is None or column == "auto":
+            column = "label" if "label" in val.columns else None
+        elif column not in val.columns:
+            raise InputError(
+                path,
+                f"label column '{column}' not found (validation_label_column); columns: "
+                f"{[c for c in val.columns if c != val.geometry.name]}",
+            )
+        if column is not None:
+            parse_labels(val[column], source=path, column=column)
+        aoi = region.aoi
+        if aoi is not None and len(val):
+            inside = val.to_crs(4326).intersects(aoi)
+            if not inside.any():
+                w, s, e, n = val.to_crs(4326).total_bounds
+                raise InputError(
+                    path,
+                    f"no validation point lies in region '{region.name}' (points span "
+                    f"{w:.3f}, {s:.3f} to {e:.3f}, {n:.3f} degrees): wrong file or CRS?",
+                )
 
 
 def check_reviewer(

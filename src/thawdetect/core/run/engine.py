@@ -32,7 +32,6 @@ import contextlib
 import json
 import logging
 import re
-import shutil
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -44,7 +43,7 @@ import pandas as pd
 
 from thawdetect import __version__
 from thawdetect.core.config import RunConfig
-from thawdetect.core.errors import ConfigError, InputError, ThawdetectError
+from thawdetect.core.errors import ConfigError, ThawdetectError
 from thawdetect.core.plugin_api.detector import (
     DeferredFrame,
     Detector,
@@ -53,7 +52,7 @@ from thawdetect.core.plugin_api.detector import (
     validate_candidates,
 )
 from thawdetect.core.plugin_api.host import PluginHost
-from thawdetect.core.run import checks, layers
+from thawdetect.core.run import checks, layers, rundir
 from thawdetect.core.run import plugin_calls as calls
 from thawdetect.core.run.checks import RESUMABLE_KEYS, check_ledger, config_differences
 from thawdetect.core.run.guard import GuardLimits, screen_parts
@@ -141,6 +140,24 @@ class Engine:
         overwrite: bool = False,
         source: str = "config",
     ) -> None:
+        # the run lock is taken before the stored run is read; a check that fails lets it go
+        self._lock = rundir.RunLock(Path(run_dir), exclusive=True, command="thawdetect run")
+        try:
+            self._open(config, run_dir, host, echo=echo, overwrite=overwrite, source=source)
+        except BaseException:
+            self._lock.release()
+            raise
+
+    def _open(
+        self,
+        config: RunConfig,
+        run_dir: str | Path,
+        host: PluginHost,
+        *,
+        echo: Callable[[str], None] | None,
+        overwrite: bool,
+        source: str,
+    ) -> None:
         self.config = config
         self.source = source
         self.run_dir = Path(run_dir)
@@ -150,8 +167,8 @@ class Engine:
         self._deferred: list[str] = []
         self._pre_run: list[str] = []  # lines said before run() opened run.log
         self._log_handler: logging.Handler | None = None
-        if self.run_dir.exists() and not self.run_dir.is_dir():
-            raise InputError(self.run_dir, "is a file; --output-dir must be a directory")
+        # a folder of someone's files is never written into or deleted (rundir.py)
+        state = rundir.check_output_dir(self.run_dir, overwrite=overwrite)
         if not self.config.detectors:
             raise ConfigError("no detector selected: use --detector NAME or a 'detectors:' section")
         for name in self.config.detectors:
@@ -159,14 +176,9 @@ class Engine:
         self.region = checks.resolve_region(self.config.region, host)
         self.crs = self.region.working_crs()
         path = self.run_dir / MANIFEST
-        is_run = path.exists()
-        if overwrite and not is_run and self.run_dir.exists() and any(self.run_dir.iterdir()):
-            raise InputError(
-                self.run_dir,
-                "is not a thawdetect run (no manifest.json); --overwrite only deletes run "
-                "directories: choose another --output-dir",
-            )
-        stored = None if overwrite or not is_run else checks.read_manifest(path)
+        if state != "new":
+            self._lock.acquire(wait_s=5.0)  # a second run (or a reviewer writing) is refused
+        stored = checks.read_manifest(path) if state == "resume" else None
         if stored is not None:
             checks.check_same_config(stored, self.config.model_dump(mode="json"), self.run_dir)
             self.ledger = Ledger(self.run_dir, crs=self.crs)
@@ -176,6 +188,13 @@ class Engine:
         else:
             self.manifest = new_manifest(
                 self.config, self.region, self.crs, host, source=source, echo=self.echo
+            )
+            # read now, not after the last iteration: a bad file must not fail a finished run
+            checks.check_validation_files(
+                self.manifest["files"]["validation"],
+                self.crs,
+                self.config.validation_label_column,
+                self.region,
             )
         # a resumed run keeps the reviewer it was started with unless --reviewer is given
         previous_reviewer = self.manifest.get("reviewer")
@@ -197,12 +216,24 @@ class Engine:
         )
         self.manifest["reviewer"] = self.reviewer
         if stored is None:
-            if overwrite and is_run:
-                shutil.rmtree(self.run_dir)
-            self.run_dir.mkdir(parents=True, exist_ok=True)
+            if state == "new":
+                rundir.make_dir(self.run_dir)
+                self._lock.acquire(wait_s=5.0)
+            run_id = rundir.new_run_id()
+            kept = rundir.create_run_dir(
+                self.run_dir,
+                run_id,
+                replace=state != "new",
+                detectors=tuple(host.detectors),
+            )
+            if kept:
+                self.echo(f"kept {len(kept)} entries the old run did not write: {', '.join(kept)}")
+            self.manifest["run_id"] = run_id
             save_manifest(self.run_dir, self.manifest)
             self.ledger = Ledger(self.run_dir, crs=self.crs)
         else:
+            if rundir.ensure_marker(self.run_dir, self.manifest):
+                self._save_manifest()
             if previous_reviewer != self.reviewer:
                 self._save_manifest()
             if checks.apply_changed_inputs(
@@ -315,12 +346,20 @@ class Engine:
         from thawdetect.core.compute import use_scheduler
 
         # heavy steps run on Dask: in this process, a local pool or a cluster (one code path)
-        with self._run_log(), use_scheduler(self.config.compute.scheduler):
-            try:
-                return self._run()
-            except ThawdetectError as exc:
-                log.error("%s", exc)
-                raise
+        self._lock.acquire(wait_s=5.0)  # held from __init__; again when run() is called twice
+        try:
+            with self._run_log(), use_scheduler(self.config.compute.scheduler):
+                if self._lock.took_over:
+                    self.echo(f"note: took over the run lock left by {self._lock.took_over}, "
+                              "which is no longer running")  # fmt: skip
+                    self._lock.took_over = None
+                try:
+                    return self._run()
+                except ThawdetectError as exc:
+                    log.error("%s", exc)
+                    raise
+        finally:
+            self._lock.release()
 
     @contextlib.contextmanager
     def _run_log(self) -> Iterator[None]:

@@ -1,0 +1,413 @@
+"""Issue 21: nothing a user types loses their files.
+
+D1-D6 of the issue (a folder of someone's files written into or deleted, a stray manifest.json
+taken for a run, exports onto a run's ledger or manifest, a damaged ledger read and written
+without a word), the run lock between two real processes (and a stale lock of a killed one), and
+each traceback the issue lists, all through the real CLI. Every case asserts one line, exit
+status 1 and that the files around it are byte-identical afterwards.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import geopandas as gpd
+import pytest
+import yaml
+from click.testing import CliRunner
+from shapely.geometry import LineString, Point
+from tests.test_bad_inputs import _host, _scene
+from tests.test_core_engine import CRS
+
+from thawdetect.cli.main import cli
+from thawdetect.core.config import RunConfig
+from thawdetect.core.run.engine import Engine
+from thawdetect.core.run.rundir import LOCK_FILE, MARKER
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def made(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """One finished run (real rasters, ledger, reference review) and its inputs."""
+    d = tmp_path_factory.mktemp("data-safety")
+    files = _scene(d)
+    cfg = {
+        "region": {"name": "toy", "crs": CRS},
+        "detectors": {"toy_a": {"raster": str(files["a"])}},
+        "reviewer": f"reference:{files['ref']}",
+        "validation": str(files["val"]),
+        "evidence": False,
+        "max_iterations": 1,
+    }
+    good = d / "run.yaml"
+    good.write_text(yaml.safe_dump(cfg))
+    run = d / "run"
+    assert Engine(RunConfig.model_validate(cfg), run, _host(), source=str(good)).run().status
+    return {"dir": d, "run": run, "good": good, "cfg": cfg, **files}  # type: ignore[dict-item]
+
+
+@pytest.fixture
+def w(made: dict[str, Path], tmp_path: Path) -> dict[str, Path]:
+    """A private copy of the world (the run and its inputs), for cases that may write."""
+    d = tmp_path / "w"
+    shutil.copytree(made["dir"], d, symlinks=True)
+    cfg = json.loads(json.dumps(made["cfg"]))  # the config names the shared inputs: fine
+    good = d / "run.yaml"
+    good.write_text(yaml.safe_dump(cfg))
+    return {"dir": d, "run": d / "run", "good": good}
+
+
+def _digest(root: Path) -> dict[str, str]:
+    out = {}
+    for p in sorted(root.rglob("*")):
+        if p.is_symlink():
+            out[str(p.relative_to(root))] = "-> " + os.readlink(p)
+        elif p.is_file():
+            out[str(p.relative_to(root))] = hashlib.sha256(p.read_bytes()).hexdigest()
+    return out
+
+
+def _cli(*args: object) -> tuple[int, list[str], str]:
+    result = CliRunner().invoke(cli, [str(a) for a in args], obj={"host": _host()})
+    lines = [ln for ln in result.output.splitlines() if ln.strip()]
+    return result.exit_code, lines, result.output
+
+
+def _refused(root: Path, *args: object, expected: str) -> str:
+    """Run the CLI; assert one ``Error:`` line containing ``expected``, exit 1, nothing changed."""
+    before = _digest(root)
+    code, lines, output = _cli(*args)
+    assert code == 1, output
+    assert "Traceback" not in output
+    assert len(lines) == 1, output
+    assert lines[0].startswith("Error: "), lines[0]
+    assert expected in lines[0], lines[0]
+    assert _digest(root) == before, "files changed"
+    return lines[0]
+
+
+# -- D1, D2: a folder of someone's files is never written into or deleted --------------------------
+
+
+@pytest.mark.parametrize("overwrite", [False, True], ids=["plain", "overwrite"])
+def test_d1_run_into_a_folder_of_files_is_refused(w, overwrite):
+    docs = w["dir"] / "Documents"
+    docs.mkdir()
+    (docs / "thesis.txt").write_text("years of work")
+    (docs / ".bashrc").write_text("alias ll='ls -l'")
+    extra = ["--overwrite"] if overwrite else []
+    _refused(
+        w["dir"], "run", "--config", w["good"], "--output-dir", docs, *extra,
+        expected="is not a thawdetect run (a folder of other files)",
+    )  # fmt: skip
+    assert (docs / "thesis.txt").read_text() == "years of work"
+
+
+def test_d2_a_folder_with_some_manifest_json_is_not_a_run(w, made):
+    site = w["dir"] / "website"
+    site.mkdir()
+    (site / "manifest.json").write_text('{"name": "my web app", "icons": []}')
+    (site / "index.html").write_text("<html>")
+    _refused(w["dir"], "run", "--config", w["good"], "--output-dir", site, "--overwrite",
+             expected="is not a thawdetect run")  # fmt: skip
+    # even a real thawdetect manifest copied into a folder does not make it a run
+    copied = w["dir"] / "copied"
+    copied.mkdir()
+    shutil.copy(made["run"] / "manifest.json", copied / "manifest.json")
+    (copied / "notes.txt").write_text("mine")
+    _refused(w["dir"], "run", "--config", w["good"], "--output-dir", copied, "--overwrite",
+             expected="is not a thawdetect run")  # fmt: skip
+
+
+def test_overwrite_deletes_only_what_the_run_wrote(w):
+    run = w["run"]
+    (run / "my-notes.txt").write_text("keep me")
+    outside = w["dir"] / "outside"
+    outside.mkdir()
+    (outside / "precious.txt").write_text("keep me too")
+    (run / "link-out").symlink_to(outside)  # a link inside the run is not followed
+    code, _lines, output = _cli(
+        "run", "--config", w["good"], "--output-dir", run, "--overwrite", "--max-iterations", "1"
+    )
+    assert code == 0, output
+    assert (run / "my-notes.txt").read_text() == "keep me"
+    assert (outside / "precious.txt").read_text() == "keep me too"
+    assert "kept 2 entries the old run did not write: link-out, my-notes.txt" in output
+    assert (run / MARKER).is_file()
+
+
+def test_overwrite_through_a_symlinked_run_is_refused(w):
+    link = w["dir"] / "run-link"
+    link.symlink_to(w["run"])
+    _refused(w["dir"], "run", "--config", w["good"], "--output-dir", link, "--overwrite",
+             expected="is a symbolic link")  # fmt: skip
+    # resuming through the link is fine (nothing is deleted)
+    code, _lines, output = _cli("run", "--config", w["good"], "--output-dir", link)
+    assert code == 0, output
+
+
+def test_an_empty_folder_becomes_a_run_and_a_legacy_run_resumes_and_gets_its_marker(w):
+    empty = w["dir"] / "empty"
+    empty.mkdir()
+    code, _lines, output = _cli("run", "--config", w["good"], "--output-dir", empty)
+    assert code == 0, output
+    marker = json.loads((empty / MARKER).read_text())
+    assert marker["run_id"] == json.loads((empty / "manifest.json").read_text())["run_id"]
+    # a run made before the marker existed: recognised by its manifest and its ledger
+    (w["run"] / MARKER).unlink()
+    manifest = json.loads((w["run"] / "manifest.json").read_text())
+    manifest.pop("run_id")
+    (w["run"] / "manifest.json").write_text(json.dumps(manifest))
+    code, _lines, output = _cli("run", "--config", w["good"], "--output-dir", w["run"])
+    assert code == 0, output
+    assert (w["run"] / MARKER).is_file()
+    assert "run_id" in json.loads((w["run"] / "manifest.json").read_text())
+
+
+# -- D3-D5: no output onto a run's own files -------------------------------------------------------
+
+
+def test_d3_d4_d5_exports_onto_the_runs_own_files_are_refused(w):
+    d, run = w["dir"], w["run"]
+    for args in (
+        ["review", "export", run, run / "ledger.gpkg", "--status", "all"],
+        ["inventory", "export", run, run / "ledger.gpkg"],
+    ):
+        _refused(d, *args, expected="would replace ledger.gpkg of the thawdetect run")
+    _refused(d, "accuracy", "--run", run, "--json", run / "manifest.json",
+             expected="would replace manifest.json of the thawdetect run")  # fmt: skip
+    _refused(d, "inventory", "export", run, run / "run.log", "--format", "csv",
+             expected="would replace run.log")  # fmt: skip
+    _refused(d, "review", "export", run, run / "iterations" / "x.gpkg",
+             expected="would replace iterations")  # fmt: skip
+    # through a symbolic link, and a hard link, to the ledger
+    (d / "sneaky.gpkg").symlink_to(run / "ledger.gpkg")
+    _refused(d, "review", "export", run, d / "sneaky.gpkg", expected="would replace ledger.gpkg")
+    os.link(run / "ledger.gpkg", d / "hard.gpkg")
+    _refused(d, "inventory", "export", run, d / "hard.gpkg", expected="is the run's own")
+    # the run still resumes and has every decision
+    code, _lines, output = _cli("status", run)
+    assert code == 0, output
+    code, _lines, output = _cli("review", "list", run, "--status", "confirmed", "--json")
+    assert code == 0 and len(json.loads(output)) > 0
+
+
+def test_exports_beside_the_run_are_fine(w):
+    run = w["run"]
+    code, _lines, output = _cli("review", "export", run, run / "review.gpkg", "--status", "all")
+    assert code == 0, output
+    code, _lines, output = _cli("accuracy", "--run", run, "--json", run / "figures.json")
+    assert code == 0, output
+
+
+# -- D6: one integrity check everywhere ------------------------------------------------------------
+
+
+def _flip_bytes_in_a_table(ledger: Path, table: str) -> None:
+    """64 bytes overwritten inside the b-tree page of ``table`` (what the issue did)."""
+    with sqlite3.connect(ledger) as con:
+        page_size = con.execute("PRAGMA page_size").fetchone()[0]
+        root = con.execute("SELECT rootpage FROM sqlite_master WHERE name = ?", (table,))
+        page = root.fetchone()[0]
+    con.close()
+    with open(ledger, "r+b") as fh:
+        fh.seek((page - 1) * page_size + 8)
+        fh.write(b"\xa5" * 64)
+
+
+READERS_AND_WRITERS = [
+    ["status", "{run}"],
+    ["review", "list", "{run}"],
+    ["review", "show", "{run}", "it01-0001"],
+    ["review", "decide", "{run}", "it01-0001", "rejected"],
+    ["review", "undo", "{run}"],
+    ["review", "export", "{run}", "{d}/out.gpkg"],
+    ["inventory", "export", "{run}", "{d}/inv.gpkg"],
+    ["accuracy", "--run", "{run}"],
+    ["run", "--config", "{d}/run.yaml", "--output-dir", "{run}"],
+]
+
+
+@pytest.mark.parametrize("damage", ["bytes-flipped", "decisions-dropped", "decisions-gone"])
+def test_d6_a_damaged_ledger_is_one_line_everywhere_and_nothing_is_written(w, damage):
+    d, run = w["dir"], w["run"]
+    ledger = run / "ledger.gpkg"
+    if damage == "bytes-flipped":
+        _flip_bytes_in_a_table(ledger, "candidates")
+        expected = "run ledger is corrupt"
+    else:
+        with sqlite3.connect(ledger) as con:
+            con.execute("DROP TABLE decisions")
+            if damage == "decisions-gone":  # as GDAL drops a layer: its contents row goes too
+                con.execute("DELETE FROM gpkg_contents WHERE table_name = 'decisions'")
+                con.execute("DELETE FROM gpkg_ogr_contents WHERE table_name = 'decisions'")
+        con.close()
+        expected = "decisions"
+    for args in READERS_AND_WRITERS:
+        argv = [a.replace("{d}", str(d)).replace("{run}", str(run)) for a in args]
+        line = _refused(d, *argv, expected=expected)
+        assert str(ledger) in line, line
+
+
+# -- the run lock: two real processes --------------------------------------------------------------
+
+_HOLDER = """
+import sys, time
+sys.path.insert(0, {repo!r})
+import yaml
+from tests.test_bad_inputs import _host
+from thawdetect.core.config import RunConfig
+from thawdetect.core.run.engine import Engine
+
+cfg = RunConfig.model_validate(yaml.safe_load(open({good!r})))
+engine = Engine(cfg, {run!r}, _host())  # holds the run lock from its checks on
+print("ready", flush=True)
+time.sleep(120)
+"""
+
+
+def test_a_second_run_is_refused_while_one_runs_and_a_killed_ones_lock_is_taken_over(w):
+    d, run = w["dir"], w["run"]
+    script = d / "holder.py"
+    script.write_text(textwrap.dedent(_HOLDER.format(repo=str(REPO), good=str(w["good"]),
+                                                     run=str(run))))  # fmt: skip
+    proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, cwd=REPO)
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline().strip() == b"ready"
+        holder = f"pid {proc.pid} on "
+        for args in (
+            ["run", "--config", w["good"], "--output-dir", run],
+            ["run", "--config", w["good"], "--output-dir", run, "--overwrite"],
+            ["review", "decide", run, "it01-0001", "rejected"],
+            ["review", "undo", run],
+        ):
+            line = _refused(d, *args, expected="a run is in progress here: thawdetect run")
+            assert holder in line, line
+        # reading is fine while it runs
+        code, _lines, output = _cli("review", "list", run, "--status", "all")
+        assert code == 0, output
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)  # a killed run leaves its lock file behind
+        proc.wait()
+    assert json.loads((run / LOCK_FILE).read_text())["pid"] == proc.pid
+    code, _lines, output = _cli("run", "--config", w["good"], "--output-dir", run)
+    assert code == 0, output
+    assert f"took over the run lock left by thawdetect run (pid {proc.pid}" in output
+    assert (run / LOCK_FILE).read_text() == ""  # released at the end
+
+
+# -- the tracebacks the issue lists, now one line --------------------------------------------------
+
+
+def test_config_problems_are_one_line(w):
+    d = w["dir"]
+    _refused(d, "run", "--config", d, "--output-dir", d / "new",
+             expected="is a directory, not a config file")  # fmt: skip
+    latin1 = d / "latin1.yaml"
+    latin1.write_bytes(b"region: toy\nnote: caf\xe9\n")
+    _refused(d, "run", "--config", latin1, "--output-dir", d / "new",
+             expected="is not UTF-8 text (byte 21, line 2)")  # fmt: skip
+    bomb = d / "bomb.yaml"
+    levels = ["a0: &a0 [1, 1, 1, 1, 1, 1, 1, 1, 1]"]
+    levels += [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 9)}]" for i in range(1, 10)]
+    bomb.write_text("\n".join(levels) + "\ndetectors:\n  toy_a:\n    schedule: *a9\n")
+    assert bomb.stat().st_size < 600
+    _refused(d, "run", "--config", bomb, "--output-dir", d / "new",
+             expected="expands to more than 100,000 values")  # fmt: skip
+
+
+def test_output_dir_that_cannot_be_made_is_one_line(w):
+    d = w["dir"]
+    (d / "a-file.txt").write_text("x")
+    _refused(d, "run", "--config", w["good"], "--output-dir", d / "a-file.txt" / "run",
+             expected="a-file.txt is a file, not a directory")  # fmt: skip
+    ro = Path("/proc/self/thawdetect-run")  # a file system nobody can write, root included
+    _refused(d, "run", "--config", w["good"], "--output-dir", ro, expected=str(ro))
+
+
+def test_unwritable_outputs_are_one_line(w):
+    d, run = w["dir"], w["run"]
+    _refused(d, "accuracy", "--run", run, "--json", "/proc/self/figures.json",
+             expected="/proc/self/figures.json")  # fmt: skip
+    _refused(d, "accuracy", "--run", run, "--json", d, expected="is a directory")
+    _refused(d, "review", "export", run, "/proc/self/review.gpkg",
+             expected="/proc/self/review.gpkg")  # fmt: skip
+    (d / "a-file.txt").write_text("x")
+    _refused(d, "review", "export", run, d / "a-file.txt" / "review.gpkg",
+             expected="a-file.txt is a file, not a directory")  # fmt: skip
+
+
+@pytest.mark.parametrize("port", ["70000", "-1"])
+def test_review_serve_bad_port_is_one_line(w, port):
+    _refused(w["dir"], "review", "serve", w["run"], "--port", port,
+             expected="is not in the range 0<=x<=65535")  # fmt: skip
+
+
+# -- checked before the run directory exists -------------------------------------------------------
+
+
+def _variant(w: dict[str, Path], name: str, **changes: object) -> Path:
+    data = yaml.safe_load(w["good"].read_text())
+    data.update(changes)
+    path = w["dir"] / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def test_validation_problems_fail_before_the_run_directory_exists(w):
+    d = w["dir"]
+    (d / "val-dir").mkdir()
+    gpd.GeoDataFrame({"label": [1]}, geometry=[Point(400_100, 3_849_900)], crs=CRS).to_file(
+        d / "one.gpkg"
+    )
+    gpd.GeoDataFrame({"label": ["maybe"]}, geometry=[Point(400_100, 3_849_900)], crs=CRS).to_file(
+        d / "maybe.gpkg"
+    )
+    line = LineString([(400_000, 3_849_000), (400_500, 3_849_500)])
+    gpd.GeoDataFrame({"label": [1]}, geometry=[line], crs=CRS).to_file(d / "lines.gpkg")
+    gpd.GeoDataFrame({"label": [1]}, geometry=[Point(95.0, 30.0)], crs=4326).to_file(d / "far.gpkg")
+    region = {"name": "toy", "crs": CRS, "bbox_wgs84": [91.0, 34.0, 93.0, 36.0]}
+    cases = [
+        (_variant(w, "v-dir", validation=str(d / "val-dir")), "is a directory"),
+        (_variant(w, "v-labels", validation=str(d / "maybe.gpkg")), "unknown values 'maybe'"),
+        (
+            _variant(w, "v-col", validation=str(d / "one.gpkg"), validation_label_column="x"),
+            "label column 'x' not found",
+        ),
+        (_variant(w, "v-lines", validation=str(d / "lines.gpkg")), "found LineString"),
+        (
+            _variant(w, "v-far", validation=str(d / "far.gpkg"), region=region),
+            "no validation point lies in region 'toy'",
+        ),
+    ]
+    for cfg, expected in cases:
+        _refused(d, "run", "--config", cfg, "--output-dir", d / "new", expected=expected)
+        assert not (d / "new").exists()
+
+
+def test_nan_numeric_options_are_refused(w):
+    d, run = w["dir"], w["run"]
+    _refused(d, "accuracy", "--run", run, "--tolerance-m", "nan",
+             expected="--tolerance-m must be a number of metres")  # fmt: skip
+    _refused(d, "inventory", "export", run, d / "inv.gpkg", "--near-road-m", "nan",
+             expected="--near-road-m must be a number of metres")  # fmt: skip
+
+
+def test_the_same_id_twice_in_one_decide_is_one_decision(w):
+    run = w["run"]
+    code, _lines, output = _cli("review", "list", run, "--status", "all", "--json")
+    cid = json.loads(output)[0]["candidate_id"]
+    code, _lines, output = _cli("review", "decide", run, cid, cid, cid, "unsure")
+    assert code == 0, output
+    assert "1 candidate(s) unsure" in output
