@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import geopandas as gpd
+import numpy as np
 import pandas as pd
 
 from thawdetect.core.accuracy.matching import (
@@ -136,7 +137,7 @@ def run_accuracy(
             f"{[c for c in val.columns if c != val.geometry.name]}",
         )
     inventory = ledger.read("inventory")
-    known = inventory[inventory["source"] == "known"] if len(inventory) else inventory
+    known = _known_as_given(ledger, inventory)
     excluded = 0
     if len(known) and len(val):
         on_known = sorted(set(val.sindex.query(known.geometry, predicate="intersects")[1]))
@@ -145,7 +146,7 @@ def run_accuracy(
     cands = ledger.read("candidates")
     # the reviewed outlines: inventory features the run confirmed (fragments merged in); a
     # ledger whose update stage has not run yet scores the confirmed candidates' outlines
-    found = inventory[inventory["source"] != "known"] if len(inventory) else inventory
+    found = _found(inventory, cands)
     confirmed = found if len(found) else cands[cands["status"] == "confirmed"]
 
     def score(det: gpd.GeoDataFrame) -> dict[str, Any]:
@@ -176,6 +177,53 @@ def run_accuracy(
         sel = conf_lists.map(lambda ds, n=name: n in [d.strip() for d in ds])
         out["per_detector"][name] = score(confirmed[sel.to_numpy()])
     return out
+
+
+def _known_as_given(ledger: Any, inventory: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+    """The known inventory as the run was given it: the iteration-0 positives of source known.
+
+    Not the inventory's known features: a known point that a confirmed outline became, or a
+    known polygon a candidate joined, has the run's outline now, and validation points in that
+    outline were not given as known (a ledger without those positives: the inventory's).
+    """
+    given = ledger.read("positives", where={"iteration": 0})
+    if len(given) and "source" in given.columns:
+        given = given[given["source"] == "known"]
+        if len(given):
+            return given
+    return inventory[inventory["source"] == "known"] if len(inventory) else inventory
+
+
+def _found(inventory: gpd.GeoDataFrame, cands: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+    """The inventory features the run confirmed: its own, and known ones a confirmed candidate
+    outlined or joined (one feature per landslide), dated by the iteration of that candidate."""
+    if len(inventory) == 0:
+        return inventory
+    own = (inventory["source"] != "known").to_numpy()
+    joined_ids = [
+        [c for c in [_text(cid), *_text(merged).split(",")] if c]
+        for cid, merged in zip(
+            inventory.get("candidate_id", pd.Series(None, index=inventory.index)),
+            inventory.get("merged_candidates", pd.Series(None, index=inventory.index)),
+            strict=True,
+        )
+    ]
+    joined = ~own & np.asarray([bool(ids) for ids in joined_ids], dtype=bool)
+    rows = np.flatnonzero(own | joined)
+    found = inventory.iloc[rows].copy()
+    if joined.any() and len(cands):
+        it_of = dict(zip(cands["candidate_id"], cands["iteration"].astype(int), strict=True))
+        for pos in np.flatnonzero(joined[rows]):
+            its = [it_of[c] for c in joined_ids[int(rows[pos])] if c in it_of]
+            if its:
+                found.iloc[pos, found.columns.get_loc("iteration")] = min(its)
+    return found
+
+
+def _text(value: Any) -> str:
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return ""
+    return str(value).strip()
 
 
 def score_run(

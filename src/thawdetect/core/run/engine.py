@@ -608,7 +608,15 @@ class Engine:
         # this iteration's decisions only (undo rows carry their candidate's iteration too)
         latest = latest_decisions(self.ledger.read("decisions", where={"iteration": k}))
         sets = self._training_sets()
-        upd = layers.inventory_update(k, mine, latest, sets, self.crs, self.echo)
+        upd = layers.inventory_update(
+            k,
+            mine,
+            latest,
+            sets,
+            self.crs,
+            self.echo,
+            same_landslide_overlap=self.config.duplicate_overlap,  # one feature per landslide
+        )
         positives, negatives, inventory = upd.positives, upd.negatives, upd.inventory
         ctx = self._context(None, k, sets)
         next_cfgs: dict[str, Any] = {}

@@ -142,8 +142,15 @@ def inventory_update(
     sets: dict[str, gpd.GeoDataFrame],
     crs: Any,
     echo: Callable[[str], None],
+    *,
+    same_landslide_overlap: float | None = None,
 ) -> InventoryUpdate:
     """Inventory, positives and negatives after iteration ``k``'s candidates ``mine`` were decided.
+
+    With ``same_landslide_overlap`` (the engine passes the run's ``duplicate_overlap``), a
+    confirmed outline that holds a known point, or overlaps an earlier feature by that fraction
+    of the smaller area, joins that feature instead of adding one
+    (:func:`thawdetect.core.run.landslides.join_same_landslides`): one feature per landslide.
 
     Idempotent on re-run: rows of iteration ``k`` in ``sets`` are replaced, not appended twice
     (and a union into an earlier feature is the same union again).
@@ -173,6 +180,12 @@ def inventory_update(
         geometry=rejected.geometry,
         crs=crs,
     )
+    if same_landslide_overlap is not None:
+        from thawdetect.core.run.landslides import join_same_landslides
+
+        new_inv, inventory, touched = join_same_landslides(
+            k, new_inv, inventory, touched, overlap=same_landslide_overlap, echo=echo
+        )
     positives = concat(concat(positives, new_pos, crs), frag_pos, crs)
     negatives = concat(negatives, new_neg, crs)
     inventory = concat(inventory, new_inv, crs)  # the earlier features first, in their order
