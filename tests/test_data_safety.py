@@ -411,3 +411,16 @@ def test_the_same_id_twice_in_one_decide_is_one_decision(w):
     code, _lines, output = _cli("review", "decide", run, cid, cid, cid, "unsure")
     assert code == 0, output
     assert "1 candidate(s) unsure" in output
+
+
+def test_an_error_during_the_run_is_one_line_not_two(w, monkeypatch):
+    from thawdetect.core.errors import InputError
+
+    def broken(self: Engine) -> None:
+        raise InputError(w["run"], "something went wrong in a stage")
+
+    monkeypatch.setattr(Engine, "_initialise", broken)
+    code, lines, output = _cli("run", "--config", w["good"], "--output-dir", w["run"])
+    assert code == 1, output
+    assert len(lines) == 1 and lines[0].startswith("Error: "), output
+    assert "something went wrong in a stage" in (w["run"] / "run.log").read_text()

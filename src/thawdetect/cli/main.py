@@ -201,8 +201,9 @@ def cli(ctx: click.Context, traceback: bool, verbose: int) -> None:
 @click.option(
     "--overwrite",
     is_flag=True,
-    help="Delete the existing run in the output directory (only a directory holding a run's "
-    "manifest.json is ever deleted, and only after the new configuration checked out).",
+    help="Replace the run in the output directory: only the files a run wrote are deleted, "
+    "only in a thawdetect run directory, never through a link, and only after the new "
+    "configuration checked out.",
 )
 @click.option(
     "--scheduler",

@@ -356,7 +356,8 @@ class Engine:
                 try:
                     return self._run()
                 except ThawdetectError as exc:
-                    log.error("%s", exc)
+                    # to run.log only: the CLI prints the one "Error:" line on the console
+                    log.error("%s", exc, extra={"thawdetect_echo": True})
                     raise
         finally:
             self._lock.release()
