@@ -424,3 +424,38 @@ def test_an_error_during_the_run_is_one_line_not_two(w, monkeypatch):
     assert code == 1, output
     assert len(lines) == 1 and lines[0].startswith("Error: "), output
     assert "something went wrong in a stage" in (w["run"] / "run.log").read_text()
+
+
+# -- the review page: body limit, token length, Referrer-Policy, --host 0.0.0.0 -----------------
+
+
+def test_review_serve_refuses_a_short_token(w):
+    _refused(w["dir"], "review", "serve", w["run"], "--token", "a",
+             expected="--token must be at least 16 characters")  # fmt: skip
+
+
+def test_review_page_limits_bodies_sends_no_referrer_and_serves_ip_hosts(made):
+    from fastapi.testclient import TestClient
+
+    from thawdetect.web.app import MAX_BODY_BYTES, ServerConfig, create_app
+
+    token = "t" * 24
+    config = ServerConfig(
+        run_dir=made["run"], token=token, read_only=True, allowed_hosts=("testserver",),
+        any_ip_host=True,
+    )  # fmt: skip
+    client = TestClient(create_app(config))
+    hdr = {"X-Thawdetect-Token": token}
+    r = client.get("/api/run", headers=hdr)
+    assert r.status_code == 200, r.text
+    assert r.headers["Referrer-Policy"] == "no-referrer"
+    # bound to 0.0.0.0: the machine's LAN address is served, a DNS name still is not
+    assert client.get("/api/run", headers={**hdr, "Host": "192.168.1.20:8000"}).status_code == 200
+    assert client.get("/api/run", headers={**hdr, "Host": "evil.example"}).status_code == 403
+    big = b'{"note": "' + b"x" * (MAX_BODY_BYTES + 1) + b'"}'
+    r = client.post(
+        "/api/decide",
+        content=big,
+        headers={**hdr, "Origin": "http://testserver", "Content-Type": "application/json"},
+    )
+    assert r.status_code == 413, r.text

@@ -13,6 +13,8 @@ import click
 log = logging.getLogger(__name__)
 
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
+#: A shorter --token is refused (the random default is 32 characters).
+MIN_TOKEN_LENGTH = 16
 
 
 def _free_port(host: str) -> int:
@@ -87,6 +89,14 @@ def serve(
 
     open_run_ledger(run_dir)  # not a run, or a damaged ledger: one line before serving anything
 
+    if token and len(token) < MIN_TOKEN_LENGTH:
+        from thawdetect.core.errors import InputError
+
+        raise InputError(
+            None,
+            f"--token must be at least {MIN_TOKEN_LENGTH} characters (a guessable token opens "
+            "the run to anyone who can reach the port); leave it out for a random one",
+        )
     token = token or secrets.token_urlsafe(24)
     allowed = {"127.0.0.1", "localhost", "::1"}
     if host not in LOCAL_HOSTS:
@@ -105,6 +115,7 @@ def serve(
         reviewer=reviewer,
         read_only=read_only,
         allowed_hosts=tuple(sorted(allowed)),
+        any_ip_host=host in ("0.0.0.0", "::"),
     )
     app = create_app(config)
     port = port or _free_port(host)

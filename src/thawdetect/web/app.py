@@ -55,6 +55,9 @@ class ServerConfig:
         reviewer: name recorded with every decision.
         read_only: refuse every write.
         allowed_hosts: ``Host`` header names accepted (without port).
+        any_ip_host: also accept any IP address as ``Host`` (a server bound to 0.0.0.0 / ::
+            answers on every address of the machine; a DNS-rebinding page sends a name, not an
+            address, so the check against names still holds).
     """
 
     run_dir: Path
@@ -63,6 +66,21 @@ class ServerConfig:
     read_only: bool = False
     allowed_hosts: tuple[str, ...] = ("127.0.0.1", "localhost")
     messages: list[str] = field(default_factory=list)
+    any_ip_host: bool = False
+
+
+#: Largest request body accepted (a decision with a reviewed outline is a few kB).
+MAX_BODY_BYTES = 2 * 1024 * 1024
+
+
+def _is_ip(name: str) -> bool:
+    import ipaddress
+
+    try:
+        ipaddress.ip_address(name)
+    except ValueError:
+        return False
+    return True
 
 
 def _static_table() -> dict[str, Path]:
@@ -416,7 +434,7 @@ def create_app(config: ServerConfig, host: Any = None) -> Any:
     @app.middleware("http")
     async def security(request: Request, call_next: Any) -> Any:
         host_name = (request.headers.get("host") or "").rsplit(":", 1)[0].strip("[]")
-        if host_name not in config.allowed_hosts:
+        if host_name not in config.allowed_hosts and not (config.any_ip_host and _is_ip(host_name)):
             return JSONResponse({"error": f"host '{host_name}' not served"}, status_code=403)
         given, where = _token_of(request)
         if not _ok(given):
@@ -425,6 +443,14 @@ def create_app(config: ServerConfig, host: Any = None) -> Any:
                 status_code=401,
             )
         if request.method not in ("GET", "HEAD"):
+            length = request.headers.get("content-length", "")
+            if not length.isdigit():
+                return JSONResponse({"error": "a write needs a Content-Length"}, status_code=411)
+            if int(length) > MAX_BODY_BYTES:
+                return JSONResponse(
+                    {"error": f"request body over {MAX_BODY_BYTES // 1024 // 1024} MB"},
+                    status_code=413,
+                )
             if where != "header":
                 return JSONResponse({"error": "writes need the token header"}, status_code=403)
             origin = request.headers.get("origin", "")
@@ -440,6 +466,7 @@ def create_app(config: ServerConfig, host: Any = None) -> Any:
             )
         response.headers["Cache-Control"] = response.headers.get("Cache-Control", "no-store")
         response.headers["X-Content-Type-Options"] = "nosniff"
+        response.headers["Referrer-Policy"] = "no-referrer"
         response.headers["Content-Security-Policy"] = (
             "default-src 'self'; img-src 'self' data: blob:; style-src 'self' 'unsafe-inline'; "
             "connect-src 'self'; frame-ancestors 'none'"
