@@ -124,7 +124,9 @@ class InsarSbasConfig(DetectorConfig):
 
     # -- inputs -------------------------------------------------------------------------------
     velocity_file: Path | None = Field(None, description="MintPy velocity.h5 / geo_velocity.h5")
-    timeseries_file: Path | None = Field(None, description="MintPy timeseries*.h5 (seasonal fit)")
+    timeseries_file: Path | None = Field(
+        None, description="MintPy timeseries*.h5, or LiCSBAS cum.h5/cum_filt.h5 (seasonal fit)"
+    )
     coherence_file: Path | None = Field(
         None, description="temporalCoherence.h5 or a coherence GeoTIFF (0-1)"
     )

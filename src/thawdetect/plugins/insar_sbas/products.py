@@ -111,6 +111,9 @@ def load_products(
                 "geometry_file": cfg.geometry_file or out.get("geometry"),
             }
         )
+    from thawdetect.plugins.insar_sbas.licsbas import licsbas_inputs
+
+    cfg = licsbas_inputs(cfg, Path(run_dir))  # a LiCSBAS cum*.h5 → MintPy layout (cached)
     cfg, geocoded = _geocode_radar_inputs(cfg, Path(run_dir))
     if cfg.velocity_file is not None or cfg.timeseries_file is not None:
         products = _from_mintpy(cfg, run_dir)
