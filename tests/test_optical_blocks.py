@@ -64,7 +64,9 @@ def _predict(onnx_path: Path, mosaic: Path, out: Path, **kw) -> np.ndarray:
         **kw,
     )
     with rasterio.open(out) as src:
-        assert src.block_shapes == [(48, 48)] and src.crs.to_epsg() == 32646
+        # a Cloud-Optimised GeoTIFF (256 px tiles) whatever the inference blocks were
+        assert src.block_shapes == [(256, 256)] and src.crs.to_epsg() == 32646
+        assert src.tags(ns="IMAGE_STRUCTURE").get("LAYOUT") == "COG"
         assert src.transform == from_origin(492000, 3855600, 3, 3)
         assert src.tags()["UNITS"] == "probability 0-1"
         return src.read(1)
