@@ -3,10 +3,10 @@
 :func:`check_ledger_file` refuses, in one line naming the file, a ledger that is not a GeoPackage,
 fails SQLite's ``PRAGMA quick_check``, lists a table in ``gpkg_contents`` that is gone, lacks a
 table the run's own records say it wrote (``stages`` always; ``inventory``, ``positives`` and
-``negatives`` once initialised; ``candidates`` once merged; ``decisions`` once a candidate was
-decided). ``run`` (resume),
-``status``, ``review list/show/decide/undo/import/export``, ``accuracy --run``, ``inventory export``
-and the review page all call it (through :func:`thawdetect.core.run.access.open_run_ledger`).
+``negatives`` once initialised; ``candidates`` once merged; ``decisions`` once a reviewed
+candidate was decided). ``run`` (resume), ``status``, ``review list/show/decide/undo/import/
+export``, ``accuracy --run``, ``inventory export`` and the review page all call it (through
+:func:`thawdetect.core.run.access.open_run_ledger`).
 
 A check that passed is remembered for the file as it stands (inode, size, modification time), so
 one command that opens the ledger several times checks it once.
@@ -93,7 +93,7 @@ def _check(con: sqlite3.Connection, path: Path) -> None:
         needed += ["inventory", "positives", "negatives"]
     if "merge" in stages:
         needed.append("candidates")
-    if "candidates" in tables:
+    if "candidates" in tables and "review" in stages:  # (a hand-made ledger has no stages)
         decided = con.execute(
             "SELECT count(*) FROM candidates WHERE status IS NOT NULL AND status != 'pending'"
         ).fetchone()[0]
