@@ -217,6 +217,13 @@ class InsarSbasConfig(DetectorConfig):
         description="two growing candidates join only where the measured pass between them is "
         "at least this fraction of the slower one's peak |rate| (otherwise: two landslides)",
     )
+    grow_background_window_m: float | None = Field(
+        1500.0,
+        gt=0,
+        description="grow: landslides are measured against the large-scale background rate "
+        "(medians of blocks this wide, metres: residual atmosphere, ramps, creep, a moving "
+        "reference point); None: against zero",
+    )
     noise_sigma_factor: float = Field(
         2.0, gt=0, description="floor = this × robust σ of the rate on stable, coherent terrain"
     )

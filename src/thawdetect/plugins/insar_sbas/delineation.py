@@ -44,7 +44,7 @@ from typing import Literal
 import numpy as np
 from numpy.typing import NDArray
 
-__all__ = ["Delineation", "delineate", "noise_floor"]
+__all__ = ["Delineation", "delineate", "local_background", "noise_floor"]
 
 _EIGHT = np.ones((3, 3), dtype=bool)
 _SPUR_N8 = 2  # a spur pixel touches at most this many of its 8 neighbours
@@ -91,6 +91,70 @@ def noise_floor(
         return float("nan"), float("nan")
     sigma = 1.4826 * float(np.median(np.abs(v - np.median(v))))
     return round(factor * sigma, 6), round(sigma, 6)
+
+
+def local_background(
+    rate_mm_yr: NDArray[np.floating],
+    reliable: NDArray[np.bool_],
+    window_px: int,
+    min_island_px: int = 1000,
+) -> NDArray[np.float64]:
+    """Large-scale background of the rate: medians of ``window_px`` blocks, bilinear between.
+
+    Long-wavelength signal that is not a landslide (residual atmosphere, orbital ramps, a
+    reference point on moving ground, widespread creep) shifts whole slopes; landslides
+    (0.5-20 ha, a few hundred metres) are a minority of each block, which the median ignores.
+    Blocks with under 10 % reliable pixels take their nearest measured block's value. First,
+    each island of reliable ground of at least ``min_island_px`` pixels that unreliable ground
+    cuts off is levelled to the largest one by its median: unwrapping errors shift whole
+    islands by 2π, with sharp edges that block medians would smear (smaller islands, which may
+    be one landslide, keep their level).
+
+    Examples:
+        >>> r = np.full((64, 64), 5.0); r[10:14, 10:14] = 40.0
+        >>> float(local_background(r, np.ones(r.shape, bool), 32)[12, 12])
+        5.0
+    """
+    from scipy import ndimage
+
+    rate = np.asarray(rate_mm_yr, dtype=np.float64)
+    ok = reliable & np.isfinite(rate)
+    # islands of reliable ground that decorrelated ground cuts off carry their own offset
+    # (unwrapping errors: 2π jumps of whole islands); large islands are levelled first
+    islands, k = ndimage.label(ok, structure=np.ones((3, 3), bool))
+    offset = np.zeros(rate.shape)
+    if k > 1:
+        size = np.bincount(islands.ravel(), minlength=k + 1)
+        big = np.flatnonzero(size >= min_island_px)
+        big = big[big > 0]
+        if big.size > 1:
+            med = np.zeros(k + 1)
+            med[big] = ndimage.median(rate, islands, big)
+            main = big[np.argmax(size[big])]
+            med[big] -= med[main]  # the largest island keeps its level
+            offset = med[islands]
+    rate = rate - offset
+    h, w = rate.shape
+    win = max(int(window_px), 1)
+    nby, nbx = -(-h // win), -(-w // win)
+    pad = np.full((nby * win, nbx * win), np.nan)
+    pad[:h, :w] = np.where(ok, rate, np.nan)
+    blocks = pad.reshape(nby, win, nbx, win).transpose(0, 2, 1, 3).reshape(nby, nbx, -1)
+    enough = np.isfinite(blocks).mean(axis=2) >= 0.1
+    med = np.full((nby, nbx), np.nan)
+    if enough.any():
+        med[enough] = np.nanmedian(blocks[enough], axis=1)
+    else:
+        return offset
+    if not enough.all():
+        _, (iy, ix) = ndimage.distance_transform_edt(~enough, return_indices=True)
+        med = med[iy, ix]
+    # bilinear between block centres (edges held)
+    yc = (np.arange(h) + 0.5) / win - 0.5
+    xc = (np.arange(w) + 0.5) / win - 0.5
+    yy = np.clip(yc, 0, nby - 1)[:, None] * np.ones((1, w))
+    xx = np.clip(xc, 0, nbx - 1)[None, :] * np.ones((h, 1))
+    return offset + ndimage.map_coordinates(med, [yy, xx], order=1, mode="nearest")
 
 
 def _disc(r: float) -> NDArray[np.bool_]:
@@ -189,6 +253,7 @@ def _compete(
     merge_ratio: float,
     unknown: NDArray[np.bool_] | None = None,
     gap_px: float = 2.0,
+    background: NDArray[np.float64] | None = None,
 ) -> tuple[NDArray[np.int32], int, NDArray[np.int8]]:
     """Competing growth from seeds, per sign of motion (see the module docstring, ``grow``).
 
@@ -209,10 +274,12 @@ def _compete(
     out = np.zeros(rate.shape, dtype=np.int32)
     signs: list[int] = []
     n = 0
+    resid = rate if background is None else rate - background
     for s in (-1, 1):
-        moving = s * rate
+        moving = s * resid
         finite = np.isfinite(moving)
-        seed_s = seeds & finite & (moving > 0)
+        # a seed moves with this sign and stands out of the background by the floor
+        seed_s = seeds & finite & (s * rate > 0) & (moving >= floor)
         if not seed_s.any():
             continue
         reliable = (grow_ok & finite & (moving >= floor)) | seed_s
@@ -244,12 +311,14 @@ def _compete(
         np.maximum.at(peak, ws[dom], height[dom])
         a, b, sad = _saddles(ws, height)
         # merge where the pass is high: union-find over candidate pairs, highest pass first
-        cand = sad >= merge_ratio * np.minimum(peak[a], peak[b])
+        cand = sad >= merge_ratio * np.maximum(peak[a], peak[b])
         parent = np.arange(k + 1)
 
         for j in np.flatnonzero(cand)[np.argsort(-sad[cand], kind="stable")]:
             ra, rb = _find(parent, int(a[j])), _find(parent, int(b[j]))
-            if ra == rb or sad[j] < merge_ratio * min(peak[ra], peak[rb]):
+            # one landslide only where the pass is high for the faster basin too: a landslide
+            # on moving background (creep, atmosphere) stands out of it and stays apart
+            if ra == rb or sad[j] < merge_ratio * max(peak[ra], peak[rb]):
                 continue
             parent[rb] = ra
             peak[ra] = max(peak[ra], peak[rb])
@@ -475,6 +544,7 @@ def delineate(
     facet_tolerance_deg: float = 45.0,
     smooth: bool = True,
     unknown: NDArray[np.bool_] | None = None,
+    background_mm_yr: NDArray[np.floating] | None = None,
 ) -> Delineation:
     """Candidate labels from this iteration's seeds (see the module docstring).
 
@@ -498,6 +568,8 @@ def delineate(
             through them; a candidate keeps those in its closing (radius 2 px), and clusters
             that only such pixels separate (at most ``group_distance_px``) are grouped;
             default: none.
+        background_mm_yr: large-scale background rate (:func:`local_background`); ``grow``
+            measures growth, floors and seeds' standing out against it. None: zero.
     """
     rate = np.asarray(rate_mm_yr, dtype=np.float64)
     seeds = np.asarray(seeds, dtype=bool) & np.isfinite(rate)
@@ -519,6 +591,7 @@ def delineate(
         merge_ratio,
         unknown_mask,
         group_distance_px,
+        None if background_mm_yr is None else np.asarray(background_mm_yr, dtype=np.float64),
     )
     fragments: np.ndarray = np.ones(n, dtype=np.int64)
     if n > 1 and group_distance_px > 0:

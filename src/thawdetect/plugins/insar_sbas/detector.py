@@ -336,9 +336,22 @@ class InsarSbasDetector(Detector):
         if relaxed_mask is not None:
             grow_ok &= relaxed_mask
         floor = sigma = float("nan")
+        background = None
         if cfg.delineation == "grow":
             stable = coherent & np.isfinite(rate) & (abs_rate < threshold)
-            floor, sigma = noise_floor(rate, stable, cfg.noise_sigma_factor)
+            if cfg.grow_background_window_m is not None:
+                from thawdetect.plugins.insar_sbas.delineation import local_background
+
+                px = max(abs(grid.transform.a), abs(grid.transform.e))
+                if grid.crs is not None and grid.crs.is_geographic:
+                    px *= 111_320.0  # metres per degree (latitude; enough for a window)
+                window = max(int(round(cfg.grow_background_window_m / px)), 3)
+                window = min(window, max(grid.shape))
+                island = max(int(round(cfg.grow_background_window_m**2 / 2.25 / px**2)), 100)
+                background = local_background(rate, coherent, window, island)
+                floor, sigma = noise_floor(rate - background, stable, cfg.noise_sigma_factor)
+            else:
+                floor, sigma = noise_floor(rate, stable, cfg.noise_sigma_factor)
             if cfg.grow_floor_mm_yr is not None:
                 floor = cfg.grow_floor_mm_yr
             if not np.isfinite(floor):
@@ -352,6 +365,10 @@ class InsarSbasDetector(Detector):
                 else f"{cfg.noise_sigma_factor:g} x robust sigma on stable coherent pixels",
                 "relative_floor": cfg.grow_relative_floor,
                 "merge_ratio": cfg.grow_merge_ratio,
+                "background_window_m": cfg.grow_background_window_m,
+                "background_mm_yr": None
+                if background is None
+                else [round(float(np.nanmin(background)), 2), round(float(np.nanmax(background)), 2)],
                 "grow_within": cfg.grow_within,
             }
         d = delineate(
@@ -368,6 +385,7 @@ class InsarSbasDetector(Detector):
             facet_tolerance_deg=cfg.facet_tolerance_deg,
             smooth=cfg.smooth_outline,
             unknown=(~coherent) if relaxed_mask is None else (~coherent & relaxed_mask),
+            background_mm_yr=background,
         )
         labels, n = d.labels, d.n
 
