@@ -345,9 +345,9 @@ class InsarSbasDetector(Detector):
                 px = max(abs(grid.transform.a), abs(grid.transform.e))
                 if grid.crs is not None and grid.crs.is_geographic:
                     px *= 111_320.0  # metres per degree (latitude; enough for a window)
-                window = max(int(round(cfg.grow_background_window_m / px)), 3)
+                window = max(round(cfg.grow_background_window_m / px), 3)
                 window = min(window, max(grid.shape))
-                island = max(int(round(cfg.grow_background_window_m**2 / 2.25 / px**2)), 100)
+                island = max(round(cfg.grow_background_window_m**2 / 2.25 / px**2), 100)
                 background = local_background(rate, coherent, window, island)
                 floor, sigma = noise_floor(rate - background, stable, cfg.noise_sigma_factor)
             else:
@@ -368,7 +368,10 @@ class InsarSbasDetector(Detector):
                 "background_window_m": cfg.grow_background_window_m,
                 "background_mm_yr": None
                 if background is None
-                else [round(float(np.nanmin(background)), 2), round(float(np.nanmax(background)), 2)],
+                else [
+                    round(float(np.nanmin(background)), 2),
+                    round(float(np.nanmax(background)), 2),
+                ],
                 "grow_within": cfg.grow_within,
             }
         d = delineate(
