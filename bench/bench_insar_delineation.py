@@ -294,21 +294,35 @@ def main() -> None:
     wall = time.perf_counter() - t0
 
     print(f"{len(recs)} scenes, {args.size} x {args.size} px at 30 m, wall {wall:.0f} s")
-    print("| scene | method | found (of findable) | merged | split | median IoU | false alarms "
-          "| candidates | time s |")
+    print(
+        "| scene | method | found (of findable) | merged | split | median IoU | false alarms "
+        "| candidates | time s |"
+    )
     print("|---|---|---|---|---|---|---|---|---|")
     for r in recs:
         for m in METHODS:
             print(_line(r["scene"], m, r[m]))
     summary: dict[str, Any] = {}
     print()
-    print("| method | found | worst scene found | merged | split | median IoU | worst scene IoU "
-          "| false alarms | worst scene false alarms |")
+    print(
+        "| method | found | worst scene found | merged | split | median IoU | worst scene IoU "
+        "| false alarms | worst scene false alarms |"
+    )
     print("|---|---|---|---|---|---|---|---|---|")
     for m in METHODS:
         rs = [r[m] for r in recs]
-        tot = {k: sum(x[k] for x in rs) for k in ("found", "findable", "merged", "belonging",
-                                                  "split", "false_alarms", "candidates")}
+        tot = {
+            k: sum(x[k] for x in rs)
+            for k in (
+                "found",
+                "findable",
+                "merged",
+                "belonging",
+                "split",
+                "false_alarms",
+                "candidates",
+            )
+        }
         ious = [i for x in rs for i in x["ious"]]
         per_found = [x["found"] / max(x["findable"], 1) for x in rs]
         per_iou = [float(np.median(x["ious"])) if x["ious"] else 0.0 for x in rs]
