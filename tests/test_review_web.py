@@ -61,6 +61,12 @@ TOKEN = "test-token-0123456789"
 # (row, col, radius px, rate mm/yr): five slumps, strongest first (the queue order).
 SLUMPS = [(20, 20, 4, -75.0), (20, 62, 4, -68.0), (50, 40, 3, -60.0), (70, 18, 3, -52.0),
           (68, 66, 3, -45.0)]  # fmt: skip
+#: Two weak slumps (row, col, radius px, rate mm/yr) only iteration 2's 20 mm/yr threshold finds.
+WEAK = [(40, 76, 3, -24.0), (84, 44, 3, -24.0)]
+#: Points checked on the ground and labelled "not landslide" (row, col): never misses.
+NOT_LANDSLIDE = [(10, 45), (30, 84)]
+#: Dates of the toy's cumulative-displacement stack (one band each, as insar_sbas writes it).
+DISP_DATES = [date(2018, 1, 3) + timedelta(days=91 * i) for i in range(12)]
 #: The known inventory feature: a 60 m disc 240 m east of the last slump (not overlapping it).
 KNOWN_XY = (ORIGIN[0] + (66 + 0.5) * RES_M + 240.0, ORIGIN[1] - (68 + 0.5) * RES_M)
 
@@ -79,6 +85,7 @@ class WebToyConfig(DetectorConfig):
     rate_file: Path
     amplitude_file: Path
     dem_file: Path
+    displacement_file: Path
     abs_rate_mm_yr: float = Field(30.0, gt=0)
 
 
@@ -121,13 +128,24 @@ class WebToy(Detector):
         return gdf.drop(columns="label")
 
     def next_config(self, outcome: ReviewOutcome) -> WebToyConfig | None:
-        return None
+        """Iteration 2 relaxes the threshold to 20 mm/yr (finds the two weak slumps)."""
+        if self.config.abs_rate_mm_yr <= 20:
+            return None
+        return self.config.model_copy(update={"abs_rate_mm_yr": 20.0})
 
     def image_frames(self, context: IterationContext) -> list[ImageFrame]:
-        return [
+        frames = [
             ImageFrame("LOS rate mm/yr", self.config.rate_file, bands=(1,), value_range=(-80, 80)),
             ImageFrame("seasonal amplitude pp mm", self.config.amplitude_file, bands=(1,)),
         ]
+        for i, d in enumerate(DISP_DATES, start=1):
+            frames.append(
+                ImageFrame("cumulative LOS displacement", self.config.displacement_file,
+                           bands=(i,), value_range=(-150, 150), units="mm",
+                           date=f"{d.isoformat()} (since {DISP_DATES[0].isoformat()})",
+                           group="timelapse", colormap="RdBu")
+            )  # fmt: skip
+        return frames
 
 
 @hookimpl
@@ -142,12 +160,37 @@ def web_host() -> PluginHost:
 
 
 def _tif(path: Path, arr: np.ndarray) -> Path:
-    profile = dict(driver="GTiff", width=arr.shape[1], height=arr.shape[0], count=1,
-                   dtype="float32", crs=CRS, transform=from_origin(*ORIGIN, RES_M, RES_M),
-                   nodata=float("nan"), tiled=True, blockxsize=64, blockysize=64)  # fmt: skip
+    stack = arr if arr.ndim == 3 else arr[None]
+    profile = dict(driver="GTiff", width=stack.shape[2], height=stack.shape[1],
+                   count=stack.shape[0], dtype="float32", crs=CRS,
+                   transform=from_origin(*ORIGIN, RES_M, RES_M), nodata=float("nan"), tiled=True,
+                   blockxsize=64, blockysize=64)  # fmt: skip
     with rasterio.open(path, "w", **profile) as dst:
-        dst.write(arr.astype("float32"), 1)
+        dst.write(stack.astype("float32"))
     return path
+
+
+def _xy(row: float, col: float) -> tuple[float, float]:
+    return (ORIGIN[0] + (col + 0.5) * RES_M, ORIGIN[1] - (row + 0.5) * RES_M)
+
+
+def web_config(root: Path) -> RunConfig:
+    """The toy run's configuration (its input files are in ``root``)."""
+    return RunConfig(
+        region=Region(name="webtoy", crs=CRS),
+        detectors={
+            "web_toy": {
+                "rate_file": str(root / "rate_mm_yr.tif"),
+                "amplitude_file": str(root / "amplitude_pp_mm.tif"),
+                "dem_file": str(root / "dem.tif"),
+                "displacement_file": str(root / "displacement_mm.tif"),
+            }
+        },
+        reviewer="manual",
+        known_inventory=root / "known.gpkg",
+        validation=root / "validation.gpkg",
+        max_iterations=2,
+    )
 
 
 def make_web_run(root: Path) -> Path:
@@ -162,29 +205,29 @@ def make_web_run(root: Path) -> Path:
         disk = (yy - r) ** 2 + (xx - c) ** 2 <= rad**2
         rate[disk] = v + rng.normal(0, 2.0, int(disk.sum()))
         amp[disk] = 12.0
-        points.append(Point(ORIGIN[0] + (c + 0.5) * RES_M, ORIGIN[1] - (r + 0.5) * RES_M))
+        points.append(Point(_xy(r, c)))
+    for r, c, rad, v in WEAK:
+        disk = (yy - r) ** 2 + (xx - c) ** 2 <= rad**2
+        rate[disk] = v + rng.normal(0, 0.5, int(disk.sum()))
     rate[:4, :6] = np.nan  # a decorrelated corner: transparent on the map
+    t = np.array([(d - DISP_DATES[0]).days / 365.25 for d in DISP_DATES])
+    disp = rate[None] * t[:, None, None] + 4.0 * (np.cos(2 * np.pi * t)[:, None, None] - 1.0)
     dem = 3800 + 3.0 * yy + 150 * np.sin(xx / 12.0) * np.cos(yy / 15.0)
     known = root / "known.gpkg"
     gpd.GeoDataFrame({"name": ["K1"]}, geometry=[Point(KNOWN_XY).buffer(60.0)], crs=CRS).to_file(
         known
     )
     validation = root / "validation.gpkg"
-    gpd.GeoDataFrame({"id": range(len(points))}, geometry=points, crs=CRS).to_file(validation)
-    cfg = RunConfig(
-        region=Region(name="webtoy", crs=CRS),
-        detectors={
-            "web_toy": {
-                "rate_file": str(_tif(root / "rate_mm_yr.tif", rate)),
-                "amplitude_file": str(_tif(root / "amplitude_pp_mm.tif", amp)),
-                "dem_file": str(_tif(root / "dem.tif", dem)),
-            }
-        },
-        reviewer="manual",
-        known_inventory=known,
-        validation=validation,
-        max_iterations=2,
+    labels = ["landslide"] * len(points) + ["not landslide"] * len(NOT_LANDSLIDE)
+    points += [Point(_xy(r, c)) for r, c in NOT_LANDSLIDE]
+    gpd.GeoDataFrame({"id": range(len(points)), "label": labels}, geometry=points, crs=CRS).to_file(
+        validation
     )
+    _tif(root / "rate_mm_yr.tif", rate)
+    _tif(root / "amplitude_pp_mm.tif", amp)
+    _tif(root / "dem.tif", dem)
+    _tif(root / "displacement_mm.tif", disp)
+    cfg = web_config(root)
     run = root / "run"
     result = Engine(cfg, run, web_host()).run()
     assert result.status == "awaiting review" and result.pending == len(SLUMPS)
@@ -427,6 +470,9 @@ class TestBrowser:
             page.locator("path[stroke='#ff5fd2']").first.click()
             page.wait_for_selector("#part-target b")
             assert page.inner_text("#part-target b") == "known-0001"
+            page.keyboard.press("p")  # known-0001 would become multi-part: one more p records
+            page.wait_for_selector("#part-target .warn")
+            assert "multi-part" in page.inner_text("#part-target")
             page.keyboard.press("p")
             wait_status(page, "it01-0005", "part_of")
 
@@ -553,6 +599,10 @@ class TestServerViews:
             assert kinds == {
                 "LOS rate mm/yr": "diverging",
                 "seasonal amplitude pp mm": "sequential",
+                **{
+                    f"cumulative LOS displacement, {d} (since 2018-01-03)": "diverging"
+                    for d in DISP_DATES
+                },
                 "DEM hillshade": "hillshade",
             }
             rate = next(la for la in run["layers"] if la["kind"] == "diverging")

@@ -36,7 +36,7 @@ from typing import Any
 
 from thawdetect.core.errors import InputError, ThawdetectError
 from thawdetect.web.layers import Layer, TileRenderer, discover_layers
-from thawdetect.web.state import CORE_COLUMNS, RunState, clean, series_view
+from thawdetect.web.state import CORE_COLUMNS, PART_OF_CONFIRM_M, RunState, clean, series_view
 
 log = logging.getLogger(__name__)
 
@@ -119,12 +119,57 @@ class ReviewApp:
             config.run_dir, self.state.manifest, host, config.messages
         )
         self.tiles = TileRenderer(self.layers)
+        self._host = host
+        self._manifest_stamp = _file_stamp(config.run_dir / "manifest.json")
         self.static = _static_table()
         self._terrain: dict[str, dict[str, Any]] = {}
         self._frames: dict[str, list[Path]] = {}
         self._accuracy: tuple[Any, dict[str, Any] | None] = (None, None)
         self._write_lock = threading.Lock()
         self.decision_seconds: list[float] = []
+
+    # -- following the run ------------------------------------------------------------------------
+
+    def follow(self) -> None:
+        """Pick up what changed on disk since the last request, without a restart.
+
+        The ledger (another reviewer's decisions, a resumed run's new candidates) is re-read
+        when it changed; a changed ``manifest.json`` (a resumed run's new iteration) adds that
+        iteration's layers. Layers already served keep their index, so tiles the browser cached
+        stay right; a layer that could not be read yet is tried again at the next change.
+        """
+        with self.state.lock:
+            self.state.fresh()
+            stamp = _file_stamp(self.config.run_dir / "manifest.json")
+            if stamp == self._manifest_stamp:
+                return
+            self._manifest_stamp = stamp
+            self.state.manifest = self.state._manifest()
+            messages: list[str] = []
+            found = discover_layers(self.config.run_dir, self.state.manifest, self._host, messages)
+            known = {_layer_key(la) for la in self.layers}
+            for la in found:
+                if _layer_key(la) not in known:
+                    la.index = len(self.layers)
+                    self.layers.append(la)  # the tile renderer holds this same list
+                    known.add(_layer_key(la))
+            for m in messages:
+                if m not in self.config.messages:
+                    self.config.messages.append(m)
+            self._frames.clear()  # evidence drawn since (lazy evidence of new candidates)
+
+    def version(self) -> dict[str, Any]:
+        """What the page polls to notice a resumed run or another reviewer: cheap, no geometry."""
+        self.follow()
+        st = self.state
+        its = sorted({int(v) for v in st.cands["iteration"]}) if len(st.cands) else []
+        return {
+            "stamp": f"{st.stamp()}|{self._manifest_stamp}|{len(self.layers)}",
+            "counts": st.counts(),
+            "iteration_numbers": its,
+            "status": st.manifest.get("status"),
+            "layers": len(self.layers),
+        }
 
     # -- data views -------------------------------------------------------------------------------
 
@@ -205,6 +250,7 @@ class ReviewApp:
                 evidence = json.loads(row["evidence_json"])
             except json.JSONDecodeError:
                 evidence = {}
+        evidence = _own_evidence(evidence, row.get("detectors"))
         k = int(row["iteration"])
         layers = [la.index for la in self.layers if la.iteration in (0, k)]
         paths = self.frames(candidate_id)
@@ -220,13 +266,19 @@ class ReviewApp:
                 "terrain": self.terrain(candidate_id),
                 "frames": frames,
                 "layers": layers,
+                "layer_defs": [self.layers[i].public() for i in layers],
                 "neighbours": st.neighbours(candidate_id),
                 "history": st.history(candidate_id),
             }
         )
 
     def accuracy(self) -> dict[str, Any] | None:
-        """Accuracy so far against the run's validation points (cached per ledger state)."""
+        """Accuracy so far against the run's validation points (cached per ledger state).
+
+        The figures are :func:`~thawdetect.core.accuracy.scoring.score_run`'s, the function
+        ``thawdetect run`` and ``thawdetect accuracy --run`` call, with the run's own tolerance
+        and label column: points labelled "not landslide" are never misses, so N is the CLI's.
+        """
         paths = [p for p in self.state.manifest.get("files", {}).get("validation", []) if p]
         paths = [p for p in paths if Path(p).is_file()]
         if not paths:
@@ -239,15 +291,18 @@ class ReviewApp:
             self._accuracy = (stamp, out)
             return out
         try:
-            from thawdetect.core.accuracy.scoring import run_accuracy
+            from thawdetect.core.accuracy.scoring import score_run
 
-            res = run_accuracy(self.config.run_dir, paths)
+            res = score_run(self.config.run_dir)
             out = clean(
                 {
                     "validation": [Path(p).name for p in paths],
                     "overall": res["overall"],
                     "proposed": res["proposed"],
                     "per_iteration": res["per_iteration"],
+                    "tolerance_m": res.get("tolerance_m"),
+                    "label_column": res.get("label_column"),
+                    "excluded_in_known_inventory": res.get("excluded_in_known_inventory"),
                 }
             )
         except ThawdetectError as exc:
@@ -336,6 +391,8 @@ class ReviewApp:
             if not _supports_kw("decide", "part_of"):
                 raise InputError(self.config.run_dir, "this version has no 'part of' decisions")
             kwargs["part_of"] = str(body["part_of"])
+            if not body.get("confirm_join"):
+                self._check_join(ids, kwargs["part_of"])
         started = time.perf_counter()
         with self._write_lock, self.state.lock:
             self.state.fresh()
@@ -351,6 +408,32 @@ class ReviewApp:
             "server_ms": round(1000 * self.decision_seconds[-1], 1),
         }
 
+    def _check_join(self, ids: list[str], target: str) -> None:
+        """Refuse a "part of" whose target is far or that would make a multi-part feature,
+        unless the reviewer confirmed it (``confirm_join``): a click on the wrong feature
+        must not silently turn a known landslide into two distant parts."""
+        for cid in ids:
+            check = self.state.part_of_check(cid, target)
+            if check is None:
+                continue
+            distance, multipart = check
+            far = distance > PART_OF_CONFIRM_M
+            if far or multipart:
+                why = [f"{distance:.0f} m away"] if far else []
+                if multipart:
+                    why.append(f"{target} would become a multi-part feature")
+                raise NeedsConfirmation(
+                    self.config.run_dir,
+                    f"{cid} is not next to {target}: {' and '.join(why)}; confirm to record it",
+                    details={"distance_m": round(distance, 1), "multipart": multipart},
+                )
+
+    def pixel(self, iteration: int, lon: float, lat: float) -> dict[str, Any]:
+        """Values of the layers under one map point, and its series from dated stacks."""
+        from thawdetect.web.pixel import pixel_report
+
+        return pixel_report(self.layers, iteration, lon, lat)
+
     def undo(self) -> dict[str, Any]:
         """Undo this reviewer's latest decision still in effect."""
         from thawdetect.core.review import decisions as core
@@ -362,7 +445,12 @@ class ReviewApp:
             rows = fn(self.config.run_dir, reviewer=self.config.reviewer)
             self.state.reload()
         ids = [] if rows is None else [str(i) for i in rows["candidate_id"]]
-        return {"undone": ids, "counts": self.state.counts()}
+        statuses = {
+            i: str(self.state.candidate_row(i)["status"] or "pending")
+            for i in ids
+            if i in self.state.pos
+        }
+        return {"undone": ids, "counts": self.state.counts(), "statuses": statuses}
 
     def _working_geometry(self, geojson: Any) -> Any:
         """A GeoJSON geometry (WGS84, from the map editor) in the run's working CRS."""
@@ -374,6 +462,45 @@ class ReviewApp:
         except (ValueError, TypeError, AttributeError, KeyError) as exc:
             raise InputError(self.config.run_dir, f"edited outline is not GeoJSON ({exc})") from exc
         return gpd.GeoSeries([g], crs=4326).to_crs(self.state.cands.crs).iloc[0]
+
+
+class NeedsConfirmation(InputError):
+    """A write the reviewer must confirm (HTTP 409 with ``confirm`` details)."""
+
+    def __init__(self, path: Any, problem: str, details: dict[str, Any]) -> None:
+        super().__init__(path, problem)
+        self.details = details
+
+
+def _own_evidence(evidence: dict[str, Any], detectors: Any) -> dict[str, Any]:
+    """The evidence of the detectors that proposed the candidate, without empty fields.
+
+    A merged ledger carries every detector's columns for every candidate; a candidate only one
+    detector proposed would otherwise list the others' fields as empty rows.
+    """
+    names = [d.strip() for d in str(detectors or "").split(",") if d.strip()]
+    out: dict[str, Any] = {}
+    for det, values in evidence.items():
+        if names and det not in names:
+            continue
+        if isinstance(values, dict):
+            values = {k: v for k, v in values.items() if clean(v) is not None and v != ""}
+            if not values:
+                continue
+        out[det] = values
+    return out
+
+
+def _file_stamp(path: Path) -> tuple[int, int] | None:
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return (st.st_mtime_ns, st.st_size)
+
+
+def _layer_key(layer: Layer) -> tuple[Any, ...]:
+    return (str(layer.path), layer.bands, layer.iteration, layer.detector, layer.label)
 
 
 def _supports(name: str) -> bool:
@@ -497,7 +624,7 @@ def create_app(config: ServerConfig, host: Any = None) -> Any:
     @app.get("/api/run")
     def run_info() -> Any:
         with rapp.state.lock:
-            rapp.state.fresh()
+            rapp.follow()
             return rapp.overview()
 
     @app.get("/api/queue")
@@ -505,7 +632,7 @@ def create_app(config: ServerConfig, host: Any = None) -> Any:
         status: str | None = None, iteration: int | None = None, detector: str | None = None
     ) -> Any:
         with rapp.state.lock:
-            rapp.state.fresh()
+            rapp.follow()
             return {
                 "rows": rapp.state.queue(
                     status=None if status in (None, "", "all") else status,
@@ -518,13 +645,18 @@ def create_app(config: ServerConfig, host: Any = None) -> Any:
     @app.get("/api/points")
     def points() -> Any:
         with rapp.state.lock:
-            rapp.state.fresh()
+            rapp.follow()
             return rapp.state.points()
+
+    @app.get("/api/version")
+    def version() -> Any:
+        with rapp.state.lock:
+            return rapp.version()
 
     @app.get("/api/candidate/{candidate_id}")
     def candidate(candidate_id: str) -> Any:
         with rapp.state.lock:
-            rapp.state.fresh()
+            rapp.follow()
             if candidate_id not in rapp.state.pos:
                 return _err(KeyError(f"unknown candidate '{candidate_id}'"), 404)
             return rapp.candidate(candidate_id)
@@ -555,10 +687,20 @@ def create_app(config: ServerConfig, host: Any = None) -> Any:
         cache = {"Cache-Control": "private, max-age=3600"}
         return Response(png, media_type="image/png", headers=cache)
 
+    @app.get("/api/pixel")
+    def pixel(lon: float, lat: float, iteration: int = 0) -> Any:
+        if not (-180 <= lon <= 180 and -90 <= lat <= 90):
+            return _err(ValueError("lon/lat out of range"))
+        return rapp.pixel(iteration, lon, lat)
+
     @app.post("/api/decide")
     def decide(body: dict[str, Any] = Body(...)) -> Any:
         try:
             return rapp.decide(body)
+        except NeedsConfirmation as exc:
+            return JSONResponse(
+                {"error": " ".join(exc.problem.split()), "confirm": exc.details}, status_code=409
+            )
         except ThawdetectError as exc:
             return _err(exc)
 

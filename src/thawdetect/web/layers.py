@@ -35,9 +35,11 @@ DIVERGING_MAPS = {"rdbu", "rdbu_r", "bwr", "bwr_r", "seismic", "seismic_r", "coo
 TILE_CACHE_SIZE = 2048
 #: Colour maps by layer kind (rio-tiler names) and their stops sent to the page's colour bar.
 COLORMAPS = {"diverging": "rdbu", "sequential": "viridis", "grey": "greys_r"}
-#: Hillshade light: azimuth (deg, 0 = north, clockwise) and altitude (deg).
-SUN_AZIMUTH_DEG = 315.0
+#: Hillshade light altitude (deg).
 SUN_ALTITUDE_DEG = 45.0
+#: Lights of the multi-directional hillshade (deg, 0 = north, clockwise) and relief exaggeration.
+HILLSHADE_AZIMUTHS_DEG = (225.0, 270.0, 315.0, 360.0)
+HILLSHADE_Z_FACTOR = 3.0
 _EARTH_CIRCUMFERENCE_M = 2 * math.pi * 6378137.0
 
 
@@ -75,6 +77,7 @@ class Layer:
     colormap: str = ""
     base: str = ""
     date: str = ""
+    band_ranges: list[tuple[float, float]] = field(default_factory=list)
 
     def public(self) -> dict[str, Any]:
         """What the page gets (no path)."""
@@ -138,6 +141,33 @@ def _preview_range(path: Path, bands: tuple[int, ...], kind: str) -> tuple[float
         return (-lim, lim)
     lo, hi = (float(v) for v in np.percentile(data, [2, 98]))
     return (lo, hi if hi > lo else lo + 1.0)
+
+
+def _band_ranges(path: Path, bands: tuple[int, ...]) -> list[tuple[float, float]]:
+    """A 2-98 % stretch per band (an RGB frame's colours, as its review chips stretch them)."""
+    from rio_tiler.io import Reader
+
+    with Reader(str(path)) as src:
+        img = src.preview(indexes=bands, max_size=512)
+    out = []
+    for b in range(img.array.shape[0]):
+        band = img.array[b]
+        data = band.compressed() if np.ma.isMaskedArray(band) else np.ravel(band)
+        data = data[np.isfinite(data)]
+        if data.size == 0:
+            out.append((0.0, 1.0))
+            continue
+        lo, hi = (float(v) for v in np.percentile(data, [2, 98]))
+        out.append((lo, hi if hi > lo else lo + 1.0))
+    return out
+
+
+def _chip_stretch(path: Path, band: int) -> tuple[float, float]:
+    """The fixed stretch the evidence chips draw this value map with (one for the raster)."""
+    from thawdetect.core.review._styles import _raster_stretch
+
+    lo, hi, _ = _raster_stretch(path, band)
+    return (lo, hi)
 
 
 def _dem_paths(config: Any) -> list[str]:
@@ -266,7 +296,13 @@ def _make_layer(
     with Reader(str(path)) as src:
         bounds = tuple(float(v) for v in src.get_geographic_bounds(src.tms.rasterio_geographic_crs))
         minzoom, maxzoom = int(src.minzoom), int(src.maxzoom)
-    if value_range is None:
+    band_ranges: list[tuple[float, float]] = []
+    if value_range is None and kind == "rgb":
+        band_ranges = _band_ranges(path, bands)
+        value_range = (min(r[0] for r in band_ranges), max(r[1] for r in band_ranges))
+    elif value_range is None and not hillshade and units:
+        value_range = _chip_stretch(path, bands[0])  # map and chips: one stretch
+    elif value_range is None:
         value_range = _preview_range(path, bands, "grey" if hillshade else kind)
     return Layer(
         index=index,
@@ -285,11 +321,18 @@ def _make_layer(
         colormap=cm_name,
         base=base or label,
         date=date,
+        band_ranges=band_ranges,
     )
 
 
 def hillshade(elevation_m: np.ndarray, pixel_m: float) -> np.ndarray:
-    """Hillshade (0-1) of an elevation array lit from :data:`SUN_AZIMUTH_DEG`.
+    """Multi-directional hillshade (0-1) of an elevation array, relief exaggerated.
+
+    The mean of four lights at :data:`SUN_ALTITUDE_DEG` from the azimuths of
+    :data:`HILLSHADE_AZIMUTHS_DEG` (as ``gdaldem hillshade -multidirectional``), so slopes of
+    every aspect show (one light from the north-west leaves north-west and south-east slopes
+    flat), on elevations scaled by :data:`HILLSHADE_Z_FACTOR` (gentle permafrost slopes and a
+    30 m DEM resampled to map zoom would otherwise be nearly featureless).
 
     Args:
         elevation_m: 2-D elevations (m).
@@ -299,14 +342,16 @@ def hillshade(elevation_m: np.ndarray, pixel_m: float) -> np.ndarray:
         >>> round(float(hillshade(np.zeros((3, 3)), 30.0)[1, 1]), 3)
         0.707
     """
-    dz_dy, dz_dx = np.gradient(elevation_m.astype("float64"), pixel_m)
+    dz_dy, dz_dx = np.gradient(HILLSHADE_Z_FACTOR * elevation_m.astype("float64"), pixel_m)
     # Rows grow southwards: north-facing component is +dz_dy.
     slope = np.arctan(np.hypot(dz_dx, dz_dy))
     aspect = np.arctan2(-dz_dx, dz_dy)  # direction of steepest descent, 0 = north, clockwise
-    az = math.radians(SUN_AZIMUTH_DEG)
     alt = math.radians(SUN_ALTITUDE_DEG)
-    shade = np.sin(alt) * np.cos(slope) + np.cos(alt) * np.sin(slope) * np.cos(az - aspect)
-    return np.clip(shade, 0.0, 1.0)
+    shade = np.zeros_like(slope)
+    for az_deg in HILLSHADE_AZIMUTHS_DEG:
+        az = math.radians(az_deg)
+        shade += np.sin(alt) * np.cos(slope) + np.cos(alt) * np.sin(slope) * np.cos(az - aspect)
+    return np.clip(shade / len(HILLSHADE_AZIMUTHS_DEG), 0.0, 1.0)
 
 
 #: Opacity of a diverging layer's near-zero values (stable ground shows the hillshade through).
@@ -387,7 +432,8 @@ class TileRenderer:
                 return _render_diverging(img, layer, cmap.get(layer.colormap or "rdbu"))
             if not shaded:
                 vr = layer.value_range or (0.0, 1.0)
-                img = img.rescale(in_range=[vr] * len(layer.bands))
+                ranges = layer.band_ranges or [vr] * len(layer.bands)
+                img = img.rescale(in_range=ranges)
                 colormap = cmap.get(layer.colormap) if layer.colormap else None
                 return img.render(img_format="PNG", colormap=colormap)
         data = np.ma.filled(img.array[0].astype("float64"), np.nan)

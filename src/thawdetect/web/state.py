@@ -27,6 +27,8 @@ log = logging.getLogger(__name__)
 
 #: Neighbours (other candidates, inventory features) shown within this distance (m).
 NEIGHBOUR_RADIUS_M = 600.0
+#: A "part of" target farther than this (m) from the candidate needs a confirmation.
+PART_OF_CONFIRM_M = 300.0
 #: Columns shown as the candidate's own attributes (the rest are detectors' evidence).
 CORE_COLUMNS = (
     "candidate_id",
@@ -241,6 +243,7 @@ class RunState:
         if len(self.inventory):
             for j in self.inventory.sindex.query(area, predicate="intersects"):
                 r = self.inventory.iloc[int(j)]
+                distance, multipart = join_check(geom, r.geometry)
                 feats.append(
                     {
                         "type": "Feature",
@@ -250,10 +253,34 @@ class RunState:
                             "id": str(r["inventory_id"]),
                             "source": str(r.get("source", "")),
                             "candidate_id": clean(r.get("candidate_id")),
+                            "distance_m": round(distance, 1),
+                            "multipart": multipart,
                         },
                     }
                 )
         return {"type": "FeatureCollection", "features": clean(feats)}
+
+    def part_of_check(self, candidate_id: str, target: str) -> tuple[float, bool] | None:
+        """(distance m, would become multi-part) of a candidate and a "part of" target.
+
+        The target is an inventory id (or a candidate id: that candidate's inventory feature
+        when it has one, else its outline); None when the target is unknown (the core review
+        functions then say so).
+        """
+        geom = self.cands.geometry.iloc[self.pos[candidate_id]]
+        inv = self.inventory
+        other = None
+        if len(inv):
+            hit = inv[inv["inventory_id"].astype(str) == target]
+            if not len(hit) and "candidate_id" in inv.columns:
+                hit = inv[inv["candidate_id"].astype(str) == target]
+            if len(hit):
+                other = hit.geometry.iloc[0]
+        if other is None and target in self.pos:
+            other = self.cands.geometry.iloc[self.pos[target]]
+        if other is None:
+            return None
+        return join_check(geom, other)
 
     def history(self, candidate_id: str) -> list[dict[str, Any]]:
         """Decision history of one candidate, oldest first (no geometry)."""
@@ -286,6 +313,17 @@ class RunState:
 
         g = gpd.GeoSeries([shp_wkt.loads(wkt)], crs=self.cands.crs).to_crs(4326).iloc[0]
         return clean(g.__geo_interface__)  # type: ignore[no-any-return]
+
+
+def join_check(geom: Any, target: Any) -> tuple[float, bool]:
+    """Distance (m) between a fragment and the feature it would join, and whether the joined
+    outline (target ∪ fragment, what "part of" stores) would be in several parts."""
+    if geom is None or target is None or geom.is_empty or target.is_empty:
+        return (float("inf"), True)
+    distance = float(geom.distance(target))
+    if target.geom_type == "Point" or geom.intersects(target):
+        return (distance, False)  # a known point is replaced by the fragment's outline
+    return (distance, True)
 
 
 def series_view(series_json: Any) -> dict[str, Any] | None:

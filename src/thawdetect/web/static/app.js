@@ -8,8 +8,11 @@
   const PROB_KEYS = { "1": "high", "2": "medium", "3": "low" };
   const S = {
     run: null, rows: [], cur: -1, cand: null, prob: null, editing: false, edited: null,
-    target: null, layerIndex: null, busy: false, frameTimer: null,
+    target: null, layerIndex: null, overlayIndex: null, busy: false, frameTimer: null,
+    askProb: false, confirmJoin: null, version: null,
   };
+  // every outline is drawn over a dark halo, so it stays visible on every colour ramp
+  const HALO = { color: "#0b0e11", opacity: 0.85, fill: false, interactive: false, pmIgnore: true };
   const $ = (id) => document.getElementById(id);
   const esc = (v) => String(v == null ? "" : v).replace(/[&<>"']/g, (c) => (
     { "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" }[c]));
@@ -24,7 +27,11 @@
     }
     const r = await fetch(path, opt);
     const data = await r.json().catch(() => ({}));
-    if (!r.ok) throw new Error(data.error || `${r.status} ${r.statusText}`);
+    if (!r.ok) {
+      const err = new Error(data.error || `${r.status} ${r.statusText}`);
+      err.confirm = data.confirm || null;
+      throw err;
+    }
     return data;
   }
 
@@ -37,6 +44,7 @@
 
   // -- header ---------------------------------------------------------------------------------
   function renderCounts(c) {
+    S.counts = c;
     const order = ["pending", "confirmed", "rejected", "unsure", "part_of"];
     $("counts").innerHTML = order.filter((k) => k in c && (k !== "part_of" || c[k] > 0)).map((k) =>
       `<span class="count" data-status="${k}"><span class="dot st-${k}"></span>${k.replace("_", " ")} <b>${c[k]}</b></span>`).join("");
@@ -53,7 +61,10 @@
   map.setView([0, 0], 3);
   const nbLayer = L.layerGroup().addTo(map);
   const candLayer = L.layerGroup().addTo(map);
-  let baseTiles = null, dataTiles = null, candPoly = null;
+  const pixLayer = L.layerGroup().addTo(map);
+  map.createPane("compare"); // the overlay layer: its own pane, so the swipe can clip it
+  map.getPane("compare").style.zIndex = 260;
+  let baseTiles = null, dataTiles = null, overTiles = null, candPoly = null;
 
   function tileLayer(layer, opts) {
     const b = layer.bounds_wgs84;
@@ -63,6 +74,10 @@
     }, opts || {}));
   }
 
+  function mergeLayers(defs) { // layers a resumed run added since the page loaded
+    if (!S.run || !defs) return;
+    for (const d of defs) if (!S.run.layers.some((l) => l.index === d.index)) S.run.layers.push(d);
+  }
   function layersFor(cand) {
     const all = S.run ? S.run.layers : [];
     const ids = cand ? new Set(cand.layers) : null;
@@ -97,7 +112,16 @@
     $("layer-list").innerHTML = items.join("");
     $("layer-list").querySelectorAll("input[type=radio]").forEach((el) => el.addEventListener("change", () => {
       S.layerIndex = Number(el.value); applyLayers();
+      el.blur(); // the keys keep working after a click on a layer (no focus trap)
     }));
+    // overlay: any value layer (rate, amplitude, displacement) over the base, with opacity and swipe
+    const vals = ls.filter((l) => l.kind !== "rgb");
+    if (S.overlayIndex != null && !vals.some((l) => l.index === S.overlayIndex)) {
+      const same = vals.find((l) => S.lastOverlay && l.label === S.lastOverlay);
+      S.overlayIndex = same ? same.index : null;
+    }
+    $("overlay-layer").innerHTML = '<option value="">nothing</option>' + vals.map((l) =>
+      `<option value="${l.index}" ${l.index === S.overlayIndex ? "selected" : ""}>${esc(l.label)}${l.iteration ? " · it " + l.iteration : ""}</option>`).join("");
     $("layer-list").querySelectorAll("input[type=range]").forEach((el) => el.addEventListener("input", () => {
       const g = groups[Number(el.dataset.g)];
       const l = g.members[Number(el.value)];
@@ -107,6 +131,7 @@
       radio.value = l.index; radio.checked = true;
       applyLayers();
     }));
+    $("layer-list").querySelectorAll("input[type=range]").forEach((el) => el.addEventListener("change", () => el.blur()));
     applyLayers();
   }
 
@@ -115,13 +140,44 @@
     const shade = all.find((l) => l.kind === "hillshade");
     if (!baseTiles && shade) baseTiles = tileLayer(shade, { zIndex: 1 }).addTo(map);
     if (dataTiles) { map.removeLayer(dataTiles); dataTiles = null; }
+    if (overTiles) { map.removeLayer(overTiles); overTiles = null; }
     const layer = all.find((l) => l.index === S.layerIndex);
+    const over = all.find((l) => l.index === S.overlayIndex);
+    const opacity = Number($("layer-opacity").value) / 100;
     if (layer) {
       S.lastLabel = layer.label;
-      dataTiles = tileLayer(layer, { zIndex: 2, opacity: Number($("layer-opacity").value) / 100 }).addTo(map);
+      dataTiles = tileLayer(layer, { zIndex: 2, opacity: over ? 1 : opacity }).addTo(map);
     }
-    renderColorbar(layer);
+    if (over) {
+      S.lastOverlay = over.label;
+      overTiles = tileLayer(over, { pane: "compare", opacity }).addTo(map);
+    }
+    $("swipe-row").hidden = !over;
+    document.body.dataset.overlay = over ? String(over.index) : "";
+    applySwipe();
+    renderColorbar(over || layer);
   }
+  function applySwipe() { // clip the overlay pane to the left of the swipe line
+    const pane = map.getPane("compare");
+    const pct = Number($("swipe").value);
+    const line = $("swipe-line");
+    if (!overTiles || pct >= 100) { pane.style.clip = ""; line.hidden = true; return; }
+    const size = map.getSize();
+    const nw = map.containerPointToLayerPoint([0, 0]);
+    const se = map.containerPointToLayerPoint(size);
+    const x = nw.x + (size.x * pct) / 100;
+    pane.style.clip = `rect(${nw.y}px, ${x}px, ${se.y}px, ${nw.x}px)`;
+    line.hidden = false; line.style.left = `${(size.x * pct) / 100}px`;
+  }
+  map.on("move zoom resize", applySwipe);
+  $("swipe").addEventListener("input", applySwipe);
+  $("overlay-layer").addEventListener("change", () => {
+    const v = $("overlay-layer").value;
+    S.overlayIndex = v === "" ? null : Number(v);
+    if (S.overlayIndex == null) S.lastOverlay = null;
+    applyLayers();
+    $("overlay-layer").blur();
+  });
 
   function renderColorbar(layer) {
     const cb = $("colorbar");
@@ -136,39 +192,95 @@
       <div class="cb-ticks"><span>${lo.toFixed(d)}</span><span>${mid.toFixed(d)}</span><span>${hi.toFixed(d)}</span></div>${sign}`;
     cb.hidden = false;
   }
-  $("layer-opacity").addEventListener("input", () => { if (dataTiles) dataTiles.setOpacity(Number($("layer-opacity").value) / 100); });
+  $("layer-opacity").addEventListener("input", () => {
+    const o = Number($("layer-opacity").value) / 100;
+    if (overTiles) overTiles.setOpacity(o); else if (dataTiles) dataTiles.setOpacity(o);
+  });
+  ["layer-opacity", "swipe", "show-neighbours"].forEach((id) => $(id).addEventListener("change", () => $(id).blur()));
+  map.on("mousemove", (ev) => {
+    const { lat, lng } = ev.latlng;
+    $("cursor").textContent = `${Math.abs(lat).toFixed(5)}° ${lat >= 0 ? "N" : "S"}  ${Math.abs(lng).toFixed(5)}° ${lng >= 0 ? "E" : "W"}`;
+  });
+  map.on("mouseout", () => { $("cursor").textContent = ""; });
   $("show-neighbours").addEventListener("change", () => {
     if ($("show-neighbours").checked) map.addLayer(nbLayer); else map.removeLayer(nbLayer);
   });
 
   function renderMap(cand) {
     stopEditing(false);
-    nbLayer.clearLayers(); candLayer.clearLayers();
-    S.target = null; renderTarget();
+    nbLayer.clearLayers(); candLayer.clearLayers(); pixLayer.clearLayers();
+    S.target = null; S.targets = []; S.confirmJoin = null;
+    S.invLayers = {};
     for (const f of cand.neighbours.features) {
       const p = f.properties;
       const inv = p.kind === "inventory";
       const style = inv
-        ? { color: "#ff5fd2", weight: 2, fillOpacity: 0.08 }
+        ? { color: "#ff5fd2", weight: 2.5, fillOpacity: 0.1 }
         : { color: STATUS_COLOUR[p.status] || "#c8d1db", weight: 1.5, fillOpacity: 0.04, dashArray: p.status === "pending" ? "2 4" : null };
+      L.geoJSON(f, { style: () => Object.assign({}, HALO, { weight: style.weight + 3 }), interactive: false, pmIgnore: true }).addTo(nbLayer);
       const lyr = L.geoJSON(f, { style: () => style, pmIgnore: true });
-      lyr.bindTooltip(inv ? `inventory ${esc(p.id)} (${esc(p.source)}) · click to select for "part of"` : `${esc(p.id)} · ${esc(p.status)}`, { sticky: true });
+      lyr.bindTooltip(inv ? `inventory ${esc(p.id)} (${esc(p.source)}), ${fmt(p.distance_m, 0)} m away · click to select for "part of"` : `${esc(p.id)} · ${esc(p.status)}`, { sticky: true });
       lyr.on("click", (ev) => {
         L.DomEvent.stopPropagation(ev);
-        if (inv) { S.target = p.id; renderTarget(); lyr.setStyle({ color: "#ffffff", weight: 3 }); }
+        if (inv) pickTarget(p.id);
         else { const i = S.rows.findIndex((r) => r.id === p.id); if (i >= 0) select(i); }
       });
       lyr.addTo(nbLayer);
+      if (inv) { S.targets.push({ id: p.id, distance_m: p.distance_m, multipart: p.multipart, feature: f }); S.invLayers[p.id] = lyr; }
     }
+    S.targets.sort((a, b) => a.distance_m - b.distance_m);
+    renderTarget();
     if (cand.reviewed_outline) {
+      L.geoJSON(cand.reviewed_outline, { style: () => Object.assign({}, HALO, { weight: 6 }), interactive: false, pmIgnore: true }).addTo(candLayer);
       L.geoJSON(cand.reviewed_outline, { style: () => ({ color: "#3fd0ff", weight: 2.5, dashArray: "6 5", fill: false }), pmIgnore: true }).addTo(candLayer);
     }
     const rings = L.GeoJSON.coordsToLatLngs(
       cand.geometry.type === "Polygon" ? cand.geometry.coordinates : cand.geometry.coordinates[0], 1);
+    L.polygon(rings, Object.assign({}, HALO, { weight: 7 })).addTo(candLayer);
     candPoly = L.polygon(rings, { color: "#ffd23f", weight: 3, fillOpacity: 0.06 }).addTo(candLayer);
     const b = cand.bounds;
     const bounds = L.latLngBounds([b[1], b[0]], [b[3], b[2]]);
     map.fitBounds(bounds.pad(0.8), { maxZoom: 17, animate: false });
+  }
+
+  // a click anywhere inside an inventory feature selects it; elsewhere it reads that pixel
+  function inRing(ring, x, y) {
+    let inside = false;
+    for (let i = 0, j = ring.length - 1; i < ring.length; j = i++) {
+      const [xi, yi] = ring[i], [xj, yj] = ring[j];
+      if ((yi > y) !== (yj > y) && x < ((xj - xi) * (y - yi)) / (yj - yi) + xi) inside = !inside;
+    }
+    return inside;
+  }
+  function inGeometry(g, x, y) {
+    const polys = g.type === "Polygon" ? [g.coordinates] : g.type === "MultiPolygon" ? g.coordinates : [];
+    return polys.some((rings) => inRing(rings[0], x, y) && !rings.slice(1).some((h) => inRing(h, x, y)));
+  }
+  map.on("click", (ev) => {
+    if (S.editing || !S.cand) return;
+    const x = ev.latlng.lng, y = ev.latlng.lat;
+    const hit = (S.targets || []).find((t) => inGeometry(t.feature.geometry, x, y));
+    if (hit) { pickTarget(hit.id); return; }
+    readPixel(ev.latlng);
+  });
+
+  async function readPixel(ll) {
+    pixLayer.clearLayers();
+    L.circleMarker(ll, { radius: 6, color: "#0b0e11", weight: 4, fill: false, interactive: false }).addTo(pixLayer);
+    L.circleMarker(ll, { radius: 6, color: "#ffffff", weight: 2, fill: false, interactive: false }).addTo(pixLayer);
+    $("pixel-where").textContent = `(${ll.lat.toFixed(5)}, ${ll.lng.toFixed(5)})`;
+    $("pixel").innerHTML = '<div class="empty">reading…</div>';
+    const it = S.cand ? S.cand.attributes.iteration : 0;
+    try {
+      const r = await api(`/api/pixel?lon=${ll.lng}&lat=${ll.lat}&iteration=${it}`);
+      const rows = r.values.map((v) => `<tr><td>${esc(v.label)}</td><td class="num">${v.value == null ? "no data" : fmt(v.value, Math.abs(v.value) >= 100 ? 0 : 1)} ${esc(v.units || "")}</td></tr>`).join("");
+      $("pixel").innerHTML = (rows ? `<table class="kv">${rows}</table>` : '<div class="empty">no layer covers this point</div>')
+        + r.series.map((_, i) => `<div id="pixel-series-${i}" class="series"></div>`).join("");
+      r.series.forEach((sr, i) => renderSeries(sr, `pixel-series-${i}`));
+      document.body.dataset.pixel = String(r.series.length);
+    } catch (e) {
+      $("pixel").innerHTML = `<div class="empty">${esc(e.message)}</div>`;
+    }
   }
 
   // -- outline editing (leaflet-geoman) -------------------------------------------------------
@@ -231,14 +343,18 @@
 
   function clearCandidate() {
     S.cur = -1; S.cand = null;
-    $("cand-head").innerHTML = '<div class="empty">Nothing in this view: change the filters, or the review is done.</div>';
+    const c = S.counts || {};
+    $("cand-head").innerHTML = c.total && !c.pending
+      ? `<div class="empty"><b>Nothing left to review</b>: all ${c.total} candidates are decided. Next: ${esc(RESUME_HINT)}.</div>`
+      : '<div class="empty">Nothing in this view: change the filters (status "all" shows decided candidates).</div>';
     ["timelapse", "series", "terrain", "det-evidence", "history"].forEach((id) => { $(id).innerHTML = ""; });
     nbLayer.clearLayers(); candLayer.clearLayers();
   }
 
   async function select(i) {
     if (i < 0 || i >= S.rows.length) return;
-    S.cur = i; S.prob = null; S.edited = null; S.target = null;
+    S.cur = i; S.prob = null; S.edited = null; S.target = null; S.confirmJoin = null;
+    closeProbPrompt();
     renderProb(); $("b-edit").classList.remove("on"); $("note").value = "";
     document.querySelectorAll("#queue li").forEach((li) => li.classList.toggle("current", Number(li.dataset.i) === i));
     const li = document.querySelector(`#queue li[data-i="${i}"]`);
@@ -247,6 +363,7 @@
     const cand = await api(`/api/candidate/${encodeURIComponent(id)}`);
     if (S.rows[S.cur] && S.rows[S.cur].id !== id) return; // moved on meanwhile
     S.cand = cand;
+    mergeLayers(cand.layer_defs);
     renderCandidate(cand);
     document.body.dataset.cand = id;
   }
@@ -293,9 +410,9 @@
     show(0);
   }
 
-  function renderSeries(s) {
-    const box = $("series");
-    if (!s || !s.dates || !s.dates.length) { box.innerHTML = '<div class="empty">no time series for this candidate</div>'; return; }
+  function renderSeries(s, boxId) {
+    const box = $(boxId || "series");
+    if (!s || !s.dates || !s.dates.length) { box.innerHTML = '<div class="empty">no time series for this candidate (click a pixel on the map for its own)</div>'; return; }
     const W = 400, H = 210, L0 = 46, R0 = 8, T0 = 26, B0 = 24;
     const t = (d) => Date.parse(d);
     const xs = s.dates.map(t);
@@ -331,7 +448,7 @@
       <line class="axis" x1="${L0}" x2="${L0}" y1="${T0}" y2="${H - B0}"/><line class="axis" x1="${L0}" x2="${W - R0}" y1="${H - B0}" y2="${H - B0}"/>
       ${model}${pts}${legend}
       <text x="11" y="${(T0 + H - B0) / 2}" transform="rotate(-90 11 ${(T0 + H - B0) / 2})" text-anchor="middle">${esc(shortLabel(s.label))}</text></svg>
-      <div class="muted">${esc(s.label)} · ${s.dates[0]} – ${s.dates[s.dates.length - 1]} · ${s.dates.length} epochs · model y = a + b·t + c·cos 2πt + d·sin 2πt</div>`;
+      <div class="muted">${s.source ? esc(s.source) + " · " : ""}${esc(s.label)} · ${s.dates[0]} – ${s.dates[s.dates.length - 1]} · ${s.dates.length} epochs · model y = a + b·t + c·cos 2πt + d·sin 2πt</div>`;
   }
   function shortLabel(l) { return (l || "displacement (mm)").split(",")[0]; }
   function niceStep(raw) {
@@ -383,8 +500,40 @@
     document.querySelectorAll(".chip[data-prob]").forEach((b) => b.classList.toggle("on", b.dataset.prob === S.prob));
   }
   function renderTarget() {
-    $("part-target").innerHTML = S.target ? `part of: <b>${esc(S.target)}</b> (press <kbd>p</kbd>)` : "part of: <i>click an inventory feature on the map</i>";
+    const t = (S.targets || []).find((x) => x.id === S.target);
+    for (const [id, lyr] of Object.entries(S.invLayers || {})) {
+      lyr.setStyle(id === S.target ? { color: "#ffffff", weight: 4 } : { color: "#ff5fd2", weight: 2.5 });
+    }
+    let html;
+    if (!S.target) {
+      html = S.targets && S.targets.length
+        ? `part of: <i>press <kbd>p</kbd> for the nearest inventory feature (${S.targets.length} within reach), or click one</i>`
+        : "part of: <i>no inventory feature near this candidate</i>";
+    } else {
+      const far = t && (t.distance_m > 300 || t.multipart);
+      const why = t ? `${fmt(t.distance_m, 0)} m away${t.multipart ? ", would become multi-part" : ""}` : "";
+      const next = S.targets.length > 1 ? " · <kbd>Tab</kbd> next" : "";
+      html = `part of: <b>${esc(S.target)}</b> <span class="${far ? "warn" : "muted"}">${why}</span> · <kbd>p</kbd> records${next} · <kbd>Esc</kbd> clears`;
+      if (S.confirmJoin === S.target) html = `<span class="warn">${esc(S.confirmMsg || "")}</span> · <kbd>p</kbd> again to record it anyway, <kbd>Esc</kbd> to cancel`;
+    }
+    $("part-target").innerHTML = html;
+    $("part-target").classList.toggle("active", !!S.target);
   }
+  function pickTarget(id) { S.target = id; S.confirmJoin = null; renderTarget(); }
+  function cycleTarget(step) {
+    const ts = S.targets || [];
+    if (!ts.length) { toast("no inventory feature near this candidate to be part of", true); return; }
+    const at = ts.findIndex((t) => t.id === S.target);
+    pickTarget(ts[(at + step + ts.length) % ts.length].id);
+  }
+  function partOfKey() { // p: pick the nearest feature, then p records (far/multi-part: p once more)
+    if (!S.target) { cycleTarget(1); return; }
+    decide("part_of");
+  }
+  function askProbability() {
+    S.askProb = true; $("prob-prompt").hidden = false;
+  }
+  function closeProbPrompt() { S.askProb = false; $("prob-prompt").hidden = true; }
   function flash(cls) { const b = document.querySelector(".btn." + cls); if (b) { b.classList.add("flash"); setTimeout(() => b.classList.remove("flash"), 250); } }
 
   async function decide(decision) {
@@ -397,10 +546,13 @@
     const body = { candidate_id: id, decision, note: $("note").value };
     if (decision === "confirmed" && S.prob) body.probability = S.prob;
     if (S.edited && (decision === "confirmed" || decision === "part_of")) body.geometry = S.edited;
+    if (decision === "confirmed" && !S.prob) { askProbability(); return; }
     if (decision === "part_of") {
-      if (!S.target) { toast("click an inventory feature on the map first, then press p", true); return; }
+      if (!S.target) { toast("press p for the nearest inventory feature, or click one on the map", true); return; }
       body.part_of = S.target;
+      if (S.confirmJoin === S.target) body.confirm_join = true;
     }
+    closeProbPrompt();
     S.busy = true;
     flash({ confirmed: "confirm", rejected: "reject", unsure: "unsure", part_of: "partof" }[decision]);
     try {
@@ -408,11 +560,15 @@
       renderCounts(r.counts);
       const at = S.rows.findIndex((x) => x.id === id);
       if (at >= 0) { S.rows[at].status = r.statuses[id] || decision; S.rows[at].prob = body.probability || null; renderRow(at); }
-      toast(`${id}: ${decision.replace("_", " ")}${body.probability ? " (" + body.probability + ")" : ""}${body.part_of ? " of " + body.part_of : ""}${body.geometry ? ", edited outline" : ""}`);
+      const what = decision === "part_of" ? `part of ${body.part_of}` : decision;
+      toast(`${id}: ${what}${body.probability ? " (" + body.probability + ")" : ""}${body.geometry ? ", edited outline" : ""}`);
       S.busy = false;
       nextPending();
     } catch (e) {
       S.busy = false;
+      if (e.confirm && decision === "part_of") { // far, or a multi-part feature: one more p
+        S.confirmJoin = body.part_of; S.confirmMsg = e.message; renderTarget(); return;
+      }
       toast(e.message, true);
     }
   }
@@ -420,7 +576,15 @@
     for (let i = S.cur + 1; i < S.rows.length; i++) if (S.rows[i].status === "pending") return select(i);
     for (let i = 0; i < S.cur; i++) if (S.rows[i].status === "pending") return select(i);
     if (S.cur >= 0) select(S.cur);
-    toast("no pending candidate left in this view");
+    reviewDone();
+  }
+  const RESUME_HINT = "run the same 'thawdetect run' command again to resume: the next iteration's candidates appear here by themselves";
+  function reviewDone() {
+    const c = S.counts || {};
+    if (c.pending) { toast("no pending candidate left in this view (other filters have some)"); return; }
+    $("done-banner").innerHTML = `<b>Review of this iteration done</b>: ${c.total - (c.pending || 0)} of ${c.total} decided. Next: ${esc(RESUME_HINT)}.`;
+    $("done-banner").hidden = false;
+    toast("all candidates decided: resume the run for the next iteration");
   }
   async function undo() {
     if (S.run.read_only) { toast("read-only: decisions are off", true); return; }
@@ -428,24 +592,45 @@
       const r = await api("/api/undo", {});
       if (!r.undone.length) { toast("nothing to undo"); return; }
       toast(`undone: ${r.undone.join(", ")}`);
-      await loadQueue(r.undone[0]);
+      renderCounts(r.counts);
+      // the view keeps its filter and its decided rows: only the undone rows change
+      let at = -1;
+      for (const id of r.undone) {
+        const i = S.rows.findIndex((x) => x.id === id);
+        if (i < 0) continue;
+        S.rows[i].status = (r.statuses && r.statuses[id]) || "pending";
+        S.rows[i].prob = null;
+        renderRow(i);
+        if (at < 0) at = i;
+      }
+      if (at >= 0) await select(at); else await loadQueue(r.undone[0]);
     } catch (e) { toast(e.message, true); }
   }
 
+  const TEXT_TYPES = new Set(["text", "search", "number", "email", "password", "url"]);
   document.addEventListener("keydown", (ev) => {
-    const tag = (ev.target.tagName || "").toLowerCase();
-    if (tag === "input" || tag === "textarea" || tag === "select") {
-      if (ev.key === "Escape" || (ev.key === "Enter" && ev.target.id === "note")) ev.target.blur();
+    const el = ev.target;
+    const tag = (el.tagName || "").toLowerCase();
+    // only text fields (and drop-downs, which type-ahead) keep the keys; a radio button, check
+    // box or slider the reviewer clicked does not trap them
+    if (tag === "textarea" || tag === "select" || (tag === "input" && TEXT_TYPES.has(el.type))) {
+      if (ev.key === "Escape" || (ev.key === "Enter" && el.id === "note")) el.blur();
       return;
     }
     if (ev.ctrlKey || ev.metaKey || ev.altKey) return;
     const k = ev.key;
     if ($("review-view").hidden) return;
+    if (tag === "input" && el.type === "range" && k.startsWith("Arrow")) return;
+    if (tag === "input" || tag === "button") el.blur();
     let handled = true;
-    if (k === "y") decide("confirmed");
+    if (S.askProb && k in PROB_KEYS) { S.prob = PROB_KEYS[k]; renderProb(); decide("confirmed"); }
+    else if (S.askProb && k === "Escape") closeProbPrompt();
+    else if (k === "y") decide("confirmed");
     else if (k === "n") decide("rejected");
     else if (k === "u") decide("unsure");
-    else if (k === "p") decide("part_of");
+    else if (k === "p") partOfKey();
+    else if (k === "Tab" && S.target && !ev.shiftKey) cycleTarget(1);
+    else if (k === "Tab" && S.target && ev.shiftKey) cycleTarget(-1);
     else if (k in PROB_KEYS) { S.prob = S.prob === PROB_KEYS[k] ? null : PROB_KEYS[k]; renderProb(); }
     else if (k === "e") toggleEdit();
     else if (k === "j") select(S.cur + 1);
@@ -453,13 +638,14 @@
     else if (k === "z") undo();
     else if (k === "Enter") $("note").focus();
     else if (k === "Escape" && S.editing) stopEditing(false);
+    else if (k === "Escape" && S.target) { S.target = null; S.confirmJoin = null; renderTarget(); }
     else handled = false;
     if (handled) ev.preventDefault();
   });
   $("b-confirm").addEventListener("click", () => decide("confirmed"));
   $("b-reject").addEventListener("click", () => decide("rejected"));
   $("b-unsure").addEventListener("click", () => decide("unsure"));
-  $("b-partof").addEventListener("click", () => decide("part_of"));
+  $("b-partof").addEventListener("click", partOfKey);
   $("b-edit").addEventListener("click", toggleEdit);
   $("b-undo").addEventListener("click", undo);
   document.querySelectorAll(".chip[data-prob]").forEach((b) => b.addEventListener("click", () => {
@@ -486,8 +672,9 @@
     else {
       const pct = (v) => (v == null ? "–" : (100 * v).toFixed(1) + " %");
       const ci = (c) => (c ? ` <span class="muted">[${(100 * c[0]).toFixed(0)}–${(100 * c[1]).toFixed(0)}]</span>` : "");
-      const row = (name, r) => `<tr><td>${esc(name)}</td><td class="num">${r.tp}</td><td class="num">${r.fp}</td><td class="num">${r.fn}</td><td class="num">${pct(r.tpr)}${ci(r.tpr_ci95)}</td><td class="num">${pct(r.fnr)}</td></tr>`;
-      $("ov-accuracy").innerHTML = `<div class="muted">against ${esc(acc.validation.join(", "))}; TPR with 95 % interval</div><table><tr><th>scope</th><th class="num">TP</th><th class="num">FP</th><th class="num">FN</th><th class="num">TPR</th><th class="num">FNR</th></tr>
+      const row = (name, r) => `<tr><td>${esc(name)}</td><td class="num">${r.tp}</td><td class="num">${r.fp}</td><td class="num">${r.fn}</td><td class="num">${r.n}</td><td class="num">${pct(r.tpr)}${ci(r.tpr_ci95)}</td><td class="num">${pct(r.fnr)}</td></tr>`;
+      const lab = acc.label_column ? `; points labelled not-landslide (column '${esc(acc.label_column)}') count as FP when detected, never as misses` : "";
+      $("ov-accuracy").innerHTML = `<div class="muted">against ${esc(acc.validation.join(", "))} (N = TP + FN landslide points${lab}); TPR with 95 % interval; the same figures as <code>thawdetect accuracy --run</code></div><table><tr><th>scope</th><th class="num">TP</th><th class="num">FP</th><th class="num">FN</th><th class="num">N</th><th class="num">TPR</th><th class="num">FNR</th></tr>
         ${row("confirmed so far", acc.overall)}${row("all proposed (before review)", acc.proposed)}${Object.entries(acc.per_iteration).map(([k, r]) => row("iterations ≤ " + k, r)).join("")}</table>`;
     }
     $("ov-messages").innerHTML = (run.messages.length ? run.messages.map((m) => `<div>${esc(m)}</div>`).join("") : '<div class="empty">none</div>')
@@ -527,6 +714,32 @@
   $("tab-overview").addEventListener("click", showOverview);
   $("tab-review").addEventListener("click", showReview);
 
+  // -- following the run: a resumed run's iteration appears without a reload -------------------
+  async function poll() {
+    if (document.hidden || S.busy) return;
+    let v;
+    try { v = await api("/api/version"); } catch (e) { return; }
+    const prev = S.version;
+    S.version = v;
+    if (!prev) return;
+    const grew = v.counts.total !== prev.counts.total || v.layers !== prev.layers
+      || v.iteration_numbers.join() !== prev.iteration_numbers.join();
+    if (!grew) return;
+    const run = await api("/api/run");
+    S.run = run;
+    fillFilters(run);
+    $("done-banner").hidden = true;
+    const added = v.counts.total - prev.counts.total;
+    if (added > 0) toast(`the run moved on: ${added} new candidates (iteration ${Math.max(...v.iteration_numbers)})`);
+    await loadQueue(S.rows[S.cur] ? S.rows[S.cur].id : undefined);
+  }
+  function fillFilters(run) {
+    const it = $("f-iteration").value, det = $("f-detector").value;
+    $("f-iteration").innerHTML = '<option value="">all</option>' + run.iteration_numbers.map((k) => `<option value="${k}">${k}</option>`).join("");
+    $("f-detector").innerHTML = '<option value="">all</option>' + run.detectors.map((d) => `<option value="${esc(d)}">${esc(d)}</option>`).join("");
+    $("f-iteration").value = it; $("f-detector").value = det;
+  }
+
   // -- start ----------------------------------------------------------------------------------
   async function start() {
     try {
@@ -534,13 +747,15 @@
       S.run = run;
       $("run-title").innerHTML = `<b>${esc(run.name)}</b> · ${esc(run.region || "")}${run.synthetic ? '<span class="synthetic">synthetic sample</span>' : ""}`;
       $("who").innerHTML = `reviewer <b>${esc(run.reviewer)}</b>${run.read_only ? '<span class="ro">read-only</span>' : ""}`;
-      $("f-iteration").innerHTML = '<option value="">all</option>' + run.iteration_numbers.map((k) => `<option value="${k}">${k}</option>`).join("");
-      $("f-detector").innerHTML = '<option value="">all</option>' + run.detectors.map((d) => `<option value="${esc(d)}">${esc(d)}</option>`).join("");
+      fillFilters(run);
       if (!run.counts.pending) $("f-status").value = "all";
       if (run.read_only) document.querySelectorAll(".decide button").forEach((b) => { if (b.id !== "b-edit") b.disabled = true; });
       const first = run.layers.find((l) => l.kind !== "hillshade") || run.layers[0];
       if (first) { const b = first.bounds_wgs84; map.fitBounds([[b[1], b[0]], [b[3], b[2]]]); }
       await loadQueue();
+      if (!run.counts.pending && run.counts.total) reviewDone();
+      S.version = await api("/api/version");
+      setInterval(poll, 3000);
       document.body.dataset.ready = "1";
     } catch (e) {
       toast(e.message, true);
