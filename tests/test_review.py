@@ -137,7 +137,7 @@ class TestQgisRoundTrip:
     def test_export_edit_import(self, tmp_path):
         run = make_run(tmp_path / "run")
         out = export_for_qgis(run, tmp_path / "review.gpkg")
-        df = pyogrio.read_dataframe(out)
+        df = pyogrio.read_dataframe(out, layer="review")
         assert len(df) == 6
         assert {
             "decision",
@@ -162,7 +162,9 @@ class TestQgisRoundTrip:
         assert h.loc["c3", "note"] == "road cut"
         assert h.loc["c2", "reviewer"] == "dan" and h.loc["c5", "reviewer"] == "cam"
         # the next export only holds the still-pending ones
-        again = pyogrio.read_dataframe(export_for_qgis(run, tmp_path / "review.gpkg"))
+        again = pyogrio.read_dataframe(
+            export_for_qgis(run, tmp_path / "review.gpkg"), layer="review"
+        )
         assert sorted(again["candidate_id"]) == ["c0", "c1", "c4"]
 
     @pytest.mark.parametrize(
@@ -175,7 +177,7 @@ class TestQgisRoundTrip:
     )
     def test_bad_import_applies_nothing(self, tmp_path, edit, match):
         run = make_run(tmp_path / "run")
-        df = pyogrio.read_dataframe(export_for_qgis(run, tmp_path / "review.gpkg"))
+        df = pyogrio.read_dataframe(export_for_qgis(run, tmp_path / "review.gpkg"), layer="review")
         for cid, (dec, prob) in edit.items():
             if cid not in set(df["candidate_id"]):
                 extra = df.iloc[[0]].copy()
@@ -194,7 +196,7 @@ class TestQgisRoundTrip:
 
     def test_duplicate_ids(self, tmp_path):
         run = make_run(tmp_path / "run")
-        df = pyogrio.read_dataframe(export_for_qgis(run, tmp_path / "review.gpkg"))
+        df = pyogrio.read_dataframe(export_for_qgis(run, tmp_path / "review.gpkg"), layer="review")
         df = gpd.GeoDataFrame(pd.concat([df, df.iloc[[0]]], ignore_index=True), crs=df.crs)
         df["decision"] = "confirmed"
         pyogrio.write_dataframe(df, tmp_path / "dup.gpkg", layer="review")

@@ -55,7 +55,7 @@ def test_qgis_round_trip_cli(tmp_path):
     run = make_run(tmp_path / "run")
     out = tmp_path / "review.gpkg"
     assert _invoke("review", "export", run, out).exit_code == 0
-    df = pyogrio.read_dataframe(out)
+    df = pyogrio.read_dataframe(out, layer="review")
     df.loc[df["candidate_id"] == "c0", ["decision", "probability"]] = ["confirmed", "low"]
     pyogrio.write_dataframe(df, out, layer="review")
     res = _invoke("review", "import", run, out, "-r", "eve")
