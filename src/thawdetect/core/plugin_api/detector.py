@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -17,22 +17,19 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import geopandas as gpd
 import numpy as np
-import pandas as pd
 
-from thawdetect.core.errors import PluginError
 from thawdetect.core.models import StrictModel
-from thawdetect.core.vector import valid_geometries
+
+# the candidate schema lives in candidates.py; its names stay importable from here
+from thawdetect.core.plugin_api.candidates import ENGINE_COLUMNS as ENGINE_COLUMNS
+from thawdetect.core.plugin_api.candidates import SCORE_COLUMN as SCORE_COLUMN
+from thawdetect.core.plugin_api.candidates import SERIES_COLUMN as SERIES_COLUMN
+from thawdetect.core.plugin_api.candidates import empty_candidates as empty_candidates
+from thawdetect.core.plugin_api.candidates import validate_candidates as validate_candidates
 
 if TYPE_CHECKING:
     from thawdetect.core.plugin_api.host import PluginHost
     from thawdetect.core.regions import Region
-
-#: Columns the engine owns; a detector's ``propose`` must not return them (it adds them).
-ENGINE_COLUMNS = ("candidate_id", "detector", "iteration")
-#: Optional column: JSON time series (see :class:`TimeSeries`) for review plots.
-SERIES_COLUMN = "series_json"
-#: Required column: a ranking score, higher is more likely (probability for optical, |rate| etc.).
-SCORE_COLUMN = "score"
 
 
 class DetectorConfig(StrictModel):
@@ -310,46 +307,3 @@ class Detector(ABC):
     def image_frames(self, context: IterationContext) -> list[ImageFrame]:
         """Dated images reviewers should see (time-lapse chips). Default: none."""
         return []
-
-
-def validate_candidates(gdf: Any, detector: str, target_crs: Any | None = None) -> gpd.GeoDataFrame:
-    """Check a detector's ``propose`` result against the candidate schema.
-
-    Args:
-        gdf: what the detector returned.
-        detector: its name (for messages).
-        target_crs: reproject to this CRS when given.
-
-    Raises:
-        PluginError: the result breaks the schema (message names the detector).
-    """
-    if not isinstance(gdf, gpd.GeoDataFrame):
-        raise PluginError(f"detector '{detector}': propose() must return a GeoDataFrame")
-    if len(gdf) and gdf.crs is None:
-        raise PluginError(f"detector '{detector}': proposed candidates have no CRS")
-    if SCORE_COLUMN not in gdf.columns:
-        raise PluginError(
-            f"detector '{detector}': proposed candidates lack a '{SCORE_COLUMN}' column"
-        )
-    clash = [c for c in ENGINE_COLUMNS if c in gdf.columns]
-    if clash:
-        raise PluginError(f"detector '{detector}': propose() must not set {', '.join(clash)}")
-    gdf = gdf[~(gdf.geometry.is_empty | gdf.geometry.isna())].copy()
-    bad = set(gdf.geom_type) - {"Polygon", "MultiPolygon"}
-    if bad:
-        raise PluginError(f"detector '{detector}': geometries must be polygons, got {sorted(bad)}")
-    gdf[SCORE_COLUMN] = pd.to_numeric(gdf[SCORE_COLUMN], errors="coerce").astype(float)
-    if target_crs is not None and len(gdf) and gdf.crs != target_crs:
-        gdf = gdf.to_crs(target_crs)
-    elif target_crs is not None and gdf.crs is None:
-        gdf = gdf.set_crs(target_crs)
-    gdf["geometry"] = valid_geometries(gdf.geometry)
-    return gdf.reset_index(drop=True)
-
-
-def empty_candidates(crs: Any, columns: Mapping[str, str] | None = None) -> gpd.GeoDataFrame:
-    """An empty, schema-valid candidates frame (for detectors that found nothing)."""
-    cols: dict[str, Any] = {SCORE_COLUMN: pd.Series([], dtype=float)}
-    for name, dtype in (columns or {}).items():
-        cols[name] = pd.Series([], dtype=dtype)
-    return gpd.GeoDataFrame(cols, geometry=gpd.GeoSeries([], crs=crs), crs=crs)

@@ -43,13 +43,13 @@ import pandas as pd
 
 from thawdetect import __version__
 from thawdetect.core.config import RunConfig
-from thawdetect.core.errors import ConfigError, ThawdetectError
+from thawdetect.core.errors import ConfigError, PluginError, ThawdetectError
+from thawdetect.core.plugin_api.candidates import unusable_geometries, validate_candidates
 from thawdetect.core.plugin_api.detector import (
     DeferredFrame,
     Detector,
     IterationContext,
     ReviewOutcome,
-    validate_candidates,
 )
 from thawdetect.core.plugin_api.host import PluginHost
 from thawdetect.core.run import checks, layers, rundir
@@ -485,12 +485,19 @@ class Engine:
         self.echo(f"  {name}: proposing candidates")
         started = time.perf_counter()
         raw = self._call_detector(name, "propose", k, det.propose, ctx)
-        cands = validate_candidates(raw, name, self.crs)
+        # nothing of a broken answer reaches the ledger: refused in one line, or repaired
+        plugin = self.host.detector_plugin(name)
+        cands = validate_candidates(
+            raw, name, self.crs, region=self.region, plugin=plugin, warn=self.warn
+        )
+        store = self._call_detector(
+            name, "propose (its candidates' columns)", k,
+            lambda c: layers.proposal_rows(c, name, k, self.crs), cands,
+        )  # fmt: skip
         with calls.gc_running():
             self.host.hook.thawdetect_candidates_proposed(
                 detector=name, iteration=k, candidates=cands.copy(), context=ctx
             )
-        store = layers.proposal_rows(cands, name, k, self.crs)
         with self.ledger.transaction() as t:
             # only this stage's rows change (replaced, so a re-run never appends twice)
             t.delete("proposals", {"iteration": k, "detector": name})
@@ -500,6 +507,7 @@ class Engine:
 
     def _merge(self, k: int) -> None:
         props = self.ledger.read("proposals", where={"iteration": k}).reset_index(drop=True)
+        self._check_proposals(k, props)
         flat = layers.expand_proposals(props, self.crs)
         merged = merge_candidates(flat, self.crs, buffer_m=self.config.merge_buffer_m)
         decided = self._decided.get(["confirmed", "rejected", "part_of", "unsure"])
@@ -538,6 +546,28 @@ class Engine:
             f"  merged {len(props)} proposals into {len(merged)} candidates; "
             f"{screened.n_seen} already seen{split}, {screened.n_small} below "
             f"{self.config.min_mapping_unit_ha} ha; {len(cands)} to review"
+        )
+
+    def _check_proposals(self, k: int, props: gpd.GeoDataFrame) -> None:
+        """Stored proposals the merge cannot use (a ledger written before the candidates were
+        validated: a wrong CRS stored as infinite coordinates) are removed with their stage
+        marks, so that the next run proposes them again once the detector is fixed.
+
+        Raises:
+            PluginError: naming the detectors whose proposals were removed.
+        """
+        bad = unusable_geometries(props.geometry)
+        if not bad.any():
+            return
+        names = sorted(set(props.loc[bad, "detector"]))
+        with self.ledger.transaction() as t:
+            for name in names:
+                t.delete("proposals", {"iteration": k, "detector": name})
+                t.delete("stages", {"iteration": k, "stage": f"propose:{name}"})
+        raise PluginError(
+            f"iteration {k}: {int(bad.sum())} stored proposals of detector(s) "
+            f"{', '.join(names)} have unusable geometries (not polygons or not finite: a wrong "
+            "CRS?); they were removed and are proposed again when the run is resumed"
         )
 
     def _guard_limits(self) -> GuardLimits:
