@@ -185,7 +185,7 @@ def run_inputs(scene: Any, paths: dict[str, Path], can_find: np.ndarray, out: Pa
     return {"known": int(known.sum()), "validation_landslides": len(pos)}
 
 
-def full_run(paths: dict[str, Path], out: Path) -> dict[str, Any]:
+def full_run(paths: dict[str, Path], out: Path, settings: dict[str, Any]) -> dict[str, Any]:
     """A default ``thawdetect.run`` with the reference reviewer; accuracy and inventory counts."""
     import thawdetect
 
@@ -198,6 +198,7 @@ def full_run(paths: dict[str, Path], out: Path) -> dict[str, Any]:
                 "timeseries_file": str(paths["timeseries"]),
                 "coherence_file": str(paths["coherence"]),
                 "dem_file": str(paths["dem"]),
+                **settings,
             }
         },
     }
@@ -229,7 +230,9 @@ def full_run(paths: dict[str, Path], out: Path) -> dict[str, Any]:
     }
 
 
-def one_scene(spec: Any, root: Path, runs: bool, easy: bool) -> dict[str, Any]:
+def one_scene(
+    spec: Any, root: Path, runs: bool, easy: bool, settings: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """Everything measured on one scene (run in a worker process)."""
     from thawdetect.plugins.insar_sbas.scenes import make_realistic_scene
     from thawdetect.plugins.insar_sbas.synthetic import make_scene, write_scene
@@ -242,7 +245,8 @@ def one_scene(spec: Any, root: Path, runs: bool, easy: bool) -> dict[str, Any]:
     can_find = None
     for method in METHODS:
         t = time.perf_counter()
-        cands = run_method(paths, method, out / method)
+        extra = settings if method == "grow" else {}
+        cands = run_method(paths, method, out / method, **(extra or {}))
         cands[["iteration", "geometry"]].to_file(out / method / "candidates.gpkg", driver="GPKG")
         if can_find is None:
             can_find = findable(scene, out / method)
@@ -252,7 +256,7 @@ def one_scene(spec: Any, root: Path, runs: bool, easy: bool) -> dict[str, Any]:
     if runs:
         assert can_find is not None
         rec["inputs"] = run_inputs(scene, paths, can_find, out)
-        rec["run"] = full_run(paths, out)
+        rec["run"] = full_run(paths, out, settings or {})
     return rec
 
 
@@ -278,7 +282,13 @@ def main() -> None:
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--only", type=int, nargs="*", default=None, help="scene indices to run")
     ap.add_argument("--dir", type=Path, default=None)
+    ap.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE", help="a grow setting (YAML)"
+    )
     args = ap.parse_args()
+    import yaml
+
+    settings = {k: yaml.safe_load(v) for k, v in (x.split("=", 1) for x in args.set)}
 
     from thawdetect.plugins.insar_sbas.scenes import CADIA_COHERENCE, family_specs
 
@@ -289,11 +299,12 @@ def main() -> None:
     root = args.dir or Path(tempfile.mkdtemp(prefix="bench_insar_delineation_"))
     t0 = time.perf_counter()
     with ProcessPoolExecutor(max_workers=args.jobs) as pool:
-        futs = [pool.submit(one_scene, s, root, args.runs, args.easy) for s in specs]
+        futs = [pool.submit(one_scene, s, root, args.runs, args.easy, settings) for s in specs]
         recs = [f.result() for f in futs]
     wall = time.perf_counter() - t0
 
     print(f"{len(recs)} scenes, {args.size} x {args.size} px at 30 m, wall {wall:.0f} s")
+    print(f"grow settings: {settings or 'defaults'}")
     print(
         "| scene | method | found (of findable) | merged | split | median IoU | false alarms "
         "| candidates | time s |"

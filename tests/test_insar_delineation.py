@@ -34,11 +34,30 @@ class TestGrow:
         rate, _d2 = _bump(peak=-60.0)
         rate = rate - 3.0  # a slow, correlated background above a 2 mm/yr noise floor
         seeds = np.abs(rate) >= 50
-        leak = delineate(rate, seeds, floor_mm_yr=2.0, relative_floor=0.0, min_pixels=1)
+        kw = {"floor_mm_yr": 2.0, "min_pixels": 1, "reach_factor": 0.0}
+        leak = delineate(rate, seeds, relative_floor=0.0, **kw)
         assert (leak.labels > 0).all()  # the whole scene
-        own = delineate(rate, seeds, floor_mm_yr=2.0, relative_floor=0.2, min_pixels=1)
+        own = delineate(rate, seeds, relative_floor=0.2, **kw)
         core = float(np.median(np.abs(rate[seeds])))
         np.testing.assert_array_equal(own.labels > 0, np.abs(rate) >= 0.2 * core)
+
+    def test_reach_stops_a_band_of_creep(self):
+        rate = np.full((20, 80), -15.0)  # a band of creep above the floor, running on ...
+        rate[5:15, 5:15] = -40.0  # ... from a landslide of 100 px
+        seeds = np.abs(rate) >= 30
+        d = delineate(rate, seeds, floor_mm_yr=5.0, relative_floor=0.0, min_pixels=1)
+        r_seeds = np.sqrt(100 / np.pi)
+        cols = np.flatnonzero((d.labels > 0).any(axis=0))
+        assert cols.max() <= 14 + 2 + 2.5 * r_seeds + 1  # not the 80 px of the band
+        assert (d.labels[5:15, 5:15] == 1).all()
+
+    def test_two_landslides_on_moving_ground_stay_two(self):
+        rate, _ = _bump(shape=(30, 60), centre=(15, 15), peak=-40.0)
+        b, _ = _bump(shape=(30, 60), centre=(15, 40), peak=-35.0)
+        rate = rate + b - 12.0  # both on ground moving at 12 mm/yr, 25 px apart
+        d = delineate(rate, np.abs(rate) >= 30, floor_mm_yr=3.0, min_pixels=1)
+        assert d.n == 2
+        assert d.labels[15, 15] != d.labels[15, 40]
 
     def test_opposite_sign_does_not_join(self):
         rate, _ = _bump(shape=(20, 40), centre=(10, 10))

@@ -211,11 +211,18 @@ class InsarSbasConfig(DetectorConfig):
         description="a candidate also stops growing at this fraction of its seeds' median |rate|",
     )
     grow_merge_ratio: float = Field(
-        0.5,
+        0.65,
         gt=0,
         le=1,
         description="two growing candidates join only where the measured pass between them is "
-        "at least this fraction of the slower one's peak |rate| (otherwise: two landslides)",
+        "at least this fraction of the faster one's peak |rate| (otherwise: two landslides)",
+    )
+    grow_reach_factor: float = Field(
+        2.5,
+        ge=0,
+        description="grow: a candidate reaches at most this many seed radii (+ 2 px) beyond its "
+        "seeds (a landslide's edge lies a few seed radii out, a band of creep runs on); "
+        "0: no limit",
     )
     grow_background_window_m: float | None = Field(
         1500.0,

@@ -254,6 +254,7 @@ def _compete(
     unknown: NDArray[np.bool_] | None = None,
     gap_px: float = 2.0,
     background: NDArray[np.float64] | None = None,
+    reach_factor: float = 2.5,
 ) -> tuple[NDArray[np.int32], int, NDArray[np.int8]]:
     """Competing growth from seeds, per sign of motion (see the module docstring, ``grow``).
 
@@ -303,7 +304,7 @@ def _compete(
         height = np.where(dom, np.nan_to_num(_smooth3(measured), nan=floor), floor)
         height = np.maximum(height, floor)
         height[seed_b] = np.maximum(height[seed_b], np.nan_to_num(mov[seed_b], nan=floor))
-        peaks = h_maxima(height, floor) > 0 if floor > 0 else np.zeros_like(dom)
+        peaks = h_maxima(height, floor / 2.0) > 0 if floor > 0 else np.zeros_like(dom)
         markers, k = ndimage.label(seed_b | (peaks & dom), structure=_EIGHT)
         ws = watershed(-height, markers, mask=dom, connectivity=2).astype(np.int32)
         has_seed = np.bincount(markers[seed_b], minlength=k + 1) > 0
@@ -331,6 +332,14 @@ def _compete(
             own = np.maximum(floor, relative_floor * np.nan_to_num(np.asarray(core), nan=0.0))
             floor_map = np.concatenate([[np.inf], own])[ws]
             ws[~((np.nan_to_num(mov, nan=-np.inf) >= floor_map) | seed_b)] = 0
+        if reach_factor > 0:
+            # a basin reaches at most reach_factor × its seeds' radius (+ 2 px) beyond them: a
+            # landslide's outline lies a few seed radii out, a band of creep runs on for km
+            n_seed = np.bincount(ws[seed_b], minlength=k + 1).astype(np.float64)
+            allow = 2.0 + reach_factor * np.sqrt(n_seed / np.pi)
+            allow[0] = -1.0
+            dist = ndimage.distance_transform_edt(~seed_b)
+            ws[dist > allow[ws]] = 0
         comp = same_value_label(ws, background=0, connectivity=2).astype(np.int32)
         kc = int(comp.max())
         comp, kc = _relabel(comp, np.bincount(comp[seed_b], minlength=kc + 1) > 0)
@@ -537,7 +546,8 @@ def delineate(
     grow_ok: NDArray[np.bool_] | None = None,
     floor_mm_yr: float = float("nan"),
     relative_floor: float = 0.2,
-    merge_ratio: float = 0.5,
+    merge_ratio: float = 0.65,
+    reach_factor: float = 2.5,
     min_pixels: int = 4,
     aspect_deg: NDArray[np.floating] | None = None,
     group_distance_px: float = 2.0,
@@ -557,7 +567,9 @@ def delineate(
         floor_mm_yr: lowest |rate| a grown pixel may have, mm/yr (``grow``).
         relative_floor: a candidate also stops at this fraction of its seeds' median |rate|.
         merge_ratio: two basins of the competing growth join when the pass between them is at
-            least this fraction of the lower one's peak |rate| (``grow``).
+            least this fraction of the faster one's peak |rate| (``grow``).
+        reach_factor: a candidate reaches at most this many seed radii (+ 2 px) beyond its
+            seeds (``grow``; 0: no limit).
         min_pixels: candidates with fewer seed pixels are dropped.
         aspect_deg: aspect (degrees from north, clockwise) for the one-facet test; None: clusters
             are grouped on distance and sign alone.
@@ -592,6 +604,7 @@ def delineate(
         unknown_mask,
         group_distance_px,
         None if background_mm_yr is None else np.asarray(background_mm_yr, dtype=np.float64),
+        reach_factor,
     )
     fragments: np.ndarray = np.ones(n, dtype=np.int64)
     if n > 1 and group_distance_px > 0:

@@ -365,6 +365,7 @@ class InsarSbasDetector(Detector):
                 else f"{cfg.noise_sigma_factor:g} x robust sigma on stable coherent pixels",
                 "relative_floor": cfg.grow_relative_floor,
                 "merge_ratio": cfg.grow_merge_ratio,
+                "reach_factor": cfg.grow_reach_factor,
                 "background_window_m": cfg.grow_background_window_m,
                 "background_mm_yr": None
                 if background is None
@@ -382,6 +383,7 @@ class InsarSbasDetector(Detector):
             floor_mm_yr=floor,
             relative_floor=cfg.grow_relative_floor,
             merge_ratio=cfg.grow_merge_ratio,
+            reach_factor=cfg.grow_reach_factor,
             min_pixels=cfg.min_pixels,
             aspect_deg=None if layers is None else layers.aspect_deg,
             group_distance_px=cfg.group_distance_px,
