@@ -10,6 +10,7 @@ same run resumes and finishes as if nothing had happened.
 
 from __future__ import annotations
 
+import json
 import warnings
 from pathlib import Path
 
@@ -224,3 +225,27 @@ class TestValidateCandidates:
         gdf = gpd.GeoDataFrame({"score": []}, geometry=gpd.GeoSeries([]))
         out = validate_candidates(gdf, "mine", CRS)
         assert out.crs == CRS and len(out) == 0
+
+
+def test_a_plugin_that_raises_leaves_status_failed_and_its_traceback_in_run_log(
+    scene, tmp_path, monkeypatch
+):
+    def broken(self, context):
+        raise ZeroDivisionError("division by zero in my_plugin")
+
+    monkeypatch.setattr(Misbehaving, "propose", broken)
+    run = tmp_path / "run"
+    with pytest.raises(PluginError) as err:
+        _run(scene, run, "none")
+    assert "\n" not in str(err.value)
+    manifest = json.loads((run / "manifest.json").read_text())
+    assert manifest["status"] == "failed"
+    assert manifest["stop_reason"] == str(err.value)
+    assert "failed in propose at iteration 1: ZeroDivisionError" in manifest["stop_reason"]
+    log = (run / "run.log").read_text()
+    assert "Traceback (most recent call last)" in log
+    assert 'raise ZeroDivisionError("division by zero in my_plugin")' in log
+    monkeypatch.undo()
+    result = _run(scene, run, "none")
+    assert result.status == "finished"
+    assert json.loads((run / "manifest.json").read_text())["status"] == "finished"

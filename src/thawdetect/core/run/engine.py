@@ -62,6 +62,7 @@ from thawdetect.core.run.manifest import (
     MANIFEST,
     OUTPUT_FIELD_HINTS,
     STATUS_AWAITING,
+    STATUS_FAILED,
     STATUS_FINISHED,
     STATUS_RUNNING,
     missing_input_files,
@@ -79,6 +80,7 @@ __all__ = [
     "RESUMABLE_KEYS",
     "RUN_LOG",
     "STATUS_AWAITING",
+    "STATUS_FAILED",
     "STATUS_FINISHED",
     "STATUS_RUNNING",
     "Engine",
@@ -355,12 +357,25 @@ class Engine:
                     self._lock.took_over = None
                 try:
                     return self._run()
-                except ThawdetectError as exc:
-                    # to run.log only: the CLI prints the one "Error:" line on the console
-                    log.error("%s", exc, extra={"thawdetect_echo": True})
+                except Exception as exc:
+                    # to run.log only: the CLI prints the one "Error:" line on the console; a
+                    # plugin's traceback (or a bug's) is kept there, under that line
+                    trace = not isinstance(exc, ThawdetectError) or isinstance(exc, PluginError)
+                    log.error("%s", exc, exc_info=trace, extra={"thawdetect_echo": True})
+                    self._mark_failed(exc)
                     raise
         finally:
             self._lock.release()
+
+    def _mark_failed(self, exc: BaseException) -> None:
+        """``thawdetect status`` says the session failed, and why (not "running")."""
+        line = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        self.manifest["status"] = STATUS_FAILED
+        self.manifest["stop_reason"] = line if isinstance(exc, ThawdetectError) else (
+            f"{type(exc).__name__}: {line}"
+        )  # fmt: skip
+        with contextlib.suppress(OSError):  # the run's own error is the one to report
+            self._save_manifest()
 
     @contextlib.contextmanager
     def _run_log(self) -> Iterator[None]:
@@ -377,6 +392,10 @@ class Engine:
                 self._log_handler = None
 
     def _run(self) -> RunResult:
+        if self.manifest.get("status") == STATUS_FAILED:  # resumed after a failed session
+            self.manifest["status"] = STATUS_RUNNING
+            self.manifest.pop("stop_reason", None)
+            self._save_manifest()
         with self._timed(0, "init"):
             self._initialise()
         iteration = 1

@@ -32,6 +32,8 @@ MANIFEST = "manifest.json"
 STATUS_FINISHED = "finished"
 STATUS_AWAITING = "awaiting review"
 STATUS_RUNNING = "running"
+#: A session ended with an error; ``stop_reason`` holds its line. A re-run resumes.
+STATUS_FAILED = "failed"
 #: Config fields whose names contain one of these are outputs, not inputs that must exist.
 OUTPUT_FIELD_HINTS = ("work_dir", "out_dir", "output", "cache")
 
