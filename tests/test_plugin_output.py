@@ -24,7 +24,7 @@ from shapely.geometry import Point, box
 from tests.plugins import misbehaving_detectors
 from tests.plugins.misbehaving_detectors import Misbehaving
 
-from thawdetect import validate_candidates
+from thawdetect import IterationContext, validate_candidates
 from thawdetect.core.config import RunConfig
 from thawdetect.core.errors import PluginError, ThawdetectWarning
 from thawdetect.core.plugin_api.host import PluginHost
@@ -249,3 +249,12 @@ def test_a_plugin_that_raises_leaves_status_failed_and_its_traceback_in_run_log(
     result = _run(scene, run, "none")
     assert result.status == "finished"
     assert json.loads((run / "manifest.json").read_text())["status"] == "finished"
+
+
+def test_standalone_context_creates_work_dir(tmp_path):
+    region = Region(name="toy", crs=CRS)
+    host = PluginHost(plugins=[("bad", misbehaving_detectors)])
+    ctx = IterationContext.standalone(region, tmp_path / "run", host=host, iteration=2)
+    assert ctx.work_dir == tmp_path / "run" / "it2" and ctx.work_dir.is_dir()
+    own = IterationContext.standalone(region, tmp_path, host=host, work_dir=tmp_path / "a" / "b")
+    assert own.work_dir.is_dir()

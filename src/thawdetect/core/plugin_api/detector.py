@@ -203,10 +203,10 @@ class IterationContext:
         Args:
             region: the region (its working CRS becomes the context's CRS).
             run_dir: where the detector may write; ``work_dir`` defaults to
-                ``run_dir/it<iteration>``.
+                ``run_dir/it<iteration>`` (created).
             host: plugin host for services (default: a new one with every installed plugin).
             iteration: 1-based iteration number.
-            work_dir: the detector's directory for this iteration.
+            work_dir: the detector's directory for this iteration (created).
             positives: training positives (default: none).
             negatives: training negatives (default: none).
             inventory: inventory so far (default: ``positives``).
@@ -219,9 +219,11 @@ class IterationContext:
         crs = region.working_crs()
         empty = gpd.GeoDataFrame(geometry=gpd.GeoSeries([], crs=crs), crs=crs)
         positives = empty if positives is None else positives
+        work = Path(work_dir) if work_dir else Path(run_dir) / f"it{iteration}"
+        work.mkdir(parents=True, exist_ok=True)  # as the engine does: propose may write there
         return cls(
             run_dir=Path(run_dir),
-            work_dir=Path(work_dir) if work_dir else Path(run_dir) / f"it{iteration}",
+            work_dir=work,
             iteration=iteration,
             region=region,
             crs=crs,
