@@ -6,9 +6,10 @@ the answer is written, and either hands the engine a frame the later stages can 
 :class:`~thawdetect.core.errors.PluginError` line naming the detector. What it can fix without
 guessing, it fixes: another known CRS is reprojected, invalid geometries are repaired
 (``make_valid``, keeping their polygonal parts; a warning when that changes an area by more than
-1 % or leaves none), empty ones dropped (with a warning), Z dropped. What it cannot fix, it refuses: no CRS, coordinates that do not fit their CRS (metres
-labelled as degrees), candidates far outside the region, points or lines, a score that is not a
-finite number, duplicate column names, columns the engine owns.
+1 % or leaves none), empty ones dropped (with a warning), Z dropped. What it cannot fix, it
+refuses: no CRS, coordinates that do not fit their CRS (metres labelled as degrees), candidates
+far outside the region, points or lines, a score that is not a finite number, duplicate column
+names, columns the engine owns.
 """
 
 from __future__ import annotations
