@@ -190,6 +190,7 @@ def full_run(paths: dict[str, Path], out: Path, settings: dict[str, Any]) -> dic
     import thawdetect
 
     cfg = {
+        "region": {"name": "realistic-scene", "crs": "EPSG:32647", "synthetic": True},
         "known_inventory": str(out / "known_inventory.gpkg"),
         "validation": str(out / "validation_points.gpkg"),
         "evidence": False,
