@@ -49,7 +49,7 @@ def scene_dir(tmp_path_factory) -> tuple[Path, dict[str, Path], object]:
 def test_scene_has_the_hard_conditions(scene_dir):
     _, _, scene = scene_dir
     low = scene.components["lowcoh"]
-    lab, n = ndimage.label(low, structure=np.ones((3, 3), bool))
+    lab, _n = ndimage.label(low, structure=np.ones((3, 3), bool))
     sizes = np.bincount(lab.ravel())[1:]
     assert 0.2 <= low.mean() <= 0.4 and sizes.max() >= 0.8 * sizes.sum()  # one network
     slides = scene.slides
