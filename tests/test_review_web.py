@@ -471,7 +471,7 @@ class TestBrowser:
             page.wait_for_selector("#part-target b")
             assert page.inner_text("#part-target b") == "known-0001"
             page.keyboard.press("p")  # known-0001 would become multi-part: one more p records
-            page.wait_for_selector("#part-target .warn")
+            page.wait_for_selector("#part-target .confirm-join")
             assert "multi-part" in page.inner_text("#part-target")
             page.keyboard.press("p")
             wait_status(page, "it01-0005", "part_of")

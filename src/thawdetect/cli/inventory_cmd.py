@@ -64,6 +64,8 @@ def export(
         values[name.strip()] = value
     if values and not arts:
         raise InputError(None, "--arts-field needs --arts")
+    for line in _not_yet_in_inventory(run_dir):
+        click.echo(f"warning: {line}", err=True)
     with writing_output(out, "inventory export"):
         path = export_inventory(
             run_dir, out, fmt=fmt, roads=roads, near_road_m=near_road_m, arts=arts,
@@ -78,3 +80,30 @@ def export(
 
         n = int(pyogrio.read_info(path)["features"])
     click.echo(f"{n} features written to {path}")
+
+
+def _not_yet_in_inventory(run_dir: Path) -> list[str]:
+    """Why the inventory may lack candidates: an iteration awaiting review, or reviewed but not
+    applied yet (decisions join the inventory when the run resumes)."""
+    from thawdetect.core.run.access import open_run_ledger
+
+    ledger = open_run_ledger(run_dir)
+    cands = ledger.read("candidates", columns=["iteration", "status"], geometry=False)
+    if not len(cands):
+        return []
+    done = set(ledger.read("iterations", columns=["iteration"], geometry=False)["iteration"])
+    k = int(cands["iteration"].max())
+    if k in done:
+        return []
+    status = cands.loc[cands["iteration"] == k, "status"].fillna("pending")
+    pending = int((status == "pending").sum())
+    decided = len(status) - pending
+    lines = []
+    if decided:
+        lines.append(
+            f"{decided} decision(s) of iteration {k} are not in the inventory yet: run the same "
+            "'thawdetect run' command again to resume, then export"
+        )
+    if pending:
+        lines.append(f"{pending} candidate(s) of iteration {k} still await review")
+    return lines

@@ -380,6 +380,17 @@ def status(run_dir: Path) -> None:
     console = _console()
     console.print(f"status: {info.get('status')}  {info.get('stop_reason', '')}")
     console.print(iterations_table(iterations))
+    if info.get("status") == "awaiting review":
+        from thawdetect.cli.review_cmd import RESUME_HINT
+
+        cands = ledger.read("candidates", columns=["status"], geometry=False)
+        pending = int((cands["status"].fillna("pending") == "pending").sum())
+        console.print(
+            f"{pending} candidate(s) await review: thawdetect review serve {run_dir}"
+            if pending
+            else RESUME_HINT,
+            markup=False,
+        )
 
 
 # -- plugins, regions, config ---------------------------------------------------------------------

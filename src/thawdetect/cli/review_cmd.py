@@ -8,6 +8,8 @@ from pathlib import Path
 import click
 
 _RUN = click.argument("run_dir", type=click.Path(path_type=Path, file_okay=False))
+#: What to do once nothing is pending (the review page, ``status`` and ``review`` say the same).
+RESUME_HINT = "every candidate is decided: run the same 'thawdetect run' command again to resume"
 
 
 @click.group("review")
@@ -28,7 +30,7 @@ def review() -> None:
 @review.command("list")
 @_RUN
 @click.option("--status", default="pending", show_default=True,
-              help="pending, confirmed, rejected, unsure or all.")  # fmt: skip
+              help="pending, confirmed, rejected, unsure, part_of or all.")  # fmt: skip
 @click.option("--iteration", type=int, help="Only this iteration.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def list_(run_dir: Path, status: str, iteration: int | None, as_json: bool) -> None:
@@ -45,7 +47,7 @@ def list_(run_dir: Path, status: str, iteration: int | None, as_json: bool) -> N
         click.echo(rows.to_json(orient="records", indent=2))
         return
     if len(rows) == 0:
-        click.echo(f"no {status} candidates")
+        click.echo(f"no {status} candidates" + (f"; {RESUME_HINT}" if status == "pending" else ""))
         return
     click.echo(rows.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     click.echo(f"{len(rows)} candidates")
@@ -70,6 +72,9 @@ def show(run_dir: Path, candidate_id: str) -> None:
             click.echo(f"{key}: {value}")
     click.echo(f"bounds: {tuple(round(v, 1) for v in c.geometry.bounds)} ({cands.crs})")
     ev = json.loads(c["evidence_json"]) if isinstance(c.get("evidence_json"), str) else {}
+    from thawdetect.web.state import own_evidence
+
+    ev = own_evidence(ev, c.get("detectors"))  # the proposing detectors' fields, none empty
     for det, values in ev.items():
         click.echo(f"evidence {det}: " + ", ".join(f"{k}={v}" for k, v in dict(values).items()))
     from thawdetect.core.review.evidence import ensure_evidence
@@ -83,7 +88,10 @@ def show(run_dir: Path, candidate_id: str) -> None:
         for _, r in h.iterrows():
             prob = f" ({r['probability']})" if r["probability"] else ""
             note = f" - {r['note']}" if r["note"] else ""
-            click.echo(f"  {r['timestamp']} {r['reviewer']}: {r['decision']}{prob}{note}")
+            what = f"part of {r['part_of']}" if r.get("part_of") else r["decision"]
+            wkt = r.get("geometry_wkt")
+            edited = " with an edited outline" if isinstance(wkt, str) and wkt.strip() else ""
+            click.echo(f"  {r['timestamp']} {r['reviewer']}: {what}{prob}{edited}{note}")
 
 
 @review.command("decide")
@@ -163,11 +171,15 @@ def undo_cmd(run_dir: Path, reviewer: str | None) -> None:
               help="Which candidates: pending, unsure, ... or all.")  # fmt: skip
 def export_cmd(run_dir: Path, out: Path, status: str) -> None:
     """Write candidates to OUT.gpkg with editable decision/probability/note/reviewer fields."""
-    from thawdetect.core.review.decisions import export_for_qgis, open_ledger
+    from thawdetect.core.review.decisions import export_for_qgis, open_ledger, review_queue
     from thawdetect.core.safe_paths import check_output_file, writing_output
 
     open_ledger(run_dir)  # a damaged ledger is named before anything is written
     check_output_file(out, what="review export", run_dir=run_dir)
+    if not len(review_queue(run_dir, status=None if status == "all" else status)):
+        hint = f": {RESUME_HINT}" if status == "pending" else ""
+        click.echo(f"nothing to export: no {status} candidates{hint} ({out} not written)")
+        return
     with writing_output(out, "review export"):
         path = export_for_qgis(run_dir, out, status=None if status == "all" else status)
     click.echo(f"written {path}: fill 'decision' (confirmed/rejected/unsure) and 'probability'"

@@ -36,7 +36,14 @@ from typing import Any
 
 from thawdetect.core.errors import InputError, ThawdetectError
 from thawdetect.web.layers import Layer, TileRenderer, discover_layers
-from thawdetect.web.state import CORE_COLUMNS, PART_OF_CONFIRM_M, RunState, clean, series_view
+from thawdetect.web.state import (
+    CORE_COLUMNS,
+    PART_OF_CONFIRM_M,
+    RunState,
+    clean,
+    own_evidence,
+    series_view,
+)
 
 log = logging.getLogger(__name__)
 
@@ -250,7 +257,7 @@ class ReviewApp:
                 evidence = json.loads(row["evidence_json"])
             except json.JSONDecodeError:
                 evidence = {}
-        evidence = _own_evidence(evidence, row.get("detectors"))
+        evidence = own_evidence(evidence, row.get("detectors"))
         k = int(row["iteration"])
         layers = [la.index for la in self.layers if la.iteration in (0, k)]
         paths = self.frames(candidate_id)
@@ -470,25 +477,6 @@ class NeedsConfirmation(InputError):
     def __init__(self, path: Any, problem: str, details: dict[str, Any]) -> None:
         super().__init__(path, problem)
         self.details = details
-
-
-def _own_evidence(evidence: dict[str, Any], detectors: Any) -> dict[str, Any]:
-    """The evidence of the detectors that proposed the candidate, without empty fields.
-
-    A merged ledger carries every detector's columns for every candidate; a candidate only one
-    detector proposed would otherwise list the others' fields as empty rows.
-    """
-    names = [d.strip() for d in str(detectors or "").split(",") if d.strip()]
-    out: dict[str, Any] = {}
-    for det, values in evidence.items():
-        if names and det not in names:
-            continue
-        if isinstance(values, dict):
-            values = {k: v for k, v in values.items() if clean(v) is not None and v != ""}
-            if not values:
-                continue
-        out[det] = values
-    return out
 
 
 def _file_stamp(path: Path) -> tuple[int, int] | None:

@@ -315,6 +315,25 @@ class RunState:
         return clean(g.__geo_interface__)  # type: ignore[no-any-return]
 
 
+def own_evidence(evidence: dict[str, Any], detectors: Any) -> dict[str, Any]:
+    """The evidence of the detectors that proposed the candidate, without empty fields.
+
+    A merged ledger carries every detector's columns for every candidate; a candidate only one
+    detector proposed would otherwise list the others' fields as empty rows.
+    """
+    names = [d.strip() for d in str(detectors or "").split(",") if d.strip()]
+    out: dict[str, Any] = {}
+    for det, values in evidence.items():
+        if names and det not in names:
+            continue
+        if isinstance(values, dict):
+            values = {k: v for k, v in values.items() if clean(v) is not None and v != ""}
+            if not values:
+                continue
+        out[det] = values
+    return out
+
+
 def join_check(geom: Any, target: Any) -> tuple[float, bool]:
     """Distance (m) between a fragment and the feature it would join, and whether the joined
     outline (target ∪ fragment, what "part of" stores) would be in several parts."""

@@ -84,6 +84,7 @@
     return all.filter((l) => l.kind !== "hillshade" && (!ids || ids.has(l.index)));
   }
 
+  const shortDate = (l) => (l.date ? l.date.replace(/\s*\(since [^)]*\)$/, "") : l.label);
   function renderLayerList(cand) {
     const ls = layersFor(cand);
     if (S.layerIndex == null || (S.layerIndex !== -1 && !ls.some((l) => l.index === S.layerIndex))) {
@@ -104,7 +105,7 @@
       const name = g.members.length > 1 ? g.base : cur.label;
       let row = `<label title="${esc(cur.label)}"><input type="radio" name="layer" value="${cur.index}" data-g="${gi}" ${on >= 0 ? "checked" : ""}> ${esc(name)} <span class="it">${g.it ? "it " + g.it : ""}</span></label>`;
       if (g.members.length > 1) {
-        row += `<div class="dates"><input type="range" min="0" max="${g.members.length - 1}" value="${Math.max(on, 0)}" data-g="${gi}"><span>${esc(cur.date || cur.label)}</span></div>`;
+        row += `<div class="dates"><input type="range" min="0" max="${g.members.length - 1}" value="${Math.max(on, 0)}" data-g="${gi}"><span title="${esc(cur.date || cur.label)}">${esc(shortDate(cur))}</span></div>`;
       }
       return row;
     });
@@ -126,7 +127,7 @@
       const g = groups[Number(el.dataset.g)];
       const l = g.members[Number(el.value)];
       S.layerIndex = l.index;
-      el.nextElementSibling.textContent = l.date || l.label;
+      el.nextElementSibling.textContent = shortDate(l);
       const radio = $("layer-list").querySelector(`input[type=radio][data-g="${el.dataset.g}"]`);
       radio.value = l.index; radio.checked = true;
       applyLayers();
@@ -277,6 +278,7 @@
       $("pixel").innerHTML = (rows ? `<table class="kv">${rows}</table>` : '<div class="empty">no layer covers this point</div>')
         + r.series.map((_, i) => `<div id="pixel-series-${i}" class="series"></div>`).join("");
       r.series.forEach((sr, i) => renderSeries(sr, `pixel-series-${i}`));
+      $("pixel-card").scrollIntoView({ block: "nearest" });
       document.body.dataset.pixel = String(r.series.length);
     } catch (e) {
       $("pixel").innerHTML = `<div class="empty">${esc(e.message)}</div>`;
@@ -514,7 +516,7 @@
       const why = t ? `${fmt(t.distance_m, 0)} m away${t.multipart ? ", would become multi-part" : ""}` : "";
       const next = S.targets.length > 1 ? " · <kbd>Tab</kbd> next" : "";
       html = `part of: <b>${esc(S.target)}</b> <span class="${far ? "warn" : "muted"}">${why}</span> · <kbd>p</kbd> records${next} · <kbd>Esc</kbd> clears`;
-      if (S.confirmJoin === S.target) html = `<span class="warn">${esc(S.confirmMsg || "")}</span> · <kbd>p</kbd> again to record it anyway, <kbd>Esc</kbd> to cancel`;
+      if (S.confirmJoin === S.target) html = `<span class="warn confirm-join">${esc(S.confirmMsg || "")}</span> · <kbd>p</kbd> again to record it anyway, <kbd>Esc</kbd> to cancel`;
     }
     $("part-target").innerHTML = html;
     $("part-target").classList.toggle("active", !!S.target);
