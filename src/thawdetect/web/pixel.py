@@ -44,6 +44,11 @@ def _read_point(path: Path, bands: list[int], lon: float, lat: float) -> list[fl
     return [float(v) for v in values]
 
 
+def _short(base: str) -> str:
+    """``cumulative LOS displacement`` -> ``LOS displacement`` (fits the plot's axis)."""
+    return base.removeprefix("cumulative ").strip() or base
+
+
 def fit_series(dates: list[date], values_mm: list[float]) -> dict[str, float] | None:
     """Least-squares a + b·t + c·cos(2πt) + d·sin(2πt), t in years since ``dates[0]``.
 
@@ -128,7 +133,8 @@ def pixel_report(layers: list[Layer], iteration: int, lon: float, lat: float) ->
                 "values_mm": [v if math.isfinite(v) else None for v in vals],
                 "fit": fit,
                 "fit_t0": dates[0].isoformat(),
-                "label": f"{base} ({units}) at this pixel",
+                # the axis shows the part before the comma
+                "label": f"{_short(base)} ({units}), at this pixel",
             }
         )
         view = series_view(text)
