@@ -237,42 +237,32 @@ def run(
       thawdetect run --detector optical_dl --detector insar_sbas --region qtec
       thawdetect run --detector insar_sbas --region qilian --scheduler tcp://10.0.0.5:8786
     """
-    from pydantic import ValidationError
-
-    from thawdetect.core.config import load_run_config
+    from thawdetect.api import build_run_config, default_run_dir
     from thawdetect.core.errors import ConfigError, InputError
-    from thawdetect.core.models import render_validation_error
-    from thawdetect.core.run.engine import Engine, safe_name
+    from thawdetect.core.run.engine import Engine
 
     console = _console()
     host = _host(ctx)
     if output_dir is not None and output_dir.exists() and not output_dir.is_dir():
         raise InputError(output_dir, "is a file; --output-dir must be a directory")
-    cfg = load_run_config(config_path)
-    updates: dict[str, Any] = {}
-    if region:
-        updates["region"] = region
-    if detectors:
-        updates["detectors"] = {d: cfg.detectors.get(d, {}) for d in detectors}
-    if reviewer:
-        updates["reviewer"] = reviewer
-    if max_iterations is not None:  # 0 is a value (and an error), not "not given"
-        updates["max_iterations"] = max_iterations
-    if validation:
-        updates["validation"] = validation
-    if scheduler:
-        from thawdetect.core.compute import validate_scheduler
-
-        updates["compute"] = {"scheduler": validate_scheduler(scheduler)}
-    if updates:
-        try:
-            cfg = cfg.model_validate({**cfg.model_dump(), **updates})
-        except ValidationError as exc:
-            msg = render_validation_error(exc, "command line")
+    try:  # the API's builder: one way to build a run (thawdetect.run calls it too)
+        cfg, _ = build_run_config(
+            config_path,
+            region=region,
+            detectors=detectors,
+            reviewer=reviewer,
+            max_iterations=max_iterations,
+            validation=validation,
+            scheduler=scheduler,
+            overrides_source="command line",
+        )
+    except ConfigError as exc:
+        msg = str(exc)
+        if msg.startswith("command line: "):
             raise ConfigError(msg.replace("max_iterations:", "--max-iterations:")) from None
-    region_name = cfg.region if isinstance(cfg.region, str) else getattr(cfg.region, "name", "")
+        raise
     if output_dir is None:
-        output_dir = Path("thawdetect-runs") / safe_name(f"{region_name}_{'+'.join(cfg.detectors)}")
+        output_dir = default_run_dir(cfg)
     source = str(config_path) if config_path else "command line"
     engine = Engine(
         cfg, output_dir, host, echo=_plain_echo(console), overwrite=overwrite, source=source
@@ -293,9 +283,10 @@ def run(
         )
         return
     console.print(f"stopped: {result.stop_reason}")
-    if result.accuracy:
-        console.print(result.accuracy["report"].format_table(title="accuracy (overall)"))
-        console.print(result.accuracy["table"])
+    scores = result.accuracy_scores
+    if scores is not None:
+        console.print(scores.overall.format_table(title="accuracy (overall)"))
+        console.print(scores.table)
     console.print(f"run directory: {output_dir} (ledger.gpkg opens in QGIS)")
 
 
