@@ -95,7 +95,7 @@ def test_accuracy_cli_on_a_run_gives_the_runs_own_answer(scene, tmp_path):
     cfg = _config(scene, max_iterations=1).model_copy(update={"validation": val})
     run = tmp_path / "run"
     result = Engine(cfg, run, _host()).run()
-    own = result.accuracy["dict"]["overall"]
+    own = result.accuracy_scores.scores["overall"]
     assert own["n_negatives"] == 1 and own["n"] == 6  # the look-alike is a checked negative
     for args in (["--validation", val], []):
         res = _invoke("accuracy", "--run", run, *args, "--json", "-")
@@ -346,7 +346,7 @@ def test_vsicurl_cog_and_vsizip_inputs_run_end_to_end(scene, tmp_path, http_dir)
     manifest = json.loads((run / "manifest.json").read_text())
     assert manifest["iterations"]["1"]["toy_a"]["raster"] == raster_uri
     assert manifest["files"]["validation"] == [val_uri]
-    assert result.accuracy["dict"]["overall"]["tp"] == 3
+    assert result.accuracy_scores.scores["overall"]["tp"] == 3
     res = _invoke("accuracy", "--run", run, "--validation", val_uri, "--json", "-")
     assert res.exit_code == 0, res.output
     assert json.loads(res.output)["overall"]["tp"] == 3

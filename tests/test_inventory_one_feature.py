@@ -166,4 +166,4 @@ def test_reference_review_does_not_count_a_known_point_twice(scene: dict, tmp_pa
     assert k1.geometry.geom_type == "Polygon" and k1["outline"] == "reviewed"
     assert result.iterations["inventory_size"].tolist() == [4]
     assert result.accuracy is not None
-    assert result.accuracy["dict"]["overall"]["tp"] == 3
+    assert result.accuracy_scores.scores["overall"]["tp"] == 3

@@ -17,190 +17,20 @@ Progress lines go to ``echo`` (default: ``print`` when ``progress=True``). See `
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from thawdetect.core.errors import InputError
+from thawdetect.core.run.result import RunResult
 
 if TYPE_CHECKING:
-    import geopandas as gpd
-    import pandas as pd
-
-    from thawdetect.core.accuracy import AccuracyReport
     from thawdetect.core.config import RunConfig
     from thawdetect.core.plugin_api.host import PluginHost
 
 __all__ = ["RunResult", "build_run_config", "default_run_dir", "open_run", "run"]
-
-
-@dataclass
-class RunResult:
-    """A run directory and what it holds, read from its ledger and manifest.
-
-    Attributes:
-        run_dir: the run directory.
-        status: ``finished``, ``awaiting review`` or ``running`` (interrupted).
-        stop_reason: why the loop stopped (empty while running).
-        pending: candidates awaiting review (manual reviewer).
-        messages: the progress lines of this call (empty for :func:`open_run`).
-    """
-
-    run_dir: Path
-    status: str
-    stop_reason: str = ""
-    pending: int = 0
-    messages: list[str] = field(default_factory=list)
-    _accuracy: Any = field(default=None, repr=False)
-
-    @property
-    def ledger_path(self) -> Path:
-        """``ledger.gpkg``: candidates, decisions, inventory, training sets, iterations."""
-        return self.run_dir / "ledger.gpkg"
-
-    @property
-    def manifest_path(self) -> Path:
-        """``manifest.json``: effective config of every iteration, versions, input checksums."""
-        return self.run_dir / "manifest.json"
-
-    @property
-    def manifest(self) -> dict[str, Any]:
-        """The parsed manifest."""
-        from thawdetect.core.run.access import read_manifest
-
-        return read_manifest(self.run_dir)
-
-    @property
-    def synthetic(self) -> bool:
-        """True when the run's data are a bundled SYNTHETIC sample (not real observations)."""
-        return bool(self.manifest.get("synthetic", False))
-
-    def _layer(self, name: str) -> Any:
-        from thawdetect.core.run.access import open_run_ledger
-
-        return open_run_ledger(self.run_dir).read(name)
-
-    @property
-    def iterations(self) -> pd.DataFrame:
-        """One row per finished iteration (training sets, candidates, confirmed, thresholds).
-
-        Columns: ``iteration``, ``detectors``, ``training_positives``, ``training_negatives``,
-        ``candidates_proposed``, ``candidates_reviewed``, ``newly_confirmed``, ``rejected``,
-        ``inventory_size``, ``thresholds_json`` (as stored in the ledger) and, unpacked from it,
-        one column ``<detector>__<setting>`` per threshold a detector reported (e.g.
-        ``insar_sbas__abs_rate_mm_yr`` = ``">=50"``).
-        """
-        import pandas as pd
-
-        raw = self._layer("iterations")
-        table: pd.DataFrame = pd.DataFrame(raw.drop(columns="geometry", errors="ignore"))
-        table = table.sort_values("iteration").reset_index(drop=True)
-        if "thresholds_json" in table.columns:
-            flat = [
-                {
-                    f"{det}__{key}": value
-                    for det, settings in _thresholds(text).items()
-                    for key, value in settings.items()
-                }
-                for text in table["thresholds_json"]
-            ]
-            extra = pd.DataFrame(flat, index=table.index)
-            table = pd.concat([table, extra.drop(columns=table.columns, errors="ignore")], axis=1)
-        return table
-
-    @property
-    def candidates(self) -> gpd.GeoDataFrame:
-        """Every merged candidate with its status, probability and evidence (working CRS)."""
-        return self._layer("candidates")
-
-    @property
-    def decisions(self) -> pd.DataFrame:
-        """The decision history, oldest first (candidate, decision, probability, note, time)."""
-        from thawdetect.core.review.decisions import history
-
-        self._layer("decisions")  # a one-line InputError when this is not a run
-        rows: pd.DataFrame = history(self.run_dir)
-        return rows
-
-    @property
-    def inventory(self) -> gpd.GeoDataFrame:
-        """The inventory in the published form, as ``thawdetect inventory export`` writes it.
-
-        One row per landslide (known inventory + confirmed candidates): ``inventory_id``,
-        ``centroid_lon``/``centroid_lat`` (degrees, WGS84), ``area_ha``, ``perimeter_m``,
-        ``probability``, ``iteration``, ``detectors`` and every detector's evidence columns.
-        Geometries are in the run's working CRS (the region's UTM zone); ``near_road`` is empty
-        (give roads to :func:`thawdetect.core.inventory.inventory_frame` or the CLI for it).
-        """
-        from thawdetect.core.inventory import inventory_frame
-
-        return inventory_frame(self.run_dir)
-
-    @property
-    def accuracy(self) -> AccuracyReport | None:
-        """Overall accuracy against the run's validation points (None when it has none)."""
-        if self._accuracy is None:
-            path = self.run_dir / "accuracy.json"
-            if not path.exists():
-                return None
-            from thawdetect.core.accuracy import AccuracyReport
-
-            try:
-                overall = json.loads(path.read_text())["overall"]
-                self._accuracy = AccuracyReport.from_dict(overall)
-            except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError) as exc:
-                problem = f"accuracy report is corrupt ({type(exc).__name__})"
-                raise InputError(path, problem) from None
-        return self._accuracy  # type: ignore[no-any-return]
-
-    def decide(
-        self,
-        candidate_ids: str | Sequence[str],
-        decision: str,
-        *,
-        probability: str | None = None,
-        note: str = "",
-        reviewer: str = "unknown",
-    ) -> pd.DataFrame:
-        """Record a review decision, as ``thawdetect review decide`` does (one transaction).
-
-        With the manual reviewer a run stops ``awaiting review``; decide every pending candidate
-        (``result.candidates.query("status == 'pending'")``), then call :func:`run` again with
-        the same ``output_dir`` to go on.
-
-        Args:
-            candidate_ids: one candidate id or several.
-            decision: ``confirmed``, ``rejected`` or ``unsure``.
-            probability: ``high``, ``medium`` or ``low`` (usually with ``confirmed``), or None.
-            note: free text.
-            reviewer: the reviewer's name (kept in the decision history).
-
-        Returns:
-            The decision rows appended to the history.
-
-        Raises:
-            InputError: unknown ids, an illegal decision or probability (nothing is recorded).
-        """
-        from thawdetect.core.review.decisions import decide
-
-        rows = decide(
-            self.run_dir,
-            candidate_ids,
-            decision,
-            probability=probability,
-            note=note,
-            reviewer=reviewer,
-        )
-        pending = self.candidates["status"] == "pending"
-        self.pending = int(pending.sum())
-        return rows
-
-    def __repr__(self) -> str:
-        return f"RunResult({str(self.run_dir)!r}, status={self.status!r})"
 
 
 def build_run_config(
@@ -211,8 +41,24 @@ def build_run_config(
     reviewer: str | None = None,
     max_iterations: int | None = None,
     validation: str | Path | None = None,
+    scheduler: str | None = None,
+    overrides_source: str | None = None,
 ) -> tuple[RunConfig, str]:
     """A validated :class:`RunConfig` from a config (object, dict or YAML path) plus overrides.
+
+    The one way to build a run's config: :func:`run` and ``thawdetect run`` both call it.
+
+    Args:
+        config: a :class:`RunConfig`, a dict of the run YAML's keys, a YAML path, or None (the
+            defaults).
+        region: region preset (overrides the config's).
+        detectors: detector names (overrides the config's selection; their sections kept).
+        reviewer: reviewer spec.
+        max_iterations: hard cap on iterations (0 is a value, and an error).
+        validation: validation points file.
+        scheduler: where the heavy steps run (``compute.scheduler``).
+        overrides_source: how an invalid override is named in its message (default: the
+            config's source; the CLI says "command line").
 
     Returns:
         (config, source) where source names the YAML file or "arguments", for messages.
@@ -253,11 +99,18 @@ def build_run_config(
         updates["max_iterations"] = max_iterations
     if validation:
         updates["validation"] = validation
+    if scheduler:
+        from thawdetect.core.compute import validate_scheduler
+
+        updates["compute"] = {
+            **cfg.compute.model_dump(),
+            "scheduler": validate_scheduler(scheduler),
+        }
     if updates:
         try:
             cfg = RunConfig.model_validate({**cfg.model_dump(), **updates})
         except ValidationError as exc:
-            raise ConfigError(render_validation_error(exc, source)) from None
+            raise ConfigError(render_validation_error(exc, overrides_source or source)) from None
     return cfg, source
 
 
@@ -277,6 +130,7 @@ def run(
     reviewer: str | None = None,
     max_iterations: int | None = None,
     validation: str | Path | None = None,
+    scheduler: str | None = None,
     output_dir: str | Path | None = None,
     overwrite: bool = False,
     progress: bool = True,
@@ -292,6 +146,8 @@ def run(
         reviewer: ``manual``, ``reference`` or ``reference:PATH[?options]``.
         max_iterations: hard cap on iterations.
         validation: validation points file scored at the end.
+        scheduler: where the heavy steps run: ``threads``, ``processes``, ``synchronous`` or a
+            Dask scheduler's ``tcp://HOST:PORT`` (overrides ``compute.scheduler``).
         output_dir: the run directory (default ``./thawdetect-runs/REGION_DETECTORS``).
         overwrite: delete an existing *run* in ``output_dir`` first.
         progress: print progress lines and show progress bars of the long steps (bars only when
@@ -315,6 +171,7 @@ def run(
         reviewer=reviewer,
         max_iterations=max_iterations,
         validation=validation,
+        scheduler=scheduler,
     )
     run_dir = Path(output_dir) if output_dir is not None else default_run_dir(cfg)
     messages: list[str] = []
@@ -340,31 +197,10 @@ def run(
         )
     else:
         _echo(f"stopped: {result.stop_reason}")
-        if result.accuracy:
-            _echo(result.accuracy["report"].format_table(title="accuracy (overall)"))
-    out = RunResult(
-        run_dir=run_dir,
-        status=result.status,
-        stop_reason=result.stop_reason,
-        pending=result.pending,
-        messages=messages,
-    )
-    if result.accuracy:
-        out._accuracy = result.accuracy["report"]
-    return out
-
-
-def _thresholds(text: Any) -> dict[str, dict[str, Any]]:
-    """Each detector's ``summary()`` from a ``thresholds_json`` cell ({} when unreadable)."""
-    if not isinstance(text, str) or not text:
-        return {}
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError:
-        return {}
-    if not isinstance(data, dict):
-        return {}
-    return {str(d): v for d, v in data.items() if isinstance(v, dict)}
+        if result.accuracy is not None:
+            _echo(result.accuracy.format_table(title="accuracy (overall)"))
+    result.messages = messages
+    return result
 
 
 @contextmanager

@@ -29,6 +29,7 @@ from thawdetect.core.accuracy.metrics import (
     wilson_interval,
 )
 from thawdetect.core.accuracy.scoring import (
+    RunAccuracy,
     format_run_table,
     point_accuracy_files,
     polygon_accuracy_files,
@@ -41,6 +42,7 @@ __all__ = [
     "NEGATIVE_LABELS",
     "POSITIVE_LABELS",
     "AccuracyReport",
+    "RunAccuracy",
     "format_run_table",
     "parse_labels",
     "point_accuracy",

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import geopandas as gpd
 import numpy as np
@@ -281,3 +283,66 @@ def format_run_table(result: dict[str, Any]) -> str:
         lines.append(f"overall TPR 95% CI {100 * ci[0]:.1f}-{100 * ci[1]:.1f} %")
     lines.extend(f"warning: {w}" for w in result["overall"]["warnings"])
     return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class RunAccuracy:
+    """A run's accuracy as one typed object: :func:`score_run`'s figures (what
+    ``accuracy.json`` holds), their overall :class:`AccuracyReport` and the per-scope table.
+
+    Attributes:
+        scores: :func:`run_accuracy`'s result as written to ``accuracy.json`` (``overall``,
+            ``proposed``, ``per_iteration``, ``per_detector``, ``excluded_in_known_inventory``...).
+    """
+
+    scores: dict[str, Any]
+
+    #: the file a run keeps its accuracy in
+    FILE: ClassVar[str] = "accuracy.json"
+
+    @property
+    def overall(self) -> AccuracyReport:
+        """The overall report (TPR/FPR/FNR with 95 % intervals)."""
+        return AccuracyReport.from_dict(self.scores["overall"])
+
+    @property
+    def table(self) -> str:
+        """Plain-text table, one row per scope (:func:`format_run_table`)."""
+        return format_run_table(self.scores)
+
+    @property
+    def excluded_in_known_inventory(self) -> int:
+        """Validation points inside the known inventory (not scored)."""
+        return int(self.scores.get("excluded_in_known_inventory") or 0)
+
+    @classmethod
+    def read(cls, run_dir: str | Path) -> RunAccuracy | None:
+        """The run's ``accuracy.json`` (None when it has none).
+
+        Raises:
+            InputError: the file is corrupt (one line).
+        """
+        path = Path(run_dir) / cls.FILE
+        if not path.exists():
+            return None
+        try:
+            scores = json.loads(path.read_text())
+            out = cls(scores)
+            out.overall  # noqa: B018 (a file without a readable overall report is corrupt)
+        except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError) as exc:
+            raise InputError(path, f"accuracy report is corrupt ({type(exc).__name__})") from None
+        return out
+
+    def write(self, run_dir: str | Path) -> None:
+        """Write ``accuracy.json`` atomically."""
+        from thawdetect.core.run.ledger import write_atomic
+
+        write_atomic(Path(run_dir) / self.FILE, json.dumps(self.scores, indent=2, default=str))
+
+    def __getitem__(self, key: str) -> Any:
+        """The mapping this object replaces (``["report"]``, ``["table"]``, ``["dict"]``), kept
+        so that scripts written against it still work."""
+        old = {"report": "overall", "table": "table", "dict": "scores"}
+        if key not in old:
+            raise KeyError(key)
+        return getattr(self, old[key])

@@ -29,14 +29,12 @@ reviewer, evidence) and ``runlog.py`` (``run.log``).
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import re
 import time
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import geopandas as gpd
 import pandas as pd
@@ -57,7 +55,7 @@ from thawdetect.core.run import plugin_calls as calls
 from thawdetect.core.run.checks import RESUMABLE_KEYS, check_ledger, config_differences
 from thawdetect.core.run.guard import GuardLimits, screen_parts
 from thawdetect.core.run.layers import KNOWN_TYPES
-from thawdetect.core.run.ledger import Ledger, write_atomic
+from thawdetect.core.run.ledger import Ledger
 from thawdetect.core.run.manifest import (
     MANIFEST,
     OUTPUT_FIELD_HINTS,
@@ -70,8 +68,12 @@ from thawdetect.core.run.manifest import (
     save_manifest,
 )
 from thawdetect.core.run.merge import merge_candidates
+from thawdetect.core.run.result import RunResult
 from thawdetect.core.run.runlog import RUN_LOG, run_log
 from thawdetect.core.run.sets import DecidedOutlines, TrainingSets
+
+if TYPE_CHECKING:
+    from thawdetect.core.accuracy.scoring import RunAccuracy
 
 # the names moved out of this module stay importable from here (cli, api, accuracy, tests)
 __all__ = [
@@ -93,19 +95,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 _T = TypeVar("_T")
-
-
-@dataclass
-class RunResult:
-    """What :meth:`Engine.run` returns."""
-
-    status: str
-    run_dir: Path
-    iterations: pd.DataFrame
-    stop_reason: str = ""
-    pending: int = 0
-    accuracy: dict[str, Any] | None = None
-    messages: list[str] = field(default_factory=list)
 
 
 class Engine:
@@ -417,13 +406,7 @@ class Engine:
                 self._save_manifest()
                 stop = f"iteration {iteration}: {pending} candidates await review"
                 log.info("stopped: %s", stop)
-                return RunResult(
-                    STATUS_AWAITING,
-                    self.run_dir,
-                    self.ledger.read("iterations"),
-                    stop_reason=stop,
-                    pending=pending,
-                )
+                return RunResult(self.run_dir, STATUS_AWAITING, stop_reason=stop, pending=pending)
             row = self._iteration_row(iteration)
             nothing_new = row is not None and row["newly_confirmed"] == 0
             if self.config.stop_when_nothing_new and nothing_new:
@@ -446,10 +429,9 @@ class Engine:
         self.manifest["stop_reason"] = reason
         self._save_manifest()
         log.info("stopped: %s", reason)
-        result = RunResult(STATUS_FINISHED, self.run_dir, self.ledger.read("iterations"), reason)
         with self._timed(0, "accuracy"):
-            result.accuracy = self._accuracy()
-        return result
+            scores = self._accuracy()
+        return RunResult(self.run_dir, STATUS_FINISHED, stop_reason=reason, _scores=scores)
 
     @contextlib.contextmanager
     def _timed(self, k: int, stage: str) -> Iterator[None]:
@@ -714,27 +696,23 @@ class Engine:
             f"feature, {len(rejected)} rejected, inventory {len(inventory)}"
         )
 
-    def _accuracy(self) -> dict[str, Any] | None:
+    def _accuracy(self) -> RunAccuracy | None:
         """Score the run against the region's (or the config's) validation points.
 
         The same function as ``thawdetect accuracy --run RUN_DIR`` (one code path, one answer).
         """
         if not self.manifest["files"]["validation"]:
             return None
-        from thawdetect.core.accuracy import AccuracyReport, format_run_table, score_run
+        from thawdetect.core.accuracy import RunAccuracy, score_run
 
-        result = score_run(self.run_dir)
-        if result["excluded_in_known_inventory"]:
+        scores = RunAccuracy(score_run(self.run_dir))
+        if scores.excluded_in_known_inventory:
             self.echo(
-                f"{result['excluded_in_known_inventory']} validation points lie in the known "
+                f"{scores.excluded_in_known_inventory} validation points lie in the known "
                 "inventory and are not scored"
             )
-        write_atomic(self.run_dir / "accuracy.json", json.dumps(result, indent=2, default=str))
-        return {
-            "report": AccuracyReport.from_dict(result["overall"]),
-            "table": format_run_table(result),
-            "dict": result,
-        }
+        scores.write(self.run_dir)
+        return scores
 
 
 def safe_name(text: str) -> str:
