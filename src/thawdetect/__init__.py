@@ -7,7 +7,9 @@ The public API: everything a plugin author or a notebook user needs is importabl
 * Writing a detector plugin: :data:`hookimpl`, :class:`Detector`, :class:`DetectorConfig`,
   :class:`IterationContext`, :class:`ReviewOutcome`, the candidate schema (:data:`SCORE_COLUMN`,
   :data:`SERIES_COLUMN`, :func:`validate_candidates`, :func:`empty_candidates`),
-  :class:`TimeSeries`, :class:`ImageFrame`, :class:`Region`, :class:`RegionDetectorData`, and
+  :class:`TimeSeries`, :class:`ImageFrame`, :class:`Region`, :class:`RegionDetectorData`, the
+  config path types :data:`InputPath` (a file the run checks exists) and :data:`OutputPath` (a
+  file or folder the detector writes), and
   :class:`PluginHost` (to test a plugin without installing it: ``PluginHost(plugins=[...])``).
 * Errors: :class:`ThawdetectError` and its one-line subclasses.
 
@@ -37,6 +39,7 @@ if TYPE_CHECKING:
         PluginError,
         ThawdetectError,
     )
+    from thawdetect.core.paths import InputPath, OutputPath
     from thawdetect.core.plugin_api.detector import (
         SCORE_COLUMN,
         SERIES_COLUMN,
@@ -68,6 +71,8 @@ _LAZY = {
     "empty_candidates": "thawdetect.core.plugin_api.detector",
     "validate_candidates": "thawdetect.core.plugin_api.detector",
     "PluginHost": "thawdetect.core.plugin_api.host",
+    "InputPath": "thawdetect.core.paths",
+    "OutputPath": "thawdetect.core.paths",
     "Region": "thawdetect.core.regions",
     "RegionDetectorData": "thawdetect.core.regions",
     "ThawdetectError": "thawdetect.core.errors",
@@ -91,9 +96,11 @@ __all__ = [
     "GridMismatchError",
     "ImageFrame",
     "InputError",
+    "InputPath",
     "IterationContext",
     "MissingBandError",
     "MissingDependencyError",
+    "OutputPath",
     "PluginError",
     "PluginHost",
     "Region",

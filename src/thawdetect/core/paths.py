@@ -16,7 +16,15 @@ from typing import Annotated, Any
 
 from pydantic import BeforeValidator, PlainSerializer
 
-__all__ = ["InputPath", "input_location", "is_uri", "local_exists", "suffix_of"]
+__all__ = [
+    "InputPath",
+    "OutputPath",
+    "input_location",
+    "is_output_field",
+    "is_uri",
+    "local_exists",
+    "suffix_of",
+]
 
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]+://")
 
@@ -81,3 +89,35 @@ InputPath = Annotated[
     BeforeValidator(_to_location),
     PlainSerializer(lambda v: os.fspath(v), return_type=str, when_used="json"),
 ]
+
+
+class _Output:
+    """Marks a path field as something the detector writes (see :data:`OutputPath`)."""
+
+    def __repr__(self) -> str:
+        return "OUTPUT"
+
+
+_OUTPUT = _Output()
+
+#: A pydantic field type for paths a detector *writes* (a work or cache directory): the run
+#: does not require them to exist, as it does for every other path of a config.
+OutputPath = Annotated[Path, _OUTPUT]
+
+
+def _marked_output(annotation: Any) -> bool:
+    from typing import get_args
+
+    return any(a is _OUTPUT or _marked_output(a) for a in get_args(annotation))
+
+
+def is_output_field(info: Any) -> bool:
+    """Whether a pydantic field (``Model.model_fields[name]``) is an output path: typed
+    :data:`OutputPath` (also inside ``OutputPath | None``), or marked
+    ``json_schema_extra={"output": True}``."""
+    extra = info.json_schema_extra if isinstance(info.json_schema_extra, dict) else {}
+    return bool(
+        extra.get("output")
+        or any(m is _OUTPUT for m in info.metadata)
+        or _marked_output(info.annotation)
+    )

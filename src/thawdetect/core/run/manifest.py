@@ -34,7 +34,8 @@ STATUS_AWAITING = "awaiting review"
 STATUS_RUNNING = "running"
 #: A session ended with an error; ``stop_reason`` holds its line. A re-run resumes.
 STATUS_FAILED = "failed"
-#: Config fields whose names contain one of these are outputs, not inputs that must exist.
+#: Fallback for configs that do not type their outputs: an untyped path field whose name contains
+#: one of these is an output too. Type output paths ``OutputPath`` instead (``core.paths``).
 OUTPUT_FIELD_HINTS = ("work_dir", "out_dir", "output", "cache")
 
 
@@ -93,17 +94,19 @@ def input_files(value: Any) -> list[Path]:
 def missing_input_files(model: Any, prefix: str = "") -> list[tuple[str, Path]]:
     """``(field.path, path)`` of every local ``Path`` in a validated config that does not exist.
 
-    Path-typed fields are inputs, except those whose names contain one of
-    :data:`OUTPUT_FIELD_HINTS` (``work_dir``, ``output`` ...) or that are marked
-    ``json_schema_extra={"output": True}``. Glob patterns and URIs are left to the detector.
+    Path-typed fields are inputs, except outputs: fields typed
+    :data:`~thawdetect.core.paths.OutputPath` (or marked ``json_schema_extra={"output": True}``)
+    and, for configs that do not type them, fields whose names contain one of
+    :data:`OUTPUT_FIELD_HINTS`. Glob patterns and URIs are left to the detector.
     """
     from pydantic import BaseModel
+
+    from thawdetect.core.paths import is_output_field
 
     found: list[tuple[str, Path]] = []
     if isinstance(model, BaseModel):
         for name, info in type(model).model_fields.items():
-            extra = info.json_schema_extra if isinstance(info.json_schema_extra, dict) else {}
-            if extra.get("output") or any(h in name for h in OUTPUT_FIELD_HINTS):
+            if is_output_field(info) or any(h in name for h in OUTPUT_FIELD_HINTS):
                 continue
             where = f"{prefix}.{name}" if prefix else name
             found += missing_input_files(getattr(model, name), where)
