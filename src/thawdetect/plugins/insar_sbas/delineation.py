@@ -210,6 +210,26 @@ def _smooth3(values: NDArray[np.float64]) -> NDArray[np.float64]:
     return out
 
 
+def _second_highest(
+    labels: NDArray[np.int32], values: NDArray[np.float64], k: int
+) -> NDArray[np.float64]:
+    """Per label 1..k, the second-highest value (the highest of a one-pixel label): a basin's
+    peak without smoothing away a small landslide, and without trusting one noisy pixel."""
+    flat = labels.ravel()
+    sel = flat > 0
+    lab: NDArray[np.int32] = flat[sel]
+    val: NDArray[np.float64] = values.ravel()[sel]
+    order = np.lexsort((val, lab))
+    lab, val = lab[order], val[order]
+    out = np.full(k + 1, -np.inf)
+    last = np.flatnonzero(np.r_[lab[1:] != lab[:-1], True])  # each label's highest
+    out[lab[last]] = val[last]
+    second = last - 1
+    ok = (second >= 0) & (lab[np.maximum(second, 0)] == lab[last])
+    out[lab[last[ok]]] = val[second[ok]]
+    return out
+
+
 def _saddles(
     ws: NDArray[np.int32], height: NDArray[np.float64]
 ) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.float64]]:
@@ -308,8 +328,8 @@ def _compete(
         markers, k = ndimage.label(seed_b | (peaks & dom), structure=_EIGHT)
         ws = watershed(-height, markers, mask=dom, connectivity=2).astype(np.int32)
         has_seed = np.bincount(markers[seed_b], minlength=k + 1) > 0
-        peak = np.full(k + 1, -np.inf)
-        np.maximum.at(peak, ws[dom], height[dom])
+        peak = _second_highest(ws, np.where(dom, np.nan_to_num(measured, nan=floor), floor), k)
+        peak = np.maximum(peak, floor)
         a, b, sad = _saddles(ws, height)
         # merge where the pass is high: union-find over candidate pairs, highest pass first
         cand = sad >= merge_ratio * np.maximum(peak[a], peak[b])
