@@ -214,19 +214,18 @@ def full_run(paths: dict[str, Path], out: Path, settings: dict[str, Any]) -> dic
         overwrite=True,
         progress=False,
     )
-    acc = res.accuracy
-    table = acc.table if hasattr(acc, "table") else acc["table"]
-    row = table.iloc[0] if hasattr(table, "iloc") else table
+    rep = getattr(res.accuracy, "overall", res.accuracy)
+    rates = rep.rates()
     inv = res.inventory
     slides = gpd.read_file(out / "reference_inventory.gpkg")
     hits = gpd.sjoin(inv[["geometry"]], slides[["geometry"]], predicate="intersects")
     per_slide = hits.groupby("index_right").size()
     return {
-        "tpr": float(row["TPR"]) if "TPR" in row else float("nan"),
-        "fpr": float(row["FPR"]) if "FPR" in row else float("nan"),
-        "tp": int(row.get("TP", -1)),
-        "fp": int(row.get("FP", -1)),
-        "n": int(row.get("N", -1)),
+        "tpr": float(rates.get("tpr") or 0.0),
+        "fpr": float(rates.get("fpr") or 0.0),
+        "tp": rep.tp,
+        "fp": rep.fp,
+        "n": rep.n,
         "inventory": len(inv),
         "double_counted": int((per_slide > 1).sum()),
         "iterations": len(res.iterations),
