@@ -174,3 +174,19 @@ def test_noise_floor_ignores_moving_pixels():
     rate[:20, :20] -= 40  # a landslide inside the "stable" mask
     floor, sigma = noise_floor(rate, np.ones(rate.shape, bool))
     assert sigma == pytest.approx(1.5, rel=0.1) and floor == pytest.approx(2 * sigma)
+
+
+def test_background_levels_islands_and_keeps_landslides():
+    from thawdetect.plugins.insar_sbas.delineation import local_background
+
+    rng = np.random.default_rng(1)
+    rate = rng.normal(0.0, 1.0, (120, 120))
+    reliable = np.ones(rate.shape, bool)
+    reliable[:, 59:61] = False  # a decorrelated band cuts the scene in two islands
+    rate[:, 61:] += 25.0  # the right island is shifted (an unwrapping error of the whole island)
+    rate[20:30, 80:90] += 40.0  # a landslide on it
+    bg = local_background(rate, reliable, window_px=40, min_island_px=1000)
+    resid = rate - bg
+    assert abs(float(np.median(resid[:, 61:]))) < 1.0  # the island's offset is gone ...
+    assert float(np.median(resid[20:30, 80:90])) > 35.0  # ... the landslide is not
+    assert abs(float(np.median(resid[:, :59]))) < 1.0
