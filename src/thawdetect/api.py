@@ -186,7 +186,7 @@ def run(
     engine = Engine(
         cfg, run_dir, host or PluginHost(), echo=_echo, overwrite=overwrite, source=source
     )
-    if engine.manifest.get("synthetic"):
+    if engine.manifest.synthetic:
         _echo("note: this region's data is a SYNTHETIC sample bundled with thawdetect")
     with _bars(progress):
         result = engine.run()
@@ -226,20 +226,20 @@ def open_run(path: str | Path) -> RunResult:
     Raises:
         InputError: ``path`` is not a thawdetect run directory.
     """
-    from thawdetect.core.run.access import read_manifest
+    from thawdetect.core.run.manifest import RunStatus, read_manifest
 
     run_dir = Path(path)
     if not run_dir.exists():
         raise InputError(run_dir, "run directory does not exist")
     manifest = read_manifest(run_dir)
     pending = 0
-    status = str(manifest.get("status", "running"))
-    if status == "awaiting review":
+    status = str(manifest.status)
+    if status == RunStatus.AWAITING:
         cands = RunResult(run_dir, status)._layer("candidates")
         pending = int((cands["status"] == "pending").sum())
     return RunResult(
         run_dir=run_dir,
         status=status,
-        stop_reason=str(manifest.get("stop_reason", "")),
+        stop_reason=manifest.stop_reason or "",
         pending=pending,
     )

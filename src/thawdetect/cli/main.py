@@ -267,7 +267,7 @@ def run(
     engine = Engine(
         cfg, output_dir, host, echo=_plain_echo(console), overwrite=overwrite, source=source
     )
-    if engine.manifest.get("synthetic"):
+    if engine.manifest.synthetic:
         console.print(
             "[yellow]note: this region's data is a SYNTHETIC sample bundled with thawdetect[/]"
         )
@@ -363,15 +363,16 @@ def _thresholds(text: str | None) -> dict[str, dict[str, Any]]:
 @click.argument("run_dir", type=click.Path(path_type=Path, exists=True, file_okay=False))
 def status(run_dir: Path) -> None:
     """Show a run's status and iterations table."""
-    from thawdetect.core.run.access import open_run_ledger, read_manifest
+    from thawdetect.core.run.access import open_run_ledger
+    from thawdetect.core.run.manifest import RunStatus, read_manifest
 
     info = read_manifest(run_dir)
     ledger = open_run_ledger(run_dir)  # a damaged ledger: one line, exit status 1
     iterations = ledger.read("iterations")
     console = _console()
-    console.print(f"status: {info.get('status')}  {info.get('stop_reason', '')}")
+    console.print(f"status: {info.status}  {info.stop_reason or ''}")
     console.print(iterations_table(iterations))
-    if info.get("status") == "awaiting review":
+    if info.status == RunStatus.AWAITING:
         from thawdetect.cli.review_cmd import RESUME_HINT
 
         cands = ledger.read("candidates", columns=["status"], geometry=False)

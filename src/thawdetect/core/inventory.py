@@ -170,14 +170,6 @@ def inventory_frame(
     return gpd.GeoDataFrame(out, geometry=inv.geometry.to_numpy(), crs=inv.crs)
 
 
-def _manifest(run_dir: Path) -> dict[str, Any]:
-    """The run's manifest ({} for a ledger without one); a corrupt one is an error, as in the
-    engine (an export must not quietly lose the region name)."""
-    from thawdetect.core.run.access import read_manifest
-
-    return read_manifest(run_dir, missing_ok=True)
-
-
 def arts_frame(
     inventory: gpd.GeoDataFrame, *, run_dir: Path | None = None, **fields: Any
 ) -> gpd.GeoDataFrame:
@@ -195,8 +187,11 @@ def arts_frame(
     bad = sorted(set(fields) - set(ARTS_FIELDS))
     if bad:
         raise InputError(run_dir, f"not ARTS fields: {bad}; ARTS fields: {list(ARTS_FIELDS)}")
-    manifest = _manifest(run_dir) if run_dir else {}
-    region = manifest.get("region") or {}
+    from thawdetect.core.run.manifest import read_manifest
+
+    # a ledger without a manifest has no region name; a corrupt one is an error, as in the
+    # engine (an export must not quietly lose the region name)
+    region = read_manifest(run_dir, missing_ok=True).region if run_dir else {}
     region_name = region.get("title") or region.get("name") or ""
     n = len(inventory)
     arts = pd.DataFrame(index=inventory.index)

@@ -21,7 +21,6 @@ project move together.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import uuid
@@ -30,7 +29,7 @@ import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from thawdetect.core.errors import InputError
 from thawdetect.core.qgis_styles import (
@@ -40,6 +39,9 @@ from thawdetect.core.qgis_styles import (
     styles_current,
     validation_style,
 )
+
+if TYPE_CHECKING:
+    from thawdetect.core.run.manifest import Manifest
 
 __all__ = ["RasterLayer", "gather_rasters", "style_ledger", "write_project"]
 
@@ -135,7 +137,7 @@ def _frame_kind(units: str, colormap: str, value_range: Any, label: str) -> str:
 
 
 def gather_rasters(
-    run_dir: str | Path, manifest: dict[str, Any], host: Any, messages: list[str]
+    run_dir: str | Path, manifest: Manifest, host: Any, messages: list[str]
 ) -> list[RasterLayer]:
     """The run's rasters for a project, in layer-tree order (top first).
 
@@ -149,19 +151,16 @@ def gather_rasters(
     from thawdetect.core.errors import ThawdetectError
     from thawdetect.core.models import validate_section
     from thawdetect.core.plugin_api.detector import IterationContext
-    from thawdetect.core.regions import Region
 
     run_dir = Path(run_dir)
     try:
-        region = Region.model_validate(manifest["region"])
+        region = manifest.region_model()
     except Exception as exc:
         messages.append(f"manifest region unreadable ({type(exc).__name__}); no rasters")
         return []
     latest: dict[str, tuple[int, dict[str, Any]]] = {}
     dems: list[str] = []
-    for it_text, configs in sorted(
-        (manifest.get("iterations") or {}).items(), key=lambda kv: int(kv[0])
-    ):
+    for it_text, configs in sorted(manifest.iterations.items()):
         for name, cfg in (configs or {}).items():
             if cfg is None:
                 continue
@@ -423,12 +422,12 @@ class _Entry:
     visible: bool
 
 
-def _validation_file(run_dir: Path, manifest: dict[str, Any]) -> tuple[Path, str | None] | None:
-    files = (manifest.get("files") or {}).get("validation") or []
+def _validation_file(run_dir: Path, manifest: Manifest) -> tuple[Path, str | None] | None:
+    files = manifest.files.validation
     path = Path(files[0]) if files else None
     if path is None or not path.is_file():
         return None
-    column = (manifest.get("run_config") or {}).get("validation_label_column")
+    column = manifest.run_config.get("validation_label_column")
     if column is None:
         import pyogrio
 
@@ -471,11 +470,9 @@ def write_project(
     if out.suffix.lower() not in (".qgz", ".qgs"):
         raise InputError(out, "a QGIS project must end in .qgz or .qgs")
     messages = messages if messages is not None else []
-    manifest_path = run_dir / "manifest.json"
-    try:
-        manifest = json.loads(manifest_path.read_text())
-    except (OSError, ValueError) as exc:
-        raise InputError(manifest_path, f"cannot be read ({type(exc).__name__})") from exc
+    from thawdetect.core.run.manifest import read_manifest
+
+    manifest = read_manifest(run_dir)
     if host is None:
         from thawdetect.core.plugin_api.host import PluginHost
 
@@ -487,7 +484,7 @@ def write_project(
     if crs is None:
         from pyproj import CRS
 
-        crs = CRS.from_user_input(manifest.get("working_crs") or "EPSG:4326")
+        crs = CRS.from_user_input(manifest.working_crs or "EPSG:4326")
     from pyproj import CRS as _CRS
 
     crs = _CRS.from_user_input(crs)

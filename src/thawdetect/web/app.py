@@ -174,7 +174,7 @@ class ReviewApp:
             "stamp": f"{st.stamp()}|{self._manifest_stamp}|{len(self.layers)}",
             "counts": st.counts(),
             "iteration_numbers": its,
-            "status": st.manifest.get("status"),
+            "status": st.manifest.status,
             "layers": len(self.layers),
         }
 
@@ -286,7 +286,7 @@ class ReviewApp:
         ``thawdetect run`` and ``thawdetect accuracy --run`` call, with the run's own tolerance
         and label column: points labelled "not landslide" are never misses, so N is the CLI's.
         """
-        paths = [p for p in self.state.manifest.get("files", {}).get("validation", []) if p]
+        paths = [p for p in self.state.manifest.files.validation if p]
         paths = [p for p in paths if Path(p).is_file()]
         if not paths:
             return None
@@ -324,7 +324,7 @@ class ReviewApp:
         """Run summary: manifest, counts, iterations table, accuracy, layers."""
         st = self.state
         m = st.manifest
-        region = m.get("region") or {}
+        region = m.region
         its = st.iterations.drop(columns=["thresholds_json"], errors="ignore")
         c = st.cands
         per_it = []
@@ -351,10 +351,10 @@ class ReviewApp:
                 "run_dir": str(self.config.run_dir),
                 "name": self.config.run_dir.name,
                 "region": region.get("title") or region.get("name"),
-                "status": m.get("status"),
-                "stop_reason": m.get("stop_reason"),
-                "synthetic": bool(m.get("synthetic")),
-                "working_crs": m.get("working_crs"),
+                "status": m.status,
+                "stop_reason": m.stop_reason,
+                "synthetic": m.synthetic,
+                "working_crs": m.working_crs,
                 "reviewer": self.config.reviewer,
                 "read_only": self.config.read_only,
                 "counts": st.counts(),

@@ -20,9 +20,12 @@ import warnings
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from thawdetect.core.run.manifest import Manifest
 
 log = logging.getLogger(__name__)
 
@@ -185,7 +188,7 @@ def _dem_paths(config: Any) -> list[str]:
 
 
 def discover_layers(
-    run_dir: Path, manifest: dict[str, Any], host: Any, messages: list[str]
+    run_dir: Path, manifest: Manifest, host: Any, messages: list[str]
 ) -> list[Layer]:
     """Every raster layer of the run, in a stable order (iteration, detector, frame).
 
@@ -199,19 +202,15 @@ def discover_layers(
     from thawdetect.core.errors import ThawdetectError
     from thawdetect.core.models import validate_section
     from thawdetect.core.plugin_api.detector import IterationContext
-    from thawdetect.core.regions import Region
 
     found: list[dict[str, Any]] = []
     dems: list[str] = []
     try:
-        region = Region.model_validate(manifest["region"])
+        region = manifest.region_model()
     except Exception as exc:
         messages.append(f"manifest region unreadable ({exc.__class__.__name__}); no layers")
         return []
-    for it_text, configs in sorted(
-        manifest.get("iterations", {}).items(), key=lambda kv: int(kv[0])
-    ):
-        k = int(it_text)
+    for k, configs in sorted(manifest.iterations.items()):
         for name, cfg in (configs or {}).items():
             if cfg is None:
                 continue

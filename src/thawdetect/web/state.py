@@ -14,7 +14,7 @@ import math
 import threading
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import geopandas as gpd
 import numpy as np
@@ -22,6 +22,9 @@ import pandas as pd
 
 from thawdetect.core.errors import InputError
 from thawdetect.core.run.ledger import Ledger
+
+if TYPE_CHECKING:
+    from thawdetect.core.run.manifest import Manifest
 
 log = logging.getLogger(__name__)
 
@@ -97,8 +100,8 @@ class RunState:
         self.iterations: pd.DataFrame
         self.reload()
 
-    def _manifest(self) -> dict[str, Any]:
-        from thawdetect.core.run.access import read_manifest
+    def _manifest(self) -> Manifest:
+        from thawdetect.core.run.manifest import read_manifest
 
         return read_manifest(self.run_dir, missing_ok=True)
 

@@ -250,13 +250,13 @@ def score_run(
     Raises:
         InputError: not a run directory, a corrupt manifest, or no validation file to use.
     """
-    from thawdetect.core.run.access import read_manifest
+    from thawdetect.core.run.manifest import read_manifest
 
     run_dir = Path(run_dir)
     manifest = read_manifest(run_dir, missing_ok=True)
-    run_cfg = manifest.get("run_config") or {}
+    run_cfg = manifest.run_config
     if validation is None:
-        validation = list((manifest.get("files") or {}).get("validation") or [])
+        validation = list(manifest.files.validation)
         if not validation:
             raise InputError(run_dir, "the run names no validation file: give --validation FILE")
     if tolerance_m is None:

@@ -6,14 +6,12 @@ commands and the Python API (:func:`thawdetect.open_run`).
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import Any
 
 from thawdetect.core.errors import InputError
 from thawdetect.core.run.integrity import check_ledger_file
 from thawdetect.core.run.ledger import Ledger
-from thawdetect.core.run.manifest import MANIFEST
+from thawdetect.core.run.manifest import read_manifest
 
 __all__ = ["open_run_ledger", "read_manifest"]
 
@@ -30,23 +28,3 @@ def open_run_ledger(run_dir: str | Path, *, check: bool = True) -> Ledger:
     if check:
         check_ledger_file(ledger.path)
     return ledger
-
-
-def read_manifest(run_dir: str | Path, *, missing_ok: bool = False) -> dict[str, Any]:
-    """The run's ``manifest.json`` (``{}`` when it has none and ``missing_ok``).
-
-    Raises:
-        InputError: no manifest (unless ``missing_ok``), or one that is not a JSON object.
-    """
-    path = Path(run_dir) / MANIFEST
-    if not path.is_file():
-        if missing_ok:
-            return {}
-        raise InputError(run_dir, "is not a thawdetect run directory (no manifest.json)")
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
-        raise InputError(path, "run manifest is corrupt (not JSON)") from None
-    if not isinstance(data, dict):
-        raise InputError(path, "run manifest is corrupt (not a JSON object)")
-    return data

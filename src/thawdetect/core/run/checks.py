@@ -23,7 +23,16 @@ from thawdetect.core.plugin_api.detector import IterationContext
 from thawdetect.core.plugin_api.host import PluginHost
 from thawdetect.core.regions import Region
 from thawdetect.core.run.ledger import Ledger, now_iso
-from thawdetect.core.run.manifest import STATUS_FINISHED, continue_as_new_iteration, file_digest
+from thawdetect.core.run.manifest import (
+    MANIFEST,
+    InputChecksum,
+    InputUpdate,
+    Manifest,
+    RunStatus,
+    continue_as_new_iteration,
+    file_digest,
+    read_manifest,
+)
 
 #: Run settings that may change between sessions of one run.
 RESUMABLE_KEYS = ("reviewer", "max_iterations", "compute")
@@ -52,25 +61,20 @@ def default_reviewer(
     return "manual"
 
 
-def read_manifest(path: Path) -> dict[str, Any]:
-    """The stored ``manifest.json`` of a run, or one line saying why it cannot be used."""
-    try:
-        manifest = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InputError(
-            path, "run manifest is corrupt (not JSON); restore it or use --overwrite"
-        ) from exc
-    if not isinstance(manifest, dict) or not isinstance(manifest.get("iterations"), dict):
-        raise InputError(path, "run manifest is corrupt (no 'iterations' mapping)")
+def read_stored_manifest(run_dir: Path) -> Manifest:
+    """The stored manifest of a run to resume, or one line saying why it cannot be used."""
+    manifest = read_manifest(run_dir, advice="; restore it or use --overwrite")
+    if "iterations" not in manifest.model_fields_set:
+        raise InputError(run_dir / MANIFEST, "run manifest is corrupt (no 'iterations' mapping)")
     return manifest
 
 
-def check_same_config(manifest: dict[str, Any], new_config: dict[str, Any], run_dir: Path) -> None:
+def check_same_config(manifest: Manifest, new_config: dict[str, Any], run_dir: Path) -> None:
     """Refuse a different configuration, naming every key that differs.
 
     ``new_config`` is the new run config dumped to JSON; :data:`RESUMABLE_KEYS` may differ.
     """
-    stored = dict(manifest.get("run_config", {}))
+    stored = dict(manifest.run_config)
     new = dict(new_config)
     for key in RESUMABLE_KEYS:  # may change between sessions
         stored.pop(key, None)
@@ -191,7 +195,7 @@ def check_reviewer(
         )
 
 
-def changed_inputs(recorded: dict[str, Any], echo: Callable[[str], None]) -> list[str]:
+def changed_inputs(recorded: dict[str, InputChecksum], echo: Callable[[str], None]) -> list[str]:
     """Names of recorded input files whose checksum changed; ``recorded`` is updated in place.
 
     Files whose size and modification time are unchanged are not read again; one whose time
@@ -208,21 +212,22 @@ def changed_inputs(recorded: dict[str, Any], echo: Callable[[str], None]) -> lis
             raise InputError(p, "input file of this run is missing (it was checksummed when "
                              "the run started); restore it or use --overwrite")  # fmt: skip
         stat = p.stat()
-        if info.get("bytes") == stat.st_size and info.get("mtime_ns") == stat.st_mtime_ns:
+        if info.bytes == stat.st_size and info.mtime_ns == stat.st_mtime_ns:
             continue  # unchanged on disk: no need to read it again
         digest = file_digest(p)
-        if digest == info.get("sha256"):
-            info["mtime_ns"] = stat.st_mtime_ns
+        if digest == info.sha256:
+            info.mtime_ns = stat.st_mtime_ns
             continue
         changed.append(name)
-        was = f"{info.get('bytes', '?')} bytes, sha256 {str(info.get('sha256', ''))[:12]}"
+        size = "?" if info.bytes is None else info.bytes
+        was = f"{size} bytes, sha256 {info.sha256[:12]}"
         echo(f"input changed: {name} (was {was}; now {stat.st_size} bytes, sha256 {digest[:12]})")
-        recorded[name] = {"sha256": digest, "bytes": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+        recorded[name] = InputChecksum(sha256=digest, bytes=stat.st_size, mtime_ns=stat.st_mtime_ns)
     return changed
 
 
 def apply_changed_inputs(
-    manifest: dict[str, Any],
+    manifest: Manifest,
     last_finished_iteration: Callable[[], int],
     detectors: Iterable[str],
     echo: Callable[[str], None],
@@ -232,21 +237,20 @@ def apply_changed_inputs(
     Updates ``manifest`` (checksums, ``input_updates``, a new iteration for a finished run);
     returns whether it changed, so that the caller saves it.
     """
-    changed = changed_inputs(manifest.get("input_checksums") or {}, echo)
+    changed = changed_inputs(manifest.input_checksums, echo)
     if not changed:
         return False
-    history = manifest.setdefault("input_updates", [])
-    entry: dict[str, Any] = {"at": now_iso(), "changed": changed}
-    if manifest.get("status") == STATUS_FINISHED:
+    entry = InputUpdate(at=now_iso(), changed=changed)
+    if manifest.status == RunStatus.FINISHED:
         nxt = continue_as_new_iteration(manifest, last_finished_iteration(), detectors)
-        entry["continues_as_iteration"] = nxt
+        entry.continues_as_iteration = nxt
         echo(
             f"inputs changed since the run finished: continuing as iteration {nxt} with "
             "each detector's last effective config (decided candidates are not reviewed again)"
         )
     else:
         echo("inputs changed: the unfinished iteration goes on with the new files")
-    history.append(entry)
+    manifest.input_updates = [*(manifest.input_updates or []), entry]
     return True
 
 

@@ -63,6 +63,9 @@ from thawdetect.core.run.manifest import (
     STATUS_FAILED,
     STATUS_FINISHED,
     STATUS_RUNNING,
+    GuardRecord,
+    Manifest,
+    RunStatus,
     missing_input_files,
     new_manifest,
     save_manifest,
@@ -166,34 +169,34 @@ class Engine:
             host.detector(name)  # unknown names fail early, listing the installed ones
         self.region = checks.resolve_region(self.config.region, host)
         self.crs = self.region.working_crs()
-        path = self.run_dir / MANIFEST
         if state != "new":
             self._lock.acquire(wait_s=5.0)  # a second run (or a reviewer writing) is refused
-        stored = checks.read_manifest(path) if state == "resume" else None
+        stored = checks.read_stored_manifest(self.run_dir) if state == "resume" else None
+        self.manifest: Manifest
         if stored is not None:
             checks.check_same_config(stored, self.config.model_dump(mode="json"), self.run_dir)
             self.ledger = Ledger(self.run_dir, crs=self.crs)
             check_ledger(self.ledger)
             self.manifest = stored
-            self.manifest["run_config"] = self.config.model_dump(mode="json")
+            self.manifest.run_config = self.config.model_dump(mode="json")
         else:
             self.manifest = new_manifest(
                 self.config, self.region, self.crs, host, source=source, echo=self.echo
             )
             # read now, not after the last iteration: a bad file must not fail a finished run
             checks.check_validation_files(
-                self.manifest["files"]["validation"],
+                self.manifest.files.validation,
                 self.crs,
                 self.config.validation_label_column,
                 self.region,
             )
         # a resumed run keeps the reviewer it was started with unless --reviewer is given
-        previous_reviewer = self.manifest.get("reviewer")
+        previous_reviewer = self.manifest.reviewer
         self.reviewer = (
             self.config.reviewer
             or previous_reviewer
             or checks.default_reviewer(
-                self.region, self.config.detectors, self.manifest["files"]["reference"], self.echo
+                self.region, self.config.detectors, self.manifest.files.reference, self.echo
             )
         )
         checks.check_reviewer(
@@ -202,10 +205,10 @@ class Engine:
             run_dir=self.run_dir,
             region=self.region,
             crs=self.crs,
-            reference_paths=[Path(p) for p in self.manifest["files"]["reference"]],
-            synthetic=bool(self.manifest.get("synthetic", False)),
+            reference_paths=[Path(p) for p in self.manifest.files.reference],
+            synthetic=self.manifest.synthetic,
         )
-        self.manifest["reviewer"] = self.reviewer
+        self.manifest.reviewer = self.reviewer
         if stored is None:
             if state == "new":
                 rundir.make_dir(self.run_dir)
@@ -219,7 +222,7 @@ class Engine:
             )
             if kept:
                 self.echo(f"kept {len(kept)} entries the old run did not write: {', '.join(kept)}")
-            self.manifest["run_id"] = run_id
+            self.manifest.run_id = run_id
             save_manifest(self.run_dir, self.manifest)
             self.ledger = Ledger(self.run_dir, crs=self.crs)
         else:
@@ -272,7 +275,7 @@ class Engine:
     # -- the loop --------------------------------------------------------------------------------
 
     def _detectors_for(self, iteration: int) -> dict[str, Detector]:
-        configs = self.manifest["iterations"].get(str(iteration), {})
+        configs = self.manifest.configs(iteration)
         where = f"{self.run_dir / MANIFEST}: iterations.{iteration}"
         return calls.detectors_for(self.host, configs, where)
 
@@ -308,7 +311,7 @@ class Engine:
         if self.ledger.stage_done(0, "init"):
             return
         known = layers.read_known_inventory(
-            self.manifest["files"]["known_inventory"], self.crs, self.echo
+            self.manifest.files.known_inventory, self.crs, self.echo
         )
         inv, pos = layers.initial_layers(known)
         with self.ledger.transaction() as t:
@@ -359,10 +362,10 @@ class Engine:
     def _mark_failed(self, exc: BaseException) -> None:
         """``thawdetect status`` says the session failed, and why (not "running")."""
         line = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        self.manifest["status"] = STATUS_FAILED
-        self.manifest["stop_reason"] = line if isinstance(exc, ThawdetectError) else (
-            f"{type(exc).__name__}: {line}"
-        )  # fmt: skip
+        self.manifest.mark(
+            RunStatus.FAILED,
+            line if isinstance(exc, ThawdetectError) else f"{type(exc).__name__}: {line}",
+        )
         with contextlib.suppress(OSError):  # the run's own error is the one to report
             self._save_manifest()
 
@@ -371,7 +374,7 @@ class Engine:
         """Attach ``run.log`` (INFO: thawdetect's lines and timings; every warning) for a run."""
         header = (
             f"thawdetect {__version__}: session started ({self.source}; reviewer "
-            f"{self.reviewer}; status {self.manifest.get('status')})"
+            f"{self.reviewer}; status {self.manifest.status})"
         )
         with run_log(self.run_dir, log, header, self._pre_run) as handler:
             self._log_handler = handler
@@ -381,16 +384,15 @@ class Engine:
                 self._log_handler = None
 
     def _run(self) -> RunResult:
-        if self.manifest.get("status") == STATUS_FAILED:  # resumed after a failed session
-            self.manifest["status"] = STATUS_RUNNING
-            self.manifest.pop("stop_reason", None)
+        if self.manifest.status == RunStatus.FAILED:  # resumed after a failed session
+            self.manifest.mark(RunStatus.RUNNING)
             self._save_manifest()
         with self._timed(0, "init"):
             self._initialise()
         iteration = 1
         reason = ""
         # after inputs changed, a finished run goes on for up to max_iterations more iterations
-        limit = self.config.max_iterations + int(self.manifest.get("iteration_offset", 0))
+        limit = self.config.max_iterations + self.manifest.offset
         while True:
             if iteration > limit:
                 reason = f"reached max_iterations ({self.config.max_iterations})"
@@ -402,7 +404,7 @@ class Engine:
             status = self._iteration(iteration, detectors)
             if status == STATUS_AWAITING:
                 pending = self._pending(iteration)
-                self.manifest["status"] = STATUS_AWAITING
+                self.manifest.status = RunStatus.AWAITING
                 self._save_manifest()
                 stop = f"iteration {iteration}: {pending} candidates await review"
                 log.info("stopped: %s", stop)
@@ -425,8 +427,7 @@ class Engine:
                     break
                 self.echo(f"  nothing new; {', '.join(scheduled)} relaxes its schedule further")
             iteration += 1
-        self.manifest["status"] = STATUS_FINISHED
-        self.manifest["stop_reason"] = reason
+        self.manifest.mark(RunStatus.FINISHED, reason)
         self._save_manifest()
         log.info("stopped: %s", reason)
         with self._timed(0, "accuracy"):
@@ -526,10 +527,10 @@ class Engine:
         )
         cands = screened.candidates
         # the guard's warnings: run.log, the console, and the manifest (``thawdetect status``)
-        records = [w for w in self.manifest.get("warnings", []) if w.get("iteration") != k]
-        records += [w.to_dict(k) for w in screened.warnings]
-        if records or "warnings" in self.manifest:
-            self.manifest["warnings"] = records
+        records = [w for w in self.manifest.warnings or [] if w.iteration != k]
+        records += [GuardRecord.model_validate(w.to_dict(k)) for w in screened.warnings]
+        if records or self.manifest.warnings is not None:
+            self.manifest.warnings = records
             self._save_manifest()
         with self.ledger.transaction() as t:
             t.delete("candidates", {"iteration": k})
@@ -618,8 +619,9 @@ class Engine:
             ctx = self._context(None, k)
             decisions, settings = calls.review_candidates(self.host, self.reviewer, pending, ctx, k)
             if settings:
-                review = self.manifest.setdefault("review", {})
-                review[str(k)] = {"reviewer": self.reviewer, **settings}
+                review = dict(self.manifest.review or {})
+                review[k] = {"reviewer": self.reviewer, **settings}
+                self.manifest.review = review
                 self._save_manifest()
             with self.ledger.transaction() as t:
                 t.record_decisions(decisions)
@@ -653,10 +655,10 @@ class Engine:
         ctx = self._context(None, k, sets)
         next_cfgs: dict[str, Any] = {}
         thresholds: dict[str, Any] = {}
-        guard = [w for w in self.manifest.get("warnings", []) if w.get("iteration") == k]
+        guard = self.manifest.guard_records(k)
         for name, det in detectors.items():
             thresholds[name] = det.summary()
-            mine_guard = [w["short"] for w in guard if name in w["detectors"].split(",")]
+            mine_guard = [w.short for w in guard if name in w.detectors.split(",")]
             if mine_guard:  # shown by ``thawdetect status`` beside the detector's thresholds
                 thresholds[name] = {**thresholds[name], "guard": "; ".join(mine_guard)}
             outcome = ReviewOutcome(
@@ -670,7 +672,7 @@ class Engine:
             )
             nxt = self._call_detector(name, "next_config", k, det.next_config, outcome)
             next_cfgs[name] = None if nxt is None else nxt.model_dump(mode="json")
-        self.manifest["iterations"][str(k + 1)] = next_cfgs
+        self.manifest.iterations[k + 1] = next_cfgs
         self._save_manifest()
         n_proposed = self.ledger.count("proposals", {"iteration": k})
         row = layers.iteration_summary(k, list(detectors), mine, upd, n_proposed, thresholds)
@@ -701,7 +703,7 @@ class Engine:
 
         The same function as ``thawdetect accuracy --run RUN_DIR`` (one code path, one answer).
         """
-        if not self.manifest["files"]["validation"]:
+        if not self.manifest.files.validation:
             return None
         from thawdetect.core.accuracy import RunAccuracy, score_run
 

@@ -1,5 +1,10 @@
 """The run manifest (``manifest.json``): effective configs per iteration, versions, input checksums.
 
+:class:`Manifest` is its typed form, read (:func:`read_manifest`) and written
+(:func:`save_manifest`) here and nowhere else; every module reads a run's state from its fields,
+not by string key. The file format is unchanged: a manifest written before the model existed
+loads, and one saved again holds the same keys and values.
+
 Helpers to resolve a region's placeholders (``{sample_dir}``), merge config layers, find the input
 files a config names (and those missing) and checksum them, so that a re-run can tell whether its
 inputs changed; :func:`new_manifest` builds a new run's manifest with every input checked.
@@ -13,8 +18,18 @@ import hashlib
 import json
 import os
 from collections.abc import Callable, Iterable
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    ValidationError,
+    model_serializer,
+)
 
 from thawdetect import __version__
 from thawdetect.core.errors import InputError
@@ -28,15 +43,224 @@ if TYPE_CHECKING:
     from thawdetect.core.regions import Region
 
 MANIFEST = "manifest.json"
-#: The run's status in the manifest.
-STATUS_FINISHED = "finished"
-STATUS_AWAITING = "awaiting review"
-STATUS_RUNNING = "running"
-#: A session ended with an error; ``stop_reason`` holds its line. A re-run resumes.
-STATUS_FAILED = "failed"
+
+
+class RunStatus(StrEnum):
+    """The run's status in the manifest (a ``str``: compares equal to its text)."""
+
+    RUNNING = "running"
+    AWAITING = "awaiting review"
+    FINISHED = "finished"
+    #: A session ended with an error; ``stop_reason`` holds its line. A re-run resumes.
+    FAILED = "failed"
+
+
+STATUS_FINISHED = RunStatus.FINISHED
+STATUS_AWAITING = RunStatus.AWAITING
+STATUS_RUNNING = RunStatus.RUNNING
+STATUS_FAILED = RunStatus.FAILED
 #: Fallback for configs that do not type their outputs: an untyped path field whose name contains
 #: one of these is an output too. Type output paths ``OutputPath`` instead (``core.paths``).
 OUTPUT_FIELD_HINTS = ("work_dir", "out_dir", "output", "cache")
+
+
+class _Record(BaseModel):
+    """A part of the manifest.
+
+    Unknown keys are kept (``extra="allow"``, unlike a config: a manifest is a record that a
+    newer thawdetect may have written, and resuming it here must not lose what it wrote), and an
+    optional key that is ``None`` is not written, as the dict this replaced never held it.
+    """
+
+    model_config = ConfigDict(extra="allow", validate_assignment=True)
+
+    @model_serializer(mode="wrap")
+    def _without_unset_optionals(self, handler: SerializerFunctionWrapHandler) -> Any:
+        data = handler(self)
+        for name, info in type(self).model_fields.items():
+            if not info.is_required() and info.default is None and getattr(self, name) is None:
+                data.pop(name, None)
+        return data
+
+
+class ManifestFiles(_Record):
+    """The files a run reads besides its detectors' inputs (paths or URIs as text)."""
+
+    reference: list[str] = Field(default_factory=list, description="reference inventories")
+    known_inventory: list[str] = Field(default_factory=list, description="known inventories")
+    validation: list[str] = Field(default_factory=list, description="validation points")
+
+
+class PluginVersion(_Record):
+    """Which distribution and version provided a plugin."""
+
+    distribution: str = ""
+    version: str = ""
+
+
+class InputChecksum(_Record):
+    """An input file as it was when the run started (or last changed)."""
+
+    sha256: str = ""
+    bytes: int | None = None
+    mtime_ns: int | None = None
+
+
+class InputUpdate(_Record):
+    """Input files that changed between sessions of the run."""
+
+    at: str = Field(description="when the change was noticed (ISO 8601, UTC)")
+    changed: list[str] = Field(description="the changed files")
+    continues_as_iteration: int | None = Field(
+        None, description="the iteration a finished run went on with"
+    )
+
+
+class GuardRecord(_Record):
+    """A candidate the merge guard flagged (``thawdetect status``; run.log has the line)."""
+
+    iteration: int
+    stage: str = "merge"
+    detectors: str = Field(description="comma-separated names of the detectors that proposed it")
+    candidate_id: str
+    n_parts: int
+    span_m: float
+    area_ha: float
+    region_share: float | None
+    short: str
+    message: str
+
+
+class Manifest(_Record):
+    """A run's ``manifest.json``: what the run is and where it stands.
+
+    Old scripts that read the manifest as a dict (``manifest["status"]``,
+    ``manifest.get("iterations")``) still work: item access answers the JSON value.
+    """
+
+    thawdetect_version: str = ""
+    created: str = Field("", description="when the run was created (ISO 8601, UTC)")
+    status: RunStatus = RunStatus.RUNNING
+    region: dict[str, Any] = Field(default_factory=dict, description="the Region, as JSON")
+    synthetic: bool = Field(False, description="the data are a bundled synthetic sample")
+    working_crs: str | None = None
+    run_config: dict[str, Any] = Field(default_factory=dict, description="the RunConfig, as JSON")
+    files: ManifestFiles = Field(default_factory=ManifestFiles)
+    plugins: dict[str, PluginVersion] = Field(default_factory=dict)
+    input_checksums: dict[str, InputChecksum] = Field(default_factory=dict)
+    #: iteration -> detector -> its effective config (``None``: the detector has finished)
+    iterations: dict[int, dict[str, dict[str, Any] | None]] = Field(default_factory=dict)
+    reviewer: str | None = None
+    run_id: str | None = None
+    warnings: list[GuardRecord] | None = None
+    #: iteration -> the automatic reviewer's settings
+    review: dict[int, dict[str, Any]] | None = None
+    input_updates: list[InputUpdate] | None = None
+    #: ``max_iterations`` counts from this iteration (a finished run continued)
+    iteration_offset: int | None = None
+    stop_reason: str | None = None
+
+    # -- reading ---------------------------------------------------------------------------------
+
+    def configs(self, iteration: int) -> dict[str, dict[str, Any] | None]:
+        """Each detector's effective config of ``iteration`` (``{}`` when it has none)."""
+        return self.iterations.get(iteration, {})
+
+    def last_config(self, detector: str, iteration: int) -> dict[str, Any] | None:
+        """``detector``'s effective config of the latest iteration ≤ ``iteration`` that has one."""
+        for i in range(iteration, 0, -1):
+            cfg = self.iterations.get(i, {}).get(detector)
+            if cfg is not None:
+                return cfg
+        return None
+
+    def region_model(self) -> Region:
+        """The run's :class:`~thawdetect.core.regions.Region`.
+
+        Raises:
+            pydantic.ValidationError: the stored region does not validate (any more).
+        """
+        from thawdetect.core.regions import Region
+
+        return Region.model_validate(self.region)
+
+    @property
+    def offset(self) -> int:
+        """The iteration ``max_iterations`` counts from (0 unless a finished run continued)."""
+        return self.iteration_offset or 0
+
+    def guard_records(self, iteration: int) -> list[GuardRecord]:
+        """The merge guard's records of ``iteration``."""
+        return [w for w in self.warnings or [] if w.iteration == iteration]
+
+    # -- changing --------------------------------------------------------------------------------
+
+    def mark(self, status: RunStatus, stop_reason: str | None = None) -> None:
+        """Set the status; ``stop_reason`` ``None`` removes the reason."""
+        self.status = status
+        self.stop_reason = stop_reason
+
+    # -- the file --------------------------------------------------------------------------------
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON object ``manifest.json`` holds."""
+        data: dict[str, Any] = self.model_dump(mode="json")
+        return data
+
+    # dict-style reading, for scripts written when the manifest was a dict
+    def __getitem__(self, key: str) -> Any:
+        return self.to_json()[key]
+
+    def __contains__(self, key: object) -> bool:
+        return key in self.to_json()
+
+    def get(self, key: str, default: Any = None) -> Any:
+        """The JSON value of ``key`` (dict-style reading, for old scripts)."""
+        return self.to_json().get(key, default)
+
+
+def read_manifest(
+    run_dir: str | Path, *, missing_ok: bool = False, advice: str = ""
+) -> Manifest:
+    """The run's ``manifest.json`` (an empty :class:`Manifest` when none and ``missing_ok``).
+
+    Args:
+        run_dir: the run directory.
+        missing_ok: a missing file is an empty manifest instead of an error.
+        advice: appended to the corrupt-manifest line (e.g. "; restore it or use --overwrite").
+
+    Raises:
+        InputError: no manifest (unless ``missing_ok``), or one that is not a JSON object or
+            does not validate (one line).
+    """
+    path = Path(run_dir) / MANIFEST
+    if not path.is_file():
+        if missing_ok:
+            return Manifest()
+        raise InputError(run_dir, "is not a thawdetect run directory (no manifest.json)")
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        raise InputError(path, f"run manifest is corrupt (not JSON){advice}") from None
+    if not isinstance(data, dict):
+        raise InputError(path, f"run manifest is corrupt (not a JSON object){advice}")
+    return parse_manifest(data, path, advice=advice)
+
+
+def parse_manifest(data: dict[str, Any], path: Path | str, *, advice: str = "") -> Manifest:
+    """Validate a manifest's JSON object; one line naming the first bad key when it fails.
+
+    Raises:
+        InputError: it does not validate.
+    """
+    try:
+        return Manifest.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        where = ".".join(str(p) for p in err["loc"]) or "(root)"
+        raise InputError(
+            path, f"run manifest is corrupt ({where}: {err['msg']}){advice}"
+        ) from None
 
 
 def substitute(value: Any, mapping: dict[str, str]) -> Any:
@@ -161,7 +385,7 @@ def new_manifest(
     *,
     source: str,
     echo: Callable[[str], None],
-) -> dict[str, Any]:
+) -> Manifest:
     """The manifest of a new run; every section and input file checked, nothing written.
 
     Every detector section is validated before any bundled sample is built; then the samples are
@@ -206,56 +430,45 @@ def new_manifest(
             if local_exists(name) is False:
                 raise InputError(name, f"{key.replace('_', ' ')} file of region "
                                  f"'{region.name}' does not exist")  # fmt: skip
-    inputs = {}
+    inputs: dict[str, InputChecksum] = {}
     for p in input_files(region_cfgs) + input_files(files):
         key = str(p)
         if key not in inputs:
             stat = p.stat()
-            inputs[key] = {
-                "sha256": file_digest(p),
-                "bytes": stat.st_size,
-                "mtime_ns": stat.st_mtime_ns,
-            }
-    return {
-        "thawdetect_version": __version__,
-        "created": now_iso(),
-        "status": STATUS_RUNNING,
-        "region": region.model_dump(mode="json"),
-        "synthetic": region.synthetic or any(d.sample for d in region.detectors.values()),
-        "working_crs": crs.to_string(),
-        "run_config": user_cfg,
-        "files": files,
-        "plugins": {
-            info.name: {"distribution": info.distribution, "version": info.version}
+            inputs[key] = InputChecksum(
+                sha256=file_digest(p), bytes=stat.st_size, mtime_ns=stat.st_mtime_ns
+            )
+    return Manifest(
+        thawdetect_version=__version__,
+        created=now_iso(),
+        status=RunStatus.RUNNING,
+        region=region.model_dump(mode="json"),
+        synthetic=region.synthetic or any(d.sample for d in region.detectors.values()),
+        working_crs=crs.to_string(),
+        run_config=user_cfg,
+        files=ManifestFiles(**files),
+        plugins={
+            info.name: PluginVersion(distribution=info.distribution, version=info.version)
             for info in host.plugin_infos()
         },
-        "input_checksums": inputs,
-        "iterations": {"1": detector_configs},
-    }
+        input_checksums=inputs,
+        iterations={1: detector_configs},
+    )
 
 
-def save_manifest(run_dir: Path, manifest: dict[str, Any]) -> None:
+def save_manifest(run_dir: Path, manifest: Manifest) -> None:
     """Write ``run_dir/manifest.json`` atomically."""
-    write_atomic(run_dir / MANIFEST, json.dumps(manifest, indent=2))
+    write_atomic(run_dir / MANIFEST, json.dumps(manifest.to_json(), indent=2))
 
 
-def continue_as_new_iteration(manifest: dict[str, Any], last: int, detectors: Iterable[str]) -> int:
+def continue_as_new_iteration(manifest: Manifest, last: int, detectors: Iterable[str]) -> int:
     """Reopen a finished run after its inputs changed; returns the new iteration's number.
 
     The new iteration ``last + 1`` runs each detector with its last effective config, and
     ``max_iterations`` counts from it (``iteration_offset``).
     """
     nxt = last + 1
-    configs = {}
-    for name in detectors:
-        effective = None
-        for i in range(last, 0, -1):
-            effective = manifest["iterations"].get(str(i), {}).get(name)
-            if effective is not None:
-                break
-        configs[name] = effective
-    manifest["iterations"][str(nxt)] = configs
-    manifest["iteration_offset"] = last
-    manifest["status"] = STATUS_RUNNING
-    manifest.pop("stop_reason", None)
+    manifest.iterations[nxt] = {name: manifest.last_config(name, last) for name in detectors}
+    manifest.iteration_offset = last
+    manifest.mark(RunStatus.RUNNING)
     return nxt

@@ -28,6 +28,7 @@ from thawdetect.core.plugin_api.detector import (
 )
 from thawdetect.core.plugin_api.host import PluginHost
 from thawdetect.core.regions import Region
+from thawdetect.core.run.manifest import Manifest
 
 _T = TypeVar("_T")
 
@@ -90,7 +91,7 @@ def iteration_context(
     crs: Any,
     host: PluginHost,
     sets: Mapping[str, gpd.GeoDataFrame | DeferredFrame],
-    manifest: dict[str, Any],
+    manifest: Manifest,
 ) -> IterationContext:
     """Context for detector ``name`` (None: the iteration itself, for reviewers/observers).
 
@@ -112,8 +113,8 @@ def iteration_context(
         negatives=sets["negatives"],
         inventory=sets["inventory"],
         previous_dir=prev if prev.exists() else None,
-        reference_paths=[Path(p) for p in manifest["files"]["reference"]],
-        synthetic=bool(manifest.get("synthetic", False)),
+        reference_paths=[Path(p) for p in manifest.files.reference],
+        synthetic=manifest.synthetic,
     )
 
 

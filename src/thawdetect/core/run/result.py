@@ -17,6 +17,7 @@ if TYPE_CHECKING:
 
     from thawdetect.core.accuracy.metrics import AccuracyReport
     from thawdetect.core.accuracy.scoring import RunAccuracy
+    from thawdetect.core.run.manifest import Manifest
 
 __all__ = ["RunResult"]
 
@@ -41,6 +42,9 @@ class RunResult:
     #: the accuracy this call scored (None: read from ``accuracy.json`` when asked)
     _scores: RunAccuracy | None = field(default=None, repr=False)
 
+    def __post_init__(self) -> None:
+        self.status = str(self.status)  # the text, also when given a RunStatus
+
     @property
     def ledger_path(self) -> Path:
         """``ledger.gpkg``: candidates, decisions, inventory, training sets, iterations."""
@@ -52,16 +56,16 @@ class RunResult:
         return self.run_dir / "manifest.json"
 
     @property
-    def manifest(self) -> dict[str, Any]:
-        """The parsed manifest."""
-        from thawdetect.core.run.access import read_manifest
+    def manifest(self) -> Manifest:
+        """The parsed manifest (``manifest["status"]``-style reading still works)."""
+        from thawdetect.core.run.manifest import read_manifest
 
         return read_manifest(self.run_dir)
 
     @property
     def synthetic(self) -> bool:
         """True when the run's data are a bundled SYNTHETIC sample (not real observations)."""
-        return bool(self.manifest.get("synthetic", False))
+        return self.manifest.synthetic
 
     def _layer(self, name: str) -> Any:
         from thawdetect.core.run.access import open_run_ledger

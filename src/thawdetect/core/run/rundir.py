@@ -29,10 +29,13 @@ import shutil
 import sqlite3
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from thawdetect.core.errors import InputError
 from thawdetect.core.run.runlock import LOCK_FILE, RunLock, RunLockedError, writing_to_run
+
+if TYPE_CHECKING:
+    from thawdetect.core.run.manifest import Manifest
 
 __all__ = [
     "LOCK_FILE",
@@ -291,18 +294,18 @@ def write_marker(run_dir: Path, run_id: str) -> None:
     write_atomic(run_dir / MARKER, json.dumps(body, indent=2) + "\n")
 
 
-def ensure_marker(run_dir: Path, manifest: dict[str, Any]) -> bool:
+def ensure_marker(run_dir: Path, manifest: Manifest) -> bool:
     """Give a legacy run (or one whose marker went missing) its marker and ``run_id``.
 
     Returns whether ``manifest`` gained a ``run_id`` (the caller saves it).
     """
     marker = _marker(run_dir)
-    if marker is not None and marker.get("run_id") == manifest.get("run_id"):
+    if marker is not None and marker.get("run_id") == manifest.run_id:
         return False
-    run_id = str(manifest.get("run_id") or uuid.uuid4().hex)
+    run_id = manifest.run_id or uuid.uuid4().hex
     write_marker(run_dir, run_id)
-    changed = manifest.get("run_id") != run_id
-    manifest["run_id"] = run_id
+    changed = manifest.run_id != run_id
+    manifest.run_id = run_id
     return changed
 
 
