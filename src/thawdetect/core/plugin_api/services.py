@@ -19,6 +19,8 @@ from thawdetect.core.models import AngleRange, Range
 if TYPE_CHECKING:
     import geopandas as gpd
 
+    from thawdetect.core.plugin_api.host import PluginHost
+
 
 @dataclass
 class TerrainLayers:
@@ -75,3 +77,13 @@ class TerrainService(Protocol):
     ) -> list[TerrainRanges]:
         """Ranges from an inventory's terrain statistics, widened step by step (a schedule)."""
         ...
+
+
+def terrain_service(host: PluginHost) -> TerrainService:
+    """The terrain service (``host.service("terrain")``), typed.
+
+    Raises:
+        PluginError: no plugin provides it (the terrain plugin is disabled or missing).
+    """
+    service: TerrainService = host.service("terrain")
+    return service

@@ -10,8 +10,7 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
-from thawdetect.core.grid import GridSpec
-from thawdetect.core.plugin_api.detector import TimeSeries, empty_candidates
+from thawdetect.plugin_api import GridSpec, TimeSeries, empty_candidates
 
 __all__ = ["EVIDENCE_COLUMNS", "candidate_series", "candidate_table", "polygonize_labels"]
 

@@ -20,8 +20,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from thawdetect.core.models import AngleRange, Range, StrictModel
-from thawdetect.core.plugin_api.detector import DetectorConfig
+from thawdetect.plugin_api import AngleRange, DetectorConfig, Range, StrictModel
 
 __all__ = [
     "DEFAULT_SCHEDULE",

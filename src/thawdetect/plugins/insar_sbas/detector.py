@@ -23,13 +23,14 @@ import geopandas as gpd
 import numpy as np
 from numpy.typing import NDArray
 
-from thawdetect.core.errors import ConfigError
-from thawdetect.core.grid import GridSpec
-from thawdetect.core.models import AngleRange, Range
-from thawdetect.core.plugin_api.detector import (
+from thawdetect.plugin_api import (
+    AngleRange,
+    ConfigError,
     Detector,
+    GridSpec,
     ImageFrame,
     IterationContext,
+    Range,
     ReviewOutcome,
 )
 from thawdetect.plugins.insar_sbas.config import InsarSbasConfig, ScheduleRow
@@ -508,6 +509,6 @@ def _write_displacement_stack(path: Path, p: Any, grid: GridSpec, tags: dict[str
         dst.update_tags(**tags, STRETCH_MM=str(lim), UNITS="mm")
         for b, i in enumerate(idx, start=1):
             dst.set_band_description(b, p.dates[i].isoformat())
-    from thawdetect.core.cog import to_cog
+    from thawdetect.plugin_api import to_cog
 
     to_cog(tmp, path)

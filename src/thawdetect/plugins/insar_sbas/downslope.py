@@ -29,8 +29,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from thawdetect.core.errors import ConfigError, InputError, MissingBandError
-from thawdetect.core.grid import GridSpec
+from thawdetect.plugin_api import ConfigError, GridSpec, InputError, MissingBandError
 
 __all__ = [
     "LosGeometry",

@@ -35,7 +35,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from thawdetect.core.errors import (
+from thawdetect.plugin_api import (
     GridMismatchError,
     InputError,
     MissingBandError,

@@ -12,7 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from thawdetect.core.errors import InputError, MissingDependencyError, PluginError
+from thawdetect.plugin_api import InputError, MissingDependencyError, PluginError
 from thawdetect.plugins.insar_sbas.config import InsarSbasConfig
 
 __all__ = [

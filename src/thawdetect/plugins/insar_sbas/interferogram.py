@@ -10,8 +10,7 @@ import numpy as np
 from numpy.typing import NDArray
 from rasterio.enums import Resampling
 
-from thawdetect.core.errors import InputError
-from thawdetect.core.grid import GridSpec
+from thawdetect.plugin_api import GridSpec, InputError
 from thawdetect.plugins.insar_sbas.rasters import read_raster_on_grid
 from thawdetect.plugins.insar_sbas.timefunc import parse_dates
 

@@ -30,7 +30,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from thawdetect.core.errors import InputError, PluginError, ThawdetectError
+from thawdetect.plugin_api import InputError, PluginError, ThawdetectError
 from thawdetect.plugins.insar_sbas.config import InsarSbasConfig
 
 __all__ = [
@@ -206,7 +206,7 @@ def execute_run_files(work: Path, *, shell: str = "bash") -> list[str]:
         PluginError: a step failed: one line naming its run file, exit code, last log line and
             log path; the markers of the steps before it stay.
     """
-    from thawdetect.core.progress import track
+    from thawdetect.plugin_api import track
 
     work = Path(work)
     steps = list_run_files(work)

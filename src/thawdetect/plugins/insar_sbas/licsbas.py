@@ -34,8 +34,7 @@ from numpy.typing import NDArray
 from rasterio.crs import CRS
 from rasterio.transform import Affine
 
-from thawdetect.core.errors import InputError, MissingBandError
-from thawdetect.core.grid import GridSpec
+from thawdetect.plugin_api import GridSpec, InputError, MissingBandError
 
 if TYPE_CHECKING:
     from thawdetect.plugins.insar_sbas.config import InsarSbasConfig

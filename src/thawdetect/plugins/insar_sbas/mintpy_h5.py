@@ -24,14 +24,14 @@ from numpy.typing import NDArray
 from rasterio.crs import CRS
 from rasterio.enums import Resampling
 
-from thawdetect.core.errors import (
+from thawdetect.plugin_api import (
     CRSMismatchError,
     GridMismatchError,
+    GridSpec,
     InputError,
     MissingBandError,
     MissingDependencyError,
 )
-from thawdetect.core.grid import GridSpec
 from thawdetect.plugins.insar_sbas.rasters import (
     check_overlap,
     read_raster_on_grid,

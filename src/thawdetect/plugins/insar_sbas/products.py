@@ -11,8 +11,7 @@ import numpy as np
 from numpy.typing import NDArray
 from rasterio.enums import Resampling
 
-from thawdetect.core.errors import ConfigError, GridMismatchError, InputError
-from thawdetect.core.grid import GridSpec
+from thawdetect.plugin_api import ConfigError, GridMismatchError, GridSpec, InputError
 from thawdetect.plugins.insar_sbas.config import InsarSbasConfig
 from thawdetect.plugins.insar_sbas.interferogram import read_unw_rate
 from thawdetect.plugins.insar_sbas.mintpy_h5 import (

@@ -15,8 +15,7 @@ import rasterio
 from numpy.typing import NDArray
 from rasterio.enums import Resampling
 
-from thawdetect.core.errors import CRSMismatchError, GridMismatchError, InputError
-from thawdetect.core.grid import GridSpec
+from thawdetect.plugin_api import CRSMismatchError, GridMismatchError, GridSpec, InputError
 
 __all__ = ["check_overlap", "read_raster_on_grid", "same_grid", "write_geotiff"]
 
@@ -112,7 +111,7 @@ def write_geotiff(
 ) -> Path:
     """Write one band (float NaN nodata by default) as a Cloud-Optimised GeoTIFF (tiled,
     deflate-compressed, with overviews: :func:`thawdetect.core.cog.to_cog`)."""
-    from thawdetect.core.cog import to_cog
+    from thawdetect.plugin_api import to_cog
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

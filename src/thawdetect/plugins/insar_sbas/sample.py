@@ -22,7 +22,7 @@ from affine import Affine
 from numpy.typing import NDArray
 from rasterio.crs import CRS
 
-from thawdetect.core.grid import GridSpec
+from thawdetect.plugin_api import GridSpec
 
 __all__ = ["SAMPLE_GRID", "PlantedSlide", "build_qilian_sample", "horn_slope_aspect", "plan_slides"]
 

@@ -629,7 +629,7 @@ def make_realistic_scene(spec: RealisticSpec | None = None, **overrides: Any) ->
     from scipy import ndimage
     from shapely.geometry import Point
 
-    from thawdetect.core.grid import GridSpec
+    from thawdetect.plugin_api import GridSpec
     from thawdetect.plugins.insar_sbas.sample import horn_slope_aspect
     from thawdetect.plugins.insar_sbas.timefunc import design_matrix
 

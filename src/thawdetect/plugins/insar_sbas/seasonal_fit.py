@@ -44,8 +44,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from thawdetect.core.errors import InputError
-from thawdetect.core.grid import GridSpec
+from thawdetect.plugin_api import GridSpec, InputError
 from thawdetect.plugins.insar_sbas.timefunc import N_PARAMS, SeasonalFit, design_matrix
 
 __all__ = ["FileFit", "check_dates", "fit_timeseries_file", "read_timeseries_fit"]
@@ -207,8 +206,7 @@ def _row_blocks(
     the results in row order."""
     import dask
 
-    from thawdetect.core.compute import compute
-    from thawdetect.core.progress import track
+    from thawdetect.plugin_api import compute, track
 
     _, length, width = shape
     rows = max(1, chunk_pixels // max(width, 1))

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from thawdetect.core.grid import GridSpec
+from thawdetect.plugin_api import GridSpec
 from thawdetect.plugins.insar_sbas.mintpy_h5 import mintpy_attrs_for_grid
 from thawdetect.plugins.insar_sbas.timefunc import design_matrix
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import NDArray
 
-from thawdetect.core.grid import GridSpec
+from thawdetect.plugin_api import GridSpec
 from thawdetect.plugins.insar_sbas.synthetic import SYNTHETIC_NOTE
 
 __all__ = ["write_hyp3_stack"]

@@ -25,7 +25,7 @@ from typing import ClassVar
 import numpy as np
 from numpy.typing import NDArray
 
-from thawdetect.core.errors import InputError
+from thawdetect.plugin_api import InputError
 
 __all__ = ["SeasonalFit", "decimal_years", "design_matrix", "fit_seasonal", "parse_dates"]
 

@@ -19,7 +19,7 @@ import rasterio
 from rasterio.features import rasterize
 from rasterio.windows import Window
 
-from thawdetect.core.errors import EmptyInventoryError
+from thawdetect.plugin_api import EmptyInventoryError
 from thawdetect.plugins.optical_dl.images import Stretch, read_rgb, windows_overlap
 
 if TYPE_CHECKING:

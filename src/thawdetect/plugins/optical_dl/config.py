@@ -6,8 +6,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from thawdetect.core.models import Range
-from thawdetect.core.plugin_api.detector import DetectorConfig
+from thawdetect.plugin_api import DetectorConfig, Range
 
 __all__ = ["ENCODERS", "OpticalDLConfig"]
 

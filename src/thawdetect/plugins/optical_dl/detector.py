@@ -19,10 +19,11 @@ from typing import Any, ClassVar
 import geopandas as gpd
 import numpy as np
 
-from thawdetect.core.errors import EmptyInventoryError, InputError
-from thawdetect.core.plugin_api.detector import (
+from thawdetect.plugin_api import (
     Detector,
+    EmptyInventoryError,
     ImageFrame,
+    InputError,
     IterationContext,
     ReviewOutcome,
 )

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from thawdetect.core.errors import MissingDependencyError
+from thawdetect.plugin_api import MissingDependencyError
 from thawdetect.plugins.optical_dl.infer import INPUT_NAME, OUTPUT_NAME
 
 if TYPE_CHECKING:

@@ -22,7 +22,7 @@ from rasterio.crs import CRS
 from rasterio.errors import RasterioIOError
 from rasterio.windows import Window
 
-from thawdetect.core.errors import CRSMismatchError, InputError, MissingBandError
+from thawdetect.plugin_api import CRSMismatchError, InputError, MissingBandError
 
 if TYPE_CHECKING:
     from numpy.typing import NDArray

@@ -28,7 +28,7 @@ import rasterio
 from affine import Affine
 from rasterio.windows import Window
 
-from thawdetect.core.errors import InputError, MissingDependencyError
+from thawdetect.plugin_api import InputError, MissingDependencyError
 from thawdetect.plugins.optical_dl.images import Stretch, read_rgb
 
 if TYPE_CHECKING:
@@ -219,8 +219,7 @@ def _predict_block(
     ``b1``, in exactly the order of a whole-mosaic pass, so the pixels are bitwise those of a
     single-task run. Returns ``part_path`` and ``block``.
     """
-    from thawdetect.core.compute import task_threads
-    from thawdetect.core.progress import track
+    from thawdetect.plugin_api import task_threads, track
 
     b0, b1, r0, r1 = block
     size, ov, step = plan.size, plan.ov, plan.step
@@ -371,7 +370,7 @@ def predict_mosaic(
 
     import dask
 
-    from thawdetect.core.compute import compute, current_scheduler
+    from thawdetect.plugin_api import compute, current_scheduler
 
     if isinstance(model, (str, Path)):
         model_path = Path(model)
@@ -448,7 +447,7 @@ def predict_mosaic(
                     os.remove(part_path)
         with rasterio.open(tmp, "r+") as dst:
             dst.update_tags(**(tags or {}), STRETCH=stretch.to_json(), UNITS="probability 0-1")
-        from thawdetect.core.cog import to_cog
+        from thawdetect.plugin_api import to_cog
 
         to_cog(tmp, out_path)  # tiled, with overviews (the review page's tile server reads them)
     finally:

@@ -9,8 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from thawdetect.core.plugin_api.hookspecs import hookimpl
-from thawdetect.core.regions import Region, RegionDetectorData
+from thawdetect.plugin_api import Region, RegionDetectorData, hookimpl
 from thawdetect.plugins.optical_dl.detector import OpticalDLDetector
 
 __all__ = ["build_qtec_sample"]

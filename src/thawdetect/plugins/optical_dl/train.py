@@ -13,8 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from thawdetect.core.errors import InputError, MissingDependencyError
-from thawdetect.core.progress import track
+from thawdetect.plugin_api import InputError, MissingDependencyError, track
 from thawdetect.plugins.optical_dl.chips import IGNORE, ChipSet
 
 if TYPE_CHECKING:

@@ -32,7 +32,7 @@ def qgis(run_dir: Path, output: Path | None) -> None:
     Example:
         thawdetect qgis runs/qilian && qgis runs/qilian/run.qgz
     """
-    from thawdetect.core.qgis_project import write_project
+    from thawdetect.plugin_api import write_project
 
     messages: list[str] = []
     out = write_project(run_dir, output, messages=messages)

@@ -7,13 +7,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from thawdetect.core.plugin_api.hookspecs import hookimpl
+from thawdetect.plugin_api import hookimpl
 
 if TYPE_CHECKING:
     import click
     import geopandas as gpd
 
-    from thawdetect.core.plugin_api.detector import IterationContext
+    from thawdetect.plugin_api import IterationContext
 
 
 @hookimpl
@@ -25,7 +25,7 @@ def thawdetect_register_commands(cli: click.Group) -> None:
 
 
 def _style(context: IterationContext) -> None:
-    from thawdetect.core.qgis_project import style_ledger
+    from thawdetect.plugin_api import style_ledger
 
     style_ledger(context.run_dir)
 

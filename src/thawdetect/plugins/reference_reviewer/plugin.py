@@ -43,8 +43,7 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from thawdetect.core.errors import ConfigError, InputError
-from thawdetect.core.plugin_api.hookspecs import hookimpl
+from thawdetect.plugin_api import ConfigError, InputError, hookimpl
 
 __all__ = ["parse_reference_spec", "reference_decisions", "thawdetect_review_candidates"]
 
@@ -472,7 +471,7 @@ def _decide(
 
 
 def _read_references(paths: list[Path], crs: Any) -> gpd.GeoDataFrame:
-    from thawdetect.core.vector import read_vector
+    from thawdetect.plugin_api import read_vector
 
     frames = [read_vector(p, crs=crs, what="reference inventory") for p in paths]
     frames = [

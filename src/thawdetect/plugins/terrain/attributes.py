@@ -8,10 +8,14 @@ import geopandas as gpd
 import numpy as np
 from affine import Affine
 
-from thawdetect.core.errors import CRSMismatchError, InputError
-from thawdetect.core.grid import GridSpec
-from thawdetect.core.plugin_api.services import TerrainLayers
-from thawdetect.core.vector import distance_to_nearest, read_vector
+from thawdetect.plugin_api import (
+    CRSMismatchError,
+    GridSpec,
+    InputError,
+    TerrainLayers,
+    distance_to_nearest,
+    read_vector,
+)
 from thawdetect.plugins.terrain.dem import open_dem, read_block
 from thawdetect.plugins.terrain.derivatives import halo_px, slope_aspect
 from thawdetect.plugins.terrain.sampling import circular_mean_deg, feature_cells, pixel_window

@@ -69,7 +69,7 @@ def stats(
 
     percentiles = check_percentiles(percentiles, "--percentiles")
     if steps < 1:
-        from thawdetect.core.errors import ConfigError
+        from thawdetect.plugin_api import ConfigError
 
         raise ConfigError(f"--steps: must be >= 1, got {steps}")
     kit = TerrainToolkit(TerrainConfig.model_validate({"surface_fit": surface_fit}))

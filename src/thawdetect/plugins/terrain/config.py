@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
-from thawdetect.core.models import AngleRange, Range, StrictModel
+from thawdetect.plugin_api import AngleRange, Range, StrictModel
 
 __all__ = [
     "ASPECT_CONVENTION",

@@ -17,7 +17,7 @@ from rasterio.io import DatasetReader
 from rasterio.vrt import WarpedVRT
 from rasterio.windows import Window
 
-from thawdetect.core.errors import InputError
+from thawdetect.plugin_api import InputError
 
 __all__ = ["open_dem", "read_block", "utm_crs_for"]
 

@@ -21,7 +21,7 @@ import rasterio
 from numpy.typing import NDArray
 from rasterio.windows import Window
 
-from thawdetect.core.errors import ConfigError, InputError, MissingDependencyError
+from thawdetect.plugin_api import ConfigError, InputError, MissingDependencyError
 from thawdetect.plugins.terrain._blocks import BlockIndices, iter_blocks
 from thawdetect.plugins.terrain.config import (
     ASPECT_CONVENTION,
@@ -243,7 +243,7 @@ def derive(
 
     import dask
 
-    from thawdetect.core.compute import compute
+    from thawdetect.plugin_api import compute
 
     _check_surface_fit(surface_fit)
     if block_size_px <= 0 or block_size_px % TILE_PX:
@@ -366,7 +366,7 @@ def slope_aspect_of(
     """
     import dask
 
-    from thawdetect.core.compute import compute
+    from thawdetect.plugin_api import compute
 
     _check_surface_fit(surface_fit)
     halo = halo_px(surface_fit)

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from thawdetect.core.plugin_api.services import TerrainLayers
+from thawdetect.plugin_api import TerrainLayers
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure

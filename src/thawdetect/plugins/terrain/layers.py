@@ -7,9 +7,7 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import NDArray
 
-from thawdetect.core.errors import InputError
-from thawdetect.core.grid import GridSpec
-from thawdetect.core.plugin_api.services import TerrainLayers
+from thawdetect.plugin_api import GridSpec, InputError, TerrainLayers
 from thawdetect.plugins.terrain.config import ASPECT_CONVENTION, FLAT_ASPECT_DEG, FLAT_SLOPE_DEG
 from thawdetect.plugins.terrain.dem import open_dem
 from thawdetect.plugins.terrain.derivatives import slope_aspect_of

@@ -14,8 +14,7 @@ import numpy as np
 from numpy.typing import NDArray
 from pydantic import ValidationError
 
-from thawdetect.core.errors import ConfigError
-from thawdetect.core.models import AngleRange, Range, render_validation_error
+from thawdetect.plugin_api import AngleRange, ConfigError, Range, render_validation_error
 from thawdetect.plugins.terrain.config import MaskRanges
 
 __all__ = ["aspect_mask", "coerce_ranges", "range_mask", "terrain_mask"]

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from thawdetect.core.plugin_api.hookspecs import hookimpl
+from thawdetect.plugin_api import hookimpl
 
 if TYPE_CHECKING:
     import click

@@ -12,7 +12,7 @@ from numpy.typing import NDArray
 from rasterio.features import geometry_mask
 from rasterio.windows import Window, from_bounds
 
-from thawdetect.core.plugin_api.services import TerrainLayers
+from thawdetect.plugin_api import TerrainLayers
 
 __all__ = ["circular_mean_deg", "feature_cells", "feature_summaries", "pixel_window"]
 

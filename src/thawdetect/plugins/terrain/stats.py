@@ -23,9 +23,14 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
-from thawdetect.core.errors import ConfigError, EmptyInventoryError
-from thawdetect.core.models import AngleRange, Range
-from thawdetect.core.plugin_api.services import TerrainLayers, TerrainRanges
+from thawdetect.plugin_api import (
+    AngleRange,
+    ConfigError,
+    EmptyInventoryError,
+    Range,
+    TerrainLayers,
+    TerrainRanges,
+)
 from thawdetect.plugins.terrain.config import MaskRanges
 from thawdetect.plugins.terrain.masks import aspect_mask, range_mask, terrain_mask
 from thawdetect.plugins.terrain.sampling import circular_mean_deg, feature_summaries

@@ -13,9 +13,7 @@ if TYPE_CHECKING:
     import numpy as np
     from numpy.typing import NDArray
 
-    from thawdetect.core.grid import GridSpec
-    from thawdetect.core.models import AngleRange, Range
-    from thawdetect.core.plugin_api.services import TerrainLayers, TerrainRanges
+    from thawdetect.plugin_api import AngleRange, GridSpec, Range, TerrainLayers, TerrainRanges
 
 __all__ = ["TerrainToolkit"]
 
@@ -25,8 +23,7 @@ def _load_inventory(
 ) -> tuple[gpd.GeoDataFrame, str]:
     import geopandas as gpd
 
-    from thawdetect.core.errors import CRSMismatchError, EmptyInventoryError
-    from thawdetect.core.vector import read_vector
+    from thawdetect.plugin_api import CRSMismatchError, EmptyInventoryError, read_vector
 
     if isinstance(inventory, gpd.GeoDataFrame):
         if len(inventory) == 0:
