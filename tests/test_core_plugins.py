@@ -251,3 +251,82 @@ def test_hookspecs_are_prefixed_and_documented():
         args = fn.__doc__.split("Args:", 1)[1]
         for param in params:  # every parameter is described under Args:
             assert re.search(rf"^\s+{param}:", args, re.M), f"{name}: Args: lacks {param}"
+
+
+class TestHookRelay:
+    """Registration hooks go through pluggy's relay: wrappers and tracing see them."""
+
+    def test_hookwrapper_sees_the_call(self):
+        seen = []
+
+        class Wrapper:
+            @hookimpl(wrapper=True)
+            def thawdetect_register_detectors(self, register):
+                seen.append("new-style before")
+                result = yield
+                seen.append("new-style after")
+                return result
+
+            @hookimpl(hookwrapper=True)
+            def thawdetect_register_regions(self, register):
+                seen.append("old-style")
+                yield
+
+        host = PluginHost(
+            load_entry_points=False, plugins=[("toy", toy_detectors), ("wrap", Wrapper())]
+        )
+        assert seen == ["old-style", "new-style before", "new-style after"]
+        assert host.detector_plugin("toy_a") == "toy"  # the wrapper registers nothing
+
+    def test_hookcall_monitoring_traces_registration(self):
+        host = PluginHost(load_entry_points=False)
+        traced = []
+        host.pm.add_hookcall_monitoring(
+            lambda name, impls, kw: traced.append(name), lambda outcome, name, impls, kw: None
+        )
+        host.register(toy_detectors, "toy")  # registering collects again
+        assert "thawdetect_register_detectors" in traced
+        assert host.detector("toy_b") is toy_detectors.ToyB
+
+    def test_registration_from_a_helper_names_its_plugin(self):
+        def helper(register):
+            register(type("Other", (toy_detectors.ToyA,), {"name": "other"}))
+
+        class Helps:
+            @hookimpl
+            def thawdetect_register_detectors(self, register):
+                helper(register)
+
+        host = PluginHost(
+            load_entry_points=False, plugins=[("toy", toy_detectors), ("helps", Helps())]
+        )
+        assert host.detector_plugin("other") == "helps"
+        assert host.detector_plugin("toy_a") == "toy"
+
+    def test_a_failing_registration_hook_names_its_plugin(self):
+        class Fails:
+            @hookimpl
+            def thawdetect_register_regions(self, register):
+                raise RuntimeError("boom")
+
+        with pytest.raises(PluginError) as err:
+            PluginHost(load_entry_points=False, plugins=[("fails", Fails())])
+        assert str(err.value) == (
+            "plugin 'fails' failed in thawdetect_register_regions: RuntimeError: boom"
+        )
+
+    def test_later_plugins_refine_earlier_regions(self):
+        class First:
+            @hookimpl
+            def thawdetect_register_regions(self, register):
+                register(Region(name="mine", detectors={"x": RegionDetectorData(config={"k": 1})}))
+
+        class Second:
+            @hookimpl
+            def thawdetect_register_regions(self, register):
+                register(Region(name="mine", detectors={"x": RegionDetectorData(config={"k": 2})}))
+
+        host = PluginHost(
+            load_entry_points=False, plugins=[("first", First()), ("second", Second())]
+        )
+        assert host.region("mine").detectors["x"].config == {"k": 2}

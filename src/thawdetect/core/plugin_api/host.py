@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from importlib.metadata import EntryPoint, entry_points
-from types import ModuleType
+from types import CodeType, FrameType, ModuleType, TracebackType
 from typing import Any
 
 import pluggy
@@ -129,12 +130,12 @@ class PluginHost:
             self._collect()
 
     def _collect(self) -> None:
-        """Ask every plugin's registration hooks, through pluggy's hook implementations.
+        """Ask every plugin's registration hooks, through pluggy's hook relay.
 
-        Going through ``pm.hook.<name>.get_hookimpls()`` (not ``getattr`` on plugin objects)
-        means ``@hookimpl(specname=...)`` implementations are called and unmarked methods that
-        merely share a hook's name are not; each call still knows its plugin, so conflicts and
-        failures name it.
+        Each hook is called as ``pm.hook.<name>(register=...)``, as pluggy means hooks to be
+        called, so hook wrappers and ``pm.add_hookcall_monitoring`` tracing see the calls, and
+        ``@hookimpl(specname=...)`` implementations are called while unmarked methods that
+        merely share a hook's name are not. Conflicts and failures still name the plugin.
         """
         self.detectors.clear()
         self._detector_plugin.clear()
@@ -171,26 +172,35 @@ class PluginHost:
         self._call_impls("thawdetect_register_services", add_service)
 
     def _call_impls(self, hook: str, register: Callable[..., None]) -> None:
-        """Call each implementation of registration hook ``hook`` in registration order.
+        """Call registration hook ``hook`` through the relay; apply what it registered.
 
-        ``register(plugin_name, *args)`` receives what the implementation registers.
+        ``register(plugin_name, *args)`` receives each registration, in plugin registration
+        order (pluggy calls implementations last-registered first; a region preset registered
+        by a later plugin must still refine an earlier one). Which plugin made a registration,
+        or raised, is the hook implementation whose frame is on the stack at that moment.
         """
         caller = getattr(self.pm.hook, hook)
-        for impl in caller.get_hookimpls():  # registration order (pluggy calls them reversed)
-            name = impl.plugin_name
+        impls = [i for i in caller.get_hookimpls() if not (i.hookwrapper or i.wrapper)]
+        order = {impl.plugin_name: n for n, impl in enumerate(impls)}
+        codes: dict[CodeType, str] = {}
+        for impl in impls:
+            codes.setdefault(_code_of(impl.function), impl.plugin_name)
+        made: list[tuple[str, tuple[Any, ...]]] = []
 
-            def bound(*args: Any, _name: str = name) -> None:
-                register(_name, *args)
+        def collect(*args: Any) -> None:
+            made.append((_plugin_on_stack(sys._getframe(1), codes), args))
 
-            kwargs = {"register": bound}
-            try:
-                impl.function(*[kwargs[a] for a in impl.argnames])
-            except ThawdetectError:
-                raise
-            except Exception as exc:
-                raise PluginError(
-                    f"plugin '{name}' failed in {hook}: {type(exc).__name__}: {exc}"
-                ) from exc
+        try:
+            caller(register=collect)
+        except ThawdetectError:
+            raise
+        except Exception as exc:
+            name = _plugin_in_traceback(exc.__traceback__, codes)
+            raise PluginError(
+                f"plugin '{name}' failed in {hook}: {type(exc).__name__}: {exc}"
+            ) from exc
+        for name, args in sorted(made, key=lambda m: order.get(m[0], len(order))):
+            register(name, *args)
 
     # -- lookup ----------------------------------------------------------------------------------
 
@@ -256,6 +266,30 @@ class PluginHost:
     def detector_plugin(self, detector: str) -> str:
         """Name of the plugin that registered ``detector``."""
         return self._detector_plugin[detector]
+
+
+def _code_of(function: Callable[..., Any]) -> CodeType:
+    """The code object of a function or bound method (what its frames run)."""
+    code: CodeType = getattr(function, "__func__", function).__code__
+    return code
+
+
+def _plugin_on_stack(frame: FrameType | None, codes: dict[CodeType, str]) -> str:
+    """The plugin whose hook implementation is running in ``frame`` or one of its callers."""
+    while frame is not None:
+        if frame.f_code in codes:
+            return codes[frame.f_code]
+        frame = frame.f_back
+    return "?"
+
+
+def _plugin_in_traceback(tb: TracebackType | None, codes: dict[CodeType, str]) -> str:
+    """The plugin whose hook implementation a traceback passes through (innermost)."""
+    name = "?"
+    while tb is not None:
+        name = codes.get(tb.tb_frame.f_code, name)
+        tb = tb.tb_next
+    return name
 
 
 def _own_version() -> str:
