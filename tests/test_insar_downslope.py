@@ -130,7 +130,7 @@ def test_detector_thresholds_downslope_rates(tmp_path):
         schedule_index=4,
     )
     ctx = IterationContext.standalone(host.region("qilian"), tmp_path / "run", host=host)
-    ctx.work_dir.mkdir(parents=True)
+    ctx.work_dir.mkdir(parents=True, exist_ok=True)
     cands = validate_candidates(host.detector("insar_sbas")(cfg).propose(ctx), "insar_sbas")
     rec = json.loads((ctx.work_dir / "thresholds.json").read_text())
     assert rec["rate"] == "downslope"

@@ -211,7 +211,7 @@ def test_detector_updates_its_fit_when_the_stack_grows(tmp_path):
         ctx = IterationContext.standalone(
             host.region("qilian"), tmp_path / "run", host=host, iteration=it
         )
-        ctx.work_dir.mkdir(parents=True)
+        ctx.work_dir.mkdir(parents=True, exist_ok=True)
         host.detector("insar_sbas")(cfg).propose(ctx)
         status.append(json.loads((ctx.work_dir / "thresholds.json").read_text())["seasonal_fit"])
     assert [s["status"] for s in status] == ["computed", "cached", "updated"]

@@ -30,7 +30,7 @@ def test_qtec_sample_comes_from_insar_when_optical_is_disabled(tmp_path, monkeyp
         }
     )
     ctx = IterationContext.standalone(host.region("qtec"), tmp_path / "run", host=host)
-    ctx.work_dir.mkdir(parents=True)
+    ctx.work_dir.mkdir(parents=True, exist_ok=True)
     cands = validate_candidates(host.detector("insar_sbas")(cfg).propose(ctx), "insar_sbas")
     ref = gpd.read_file(sample / "reference_inventory.gpkg")
     assert len(cands) and cands.intersects(ref.union_all()).all()

@@ -287,8 +287,11 @@ class InsarSbasDetector(Detector):
             )
         layers = None
         if p.dem is not None and (has_terrain or cfg.downslope or cfg.delineation == "grow"):
+            from thawdetect.plugins.insar_sbas.invariants import terrain_layers
+
             check_overlap(p.dem, GridSpec.from_raster(p.dem), grid, "DEM")
-            layers = context.host.service("terrain").layers(p.dem, grid)
+            # once per run: the DEM's layers on this grid are the same in every iteration
+            layers = terrain_layers(context.host.service("terrain"), p.dem, grid, context.run_dir)
         terrain_mask = relaxed_mask = None
         if has_terrain:
             assert layers is not None and p.dem is not None
@@ -395,21 +398,24 @@ class InsarSbasDetector(Detector):
         )
         labels, n = d.labels, d.n
 
-        # per-iteration rasters, for inspection and review
+        # per-iteration rasters, for inspection and review; those that do not depend on the
+        # schedule row are written once per run and linked into each iteration's folder
         tags = {"THAWDETECT_ITERATION": str(context.iteration), "SOURCE": str(p.source)}
-        write_geotiff(
+        _write_invariant(
             work / "rate_mm_yr.tif",
             los.astype(np.float32),
             grid,
-            tags=tags,
+            context.run_dir,
+            source=str(p.source),
             description="LOS rate mm/yr, + towards the satellite",
         )
         if p.amplitude_pp_mm is not None:
-            write_geotiff(
+            _write_invariant(
                 work / "seasonal_amplitude_pp_mm.tif",
                 p.amplitude_pp_mm.astype(np.float32),
                 grid,
-                tags=tags,
+                context.run_dir,
+                source=str(p.source),
                 description="seasonal amplitude, peak-to-peak mm",
             )
         write_geotiff(work / "rate_mask.tif", rate_ok.astype(np.uint8), grid, nodata=255, tags=tags)
@@ -446,7 +452,7 @@ class InsarSbasDetector(Detector):
         )
 
         if p.timeseries_file is not None and p.dates:
-            _write_displacement_stack(work / "displacement_mm.tif", p, grid, tags)
+            _link_displacement_stack(work / "displacement_mm.tif", p, grid, context.run_dir)
         series = None
         if n and p.timeseries_file is not None and p.dates is not None:
             series = candidate_series(
@@ -473,7 +479,75 @@ class InsarSbasDetector(Detector):
 TIMELAPSE_DATES = 12
 
 
-def _write_displacement_stack(path: Path, p: Any, grid: GridSpec, tags: dict[str, str]) -> None:
+def _write_invariant(
+    path: Path,
+    array: NDArray[Any],
+    grid: GridSpec,
+    run_dir: Path,
+    *,
+    source: str,
+    description: str,
+) -> None:
+    """A raster that is the same in every iteration (tags ``SOURCE`` only): written once per
+    content, grid and description into the run's cache and linked to ``path``."""
+    from thawdetect.plugins.insar_sbas.invariants import (
+        array_digest,
+        cache_dir,
+        cached_file,
+        grid_digest,
+        link_into,
+    )
+    from thawdetect.plugins.insar_sbas.rasters import write_geotiff
+
+    key = [path.name, array_digest(array), grid_digest(grid), source, description]
+    kept = cached_file(
+        cache_dir(run_dir, "rasters"),
+        key,
+        path.name,
+        lambda out: write_geotiff(
+            out, array, grid, tags={"SOURCE": source}, description=description
+        ),
+    )
+    link_into(kept, path)
+
+
+def _link_displacement_stack(path: Path, p: Any, grid: GridSpec, run_dir: Path) -> None:
+    """:func:`_write_displacement_stack` once per run (keyed by the time series' checksum, the
+    pixels with a rate and the grid), linked to ``path`` in each iteration."""
+    from thawdetect.plugins.insar_sbas.invariants import (
+        array_digest,
+        cache_dir,
+        cached_file,
+        grid_digest,
+        link_into,
+    )
+
+    ts = Path(p.timeseries_file)
+    checksum = p.timeseries_checksum
+    if not checksum:  # no fit cache: the file's identity
+        st = ts.stat()
+        checksum = f"{ts.resolve()}:{st.st_size}:{st.st_mtime_ns}"
+    key = [
+        "displacement",
+        checksum,
+        [d.isoformat() for d in p.dates],
+        p.timeseries_scale_mm,
+        array_digest(np.packbits(np.isfinite(p.rate_mm_yr))),
+        grid_digest(grid),
+        TIMELAPSE_DATES,
+        str(p.source),
+    ]
+    made = cached_file(
+        cache_dir(run_dir, "rasters"),
+        key,
+        path.name,
+        lambda target: _write_displacement_stack(target, p, grid, {"SOURCE": str(p.source)}),
+    )
+    if made.exists():  # not written for a time series on another grid
+        link_into(made, path)
+
+
+def _write_displacement_stack(path: Path, p: Any, grid: GridSpec, tags: dict[str, str]) -> bool:
     """Cumulative LOS displacement (mm, since the first date) at up to 12 dates, one band each.
 
     Band descriptions are the ISO dates; tag ``STRETCH_MM`` is the symmetric display stretch
@@ -489,7 +563,7 @@ def _write_displacement_stack(path: Path, p: Any, grid: GridSpec, tags: dict[str
     with open_h5(p.timeseries_file) as f:
         ds = f["timeseries"]
         if tuple(ds.shape[1:]) != tuple(grid.shape):
-            return  # a time series on another grid (radar geometry): no time-lapse
+            return False  # a time series on another grid (radar geometry): no time-lapse
         block = ds[idx, :, :].astype(np.float32) * np.float32(p.timeseries_scale_mm)
     block[:, (block == 0).all(axis=0)] = np.nan
     block -= block[0]
@@ -512,3 +586,4 @@ def _write_displacement_stack(path: Path, p: Any, grid: GridSpec, tags: dict[str
     from thawdetect.plugin_api import to_cog
 
     to_cog(tmp, path)
+    return True

@@ -44,6 +44,8 @@ class InsarProducts:
         dem: DEM file for the terrain masks, when known.
         geometry_file: the MintPy geometry file on this grid (geocoded when the input was in
             radar coordinates), for the LOS angles of the downslope projection.
+        timeseries_checksum: checksum of the time series (its dates and per-epoch digests, from
+            the seasonal fit's cache), for the run's caches of what is made from it.
     """
 
     grid: GridSpec
@@ -57,6 +59,7 @@ class InsarProducts:
     timeseries_scale_mm: float = 1000.0
     dem: Path | None = None
     geometry_file: Path | None = None
+    timeseries_checksum: str = ""
     notes: dict[str, Any] = field(default_factory=dict)
 
 
@@ -137,11 +140,11 @@ def load_products(
         products = InsarProducts(grid=grid, rate_mm_yr=rate, source=Path(cfg.unw_phase_file))
         products.notes.update(notes)
     if cfg.coherence_file is not None:
-        products.coherence = read_coherence(cfg.coherence_file, products.grid)
+        products.coherence = _coherence(Path(cfg.coherence_file), products.grid, Path(run_dir))
     if cfg.dem_file is not None:
         products.dem = Path(cfg.dem_file)
     elif cfg.geometry_file is not None:
-        products.dem = read_geometry_height(cfg.geometry_file, work_dir / "dem_from_geometry.tif")
+        products.dem = _dem_from_geometry(Path(cfg.geometry_file), work_dir, Path(run_dir))
     if cfg.geometry_file is not None:
         products.geometry_file = Path(cfg.geometry_file)
     if geocoded:
@@ -149,6 +152,43 @@ def load_products(
     if cfg.reference_yx is not None and cfg.unw_phase_file is None:
         _rereference(products, cfg)
     return products
+
+
+def _coherence(path: Path, grid: GridSpec, run_dir: Path) -> NDArray[np.float32]:
+    """Temporal coherence on ``grid``, read (or resampled) once per file checksum and grid."""
+    from thawdetect.plugins.insar_sbas.invariants import (
+        cache_dir,
+        cached_arrays,
+        file_digest,
+        grid_digest,
+    )
+
+    key = ["coherence", str(path.resolve()), file_digest(path), grid_digest(grid)]
+    arrays, _ = cached_arrays(
+        cache_dir(run_dir, "inputs"),
+        key,
+        lambda: {"coherence": read_coherence(path, grid)},
+    )
+    return arrays["coherence"]
+
+
+def _dem_from_geometry(geometry: Path, work_dir: Path, run_dir: Path) -> Path:
+    """The ``height`` of a MintPy geometry file as a GeoTIFF, written once per file checksum and
+    linked into this iteration's folder as ``dem_from_geometry.tif``."""
+    from thawdetect.plugins.insar_sbas.invariants import (
+        cache_dir,
+        cached_file,
+        file_digest,
+        link_into,
+    )
+
+    kept = cached_file(
+        cache_dir(run_dir, "inputs"),
+        ["dem_from_geometry", str(geometry.resolve()), file_digest(geometry)],
+        "dem_from_geometry.tif",
+        lambda path: read_geometry_height(geometry, path),
+    )
+    return link_into(kept, work_dir / "dem_from_geometry.tif")
 
 
 _GEOCODABLE = ("velocity_file", "timeseries_file", "coherence_file", "geometry_file")
@@ -251,12 +291,14 @@ def _fit(cfg: InsarSbasConfig, run_dir: Path) -> Any:
 def _from_mintpy(cfg: InsarSbasConfig, run_dir: Path) -> InsarProducts:
     fit = dates = None
     ts_grid = None
+    checksum = ""
     ts_attrs: dict[str, str] = {}
     notes: dict[str, Any] = {}
     if cfg.timeseries_file is not None:
         res = _fit(cfg, run_dir)
         fit, dates, ts_grid, ts_attrs = res.fit, res.dates, res.grid, res.attrs
         notes["seasonal_fit"] = res.record()
+        checksum = res.checksum
     if cfg.velocity_file is not None:
         rate, grid, _ = read_velocity(cfg.velocity_file)
         source = Path(cfg.velocity_file)
@@ -280,6 +322,7 @@ def _from_mintpy(cfg: InsarSbasConfig, run_dir: Path) -> InsarProducts:
         dates=dates,
         timeseries_file=None if cfg.timeseries_file is None else Path(cfg.timeseries_file),
         timeseries_scale_mm={"m": 1000.0, "cm": 10.0, "mm": 1.0}.get(unit, 1000.0),
+        timeseries_checksum=checksum,
         notes=notes,
     )
 

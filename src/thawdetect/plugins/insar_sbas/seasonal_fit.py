@@ -26,6 +26,12 @@ next call, the file's dates and digests are compared with the cache:
 The digests cover a few whole rows of every epoch, not every pixel: a change confined to the
 rows that were not sampled would go unseen. A MintPy re-inversion changes every pixel, so it is
 caught.
+
+The solved fit is kept beside the sums (``fit_<key>.solved/``: one ``.npy`` per array and a
+stamp with the dates, digests and settings it was solved for). An unchanged file is then not
+solved again but memory-mapped: every later iteration and every resume of the run reads only the
+pixels it uses. Within one process the digests of a file whose size and modification time have
+not changed are not read again either.
 """
 
 from __future__ import annotations
@@ -71,6 +77,8 @@ class FileFit:
             (earlier epochs changed).
         new_epochs: epochs read in this call (all of them unless ``cached``/``updated``).
         note: one sentence for logs and ``thresholds.json``.
+        checksum: a digest of the file's dates and per-epoch digests (empty without a cache):
+            what caches of products derived from the file are keyed by.
     """
 
     fit: SeasonalFit
@@ -80,6 +88,7 @@ class FileFit:
     status: str
     new_epochs: int
     note: str
+    checksum: str = ""
 
     def record(self) -> dict[str, Any]:
         """JSON-able summary (for ``thresholds.json``)."""
@@ -182,15 +191,28 @@ def _slab_sums(raw: NDArray[Any], g: NDArray[np.float64]) -> dict[str, NDArray[A
     return {"N": n_sum, "r": g.T @ y0, "q": q, "n": n}
 
 
+#: Digests already read in this process, by (path, size, mtime_ns, shape).
+_DIGESTS: dict[tuple[str, int, int, tuple[int, ...]], list[str]] = {}
+
+
 def _epoch_digests(path: Path, shape: tuple[int, int, int]) -> list[str]:
-    """sha1 of a few evenly spaced whole rows, per epoch."""
+    """sha1 of a few evenly spaced whole rows, per epoch (read once per process while the file's
+    size and modification time stay the same)."""
     from thawdetect.plugins.insar_sbas.mintpy_h5 import open_h5
 
+    st = path.stat()
+    memo = (str(path.resolve()), st.st_size, st.st_mtime_ns, tuple(shape))
+    if memo in _DIGESTS:
+        return list(_DIGESTS[memo])
     n_ep, length, _ = shape
     rows = sorted({int(v) for v in np.linspace(0, length - 1, min(length, _SAMPLE_ROWS))})
     with open_h5(path) as f:
         sample = np.ascontiguousarray(f["timeseries"][:, rows, :], dtype=np.float32)
-    return [hashlib.sha1(sample[e].tobytes()).hexdigest()[:16] for e in range(n_ep)]
+    out = [hashlib.sha1(sample[e].tobytes()).hexdigest()[:16] for e in range(n_ep)]
+    if len(_DIGESTS) > 16:
+        _DIGESTS.clear()
+    _DIGESTS[memo] = out
+    return list(out)
 
 
 def _row_blocks(
@@ -435,6 +457,48 @@ def _save_cache(
     tmp.replace(path)
 
 
+def _solved_stamp(
+    names: list[str], digests: list[str], period_yr: float, min_epochs: int, unit: str
+) -> dict[str, Any]:
+    return {
+        "version": _CACHE_VERSION,
+        "dates": names,
+        "digests": digests,
+        "period_yr": period_yr,
+        "min_epochs": min_epochs,
+        "unit": unit,
+    }
+
+
+def _load_solved(folder: Path, stamp: dict[str, Any], dates: list[date]) -> SeasonalFit | None:
+    """The solved fit kept in ``folder`` for exactly ``stamp``, memory-mapped (copy on write:
+    a caller changing an array changes its own copy, never the cache), or None."""
+    try:
+        if json.loads((folder / "stamp.json").read_text()) != stamp:
+            return None
+        arrays = {
+            name: np.load(folder / f"{name}.npy", mmap_mode="c", allow_pickle=False)
+            for name in SeasonalFit.ARRAY_FIELDS
+        }
+    except (OSError, ValueError):
+        return None
+    return SeasonalFit(**arrays, t0=dates[0], period_yr=stamp["period_yr"])
+
+
+def _save_solved(folder: Path, stamp: dict[str, Any], fit: SeasonalFit) -> None:
+    """Keep ``fit`` for ``stamp``: the stamp goes first (a half-written folder has none) and
+    last; each array replaces its file atomically (a mapping of the old one stays valid)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "stamp.json").unlink(missing_ok=True)
+    for name in SeasonalFit.ARRAY_FIELDS:
+        tmp = folder / f".{name}.{os.getpid()}.tmp.npy"
+        np.save(tmp, np.ascontiguousarray(getattr(fit, name)), allow_pickle=False)
+        tmp.replace(folder / f"{name}.npy")
+    tmp = folder / f".stamp.{os.getpid()}.tmp.json"
+    tmp.write_text(json.dumps(stamp))
+    tmp.replace(folder / "stamp.json")
+
+
 def fit_timeseries_file(
     path: str | Path,
     *,
@@ -477,9 +541,19 @@ def fit_timeseries_file(
     names = [d.strftime("%Y%m%d") for d in dates]
     cache = None
     digests: list[str] = []
+    checksum = ""
+    stamp: dict[str, Any] = {}
     if cache_dir is not None:
         cache = Path(cache_dir) / f"fit_{_cache_key(path, period_yr, attrs)}.npz"
         digests = _epoch_digests(path, shape)
+        blob = json.dumps([str(path.resolve()), names, digests, unit])
+        checksum = hashlib.sha1(blob.encode()).hexdigest()[:16]
+        stamp = _solved_stamp(names, digests, period_yr, min_epochs, unit)
+        solved = _load_solved(cache.with_suffix(".solved"), stamp, dates)
+        if solved is not None:  # the file unchanged since it was solved: nothing to read
+            note = f"seasonal fit of {len(names)} epochs reused (file unchanged)"
+            log.info("%s: %s", path, note)
+            return FileFit(solved, dates, grid, attrs, "cached", 0, note, checksum)
     old = _load_cache(cache) if cache is not None else None
     status, start, note = "computed", 0, f"seasonal fit of {shape[0]} epochs"
     sums: dict[str, NDArray[Any]] | None = None
@@ -530,7 +604,9 @@ def fit_timeseries_file(
             sums, dates, period_yr=period_yr, min_epochs=min_epochs, scale_mm=scale_mm
         )
     _fix_reference(fit, attrs, shape)
-    return FileFit(fit, dates, grid, attrs, status, shape[0] - start, note)
+    if cache is not None:
+        _save_solved(cache.with_suffix(".solved"), stamp, fit)
+    return FileFit(fit, dates, grid, attrs, status, shape[0] - start, note, checksum)
 
 
 def _fix_reference(fit: SeasonalFit, attrs: dict[str, str], shape: tuple[int, int, int]) -> None:
