@@ -91,7 +91,7 @@ class TestManifest:
 
     def test_missing(self, tmp_path):
         assert read_manifest(tmp_path, missing_ok=True) == Manifest()
-        with pytest.raises(InputError, match="no manifest.json"):
+        with pytest.raises(InputError, match=r"no manifest\.json"):
             read_manifest(tmp_path)
 
     @pytest.mark.parametrize(

@@ -264,7 +264,9 @@ class ReviewOutcome:
 class Detector(ABC):
     """Base class of detector plugins.
 
-    Subclasses set the class attributes and implement :meth:`propose` and :meth:`next_config`.
+    Subclasses set ``name`` and ``config_model`` and implement :meth:`propose`. The default
+    :meth:`next_config` runs the detector once or, with ``schedule_field`` set, once per row of
+    that config list (:meth:`schedule_row`); a learning detector overrides it.
     A detector is constructed fresh for every iteration from that iteration's effective config
     (the engine stores it in the run manifest), so it must keep no state across iterations other
     than files in its ``work_dir``.
@@ -277,6 +279,14 @@ class Detector(ABC):
         relaxes_schedule: True for detectors that walk a fixed relaxation schedule (Wei et al.):
             the loop goes on after an iteration that confirmed nothing new while such a detector
             has rows left. False (learning detectors, Xia et al.): nothing new ends the run.
+            Default: True when ``schedule_field`` is set, else False.
+        schedule_field: name of a list field of the config holding one setting per iteration
+            (e.g. ``"thresholds"``): iteration k uses row k (:meth:`schedule_row`) and the
+            default :meth:`next_config` stops after the last row. None: no schedule.
+
+    Attributes:
+        config: this iteration's config.
+        iteration: the iteration it was made for (1-based; set by the engine).
     """
 
     name: ClassVar[str]
@@ -284,9 +294,32 @@ class Detector(ABC):
     description: ClassVar[str] = ""
     optional_dependencies: ClassVar[tuple[str, ...]] = ()
     relaxes_schedule: ClassVar[bool] = False
+    schedule_field: ClassVar[str | None] = None
+    iteration: int = 1
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        explicit = any("relaxes_schedule" in vars(k) for k in cls.__mro__ if k is not Detector)
+        if cls.schedule_field is not None and not explicit:
+            cls.relaxes_schedule = True  # a fixed schedule goes on after nothing new
 
     def __init__(self, config: DetectorConfig) -> None:
         self.config = config
+
+    def _schedule(self) -> list[Any]:
+        if self.schedule_field is None:
+            raise TypeError(f"{type(self).__name__} sets no schedule_field")
+        return list(getattr(self.config, self.schedule_field))
+
+    def schedule_row(self, iteration: int | None = None) -> Any:
+        """This iteration's row of the ``schedule_field`` list (the last one after it ends).
+
+        Args:
+            iteration: 1-based; default :attr:`iteration`.
+        """
+        rows = self._schedule()
+        k = self.iteration if iteration is None else iteration
+        return rows[max(min(k, len(rows)), 1) - 1]
 
     @abstractmethod
     def propose(self, context: IterationContext) -> gpd.GeoDataFrame:
@@ -298,9 +331,15 @@ class Detector(ABC):
             ``series_json`` (see :class:`TimeSeries`). An empty frame is a valid answer.
         """
 
-    @abstractmethod
     def next_config(self, outcome: ReviewOutcome) -> DetectorConfig | None:
-        """The config of the next iteration, or None when this detector's schedule is done."""
+        """The config of the next iteration, or None when this detector's schedule is done.
+
+        Default: the same config while ``schedule_field`` has rows after ``outcome.iteration``;
+        None after one iteration without a ``schedule_field``.
+        """
+        if self.schedule_field is not None and outcome.iteration < len(self._schedule()):
+            return self.config
+        return None
 
     def summary(self) -> dict[str, Any]:
         """Thresholds or settings of this iteration for the iterations table (short values)."""

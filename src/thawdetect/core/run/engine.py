@@ -277,7 +277,7 @@ class Engine:
     def _detectors_for(self, iteration: int) -> dict[str, Detector]:
         configs = self.manifest.configs(iteration)
         where = f"{self.run_dir / MANIFEST}: iterations.{iteration}"
-        return calls.detectors_for(self.host, configs, where)
+        return calls.detectors_for(self.host, configs, where, iteration)
 
     def _training_sets(self) -> dict[str, gpd.GeoDataFrame]:
         """The ledger's positives, negatives and inventory as they stand (each caller gets its

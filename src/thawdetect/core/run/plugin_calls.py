@@ -67,8 +67,10 @@ def gc_running() -> contextlib.AbstractContextManager[None]:
     return _collector(True)
 
 
-def detectors_for(host: PluginHost, configs: dict[str, Any], where: str) -> dict[str, Detector]:
-    """The active detectors of an iteration from its effective configs (None: done).
+def detectors_for(
+    host: PluginHost, configs: dict[str, Any], where: str, iteration: int = 1
+) -> dict[str, Detector]:
+    """The active detectors of ``iteration`` from its effective configs (None: done).
 
     ``where`` names the configs' place (``manifest.json: iterations.N``) in a ConfigError.
     """
@@ -79,6 +81,7 @@ def detectors_for(host: PluginHost, configs: dict[str, Any], where: str) -> dict
         cls = host.detector(name)
         model: DetectorConfig = validate_section(cls.config_model, cfg, f"{where}.{name}")
         out[name] = cls(model)
+        out[name].iteration = iteration
     return out
 
 
