@@ -67,8 +67,7 @@ def run_method(
         timeseries_file=paths["timeseries"],
         coherence_file=paths["coherence"],
         dem_file=paths["dem"],
-        delineation=method,
-        **settings,
+        **{"delineation": method, **settings},
     )
     kept: list[gpd.GeoDataFrame] = []
     for it in range(1, cfg.n_rows + 1):
