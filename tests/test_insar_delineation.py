@@ -126,6 +126,12 @@ class TestGrouping:
         d = self._run(rate, np.full(rate.shape, 90.0))
         assert d.n == 2
 
+    def test_a_line_of_decorrelated_ground_between_two_landslides_keeps_them_apart(self):
+        rate = self._two_lobes(gap=2)
+        rate[3:9, 9] = rate[3:9, 12] = -8.0  # slow edges beside the gap: two landslides'
+        rate[3:9, 8] = rate[3:9, 13] = -15.0  # rates fall off towards it from both cores
+        assert self._run(rate, np.full(rate.shape, 90.0)).n == 2
+
     def test_three_pixels_apart_stay_two(self):
         rate = self._two_lobes(gap=3)
         assert self._run(rate, np.full(rate.shape, 90.0)).n == 2

@@ -390,13 +390,17 @@ def _group(
     distance_px: float,
     facet_tolerance_deg: float,
     unknown: NDArray[np.bool_] | None,
+    height: NDArray[np.float64] | None = None,
+    merge_ratio: float = 0.0,
 ) -> tuple[NDArray[np.int32], int, NDArray[np.int64]]:
     """Merge clusters that only unreliable ground separates (union-find).
 
     Two clusters join when they have the same sign of motion, at most ``distance_px`` pixels
     lie between them, at least half of the pixels between them have no reliable rate
-    (``unknown``: fast motion decorrelates, so a gap of that kind is a hole in one landslide)
-    and, with ``aspect_deg``, they lie on one slope facet (mean aspects within
+    (``unknown``: fast motion decorrelates, so a gap of that kind is a hole in one landslide),
+    with ``height`` (|rate|) the fastest pixel beside the gap on each side reaches
+    ``merge_ratio`` × the faster cluster's peak, and, with ``aspect_deg``, they lie on one
+    slope facet (mean aspects within
     ``facet_tolerance_deg``, nothing between them facing more than 90° away). Clusters with
     measured ground between them stay apart: the watershed already decided that measured
     ground between them does not move like them.
@@ -410,6 +414,11 @@ def _group(
     reach = _disc(distance_px + 1.0)
     pad = int(np.ceil(distance_px)) + 2
     boxes = ndimage.find_objects(labels, max_label=n)
+    peaks = (
+        _second_highest(labels, np.nan_to_num(height, nan=0.0), n)
+        if height is not None
+        else np.zeros(n + 1)
+    )
     aspects = np.full(n + 1, np.nan)
     if aspect_deg is not None:
         for i, sl in enumerate(boxes, start=1):
@@ -431,6 +440,19 @@ def _group(
             between = near_i & near_j & (win == 0)
             if not between.any() or unknown[r0:r1, c0:c1][between].mean() < 0.5:
                 continue  # measured ground between them, or they touch: two candidates
+            if height is not None and merge_ratio > 0:
+                # across the gap, both sides must move like the faster one: a decorrelated
+                # hole in one landslide has fast ground on both sides, a line of decorrelated
+                # ground between two landslides has their slow edges
+                edge = ndimage.binary_dilation(between, structure=_EIGHT)
+                hw = height[r0:r1, c0:c1]
+                side_i = hw[edge & (win == i)]
+                side_j = hw[edge & (win == j)]
+                if not side_i.size or not side_j.size:
+                    continue
+                crossing = min(float(side_i.max()), float(side_j.max()))
+                if crossing < merge_ratio * max(peaks[i], peaks[j]):
+                    continue
             if aspect_deg is not None:
                 ai, aj = aspects[i], aspects[j]
                 if np.isfinite(ai) and np.isfinite(aj):
@@ -628,8 +650,17 @@ def delineate(
     )
     fragments: np.ndarray = np.ones(n, dtype=np.int64)
     if n > 1 and group_distance_px > 0:
+        resid = rate if background_mm_yr is None else rate - np.asarray(background_mm_yr)
         labels, n, fragments = _group(
-            labels, n, signs, aspect_deg, group_distance_px, facet_tolerance_deg, unknown_mask
+            labels,
+            n,
+            signs,
+            aspect_deg,
+            group_distance_px,
+            facet_tolerance_deg,
+            unknown_mask,
+            np.abs(resid),
+            merge_ratio,
         )
     if unknown_mask is not None and n:
         _bridge_unknown(labels, n, unknown_mask)
