@@ -285,3 +285,93 @@ class TestDecisionReady:
         south_up = hillshade(5.0 * np.mgrid[0:20, 0:20][0].astype(float), 1.0, 1.0)
         # rows run south: -5·row rises to the north, so that slope faces south, away from the sun
         assert south_up.mean() > north_up.mean()
+
+
+# -- no fixed cost per batch (issue 25) -------------------------------------------------------
+
+
+def test_default_colour_tables_are_matplotlibs():
+    import matplotlib
+
+    from thawdetect.core.review._builtin_luts import BUILTIN_LUTS
+    from thawdetect.core.review._styles import _lut
+
+    for name in BUILTIN_LUTS:
+        ref = (matplotlib.colormaps[name](np.linspace(0, 1, 256))[:, :3] * 255).round()
+        assert np.array_equal(_lut(name), ref.astype(np.uint8)), name
+
+
+def _scattered_scene(tmp: Path, n: int) -> tuple[gpd.GeoDataFrame, list[ImageFrame]]:
+    import rasterio
+    from affine import Affine
+
+    size = 1024
+    rng = np.random.default_rng(3)
+    rate = rng.normal(0, 4, (size, size)).astype("float32")
+    rate[rng.random((size, size)) < 0.03] = np.nan
+    path = tmp / "rate.tif"
+    profile = dict(driver="GTiff", dtype="float32", count=1, width=size, height=size,
+                   crs="EPSG:32647", transform=Affine(30, 0, 500_000, 0, -30, 4_200_000),
+                   nodata=float("nan"), tiled=True, blockxsize=256, blockysize=256,
+                   compress="deflate")  # fmt: skip
+    with rasterio.open(path, "w", **profile) as dst:
+        dst.write(rate, 1)
+    rows, cols = rng.integers(20, size - 20, n), rng.integers(20, size - 20, n)
+    geoms = [
+        box(500_000 + c * 30, 4_200_000 - (r + 5) * 30, 500_000 + (c + 5) * 30, 4_200_000 - r * 30)
+        for r, c in zip(rows, cols, strict=True)
+    ]
+    cands = gpd.GeoDataFrame(
+        {"candidate_id": [f"it01-{i:04d}" for i in range(n)], "series_json": [None] * n},
+        geometry=geoms,
+        crs="EPSG:32647",
+    )
+    frames = [ImageFrame("LOS rate", path, bands=(1,), value_range=(-20, 20), units="mm/yr")]
+    return cands, frames
+
+
+@pytest.mark.parametrize("n", [3, 40])
+def test_chips_are_the_same_read_once_or_per_chip(tmp_path, monkeypatch, n):
+    """Scattered candidates are read per chip, dense ones in one shared read: same pixels."""
+    from thawdetect.core.review import _reading
+
+    cands, frames = _scattered_scene(tmp_path, n)
+    out = {}
+    for name, share in (("shared", 0.0), ("per_chip", 2.0)):
+        monkeypatch.setattr(_reading, "SHARED_READ_MIN_BLOCKS", share)
+        res = build_evidence(cands, frames, tmp_path / name, buffer_m=300, workers=1)
+        out[name] = [np.asarray(Image.open(p)) for ps in res["frame_paths"] for p in ps]
+    assert len(out["shared"]) == n
+    for a, b in zip(out["shared"], out["per_chip"], strict=True):
+        assert np.array_equal(a, b)
+
+
+def test_blocks_touched_decides_the_shared_read():
+    from thawdetect.core.review._reading import _blocks_touched
+
+    # two small windows in opposite corners of a 4 × 4-block union: 2 of 16 blocks
+    wins = [(0, 10, 0, 10), (1000, 1010, 1000, 1010)]
+    assert _blocks_touched(wins, (256, 256), (0, 1010, 0, 1010)) == 2 / 16
+    # a strip layout (one row per block): every row of the union read anyway
+    assert _blocks_touched([(0, 600, 0, 10)], (1, 2000), (0, 600, 0, 2000)) == 1.0
+
+
+def test_drawing_evidence_does_not_import_matplotlib(tmp_path):
+    """matplotlib took 0.1-0.5 s to import in every worker, for two colour tables."""
+    import subprocess
+    import sys
+
+    cands, _ = _scattered_scene(tmp_path, 2)
+    cands.to_file(tmp_path / "c.gpkg")
+    code = (
+        "import sys, geopandas as gpd\n"
+        "from thawdetect.core.plugin_api.detector import ImageFrame\n"
+        "from thawdetect.core.review.evidence import build_evidence\n"
+        f"c = gpd.read_file({str(tmp_path / 'c.gpkg')!r})\n"
+        f"f = [ImageFrame('LOS rate', {str(tmp_path / 'rate.tif')!r}, bands=(1,), units='mm/yr'),\n"
+        f"     ImageFrame('A', {str(tmp_path / 'rate.tif')!r}, bands=(1,), units='mm',\n"
+        "                colormap='viridis')]\n"
+        f"build_evidence(c, f, {str(tmp_path / 'out')!r}, workers=1)\n"
+        "assert 'matplotlib' not in sys.modules, 'matplotlib imported'\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)

@@ -1,5 +1,7 @@
 """Shared windowed reads for review evidence: one open raster per file and worker, one read of
-the window covering all of a worker's candidates when it is small enough (else per chip)."""
+the window covering all of a worker's candidates when it is small enough and its chips need most
+of its blocks (else per chip: GDAL's block cache then decodes each block the chips touch once,
+and blocks between scattered candidates are never read)."""
 
 from __future__ import annotations
 
@@ -10,8 +12,12 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-#: A raster whose window over all of a worker's candidates is smaller is read once.
+#: A raster whose window over all of a worker's candidates is smaller is read once ...
 SHARED_READ_BYTES = 256 * 2**20
+#: ... when the chips touch at least this share of the window's blocks. Scattered candidates
+#: read per chip (10 over a 2000² scene decoded all 14 bands of it: 0.9 s of 1.4 s; at 40,
+#: 37 ms per candidate per chip against 48 ms shared); dense ones (400) share one read.
+SHARED_READ_MIN_BLOCKS = 0.8
 
 
 def _filled(data: Any) -> NDArray[Any]:
@@ -20,6 +26,33 @@ def _filled(data: Any) -> NDArray[Any]:
     mask = np.ma.getmaskarray(data)  # type: ignore[no-untyped-call]
     out[mask] = np.nan
     return out
+
+
+def _blocks_touched(
+    windows: Sequence[tuple[int, int, int, int]],
+    block: tuple[int, int],
+    union: tuple[int, int, int, int],
+) -> float:
+    """The share of the blocks (``block`` = rows, cols) under ``union`` that ``windows`` touch.
+
+    Examples:
+        >>> _blocks_touched([(0, 10, 0, 10), (500, 510, 500, 510)], (256, 256), (0, 510, 0, 510))
+        0.5
+        >>> _blocks_touched([(0, 600, 0, 600)], (256, 256), (0, 600, 0, 600))
+        1.0
+    """
+    bh, bw = max(block[0], 1), max(block[1], 1)
+    r0, r1, c0, c1 = union
+    rows = range(r0 // bh, (r1 - 1) // bh + 1)
+    cols = range(c0 // bw, (c1 - 1) // bw + 1)
+    touched: set[tuple[int, int]] = set()
+    for a0, a1, b0, b1 in windows:
+        a0, a1, b0, b1 = max(a0, r0), min(a1, r1), max(b0, c0), min(b1, c1)
+        if a1 <= a0 or b1 <= b0:
+            continue
+        for by in range(a0 // bh, (a1 - 1) // bh + 1):
+            touched.update((by, bx) for bx in range(b0 // bw, (b1 - 1) // bw + 1))
+    return len(touched) / max(len(rows) * len(cols), 1)
 
 
 class _Raster:
@@ -64,6 +97,10 @@ class _Raster:
         if r1 <= r0 or c1 <= c0:
             return
         if (r1 - r0) * (c1 - c0) * len(self.bands) * 4 > SHARED_READ_BYTES:
+            return
+        if _blocks_touched(windows, self.ds.block_shapes[0], (r0, r1, c0, c1)) < (
+            SHARED_READ_MIN_BLOCKS
+        ):
             return
         from rasterio.windows import Window
 

@@ -145,7 +145,13 @@ _LUTS: dict[str, NDArray[Any]] = {}
 
 
 def _lut(name: str) -> NDArray[Any]:
-    """A (256, 3) uint8 colour table from a matplotlib colour map (no figure involved)."""
+    """A (256, 3) uint8 colour table from a matplotlib colour map (no figure involved; the
+    default maps come from a stored copy, without importing matplotlib)."""
+    from thawdetect.core.review._builtin_luts import BUILTIN_LUTS
+
+    if name not in _LUTS and name in BUILTIN_LUTS:
+        table = np.frombuffer(bytes.fromhex(BUILTIN_LUTS[name]), dtype=np.uint8)
+        _LUTS[name] = table.reshape(256, 3)
     if name not in _LUTS:
         import matplotlib
 
