@@ -70,6 +70,9 @@ class _Raster:
         self.t = t
         self.block: NDArray[Any] | None = None
         self.block_off = (0, 0)
+        # the last window read: every frame of a multi-band file (a 12-date time-lapse) asks
+        # for the same window of one candidate in turn
+        self.last: tuple[tuple[int, int, int, int], NDArray[Any]] | None = None
 
     def window(self, bounds: tuple[float, float, float, float]) -> tuple[int, int, int, int]:
         """Pixel window (row0, row1, col0, col1) covering ``bounds`` (north-up rasters)."""
@@ -112,9 +115,13 @@ class _Raster:
         self, win: tuple[int, int, int, int], bands: Sequence[int] | None = None
     ) -> NDArray[Any]:
         """(bands, rows, cols) float32 with NaN outside the raster or where masked."""
-        out = self._read(win)
+        if self.last is not None and self.last[0] == win:
+            out = self.last[1]
+        else:
+            out = self._read(win)
+            self.last = (win, out)
         if bands is None or list(bands) == self.bands:
-            return out
+            return out.copy()  # the caller's own (the kept one may be asked for again)
         return out[[self.bands.index(b) for b in bands]]
 
     def _read(self, win: tuple[int, int, int, int]) -> NDArray[Any]:
