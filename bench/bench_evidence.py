@@ -18,9 +18,17 @@ Prints milliseconds per candidate (wall clock, ``--workers`` processes for the n
 the ratios against ``before``. The goal of issue 11 is ≤ 50 ms per candidate on 2 cores where the
 old code took ~0.4 s, i.e. at least 8x the old code path measured in the same run.
 
+With ``--counts 10,40,400`` it measures instead what a run pays per batch (issue 25): for each
+count, the first that many candidates of one scene, in a **fresh process** each (the imports and
+worker start-up a run pays; the workers chosen as a run chooses them), with the current code and
+the landed code (``--reference``, default: the commit before the fixed-cost work; ``git archive``
+of its ``src``) one after the other on the same files. The goal of issue 25 is ≤ 50 ms per
+candidate at 10, 40 and 400.
+
 Usage::
 
     python bench/bench_evidence.py [--size 2000] [--n 400] [--before 40] [--workers 2]
+    python bench/bench_evidence.py --counts 10,40,400 [--size 2000] [--reference REF]
 """
 
 from __future__ import annotations
@@ -162,13 +170,103 @@ def frames(paths: dict[str, Path], full: bool) -> list[ImageFrame]:
     return out
 
 
+BATCH_CHILD = r"""
+import pickle, sys, time
+from pathlib import Path
+import geopandas, numpy, pandas, rasterio, shapely  # what a run has imported already
+t0 = time.perf_counter()
+from thawdetect.core.review.evidence import build_evidence
+import thawdetect
+data = pickle.loads(Path(sys.argv[1]).read_bytes())
+n = int(sys.argv[2])
+t1 = time.perf_counter()
+build_evidence(data["cands"].iloc[:n], data["frames"], Path(sys.argv[3]), buffer_m=300,
+               dem=data["dem"])
+t2 = time.perf_counter()
+print(thawdetect.__file__, t2 - t1, t1 - t0)
+"""
+
+
+def landed_src(ref: str | None, into: Path) -> tuple[Path, str]:
+    """``src`` of ``ref`` (default: the commit before the evidence fixed-cost work)."""
+    import subprocess
+
+    root = Path(__file__).resolve().parent.parent
+    if ref is None:
+        added = subprocess.run(
+            ["git", "log", "--diff-filter=A", "--format=%H", "--",
+             "src/thawdetect/core/review/_builtin_luts.py"],
+            cwd=root, capture_output=True, text=True, check=True,
+        ).stdout.split()  # fmt: skip
+        ref = f"{added[-1]}^" if added else "HEAD"
+    sha = subprocess.run(
+        ["git", "rev-parse", "--short", ref], cwd=root, capture_output=True, text=True, check=True
+    ).stdout.strip()
+    tar = subprocess.run(["git", "archive", ref, "src"], cwd=root, capture_output=True, check=True)
+    subprocess.run(["tar", "-x", "-C", str(into)], input=tar.stdout, check=True)
+    return into / "src", sha
+
+
+def batches(args: argparse.Namespace) -> None:
+    """ms per candidate at each of ``args.counts``, fresh processes, landed code as reference."""
+    import os
+    import pickle
+    import subprocess
+
+    counts = [int(c) for c in args.counts.split(",")]
+    tmp = Path(tempfile.mkdtemp(prefix="bench_evidence_batches_"))
+    try:
+        cands, paths = scene(tmp, args.size, max(counts))
+        data = tmp / "data.pickle"
+        data.write_bytes(
+            pickle.dumps({"cands": cands, "frames": frames(paths, True), "dem": paths["dem"]})
+        )
+        (tmp / "landed").mkdir()
+        old_src, sha = landed_src(args.reference, tmp / "landed")
+        codes = {f"landed {sha}": old_src, "new": Path(__file__).resolve().parent.parent / "src"}
+        print(f"scene {args.size} x {args.size} cells, 14 frames (rate, amplitude, 12-date "
+              f"time-lapse), DEM; a fresh process per batch, workers as a run chooses them "
+              f"({os.cpu_count()} CPUs)")  # fmt: skip
+        print(f"{'candidates':>10} {'code':<16} {'ms/candidate':>13} {'batch s':>8} "
+              f"{'import s':>9}")  # fmt: skip
+        out: dict[tuple[int, str], float] = {}
+        for n in counts:
+            for name, src in codes.items():
+                res = subprocess.run(
+                    [sys.executable, "-c", BATCH_CHILD, str(data), str(n),
+                     str(tmp / f"out_{n}_{name.split()[0]}")],
+                    env={**os.environ, "PYTHONPATH": str(src)}, capture_output=True, text=True,
+                )  # fmt: skip
+                if res.returncode:
+                    sys.exit(res.stderr[-3000:])
+                where, batch_s, import_s = res.stdout.split()[-3:]
+                assert where.startswith(str(src)), (where, src)
+                out[(n, name)] = float(batch_s) / n
+                print(f"{n:>10} {name:<16} {1000 * float(batch_s) / n:>13.1f} "
+                      f"{float(batch_s):>8.2f} {float(import_s):>9.2f}")  # fmt: skip
+        old = next(iter(codes))
+        for n in counts:
+            r = out[(n, old)] / out[(n, "new")]
+            ok = "met" if out[(n, "new")] <= 0.05 else "NOT met"
+            print(f"{n:>4} candidates: {1000 * out[(n, 'new')]:.1f} ms each, {r:.2f}x the "
+                  f"landed code; goal <= 50 ms {ok}")  # fmt: skip
+        print(f"load average {os.getloadavg()[0]:.1f}")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--size", type=int, default=2000, help="scene size in cells")
     ap.add_argument("--n", type=int, default=400, help="candidates for the new code")
     ap.add_argument("--before", type=int, default=40, help="candidates for the old code")
     ap.add_argument("--workers", type=int, default=2, help="worker processes (new code)")
+    ap.add_argument("--counts", help="batch sizes, e.g. 10,40,400: per-batch mode (see above)")
+    ap.add_argument("--reference", help="git ref of the landed code (--counts mode)")
     args = ap.parse_args()
+    if args.counts:
+        batches(args)
+        return
     import legacy_evidence
 
     tmp = Path(tempfile.mkdtemp(prefix="bench_evidence_"))
