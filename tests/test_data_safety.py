@@ -459,3 +459,58 @@ def test_review_page_limits_bodies_sends_no_referrer_and_serves_ip_hosts(made):
         headers={**hdr, "Origin": "http://testserver", "Content-Type": "application/json"},
     )
     assert r.status_code == 413, r.text
+
+
+# -- part of: any candidate of the run is a target, rejected ones and cycles are not -------------
+
+
+def _statuses(run: Path) -> dict[str, str]:
+    code, _lines, output = _cli("review", "list", run, "--status", "all", "--json")
+    assert code == 0, output
+    return {r["candidate_id"]: r["status"] for r in json.loads(output)}
+
+
+def test_part_of_targets_same_iteration_rejected_and_cycles(w):
+    d, run = w["dir"], w["run"]
+    a, b, c = sorted(_statuses(run))[:3]
+    # a candidate of the same iteration (not named in the command) is a target (was refused)
+    code, _lines, output = _cli("review", "decide", run, a, "part_of", "--part-of", b)
+    assert code == 0, output
+    _refused(d, "review", "decide", run, b, "part_of", "--part-of", a,
+             expected=f"would make a cycle ({b} -> {a} -> {b})")  # fmt: skip
+    code, _lines, output = _cli("review", "decide", run, b, "part_of", "--part-of", c)
+    assert code == 0, output
+    _refused(d, "review", "decide", run, c, "part_of", "--part-of", a,
+             expected=f"would make a cycle ({c} -> {a} -> {b} -> {c})")  # fmt: skip
+    code, _lines, output = _cli("review", "decide", run, a, "rejected")
+    assert code == 0, output
+    _refused(d, "review", "decide", run, c, "part_of", "--part-of", a,
+             expected=f"'part of' target '{a}' was rejected")  # fmt: skip
+
+
+def test_import_refuses_part_of_cycles_and_rejected_targets(w):
+    d, run = w["dir"], w["run"]
+    a, b, gone = sorted(_statuses(run))[:3]
+    code, _lines, output = _cli("review", "decide", run, gone, "rejected")
+    assert code == 0, output
+    rejected = [gone]
+    out = d / "review.gpkg"
+    code, _lines, output = _cli("review", "export", run, out, "--status", "all")
+    assert code == 0, output
+    df = gpd.read_file(out, layer="review")
+    df["decision"], df["part_of"] = "", ""
+    df.loc[df["candidate_id"] == a, ["decision", "part_of"]] = ["part_of", b]
+    df.loc[df["candidate_id"] == b, ["decision", "part_of"]] = ["part_of", a]
+    df.to_file(d / "cycle.gpkg", layer="review")
+    _refused(d, "review", "import", run, d / "cycle.gpkg",
+             expected=f"would make a cycle ({a} -> {b} -> {a})")  # fmt: skip
+    df["decision"], df["part_of"] = "", ""
+    df.loc[df["candidate_id"] == a, ["decision", "part_of"]] = ["part_of", rejected[0]]
+    df.to_file(d / "onto-rejected.gpkg", layer="review")
+    _refused(d, "review", "import", run, d / "onto-rejected.gpkg",
+             expected=f"'part of' target '{rejected[0]}' was rejected")  # fmt: skip
+    # the same target confirmed in the same file is fine
+    df.loc[df["candidate_id"] == rejected[0], "decision"] = "confirmed"
+    df.to_file(d / "onto-confirmed.gpkg", layer="review")
+    code, _lines, output = _cli("review", "import", run, d / "onto-confirmed.gpkg")
+    assert code == 0, output

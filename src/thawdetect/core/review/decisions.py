@@ -50,6 +50,7 @@ __all__ = [
     "MAX_OUTLINE_DISTANCE_M",
     "check_outline",
     "check_part_of",
+    "check_part_of_targets",
     "cohen_kappa",
     "decide",
     "effective_decisions",
@@ -298,6 +299,65 @@ def check_part_of(
     )
 
 
+def check_part_of_targets(
+    ledger: Any,
+    batch: dict[str, tuple[str, str]],
+    *,
+    source: str | Path | None = None,
+) -> None:
+    """Refuse "part of" targets that are rejected candidates or that close a cycle.
+
+    Args:
+        ledger: the run's ledger.
+        batch: candidate_id -> (decision, part_of target) of the decisions about to be recorded;
+            they count as in effect (a target rejected in the same batch is refused too).
+
+    Raises:
+        InputError: naming the candidate and its target (a rejected target), or the cycle
+            (A -> B -> A); nothing is recorded.
+    """
+    wanted = {c: t for c, (d, t) in batch.items() if d == "part_of" and t}
+    if not wanted:
+        return
+    statuses = ledger.read("candidates", where={"candidate_id": sorted(set(wanted.values()))})
+    status = dict(zip(statuses["candidate_id"], statuses["status"], strict=True))
+    status.update({c: d for c, (d, _t) in batch.items()})
+    for cid, target in wanted.items():
+        if status.get(target) == "rejected":
+            raise InputError(
+                source,
+                f"candidate {cid}: 'part of' target '{target}' was rejected (not a landslide); "
+                "decide it again first or choose another target",
+            )
+    graph: dict[str, str] = {}
+    current = latest_decisions(ledger.read("decisions"))
+    if len(current):
+        is_part = (current["decision"] == "part_of").to_numpy()
+        graph = {
+            str(c): _text(t)
+            for c, t in zip(
+                current.index[is_part], current["part_of"].to_numpy()[is_part], strict=True
+            )
+            if _text(t)
+        }
+    for cid, (dec, target) in batch.items():
+        if dec == "part_of" and target:
+            graph[cid] = target
+        else:
+            graph.pop(cid, None)
+    for cid in wanted:
+        chain, node = [cid], graph[cid]
+        while node in graph and node not in chain and len(chain) <= len(graph):
+            chain.append(node)
+            node = graph[node]
+        if node == cid:
+            raise InputError(
+                source,
+                f"candidate {cid}: 'part of' would make a cycle "
+                f"({' -> '.join([*chain, cid])}); a feature cannot be part of its own part",
+            )
+
+
 def _rows(
     ids: Sequence[str],
     decisions: Sequence[str],
@@ -384,8 +444,11 @@ def decide(
     target = ""
     if decision == "part_of":
         inventory = ledger.read("inventory")
+        x = _text(part_of)  # a candidate of the run, of this iteration or not, is a target
+        known = cands if not x else ledger.read("candidates", where={"candidate_id": [*ids, x]})
         for cid in ids:
-            target = check_part_of(cid, part_of, inventory, cands, source=run_dir)
+            target = check_part_of(cid, part_of, inventory, known, source=run_dir)
+        check_part_of_targets(ledger, {c: (decision, target) for c in ids}, source=run_dir)
     n = len(ids)
     rows = _rows(
         ids, [decision] * n, [prob] * n, [note] * n, [reviewer] * n, [outline] * n, [target] * n

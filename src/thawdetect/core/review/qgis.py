@@ -165,6 +165,7 @@ def import_from_qgis(
         _wkt,
         check_outline,
         check_part_of,
+        check_part_of_targets,
         latest_decisions,
         open_ledger,
     )
@@ -216,6 +217,13 @@ def import_from_qgis(
     if df.crs is not None and ledger.crs is not None and len(df):
         geoms = geoms.to_crs(ledger.crs)
     inventory = ledger.read("inventory")
+    named = {_text(t) for t in df.get("part_of", [])} - {""}
+    if named:  # a target may be any candidate of the run, not only one of this file
+        cands_and_targets = ledger.read(
+            "candidates", where={"candidate_id": sorted(set(df["candidate_id"]) | named)}
+        )
+    else:
+        cands_and_targets = cands
     outlines, targets = [], []
     for cid, dec, geom, target in zip(
         df["candidate_id"],
@@ -231,13 +239,20 @@ def import_from_qgis(
         else:
             outlines.append("")
         if dec == "part_of":
-            targets.append(check_part_of(cid, target, inventory, cands, source=edited_path))
+            targets.append(
+                check_part_of(cid, target, inventory, cands_and_targets, source=edited_path)
+            )
         elif not _blank(target):
             raise InputError(
                 edited_path, f"candidate {cid}: part_of '{_text(target)}' needs decision part_of"
             )
         else:
             targets.append("")
+    check_part_of_targets(
+        ledger,
+        dict(zip(df["candidate_id"], zip(df["decision"], targets, strict=True), strict=True)),
+        source=edited_path,
+    )
     default_reviewer = reviewer or "qgis"
     names = df["reviewer"] if "reviewer" in df else pd.Series(None, index=df.index)
     notes = df["note"] if "note" in df else pd.Series(None, index=df.index)
