@@ -514,3 +514,31 @@ def test_import_refuses_part_of_cycles_and_rejected_targets(w):
     df.to_file(d / "onto-confirmed.gpkg", layer="review")
     code, _lines, output = _cli("review", "import", run, d / "onto-confirmed.gpkg")
     assert code == 0, output
+
+
+def test_a_stale_export_does_not_silently_override_a_newer_decision(w):
+    import time
+
+    d, run = w["dir"], w["run"]
+    a = sorted(_statuses(run))[0]
+    out = d / "ann.gpkg"
+    code, _lines, output = _cli("review", "export", run, out, "--status", "all")
+    assert code == 0, output
+    df = gpd.read_file(out, layer="review")
+    df["decision"], df["reviewer"] = "", ""
+    df.loc[df["candidate_id"] == a, ["decision", "reviewer"]] = ["rejected", "ann"]
+    df.to_file(out, layer="review")
+    time.sleep(1.1)  # ledger timestamps have whole seconds
+    code, _lines, output = _cli("review", "decide", run, a, "confirmed", "-r", "bob")
+    assert code == 0, output
+    code, lines, output = _cli("review", "import", run, out)
+    assert code == 0, output
+    warning = [ln for ln in lines if ln.startswith("warning: ")]
+    assert len(warning) == 1, output
+    assert f"before another reviewer decided {a} (confirmed by bob" in warning[0]
+    assert "kept the newer decisions" in warning[0]
+    assert _statuses(run)[a] == "confirmed"
+    code, lines, output = _cli("review", "import", run, out, "--prefer", "file")
+    assert code == 0, output
+    assert "applied the file's decisions over them" in output
+    assert _statuses(run)[a] == "rejected"

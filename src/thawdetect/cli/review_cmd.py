@@ -191,14 +191,29 @@ def export_cmd(run_dir: Path, out: Path, status: str) -> None:
 @click.argument("edited", type=click.Path(path_type=Path, dir_okay=False))
 @click.option("-r", "--reviewer", envvar="THAWDETECT_REVIEWER",
               help="Name for rows with an empty reviewer field (default 'qgis').")  # fmt: skip
-def import_cmd(run_dir: Path, edited: Path, reviewer: str | None) -> None:
+@click.option("--prefer", type=click.Choice(["newer", "file"]), default="newer",
+              show_default=True,
+              help="A candidate another reviewer decided after EDITED was exported: keep that "
+                   "newer decision, or apply the file's.")  # fmt: skip
+def import_cmd(run_dir: Path, edited: Path, reviewer: str | None, prefer: str) -> None:
     """Apply the decisions filled in EDITED (one transaction; any bad row applies nothing)."""
     from thawdetect.core.review.decisions import import_from_qgis, open_ledger
     from thawdetect.core.run.rundir import writing_to_run
 
     open_ledger(run_dir)  # a damaged ledger is named before anything is written
     with writing_to_run(run_dir):  # refused while a run is going
-        rows = import_from_qgis(run_dir, edited, reviewer=reviewer)
+        rows = import_from_qgis(run_dir, edited, reviewer=reviewer, prefer=prefer)
+    stale = rows.attrs.get("conflicts") or []
+    if stale:
+        named = ", ".join(f"{c} ({d} by {r} at {t})" for c, r, d, t in stale[:5])
+        more = f" and {len(stale) - 5} more" if len(stale) > 5 else ""
+        kept = (
+            "kept the newer decisions (--prefer file applies the file's)"
+            if prefer == "newer"
+            else "applied the file's decisions over them (--prefer file)"
+        )
+        click.echo(f"warning: {edited} was exported before another reviewer decided {named}"
+                   f"{more}; {kept}", err=True)  # fmt: skip
     counts = rows["decision"].value_counts().to_dict() if len(rows) else {}
     summary = ", ".join(f"{v} {k}" for k, v in sorted(counts.items())) or "nothing"
     click.echo(f"applied {len(rows)} decisions ({summary})")

@@ -23,9 +23,14 @@ import pandas as pd
 import shapely
 
 from thawdetect.core.errors import InputError
-from thawdetect.core.run.ledger import DECISIONS, PROBABILITIES, TABLE_SCHEMAS
+from thawdetect.core.run.ledger import DECISIONS, PROBABILITIES, TABLE_SCHEMAS, now_iso
 
-__all__ = ["export_for_qgis", "import_from_qgis"]
+__all__ = ["EXPORTED_AT", "PREFER", "export_for_qgis", "import_from_qgis"]
+
+#: Field of the review export holding when it was written (UTC, ISO 8601).
+EXPORTED_AT = "exported_at"
+#: How an import settles a row against another reviewer's decision made after the export.
+PREFER = ("newer", "file")
 
 
 def export_for_qgis(
@@ -59,6 +64,7 @@ def export_for_qgis(
     out = queue.drop(columns=drop)
     for col in EDIT_FIELDS:
         out[col] = pd.Series([""] * len(out), dtype=object, index=out.index)
+    out[EXPORTED_AT] = now_iso()  # an import warns about decisions made after this
     out = gpd.GeoDataFrame(out, geometry="geometry", crs=queue.crs)
     inventory = open_ledger(run_dir).read("inventory")
     out_path.parent.mkdir(parents=True, exist_ok=True)
@@ -132,7 +138,11 @@ def _edited(geom: Any, original: Any) -> bool:
 
 
 def import_from_qgis(
-    run_dir: str | Path, edited_path: str | Path, *, reviewer: str | None = None
+    run_dir: str | Path,
+    edited_path: str | Path,
+    *,
+    reviewer: str | None = None,
+    prefer: str = "newer",
 ) -> pd.DataFrame:
     """Apply the decisions (and edited outlines) of an exported GeoPackage, in one transaction.
 
@@ -147,6 +157,10 @@ def import_from_qgis(
         run_dir: the run directory.
         edited_path: the edited export.
         reviewer: name used where the file's ``reviewer`` field is empty (default "qgis").
+        prefer: a row whose candidate another reviewer decided after the export was written
+            (a stale file) keeps that newer decision (``"newer"``, the default) or is applied
+            over it (``"file"``); either way the candidates are listed in
+            ``rows.attrs["conflicts"]`` (candidate_id, reviewer, decision, timestamp).
 
     Returns:
         The applied decision rows.
@@ -170,6 +184,8 @@ def import_from_qgis(
         open_ledger,
     )
 
+    if prefer not in PREFER:
+        raise InputError(edited_path, f"prefer='{prefer}': use one of {list(PREFER)}")
     edited_path = Path(edited_path)
     if not edited_path.exists():
         raise InputError(edited_path, "edited review file does not exist")
@@ -281,6 +297,35 @@ def import_from_qgis(
                 and _text(c.get("part_of")) == r.part_of
             )
         rows = rows[~same].reset_index(drop=True)
+        stale = _stale(rows, current, df)
+        if prefer == "newer" and stale:
+            rows = rows[~rows["candidate_id"].isin([c[0] for c in stale])].reset_index(drop=True)
         if len(rows):
             t.record_decisions(rows)
+    rows.attrs["conflicts"] = stale
     return rows
+
+
+def _stale(
+    rows: pd.DataFrame, current: pd.DataFrame, edited: pd.DataFrame
+) -> list[tuple[str, str, str, str]]:
+    """Rows whose candidate another reviewer decided after the export was written.
+
+    Returns:
+        (candidate_id, that reviewer, that decision, its timestamp) per such row; none for a
+        file without the ``exported_at`` field (written before it existed).
+    """
+    from thawdetect.core.review.decisions import _text
+
+    if EXPORTED_AT not in edited or not len(rows):
+        return []
+    when = dict(zip(edited["candidate_id"], map(_text, edited[EXPORTED_AT]), strict=True))
+    out = []
+    for r in rows.itertuples(index=False):
+        cid, exported = str(r.candidate_id), when.get(str(r.candidate_id), "")
+        if not exported or cid not in current.index:
+            continue
+        c = current.loc[cid]
+        if _text(c["timestamp"]) > exported and _text(c["reviewer"]) != r.reviewer:
+            out.append((cid, _text(c["reviewer"]), _text(c["decision"]), _text(c["timestamp"])))
+    return out
