@@ -87,3 +87,43 @@ def test_tile_server_reads_run_rasters_without_overview_warning(run_dir: Path) -
             with rio_tiler.Reader(str(p)) as src:
                 src.preview(max_size=256)
     path.unlink()
+
+
+def test_terrain_derive_writes_cogs(tmp_path: Path) -> None:
+    """``thawdetect terrain derive`` (the real CLI): slope, aspect and mask are COGs with their
+    values, tags and nodata; aspect and mask overviews are not averaged (no invented angles or
+    classes)."""
+    n = 600
+    yy, xx = np.mgrid[0:n, 0:n].astype(np.float32)
+    z = 3800 + 0.3 * xx + 40 * np.sin(yy / 40) * np.cos(xx / 55)
+    z[:3, :3] = np.nan
+    dem = tmp_path / "dem.tif"
+    with rasterio.open(dem, "w", driver="GTiff", width=n, height=n, count=1, dtype="float32",
+                       crs="EPSG:32647", transform=from_origin(500000, 4200000, 10, 10),
+                       nodata=np.nan) as dst:  # fmt: skip
+        dst.write(z.astype(np.float32), 1)
+    out = tmp_path / "terrain"
+    done = subprocess.run(
+        [sys.executable, "-m", "thawdetect", "terrain", "derive", "--dem", str(dem), "--out",
+         str(out), "--slope-deg", "1", "30", "--aspect-deg", "315", "45"],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    written = sorted(out.glob("*.tif"))
+    assert [p.name for p in written] == ["aspect_deg.tif", "slope_deg.tif", "terrain_mask.tif"]
+    assert {p.name: cog_problems(p) for p in written} == {p.name: [] for p in written}
+    assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no temporary file left
+    from thawdetect.plugins.terrain.derivatives import slope_aspect
+
+    slope, aspect = slope_aspect(z, 10.0)
+    with rasterio.open(out / "slope_deg.tif") as s, rasterio.open(out / "aspect_deg.tif") as a:
+        assert s.overviews(1) and a.overviews(1)
+        assert s.tags()["surface_fit"] == "Horn" and s.tags()["layer"] == "slope"
+        np.testing.assert_array_equal(s.read(1), slope)
+        np.testing.assert_array_equal(a.read(1), aspect)
+        full = set(np.unique(aspect[np.isfinite(aspect)]))
+        small = a.read(1, out_shape=(n // 4, n // 4))
+        assert set(np.unique(small[np.isfinite(small)])) <= full  # nearest: real angles only
+    with rasterio.open(out / "terrain_mask.tif") as m:
+        assert m.nodata == 255 and m.overviews(1)
+        assert set(np.unique(m.read(1, out_shape=(n // 4, n // 4)))) <= {0, 1, 255}

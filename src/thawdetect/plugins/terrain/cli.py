@@ -120,7 +120,11 @@ def stats(
     help="Mask: aspect interval MIN MAX (degrees from north clockwise; MIN > MAX wraps through "
     "north); repeat for a union.",
 )
-@click.option("--overviews/--no-overviews", default=False, help="Add overviews (COG-like).")
+@click.option(
+    "--overviews/--no-overviews",
+    default=False,
+    help="Fixed overview levels 2, 4, 8, 16 (default: GDAL COG's own, down to one tile).",
+)
 def derive(
     dem: Path,
     out_dir: Path,
@@ -133,9 +137,9 @@ def derive(
 ) -> None:
     """Write slope_deg.tif and aspect_deg.tif (and terrain_mask.tif with mask options).
 
-    Tiled 256 × 256, deflate-compressed GeoTIFFs, computed block by block with a 1-pixel halo
-    (2 for Florinsky). Metadata (surface fit, aspect convention) go into the GeoTIFF tags and
-    terrain_metadata.json.
+    Cloud-Optimised GeoTIFFs (tiled 256 × 256, deflate, overviews), computed block by block
+    with a 1-pixel halo (2 for Florinsky). Metadata (surface fit, aspect convention) go into the
+    GeoTIFF tags and terrain_metadata.json.
 
     \b
     Example:

@@ -213,7 +213,8 @@ def derive(
     Each block of ``block_size_px`` cells is read with a halo of 1 pixel (2 for Florinsky), passed
     to xdem, cropped, and written into tiled (256 × 256), deflate-compressed GeoTIFFs, so memory
     depends on the block size, not on the DEM size. Results are identical to xdem on the whole
-    array. Files are written under temporary names and renamed when complete.
+    array. Files are written under temporary names, then copied into Cloud-Optimised GeoTIFFs
+    (overviews; :func:`thawdetect.core.cog.to_cog`) that replace the final names atomically.
 
     Each row of blocks is one Dask task (:func:`thawdetect.core.compute.compute`, the scheduler
     of ``--scheduler`` / ``compute.scheduler``): the task opens the DEM by path and writes an
@@ -229,7 +230,8 @@ def derive(
         block_size_px: processing block edge in pixels, a positive multiple of 256.
         mask: ranges for ``terrain_mask.tif`` (uint8: 1 inside, 0 outside, 255 nodata); none
             written when None.
-        overviews: add averaged overviews (2, 4, 8, 16), as a COG would have.
+        overviews: fixed overview levels (2, 4, 8, 16) instead of the COG driver's own (down to
+            one 256 px tile). Every output is a Cloud-Optimised GeoTIFF either way.
 
     Returns:
         The paths written and the metadata (also saved as ``terrain_metadata.json``).
@@ -320,8 +322,12 @@ def derive(
                     dst.close()
         if n_valid == 0:
             raise InputError(dem, "DEM holds no valid elevation: every cell is nodata")
+        from thawdetect.plugin_api import to_cog
+
         for k in paths:
-            os.replace(tmp[k], paths[k])
+            # a COG (overviews, 256 px tiles) under the final name, atomically: the review page's
+            # tile server and QGIS read overviews; aspect (an angle) and the mask are not averaged
+            to_cog(tmp[k], paths[k], resampling="AVERAGE" if k == "slope" else "NEAREST")
     finally:
         for p in tmp.values():
             p.unlink(missing_ok=True)
