@@ -211,3 +211,16 @@ def test_same_output_with_list_time_and_text_evidence(seed):
             merge_candidates(props, CRS, buffer_m=buffer_m),
             reference_merge(props, CRS, buffer_m=buffer_m),
         )
+
+
+def test_one_detectors_outlines_that_only_touch_stay_apart():
+    # neighbouring landslides delineated edge to edge on one pixel grid are two candidates;
+    # outlines of one detector that overlap, or of two detectors that touch, are one
+    props = gpd.GeoDataFrame(
+        {"detector": ["a", "a", "a", "b"], SCORE_COLUMN: [0.9, 0.8, 0.7, 0.5]},
+        geometry=[box(0, 0, 10, 10), box(10, 0, 20, 10), box(30, 0, 40, 10), box(40, 0, 50, 10)],
+        crs=CRS,
+    )
+    assert len(merge_candidates(props, CRS)) == 3  # (0) (1) (2 + b)
+    props.loc[1, "geometry"] = box(9, 0, 20, 10)  # now overlaps the first
+    assert len(merge_candidates(props, CRS)) == 2

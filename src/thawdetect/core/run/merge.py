@@ -87,7 +87,18 @@ def merge_candidates(
     geoms = p.geometry.buffer(buffer_m / 2.0) if buffer_m > 0 else p.geometry
     ia, ib = gpd.GeoSeries(geoms, crs=crs).sindex.query(geoms, predicate="intersects")
     # Same-detector overlaps are joined too: a detector's own outputs should not overlap, and if
-    # they do (e.g. two images of one slump) they are one candidate for review.
+    # they do (e.g. two images of one slump) they are one candidate for review. Outlines of one
+    # detector that only touch are kept apart: a detector that delineates neighbouring
+    # landslides on one pixel grid (insar_sbas's competing growth) draws them edge to edge.
+    det = p["detector"].to_numpy()
+    same = (det[ia] == det[ib]) & (ia != ib)
+    if same.any():
+        import shapely
+
+        garr = np.asarray(geoms, dtype=object)
+        only_touch = np.zeros(len(ia), dtype=bool)
+        only_touch[same] = shapely.touches(garr[ia[same]], garr[ib[same]])
+        ia, ib = ia[~only_touch], ib[~only_touch]
     labels = _components(len(p), ia, ib)
     evidence_cols = [
         c for c in p.columns if c not in ("geometry", "detector", "_rank", SERIES_COLUMN)
