@@ -11,12 +11,16 @@ from numpy.typing import NDArray
 
 from thawdetect.core.review._styles import _Style
 
-#: Long side of a chip in pixels (frames of every resolution are resampled to one grid).
-CHIP_SIZE_PX = 256
+#: Long side of a chip in pixels (frames of every resolution are resampled to one grid): 384 px
+#: shows a 10-pixel slump of a 30 m InSAR grid as ~40 screen pixels with 300 m of ground around
+#: it, and two chips still sit side by side in the review page's evidence column.
+CHIP_SIZE_PX = 384
 OUTLINE_RGB = (255, 40, 40)
+#: Drawn under the outline, so it stays visible on a red (RdBu) or yellow (viridis) ramp.
+HALO_RGB = (0, 0, 0)
 #: Behind no-data cells when there is no DEM for a hillshade (light grey, never black).
 NODATA_RGB = (214, 214, 214)
-_HEADER_PX = 43
+_HEADER_PX = 38
 _FOOTER_PX = 30
 
 
@@ -140,17 +144,20 @@ def _footer(st: _Style, width: int) -> Any:
 
 
 def _header(st: _Style, title: str, width: int) -> Any:
-    """What the frame shows, its date(s), its source: drawn once per style and width."""
+    """Two lines, drawn once per style and width: what the frame shows in words with its units
+    ("LOS rate (mm/yr)", ``_styles._title``), then its date(s) once and its source, if the frame
+    names one (never a file name)."""
     from PIL import Image, ImageDraw
 
+    title = st.title or title
     key = ("header", title, width)
     if key not in st.cache:
         img = Image.new("RGB", (width, _HEADER_PX), (255, 255, 255))
         draw = ImageDraw.Draw(img)
-        font = _font(11)
-        draw.text((4, 2), _fit(draw, title, font, width - 8), fill=(0, 0, 0), font=font)
-        draw.text((4, 15), _fit(draw, st.date, font, width - 8), fill=(40, 40, 40), font=font)
-        draw.text((4, 28), _fit(draw, st.source, font, width - 8), fill=(90, 90, 90), font=font)
+        big, font = _font(14), _font(11)
+        draw.text((5, 2), _fit(draw, title, big, width - 10), fill=(0, 0, 0), font=big)
+        second = " · ".join(t for t in (st.date, st.source) if t)
+        draw.text((5, 21), _fit(draw, second, font, width - 10), fill=(70, 70, 70), font=font)
         st.cache[key] = img
     return st.cache[key]
 
@@ -170,6 +177,10 @@ def _panel(
     draw = ImageDraw.Draw(img)
     font = _font(11)
     img.paste(_header(st, title, width), (0, 0))
+    for ring in outline_px:
+        pts = [(float(x) + ox, float(y) + oy) for x, y in ring]
+        if len(pts) >= 2:
+            draw.line(pts, fill=HALO_RGB, width=4, joint="curve")
     for ring in outline_px:
         pts = [(float(x) + ox, float(y) + oy) for x, y in ring]
         if len(pts) >= 2:

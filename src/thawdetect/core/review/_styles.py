@@ -18,6 +18,19 @@ from thawdetect.core.plugin_api.detector import ImageFrame
 from thawdetect.core.review._reading import _filled
 
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}")
+_SINCE_ITSELF = re.compile(r"^(\S+) \(since \1\)$")
+
+
+def _date_once(text: str) -> str:
+    """A frame's date as the header writes it: "2018-01-03 (since 2018-01-03)" (the first frame
+    of a time-lapse) is "2018-01-03".
+
+    Examples:
+        >>> _date_once("2018-01-03 (since 2018-01-03)"), _date_once("2018-03-28 (since 2018-01-03)")
+        ('2018-01-03', '2018-03-28 (since 2018-01-03)')
+    """
+    m = _SINCE_ITSELF.match(text.strip())
+    return m.group(1) if m else text
 
 
 def _safe(text: str) -> str:
@@ -41,10 +54,41 @@ class _Style:
     symmetric: bool
     colormap: str
     fixed: bool = True
+    title: str = ""
     file_label: str = ""
     last_in_group: bool = False
     lut: Any = field(default=None, repr=False)
     cache: dict[Any, Any] = field(default_factory=dict, repr=False)
+
+
+def _title(label: str, units: str, bands: tuple[int, ...], value: bool, date: str) -> str:
+    """The header's first line in words a reviewer reads: what the frame shows and its units in
+    brackets ("LOS rate (mm/yr)"), or an image's bands ("optical image (bands 3,2,1)"); never a
+    file name, and never the date again (the second line holds it).
+
+    Examples:
+        >>> _title("LOS rate", "mm/yr", (1,), True, "")
+        'LOS rate (mm/yr)'
+        >>> _title("LOS rate mm/yr", "mm/yr", (1,), True, "")
+        'LOS rate (mm/yr)'
+        >>> _title("2019-07-01", "", (3, 2, 1), False, "2019-07-01")
+        'optical image (bands 3,2,1)'
+        >>> _title("2021-08-21 S2 NIR", "", (4,), False, "2021-08-21")
+        'S2 NIR (band 4)'
+    """
+    name = label.strip()
+    if date and name.startswith(date.split()[0]):
+        name = name[len(date.split()[0]) :].strip(" ·,-_")
+    if value:
+        name = name or "value"
+        if units and units not in name:
+            return f"{name} ({units})"
+        if units and name.endswith(units) and not name.endswith(f"({units})"):
+            return f"{name[: -len(units)].rstrip(' ,·')} ({units})"
+        return name
+    which = ",".join(str(b) for b in bands)
+    kind = "bands" if len(bands) > 1 else "band"
+    return f"{name or ('optical image' if len(bands) >= 3 else 'image')} ({kind} {which})"
 
 
 def _raster_stretch(path: Path, band: int) -> tuple[float, float, bool]:
@@ -114,7 +158,7 @@ def _styles(frames: Sequence[ImageFrame]) -> list[_Style]:
             symmetric = math.isclose(vr[0], -vr[1])
         else:
             fixed = False
-        date_text = f.date or (m.group(0) if (m := _DATE.match(f.label)) else "")
+        date_text = _date_once(f.date or (m.group(0) if (m := _DATE.match(f.label)) else ""))
         cmap = f.colormap or ("RdBu" if symmetric else "viridis")
         out.append(
             _Style(
@@ -125,12 +169,13 @@ def _styles(frames: Sequence[ImageFrame]) -> list[_Style]:
                 kind="value" if value else "rgb",
                 units=f.units,
                 date=date_text,
-                source=f.source or path.name,
+                source=f.source,  # the header never shows a file name
                 group=f.group,
                 vrange=vr,  # type: ignore[arg-type]
                 symmetric=symmetric,
                 colormap=cmap,
                 fixed=fixed,
+                title=_title(f.label, f.units, tuple(f.bands), value, date_text),
             )
         )
     labels = [st.label for st in out]
