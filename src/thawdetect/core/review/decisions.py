@@ -83,8 +83,9 @@ def review_queue(
 ) -> gpd.GeoDataFrame:
     """Candidates to review, most promising first.
 
-    Ordered by the number of agreeing detectors (descending), then score (descending), then id,
-    so candidates that several independent methods found come first.
+    In :func:`thawdetect.core.review.order.sort_queue`'s order: agreeing detectors, then
+    amplitude-prone InSAR candidates, then the detectors' confidence on one 0-1 scale, then id
+    (computed over the whole ledger, so a filter never reorders; the page uses the same).
 
     Args:
         run_dir: the run directory.
@@ -96,14 +97,14 @@ def review_queue(
     """
     if status is not None and status not in STATUSES:
         raise InputError(run_dir, f"unknown status '{status}'; use one of {list(STATUSES)}")
-    cands = open_ledger(run_dir).read("candidates")
+    from thawdetect.core.review.order import sort_queue
+
+    cands = sort_queue(open_ledger(run_dir).read("candidates"))
     if status is not None:
         cands = cands[cands["status"] == status]
     if iteration is not None:
         cands = cands[cands["iteration"] == iteration]
-    return cands.sort_values(
-        ["n_detectors", "score", "candidate_id"], ascending=[False, False, True], kind="stable"
-    ).reset_index(drop=True)
+    return cands.reset_index(drop=True)
 
 
 def _normalise_probability(value: Any) -> str | None:

@@ -330,7 +330,7 @@
   }
   function renderSummary() {
     const pend = S.rows.filter((r) => r.status === "pending").length;
-    $("queue-summary").textContent = `${S.rows.length} in view · ${pend} pending · order: detectors agreeing, then score`;
+    $("queue-summary").textContent = `${S.rows.length} in view · ${pend} pending · order: detectors agreeing, amplitude-prone, confidence`;
   }
   function renderRow(i) { // one row after a decision: no rebuild of a 10,000-row list
     const r = S.rows[i];

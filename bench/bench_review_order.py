@@ -1,0 +1,131 @@
+"""Benchmark (issue 23): how early the review queue shows the slumps that get confirmed.
+
+For each decided run given (its ledger's final decisions are the truth: ``confirmed`` and
+``part_of`` are real slumps, everything else is not), the candidates are put in the queue's order
+before issue 23 (agreement, then score) and in :func:`thawdetect.core.review.order.sort_queue`'s,
+and the bench prints, per scene family (runs grouped by the detectors that proposed their
+candidates, or by ``--family-from`` on the run's directory name):
+
+* ``k90`` / ``k100``: how many candidates a reviewer sees before 90 % / 100 % of the confirmed
+  ones, as a share of the queue (summed over the family's runs);
+* ``AUC``: the ranking AUC (the chance that a confirmed candidate comes before a rejected one).
+
+* ``1st half %``: the share of the confirmed candidates in the first half of each queue, and
+  ``ideal %`` the most any order gives (a queue that is mostly real slumps cannot hold 90 % of
+  them in its first half).
+
+Goal (issue 23): ≥ 90 % of the confirmed slumps within the first half of the queue on every scene
+family (or all the first half can hold, where that is less).
+
+Usage::
+
+    python bench/bench_review_order.py RUN_DIR [RUN_DIR ...] [--family-from REGEX]
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sqlite3
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "src"))
+
+from thawdetect.core.review.order import sort_queue  # noqa: E402
+
+REAL = {"confirmed", "part_of"}
+
+
+def load(run: Path) -> pd.DataFrame:
+    """The run's candidates with their final status (plain SQLite: no geometry needed)."""
+    with sqlite3.connect(run / "ledger.gpkg") as con:
+        return pd.read_sql(
+            "select candidate_id, iteration, detectors, n_detectors, score, status, evidence_json"
+            " from candidates",
+            con,
+        )
+
+
+def old_order(c: pd.DataFrame) -> pd.DataFrame:
+    return c.sort_values(
+        ["n_detectors", "score", "candidate_id"], ascending=[False, False, True], kind="stable"
+    ).reset_index(drop=True)
+
+
+def figures(real: np.ndarray) -> tuple[int, int, int, float, int, int, int]:
+    """(queue length, k90, k100, AUC, confirmed, confirmed in the first half, the most the first
+    half can hold) of a queue's 0/1 truth in review order."""
+    n, pos = len(real), int(real.sum())
+    half = int(np.ceil(n / 2))
+    first, best = int(real[:half].sum()), min(pos, half)
+    if pos == 0:
+        return n, 0, 0, float("nan"), 0, 0, 0
+    hits = np.cumsum(real)
+    k90 = int(np.searchsorted(hits, int(np.ceil(0.9 * pos))) + 1)
+    k100 = int(np.searchsorted(hits, pos) + 1)
+    neg = n - pos
+    # AUC: for each real candidate, the share of the non-real ones after it
+    after = neg - np.cumsum(~real.astype(bool))[real.astype(bool)]
+    auc = float(after.sum() / (pos * neg)) if neg else 1.0
+    return n, k90, k100, auc, pos, first, best
+
+
+def per_iteration(c: pd.DataFrame, order) -> list[tuple[int, int, int, float, int, int, int]]:  # type: ignore[no-untyped-def]
+    """One queue per iteration (what a reviewer sees at a time), figures of each."""
+    out = []
+    ranked = order(c)
+    for _, q in ranked.groupby("iteration", sort=True):
+        real = q["status"].isin(REAL).to_numpy()
+        out.append(figures(real))
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("runs", nargs="+", type=Path)
+    ap.add_argument("--family-from", default=None, help="regex on the run's path: group(1)")
+    args = ap.parse_args()
+    fams: dict[str, dict[str, list[tuple[int, int, int, float, int, int, int]]]] = {}
+    for run in args.runs:
+        c = load(run)
+        c = c[c["status"] != "pending"]
+        if c.empty or not c["status"].isin(REAL).any():
+            continue
+        if args.family_from and (m := re.search(args.family_from, str(run))):
+            fam = m.group(1)
+        else:
+            fam = "+".join(sorted({d for t in c["detectors"] for d in str(t).split(",")}))
+        f = fams.setdefault(fam, {"before": [], "issue 23": []})
+        f["before"] += per_iteration(c, old_order)
+        f["issue 23"] += per_iteration(c, sort_queue)
+    print(f"{'family':<24}{'order':<10}{'queues':>7}{'cands':>6}{'real':>5}{'k90 %':>7}"
+          f"{'k100 %':>7}{'AUC':>7}{'1st half %':>11}{'ideal %':>8}")  # fmt: skip
+    met = True
+    for fam, orders in sorted(fams.items()):
+        for name, rows in orders.items():
+            a = np.array(rows, dtype=float)
+            n = a[:, 0].sum()
+            k90, k100 = a[:, 1].sum() / n, a[:, 2].sum() / n
+            auc = float(np.nanmean(a[:, 3]))
+            pos, first, best = (
+                a[:, 4].sum(),
+                a[:, 5].sum() / a[:, 4].sum(),
+                a[:, 6].sum() / a[:, 4].sum(),
+            )
+            print(
+                f"{fam:<24}{name:<10}{len(a):>7}{int(n):>6}{int(pos):>5}{100 * k90:>7.1f}"
+                f"{100 * k100:>7.1f}{auc:>7.3f}{100 * first:>11.1f}{100 * best:>8.1f}"
+            )
+            if name == "issue 23":
+                met &= first >= min(0.9, best) - 1e-9
+    print(f"goal: ≥ 90 % of confirmed slumps in the first half of the queue on every family: "
+          f"{'met' if met else 'NOT met'}")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
