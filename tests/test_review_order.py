@@ -17,8 +17,8 @@ REPO = Path(__file__).resolve().parents[1]
 
 def _cands() -> pd.DataFrame:
     ev = [
-        {"insar_sbas": {"score": 1050.0, "amplitude_prone": 1}},
-        {"insar_sbas": {"score": 80.0, "amplitude_prone": 0}},
+        {"insar_sbas": {"score": 1050.0, "amplitude_prone": 1, "max_abs_rate_mm_yr": 30.0}},
+        {"insar_sbas": {"score": 80.0, "amplitude_prone": 0, "max_abs_rate_mm_yr": 90.0}},
         {"optical_dl": {"score": 0.95}},
         {"optical_dl": {"score": 0.40}},
         {"insar_sbas": {"score": 60.0, "amplitude_prone": 0}, "optical_dl": {"score": 0.5}},
@@ -44,13 +44,20 @@ def _cands() -> pd.DataFrame:
     )
 
 
-def test_agreement_then_prone_then_confidence_on_one_scale() -> None:
+def test_agreement_then_confidence_on_one_scale() -> None:
     order = sort_queue(_cands())["candidate_id"].tolist()
-    # agreement first; then the amplitude-prone InSAR candidate; then the confidence on one
-    # scale: optical 0.95 is its detector's best (percentile 1.0), then a given probability
-    # 0.99, then InSAR's 80 (percentile 2/3 although 80 > 0.95 as a raw score), optical 0.40
-    assert order == ["it01-0005", "it01-0001", "it01-0003", "it01-0006", "it01-0002",
+    # agreement first; then the confidence on one scale: InSAR's peak |rate| 90 mm/yr and
+    # optical 0.95 are their detector's best (percentile 1.0), then a given probability 0.99,
+    # then InSAR's 30 mm/yr (percentile 2/3 although its score 1050 is the largest), optical 0.40
+    assert order == ["it01-0005", "it01-0002", "it01-0003", "it01-0006", "it01-0001",
                      "it01-0004"]  # fmt: skip
+
+
+def test_prone_first_when_configured(monkeypatch) -> None:
+    from thawdetect.core.review import order as mod
+
+    monkeypatch.setattr(mod, "PRONE_FIELDS", ("amplitude_prone",))
+    assert sort_queue(_cands())["candidate_id"].tolist()[:2] == ["it01-0005", "it01-0001"]
 
 
 def test_order_is_stable_under_filters_and_empty() -> None:

@@ -4,12 +4,12 @@ Reviewers' hours are the loop's cost (Xia et al.: 2-6 h per iteration for two ex
 queue puts first what predicts a confirmation:
 
 1. **cross-detector agreement**: candidates that more independent detectors proposed;
-2. **amplitude-prone InSAR candidates** (Wei et al.: thaw slumps show a seasonal amplitude;
-   the InSAR detector's ``amplitude_prone`` evidence) before the others;
+2. candidates with a ``PRONE_FIELDS`` evidence field set (off by default, see there: the
+   InSAR detector's ``amplitude_prone``, Wei et al., did not predict confirmations in the bench);
 3. **the detector's own confidence on one scale**: a detector's ``probability`` evidence when it
-   gives one, else its score's percentile among that detector's candidates of the ledger (so an
-   InSAR score of ~1000 and a network's 0.9 compare; a mixed candidate takes the mean over its
-   detectors);
+   gives one, else the percentile among that detector's candidates of the ledger of its
+   ``STRENGTH_FIELDS`` evidence (InSAR: the peak |LOS rate|) or its score (so an InSAR score of
+   ~1000 and a network's 0.9 compare; a mixed candidate takes the mean over its detectors);
 4. then the id, so the order is stable.
 
 ``bench/bench_review_order.py`` measures how many candidates a reviewer sees before 90 % and
@@ -24,8 +24,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-#: Evidence fields that say "amplitude-prone" (a detector that finds seasonal heave).
-PRONE_FIELDS = ("amplitude_prone",)
+#: Evidence fields that put a candidate first within its agreement level ("amplitude-prone",
+#: after Wei et al.). Empty: on the InSAR scene families ``amplitude_prone`` predicts a
+#: confirmation in one family and the opposite in the other (pooled AUC 0.61 and 0.40,
+#: bench/bench_review_order.py), and the InSAR score already weighs it.
+PRONE_FIELDS: tuple[str, ...] = ()
+#: Evidence fields ranked instead of a detector's score where present (first found wins): the
+#: InSAR candidate's peak |LOS rate| (pooled AUC 0.88 and 0.89 against 0.62 and 0.58 for its
+#: score) orders the InSAR queue better (ranking AUC 0.946 and 0.946, was 0.904 and 0.924).
+STRENGTH_FIELDS: tuple[str, ...] = ("max_abs_rate_mm_yr",)
 
 
 def _evidence(text: Any) -> dict[str, Any]:
@@ -48,7 +55,7 @@ def priority(cands: pd.DataFrame) -> pd.DataFrame:
         ...     "evidence_json": ['{"x": {"score": 5}}', '{"x": {"score": 900}}',
         ...                       '{"y": {"probability": 0.8, "amplitude_prone": 1}}']})
         >>> priority(c)[["prone", "confidence"]].values.tolist()
-        [[0.0, 0.5], [0.0, 1.0], [1.0, 0.8]]
+        [[0.0, 0.5], [0.0, 1.0], [0.0, 0.8]]
     """
     n = len(cands)
     evs = [_evidence(t) for t in cands.get("evidence_json", pd.Series([None] * n))]
@@ -65,6 +72,10 @@ def priority(cands: pd.DataFrame) -> pd.DataFrame:
             if any(_truthy(e.get(f)) for f in PRONE_FIELDS):
                 prone[i] = 1.0
             s = _num(e.get("score"), score[i])
+            for f in STRENGTH_FIELDS:
+                if f in e:
+                    s = _num(e.get(f), s)
+                    break
             rows.append((i, d, s, _num(e.get("probability"), np.nan)))
     table = pd.DataFrame(rows, columns=["row", "det", "score", "prob"])
     pct = table.groupby("det")["score"].rank(pct=True, method="average")
