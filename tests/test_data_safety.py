@@ -542,3 +542,97 @@ def test_a_stale_export_does_not_silently_override_a_newer_decision(w):
     assert code == 0, output
     assert "applied the file's decisions over them" in output
     assert _statuses(run)[a] == "rejected"
+
+
+# -- each detector's inputs opened before the run directory exists ---------------------------------
+
+
+def _nan_raster(path: Path) -> Path:
+    import numpy as np
+    import rasterio
+    from rasterio.transform import from_origin
+
+    profile = {"driver": "GTiff", "height": 20, "width": 20, "count": 1, "dtype": "float32",
+               "crs": CRS, "transform": from_origin(400_000, 3_850_000, 10, 10)}  # fmt: skip
+    with rasterio.open(path, "w", **profile) as dst:
+        dst.write(np.full((1, 20, 20), np.nan, dtype="float32"))
+    return path
+
+
+def test_detector_inputs_unreadable_or_all_nan_fail_before_the_run_directory(w):
+    d = w["dir"]
+    (d / "garbage.tif").write_bytes(b"II*\x00 this is not a GeoTIFF")
+    _nan_raster(d / "nan.tif")
+    cases = [
+        ("garbage.tif", "garbage.tif: cannot be read as a raster ("),
+        ("nan.tif", "nan.tif: holds no finite value: every pixel is NaN"),
+    ]
+    for name, expected in cases:
+        cfg = _variant(w, f"in-{name}", detectors={"toy_a": {"raster": str(d / name)}})
+        line = _refused(d, "run", "--config", cfg, "--output-dir", d / "new", expected=expected)
+        assert "detectors.toy_a.raster" in line
+        assert not (d / "new").exists()
+    # the same on a resume-or-replace: the old run stays as it was
+    cfg = _variant(w, "in-nan-over", detectors={"toy_a": {"raster": str(d / "nan.tif")}})
+    _refused(d, "run", "--config", cfg, "--output-dir", w["run"], "--overwrite",
+             expected="nan.tif: holds no finite value")  # fmt: skip
+
+
+def _insar_cli(*args: object) -> tuple[int, list[str], str]:
+    from thawdetect.core.plugin_api.host import PluginHost
+
+    result = CliRunner().invoke(cli, [str(a) for a in args], obj={"host": PluginHost()})
+    return result.exit_code, [ln for ln in result.output.splitlines() if ln.strip()], result.output
+
+
+def _insar_config(w: dict[str, Path], name: str, **detector: object) -> Path:
+    cfg = {"region": {"name": "toy", "crs": CRS}, "detectors": {"insar_sbas": detector},
+           "reviewer": "bogus", "evidence": False}  # fmt: skip
+    path = w["dir"] / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+def test_insar_time_series_all_nan_or_not_hdf5_is_one_line_naming_the_file(w):
+    import h5py
+    import numpy as np
+
+    d = w["dir"]
+    with h5py.File(d / "timeseries.h5", "w") as f:
+        f["timeseries"] = np.full((4, 30, 30), np.nan, dtype="float32")
+        f["date"] = np.array([b"20200101", b"20200201", b"20200301", b"20200401"])
+    (d / "fake.h5").write_text("not hdf5")
+    for name, expected in [
+        ("timeseries.h5", "timeseries.h5: holds no finite value: every pixel is NaN"),
+        ("fake.h5", "fake.h5: is not an HDF5 file"),
+    ]:
+        cfg = _insar_config(w, f"insar-{name}", timeseries_file=str(d / name))
+        before = _digest(d)
+        code, lines, output = _insar_cli("run", "--config", cfg, "--output-dir", d / "new")
+        assert code == 1 and len(lines) == 1, output
+        assert lines[0].startswith("Error: ") and expected in lines[0], output
+        assert "detectors.insar_sbas.timeseries_file" in lines[0]
+        assert _digest(d) == before and not (d / "new").exists()
+
+
+def test_a_schedule_that_tightens_is_a_warning_before_anything_is_written(w):
+    import h5py
+    import numpy as np
+
+    d = w["dir"]
+    with h5py.File(d / "ts.h5", "w") as f:
+        f["timeseries"] = np.zeros((3, 30, 30), dtype="float32")
+    rows = [{"abs_rate_mm_yr": r} for r in (10, 30, 50)]
+    cfg = _insar_config(w, "tighten", timeseries_file=str(d / "ts.h5"), schedule=rows)
+    before = _digest(d)
+    # the bogus reviewer stops the run after the input checks: nothing is written
+    code, lines, output = _insar_cli("run", "--config", cfg, "--output-dir", d / "new")
+    assert code == 1, output
+    warning = [ln for ln in lines if "warning:" in ln]
+    assert len(warning) == 1, output
+    assert "insar_sbas: the |rate| thresholds (10 -> 30 -> 50 mm/yr) tighten" in warning[0]
+    assert _digest(d) == before and not (d / "new").exists()
+    relaxing = [{"abs_rate_mm_yr": r} for r in (50, 30, 10)]
+    cfg = _insar_config(w, "relax", timeseries_file=str(d / "ts.h5"), schedule=relaxing)
+    code, lines, output = _insar_cli("run", "--config", cfg, "--output-dir", d / "new")
+    assert not [ln for ln in lines if "warning:" in ln], output

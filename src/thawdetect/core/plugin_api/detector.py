@@ -341,6 +341,17 @@ class Detector(ABC):
             return self.config
         return None
 
+    @classmethod
+    def check_inputs(cls, config: Any) -> list[str]:
+        """Check this config's inputs before the run directory exists; return warning lines.
+
+        Called once per new run, after every input file the config names was found, opened
+        and seen to hold a finite value. Raise :class:`~thawdetect.core.errors.InputError` for
+        an input the detector cannot use (nothing is written); return lines for what it can
+        use but looks wrong (a schedule that tightens instead of relaxing). Default: none.
+        """
+        return []
+
     def summary(self) -> dict[str, Any]:
         """Thresholds or settings of this iteration for the iterations table (short values)."""
         return {}

@@ -54,6 +54,7 @@ from thawdetect.core.run import checks, layers, rundir
 from thawdetect.core.run import plugin_calls as calls
 from thawdetect.core.run.checks import RESUMABLE_KEYS, check_ledger, config_differences
 from thawdetect.core.run.guard import GuardLimits, screen_parts
+from thawdetect.core.run.input_checks import check_detector_inputs
 from thawdetect.core.run.layers import KNOWN_TYPES
 from thawdetect.core.run.ledger import Ledger
 from thawdetect.core.run.manifest import (
@@ -183,6 +184,8 @@ class Engine:
             self.manifest = new_manifest(
                 self.config, self.region, self.crs, host, source=source, echo=self.echo
             )
+            # every input opened and each detector's own check, before the run directory exists
+            check_detector_inputs(self.manifest.iterations[1], host, source=source, warn=self.warn)
             # read now, not after the last iteration: a bad file must not fail a finished run
             checks.check_validation_files(
                 self.manifest.files.validation,

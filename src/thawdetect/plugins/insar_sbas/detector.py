@@ -14,6 +14,7 @@ candidates and writes the review frames; the maths lives in ``seasonal_fit``, ``
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 from pathlib import Path
@@ -127,6 +128,19 @@ class InsarSbasDetector(Detector):
     ) -> ScheduleRow:
         """The thresholds of this iteration (derived mode asks the terrain service)."""
         return self.rows(context, dem)[self.config.schedule_index]
+
+    @classmethod
+    def check_inputs(cls, config: InsarSbasConfig) -> list[str]:
+        """A warning when the |rate| thresholds rise from one row to the next (issue 21)."""
+        rates = (
+            config.rate_schedule_mm_yr
+            if config.derive_from_inventory
+            else [r.abs_rate_mm_yr for r in config.schedule]
+        )
+        if all(b <= a for a, b in itertools.pairwise(rates)):
+            return []
+        seq = " -> ".join(_num(r) for r in rates)
+        return [f"the |rate| thresholds ({seq} mm/yr) tighten instead of relaxing"]
 
     def summary(self) -> dict[str, Any]:
         """Thresholds of this iteration as short strings (iterations table)."""
