@@ -636,3 +636,56 @@ def test_a_schedule_that_tightens_is_a_warning_before_anything_is_written(w):
     cfg = _insar_config(w, "relax", timeseries_file=str(d / "ts.h5"), schedule=relaxing)
     code, lines, output = _insar_cli("run", "--config", cfg, "--output-dir", d / "new")
     assert not [ln for ln in lines if "warning:" in ln], output
+
+
+# -- --geometry: far larger or smaller than the candidate needs --force; the CRS is said ----------
+
+
+def _candidate(run: Path) -> tuple[str, object]:
+    from thawdetect.core.review.decisions import review_queue
+
+    cands = review_queue(run, status=None)
+    return str(cands["candidate_id"].iloc[0]), cands.geometry.iloc[0]
+
+
+def test_an_outline_far_larger_or_smaller_than_its_candidate_needs_force(w):
+    from shapely.geometry import box
+
+    d, run = w["dir"], w["run"]
+    cid, geom = _candidate(run)
+    cx, cy = geom.centroid.x, geom.centroid.y
+    huge = box(cx - 50_000, cy - 50_000, cx + 50_000, cy + 50_000)  # 100 x 100 km
+    tiny = box(cx, cy, cx + 0.01, cy + 0.01)  # 1 cm²
+    for name, outline, expected in [
+        ("huge", huge, "times the candidate's area"),
+        ("tiny", tiny, "of the candidate's area (0.0001 m² against"),
+    ]:
+        gpd.GeoDataFrame(geometry=[outline], crs=CRS).to_file(d / f"{name}.gpkg")
+        _refused(d, "review", "decide", run, cid, "confirmed", "--geometry", d / f"{name}.gpkg",
+                 expected=expected)  # fmt: skip
+    code, _lines, output = _cli(
+        "review", "decide", run, cid, "confirmed", "--geometry", d / "huge.gpkg", "--force"
+    )
+    assert code == 0 and "with the reviewed outline" in output, output
+
+
+def test_the_crs_of_an_outline_is_said_or_its_absence_named(w):
+    d, run = w["dir"], w["run"]
+    cid, geom = _candidate(run)
+    outline = geom.buffer(5)
+    with pytest.warns(UserWarning, match="'crs' was not provided"):
+        gpd.GeoDataFrame(geometry=[outline]).to_file(d / "noprj.shp")  # a .shp without .prj
+    assert not (d / "noprj.prj").exists()
+    code, lines, output = _cli("review", "decide", run, cid, "confirmed", "-g", d / "noprj.shp")
+    assert code == 0, output
+    assert f"note: {d / 'noprj.shp'} has no CRS" in lines[0], output
+    assert "taken in the run's CRS EPSG:32646" in lines[0]
+    # a GeoJSON in UTM metres without a crs member: GDAL reads it as WGS 84
+    (d / "utm.geojson").write_text(json.dumps({
+        "type": "FeatureCollection",
+        "features": [{"type": "Feature", "properties": {},
+                      "geometry": json.loads(gpd.GeoSeries([outline]).to_json())["features"][0]
+                      ["geometry"]}],
+    }))  # fmt: skip
+    _refused(d, "review", "decide", run, cid, "confirmed", "-g", d / "utm.geojson",
+             expected="are not longitude/latitude though the file says EPSG:4326")  # fmt: skip

@@ -118,6 +118,8 @@ def show(run_dir: Path, candidate_id: str) -> None:
     metavar="X",
     help="With part_of: the inventory_id (or candidate id) this is a fragment of.",
 )
+@click.option("--force", is_flag=True,
+              help="Accept a --geometry far larger or smaller than the candidate.")  # fmt: skip
 def decide_cmd(
     run_dir: Path,
     candidate_ids: tuple[str, ...],
@@ -127,6 +129,7 @@ def decide_cmd(
     reviewer: str,
     geometry_file: Path | None,
     part_of: str | None,
+    force: bool,
 ) -> None:
     """Record DECISION for one or more candidates (kept in the history).
 
@@ -134,11 +137,17 @@ def decide_cmd(
     its area joins X's outline (or --geometry becomes X's outline), X keeps its id, and the
     candidate never becomes a training negative.
     """
-    from thawdetect.core.review.decisions import decide, read_outline_file
+    from thawdetect.core.review.decisions import decide, open_ledger, read_outline_file
 
     geometry = None if geometry_file is None else read_outline_file(geometry_file)
+    if geometry is not None and geometry.crs is None:  # say what is assumed, before it is used
+        crs = open_ledger(run_dir).crs
+        name = crs.to_string() if crs is not None else "unknown"
+        click.echo(f"note: {geometry_file} has no CRS (a shapefile without .prj?): its "
+                   f"coordinates are taken in the run's CRS {name}", err=True)  # fmt: skip
     rows = decide(run_dir, list(candidate_ids), decision, probability=probability, note=note,
-                  reviewer=reviewer, geometry=geometry, part_of=part_of)  # fmt: skip
+                  reviewer=reviewer, geometry=geometry, part_of=part_of,
+                  force=force)  # fmt: skip
     what = rows["decision"].iloc[0] if len(rows) else decision
     extra = f" of {part_of}" if part_of else ""
     outline = " with the reviewed outline" if geometry is not None else ""

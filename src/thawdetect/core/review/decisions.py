@@ -47,6 +47,7 @@ from thawdetect.core.run.rundir import writing_to_run
 
 __all__ = [
     "EDIT_FIELDS",
+    "MAX_OUTLINE_AREA_RATIO",
     "MAX_OUTLINE_DISTANCE_M",
     "check_outline",
     "check_part_of",
@@ -72,6 +73,9 @@ DECISION_ALIASES = {"same_as": "part_of", "partof": "part_of", "duplicate": "par
 #: A reviewed outline farther than this from the candidate's detector outline is refused
 #: (the chips show the candidate's bounding box + 300 m).
 MAX_OUTLINE_DISTANCE_M = 300.0
+#: A reviewed outline more than this many times larger (or smaller) than the candidate's needs
+#: ``force`` (a 100 x 100 km box or a 1 cm² box was taken as a 4.4 ha landslide's outline).
+MAX_OUTLINE_AREA_RATIO = 50.0
 
 
 #: The run's ledger or InputError (kept under this name for the CLI and the evidence pages).
@@ -145,6 +149,7 @@ def check_outline(
     candidate_id: str,
     *,
     source: str | Path | None = None,
+    force: bool = False,
 ) -> Any:
     """Validate a reviewer's outline and return it as one shapely (Multi)Polygon in ``crs``.
 
@@ -155,10 +160,14 @@ def check_outline(
         candidate_geometry: the candidate's detector outline (for the distance check).
         candidate_id: for messages.
         source: file or run directory named in messages.
+        force: accept an outline more than :data:`MAX_OUTLINE_AREA_RATIO` times larger or
+            smaller than the candidate.
 
     Raises:
-        InputError: empty, not a polygon, invalid, or farther than
-            :data:`MAX_OUTLINE_DISTANCE_M` from the candidate (message names the candidate).
+        InputError: empty, not a polygon, invalid, farther than
+            :data:`MAX_OUTLINE_DISTANCE_M` from the candidate, far larger or smaller than it
+            (without ``force``), or labelled longitude/latitude with coordinates that are not
+            (message names the candidate).
     """
     what = f"candidate {candidate_id}: reviewed outline"
     no_crs = False
@@ -169,6 +178,15 @@ def check_outline(
         if series.crs is None:
             no_crs = True
         elif crs is not None and len(series):
+            if series.crs.is_geographic and len(series.dropna()):
+                x0, y0, x1, y1 = series.total_bounds
+                if min(x0, y0) < -180 or x1 > 360 or max(abs(y0), abs(y1)) > 90:
+                    raise InputError(
+                        source,
+                        f"{what}: coordinates ({x0:,.0f}, {y0:,.0f}) are not longitude/latitude "
+                        f"though the file says {series.crs.to_string()} (GeoJSON is read as "
+                        "WGS 84 unless it names its CRS: save it as GeoPackage with its CRS)",
+                    )
             series = series.to_crs(crs)
         if len(series) == 0:
             raise InputError(source, f"{what} is empty")
@@ -195,7 +213,20 @@ def check_outline(
                 f"{what} lies {dist:,.0f} m from the candidate (more than "
                 f"{MAX_OUTLINE_DISTANCE_M:.0f} m){hint}",
             )
+        area, cand_area = float(geometry.area), float(candidate_geometry.area)
+        ratio = area / cand_area if cand_area > 0 else 1.0
+        if not force and not 1 / MAX_OUTLINE_AREA_RATIO <= ratio <= MAX_OUTLINE_AREA_RATIO:
+            size = f"{ratio:,.0f} times" if ratio > 1 else f"1/{1 / max(ratio, 1e-12):,.0f} of"
+            raise InputError(
+                source,
+                f"{what} is {size} the candidate's area ({_ha(area)} against "
+                f"{_ha(cand_area)}); check its CRS and extent, or pass --force",
+            )
     return geometry
+
+
+def _ha(area_m2: float) -> str:
+    return f"{area_m2 / 1e4:,.4g} ha" if area_m2 >= 1 else f"{area_m2:.2g} m²"
 
 
 def _in_effect(decisions: pd.DataFrame) -> tuple[NDArray[Any], NDArray[Any]]:
@@ -395,6 +426,7 @@ def decide(
     reviewer: str = "unknown",
     geometry: Any = None,
     part_of: str | None = None,
+    force: bool = False,
 ) -> pd.DataFrame:
     """Record one decision for one or more candidates (one transaction).
 
@@ -410,6 +442,8 @@ def decide(
             ``part_of`` it is the new outline of X (default: X ∪ the fragment).
         part_of: with ``decision="part_of"``: the inventory_id (or candidate id) of the feature
             this candidate is a fragment/duplicate of.
+        force: accept a reviewed outline far larger or smaller than the candidate
+            (:data:`MAX_OUTLINE_AREA_RATIO`; not checked with ``part_of``, where it is X's).
 
     Returns:
         The decision rows appended to the history (with ``batch_id``, the undo handle).
@@ -441,7 +475,12 @@ def decide(
         cgeom = cands.loc[cands["candidate_id"] == ids[0], "geometry"].iloc[0]
         attrs = getattr(geometry, "attrs", None) or {}
         src = attrs.get("source", run_dir)
-        outline = _wkt(check_outline(geometry, ledger.crs, cgeom, ids[0], source=src))
+        outline = _wkt(
+            check_outline(
+                geometry, ledger.crs, cgeom, ids[0], source=src,
+                force=force or decision == "part_of",
+            )
+        )  # fmt: skip
     target = ""
     if decision == "part_of":
         inventory = ledger.read("inventory")

@@ -251,7 +251,8 @@ def import_from_qgis(
         original = detector_outline.get(cid)
         if geom is not None and _edited(geom, original):
             one = gpd.GeoSeries([geom], crs=ledger.crs if df.crs is not None else None)
-            outlines.append(_wkt(check_outline(one, ledger.crs, original, cid, source=edited_path)))
+            checked = check_outline(one, ledger.crs, original, cid, source=edited_path, force=True)
+            outlines.append(_wkt(checked))  # no --force on import: the size is not checked
         else:
             outlines.append("")
         if dec == "part_of":
