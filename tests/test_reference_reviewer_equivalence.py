@@ -208,6 +208,10 @@ def test_hook_reads_a_reference_once_and_again_when_it_changes(tmp_path: Path, m
         return real(*args, **kw)
 
     monkeypatch.setattr(vector, "read_vector", counting)
+    # plugins take read_vector from the public plugin API, which keeps the first lookup
+    import thawdetect.plugin_api as plugin_api
+
+    monkeypatch.setattr(plugin_api, "read_vector", counting, raising=False)
     path = tmp_path / "truth.gpkg"
     gpd.GeoDataFrame({"id": [1]}, geometry=[box(0, 0, 60, 60)], crs=UTM).to_file(path)
     cands = gpd.GeoDataFrame(
