@@ -689,3 +689,22 @@ def test_the_crs_of_an_outline_is_said_or_its_absence_named(w):
     }))  # fmt: skip
     _refused(d, "review", "decide", run, cid, "confirmed", "-g", d / "utm.geojson",
              expected="are not longitude/latitude though the file says EPSG:4326")  # fmt: skip
+
+
+def test_a_bow_tie_in_the_known_inventory_is_repaired_with_a_warning(w):
+    from shapely.geometry import Polygon, box
+
+    d = w["dir"]
+    x, y = 400_050, 3_849_050
+    bow_tie = Polygon([(x, y), (x + 40, y + 40), (x + 40, y), (x, y + 40)])
+    ok = [box(x + 200, y, x + 230, y + 30), box(x + 400, y, x + 430, y + 30)]
+    gpd.GeoDataFrame({"name": ["a", "b", "c"]}, geometry=[ok[0], bow_tie, ok[1]], crs=CRS).to_file(
+        d / "known.gpkg"
+    )
+    cfg = _variant(w, "with-known", known_inventory=str(d / "known.gpkg"))
+    code, lines, output = _cli("run", "--config", cfg, "--output-dir", d / "new")
+    assert code == 0, output
+    warning = [ln for ln in lines if "warning: known inventory" in ln]
+    assert len(warning) == 1, output
+    assert "feature 2 is invalid (Self-intersection" in warning[0]
+    assert "repaired into 2 polygon(s)" in warning[0]

@@ -17,6 +17,7 @@ from typing import Any
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+import shapely
 from numpy.typing import NDArray
 
 from thawdetect.core.errors import CRSMismatchError, EmptyInventoryError, InputError
@@ -159,6 +160,10 @@ def read_vector(
             raise CRSMismatchError(
                 path, f"{int(bad.sum())} features cannot be transformed to {crs}"
             )
+    invalid = np.flatnonzero(~gdf.geometry.is_valid.to_numpy())
+    if len(invalid):  # repaired below; callers may say so ("invalid": row -> reason)
+        reasons = shapely.is_valid_reason(gdf.geometry.to_numpy()[invalid])
+        gdf.attrs["invalid"] = {int(i): str(r) for i, r in zip(invalid, reasons, strict=True)}
     gdf["geometry"] = valid_geometries(gdf.geometry)
     return gdf
 

@@ -17,6 +17,7 @@ from typing import Any
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+import shapely
 from numpy.typing import NDArray
 
 from thawdetect.core.errors import InputError
@@ -39,6 +40,15 @@ def read_known_inventory(
     parts = []
     for p in paths:
         gdf = read_vector(p, crs=crs, what="known inventory")
+        invalid: dict[int, str] = gdf.attrs.get("invalid") or {}
+        if invalid:  # a bow-tie became two polygons: say so, it was silent
+            row, reason = next(iter(invalid.items()))
+            n_parts = len(shapely.get_parts(gdf.geometry.iloc[row]))
+            more = f" and {len(invalid) - 1} more" if len(invalid) > 1 else ""
+            echo(
+                f"warning: known inventory {p}: feature {row + 1} is invalid ({reason}) and was "
+                f"repaired into {n_parts} polygon(s){more}; fix it in QGIS to keep one outline"
+            )
         gdf = gdf[gdf.geometry.notna() & ~gdf.geometry.is_empty]
         types = gdf.geom_type
         other = sorted(set(types) - set(KNOWN_TYPES))
