@@ -708,3 +708,24 @@ def test_a_bow_tie_in_the_known_inventory_is_repaired_with_a_warning(w):
     assert len(warning) == 1, output
     assert "feature 2 is invalid (Self-intersection" in warning[0]
     assert "repaired into 2 polygon(s)" in warning[0]
+
+
+def test_one_web_post_with_10000_copies_of_an_id_is_one_decision(w):
+    from fastapi.testclient import TestClient
+
+    from thawdetect.core.review.decisions import history
+    from thawdetect.web.app import ServerConfig, create_app
+
+    run = w["run"]
+    cid = sorted(_statuses(run))[0]
+    before = len(history(run, cid))
+    token = "t" * 24
+    config = ServerConfig(run_dir=run, token=token, reviewer="web", allowed_hosts=("testserver",))
+    client = TestClient(create_app(config))
+    r = client.post(
+        "/api/decide",
+        json={"candidate_ids": [cid] * 10_000, "decision": "unsure"},
+        headers={"X-Thawdetect-Token": token, "Origin": "http://testserver"},
+    )
+    assert r.status_code == 200, r.text
+    assert len(history(run, cid)) == before + 1
