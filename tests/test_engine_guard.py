@@ -191,3 +191,34 @@ def test_screen_parts_plain_candidates_unchanged(n_parts: int) -> None:
     assert got.candidates.geometry.iloc[1].equals(merged.geometry.iloc[0])
     assert "split_from" not in got.candidates.columns
     assert (got.n_seen, got.n_split, got.warnings) == (0, 0, [])
+
+
+def test_a_smaller_outline_inside_rejected_ground_goes_to_review():
+    """Rejected ground drops only the same ground again; a more specific outline inside it (a
+    landslide inside a rejected patch of creep) is new, while a known landslide stays known."""
+    from shapely.geometry import box
+
+    from thawdetect.core.run.guard import screen_parts
+    from thawdetect.core.run.merge import merge_candidates
+
+    crs = "EPSG:32647"
+    proposals = gpd.GeoDataFrame(
+        {"detector": ["a", "b", "a"], "score": [0.9, 0.8, 0.7]},
+        geometry=[box(100, 100, 160, 160), box(0, 0, 1000, 1000), box(2000, 0, 2100, 100)],
+        crs=crs,
+    )
+    import pandas as pd
+
+    parts = [
+        merge_candidates(proposals.iloc[[0, 2]], crs),
+        merge_candidates(proposals.iloc[[1]], crs),
+    ]
+    merged = gpd.GeoDataFrame(pd.concat(parts, ignore_index=True), crs=crs)
+    rejected = gpd.GeoDataFrame(geometry=[box(0, 0, 1000, 1000)], crs=crs)
+    seen = gpd.GeoDataFrame(geometry=[box(2000, 0, 2060, 100)], crs=crs)  # a confirmed one
+    out = screen_parts(
+        merged, seen, 3, duplicate_overlap=0.5, min_mapping_unit_ha=0.05, rejected=rejected
+    ).candidates
+    areas = sorted(round(a) for a in out.geometry.area)
+    assert areas == [3600]  # the small one inside rejected ground; the same ground and the
+    # candidate overlapping a confirmed one by more than half of the smaller are dropped

@@ -240,6 +240,7 @@ class Engine:
         # what the run keeps in memory of its ledger (kept current by the stages)
         self._sets = TrainingSets(self.ledger)
         self._decided = DecidedOutlines(self.ledger)
+        self._rejected = DecidedOutlines(self.ledger)
         self._buffering = False
         for msg in self._deferred:
             self.echo(msg)
@@ -515,11 +516,13 @@ class Engine:
         self._check_proposals(k, props)
         flat = layers.expand_proposals(props, self.crs)
         merged = merge_candidates(flat, self.crs, buffer_m=self.config.merge_buffer_m)
-        decided = self._decided.get(["confirmed", "rejected", "part_of", "unsure"])
+        decided = self._decided.get(["confirmed", "part_of", "unsure"])
         inventory = self._sets.geometry("inventory")
         seen = gpd.GeoDataFrame(
             geometry=pd.concat([decided, inventory], ignore_index=True), crs=self.crs
         )
+        # rejected ground drops only the same ground again, not a smaller outline inside it
+        rejected = gpd.GeoDataFrame(geometry=self._rejected.get(["rejected"]), crs=self.crs)
         screened = screen_parts(
             merged,
             seen,
@@ -527,6 +530,7 @@ class Engine:
             duplicate_overlap=self.config.duplicate_overlap,
             min_mapping_unit_ha=self.config.min_mapping_unit_ha,
             limits=self._guard_limits(),
+            rejected=rejected,
         )
         cands = screened.candidates
         # the guard's warnings: run.log, the console, and the manifest (``thawdetect status``)

@@ -3,8 +3,9 @@
 The merge stage hands every merged candidate to :func:`screen_parts`. A candidate is split into
 its parts (``shapely.get_parts``) and each part is tested on its own:
 
-* a part that contains a known point, or overlaps an inventory feature or a decided candidate by
-  ``duplicate_overlap`` (of the smaller area), is **known** and dropped;
+* a part that contains a known point, or overlaps an inventory feature or a confirmed (part of,
+  unsure) candidate by ``duplicate_overlap`` (of the smaller area), or is the same ground as a
+  rejected candidate (``duplicate_overlap`` of the larger area), is **known** and dropped;
 * a candidate whose parts are all known is dropped whole (already seen), as before;
 * a candidate with known and unknown parts is split: each unknown part goes to review as its own
   candidate, with the candidate's evidence and attributes and an id that says where it came from
@@ -130,6 +131,7 @@ def screen_parts(
     duplicate_overlap: float,
     min_mapping_unit_ha: float,
     limits: GuardLimits | None = None,
+    rejected: gpd.GeoDataFrame | None = None,
 ) -> Screening:
     """The candidates of iteration ``k`` to review, screened part by part (module docstring).
 
@@ -141,6 +143,9 @@ def screen_parts(
             known.
         min_mapping_unit_ha: rows (whole candidates or parts) smaller than this are dropped.
         limits: what a plausible candidate looks like (default :class:`GuardLimits`).
+        rejected: rejected candidates' outlines: a part is known when it is the same ground
+            (``duplicate_overlap`` of the larger area); one inside a larger rejected outline
+            goes to review (default: none; pass them in ``seen`` for the smaller-area rule).
 
     Returns:
         The screening; its candidates are sorted by score (parts of one candidate together, in
@@ -161,7 +166,7 @@ def screen_parts(
     part_no = np.arange(len(parts)) - first[owner] + 1
     # a part no single landslide looks like is never "known" (a blanket over a known point
     # hides the ground around it): it goes to review, flagged
-    known = _known_parts(parts, seen, duplicate_overlap) & ~_implausible(parts, limits)
+    known = _known_parts(parts, seen, duplicate_overlap, rejected) & ~_implausible(parts, limits)
     n_known = np.bincount(owner, weights=known, minlength=n).astype(np.int64)
     all_known = (n_known == n_parts) & (n_parts > 0)
     area_m2 = shapely.area(geoms) if n else np.zeros(0)
@@ -291,11 +296,21 @@ def _implausible(geoms: npt.NDArray[Any], limits: GuardLimits) -> npt.NDArray[np
 
 
 def _known_parts(
-    parts: npt.NDArray[Any], seen: gpd.GeoDataFrame, duplicate_overlap: float
+    parts: npt.NDArray[Any],
+    seen: gpd.GeoDataFrame,
+    duplicate_overlap: float,
+    rejected: gpd.GeoDataFrame | None = None,
 ) -> npt.NDArray[np.bool_]:
-    """Whether each part contains a known point or overlaps ``seen`` by ``duplicate_overlap``."""
+    """Whether each part contains a known point or overlaps ``seen`` by ``duplicate_overlap``
+    (of the smaller area), or is the same ground as a ``rejected`` outline (overlap of the
+    *larger* area: a smaller, more specific outline inside rejected ground is new)."""
     known = np.zeros(len(parts), dtype=bool)
-    if len(parts) == 0 or len(seen) == 0:
+    if len(parts) == 0:
+        return known
+    if rejected is not None and len(rejected):
+        frame = gpd.GeoDataFrame(geometry=gpd.GeoSeries(parts, crs=rejected.crs), crs=rejected.crs)
+        known |= overlap_fraction(frame, rejected, of="larger") >= duplicate_overlap
+    if len(seen) == 0:
         return known
     frame = gpd.GeoDataFrame(geometry=gpd.GeoSeries(parts, crs=seen.crs), crs=seen.crs)
     known |= overlap_fraction(frame, seen) >= duplicate_overlap

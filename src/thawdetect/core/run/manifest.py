@@ -219,9 +219,7 @@ class Manifest(_Record):
         return self.to_json().get(key, default)
 
 
-def read_manifest(
-    run_dir: str | Path, *, missing_ok: bool = False, advice: str = ""
-) -> Manifest:
+def read_manifest(run_dir: str | Path, *, missing_ok: bool = False, advice: str = "") -> Manifest:
     """The run's ``manifest.json`` (an empty :class:`Manifest` when none and ``missing_ok``).
 
     Args:
@@ -258,9 +256,7 @@ def parse_manifest(data: dict[str, Any], path: Path | str, *, advice: str = "") 
     except ValidationError as exc:
         err = exc.errors()[0]
         where = ".".join(str(p) for p in err["loc"]) or "(root)"
-        raise InputError(
-            path, f"run manifest is corrupt ({where}: {err['msg']}){advice}"
-        ) from None
+        raise InputError(path, f"run manifest is corrupt ({where}: {err['msg']}){advice}") from None
 
 
 def substitute(value: Any, mapping: dict[str, str]) -> Any:

@@ -25,8 +25,11 @@ from thawdetect.core.run._json import json_objects
 from thawdetect.core.vector import valid_geometries
 
 
-def overlap_fraction(a: gpd.GeoDataFrame, b: gpd.GeoDataFrame) -> npt.NDArray[Any]:
-    """For each feature of ``a``: max over features of ``b`` of area(a∩b) / min(area a, area b)."""
+def overlap_fraction(
+    a: gpd.GeoDataFrame, b: gpd.GeoDataFrame, *, of: str = "smaller"
+) -> npt.NDArray[Any]:
+    """For each feature of ``a``: max over features of ``b`` of area(a∩b) / min(area a, area b)
+    (``of="larger"``: / max(area a, area b), i.e. both are mostly the same ground)."""
     out = np.zeros(len(a))
     if len(a) == 0 or len(b) == 0:
         return out
@@ -38,7 +41,8 @@ def overlap_fraction(a: gpd.GeoDataFrame, b: gpd.GeoDataFrame) -> npt.NDArray[An
     import shapely
 
     inter = shapely.area(shapely.intersection(ga, gb))
-    denom = np.minimum(shapely.area(ga), shapely.area(gb))
+    pick = np.maximum if of == "larger" else np.minimum
+    denom = pick(shapely.area(ga), shapely.area(gb))
     frac = np.divide(inter, denom, out=np.zeros_like(inter), where=denom > 0)
     np.maximum.at(out, ia, frac)
     return out
