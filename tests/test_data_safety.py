@@ -729,3 +729,29 @@ def test_one_web_post_with_10000_copies_of_an_id_is_one_decision(w):
     )
     assert r.status_code == 200, r.text
     assert len(history(run, cid)) == before + 1
+
+
+def test_library_warnings_stay_off_the_terminal(w):
+    import warnings
+
+    d, run = w["dir"], w["run"]
+    path = d / "two-layers.gpkg"
+    gpd.GeoDataFrame({"label": ["maybe"]}, geometry=[Point(400_100, 3_849_900)], crs=CRS).to_file(
+        path, layer="points"
+    )
+    gpd.GeoDataFrame({"x": [1]}, geometry=[Point(400_100, 3_849_900)], crs=CRS).to_file(
+        path, layer="other"
+    )
+    with warnings.catch_warnings(record=True) as seen:  # the library does warn
+        warnings.simplefilter("always")
+        gpd.read_file(path)
+    assert any("More than one layer found" in str(m.message) for m in seen)
+    with warnings.catch_warnings():  # as in a fresh process: printed on stderr, once
+        warnings.simplefilter("always")
+
+        def to_stderr(message, category, filename, lineno, file=None, line=None):
+            sys.stderr.write(warnings.formatwarning(message, category, filename, lineno, line))
+
+        warnings.showwarning = to_stderr
+        _refused(d, "accuracy", "--run", run, "--validation", path,
+                 expected="unknown values 'maybe'")  # fmt: skip

@@ -14,6 +14,8 @@ import importlib
 import json
 import logging
 import sys
+import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -58,12 +60,16 @@ def _passes_through(exc: click.UsageError) -> bool:
 class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
     """Console log handler writing to whatever ``sys.stderr`` is at the time (CliRunner swaps it).
 
-    It skips progress lines the engine already printed on the console (``thawdetect_echo``).
+    It skips progress lines the engine already printed on the console (``thawdetect_echo``)
+    and, below ``-v``, other libraries' Python warnings (``py.warnings``: geopandas, shapely,
+    pyogrio): they go to ``run.log`` during a run, and the user's terminal shows thawdetect's
+    own lines only.
     """
 
     def __init__(self) -> None:
         super().__init__()
         self.addFilter(lambda record: not getattr(record, "thawdetect_echo", False))
+        self.addFilter(lambda r: r.name != "py.warnings" or self.level <= logging.INFO)
 
     @property  # type: ignore[override]
     def stream(self) -> Any:
@@ -123,6 +129,7 @@ class ThawdetectGroup(click.Group):
             raise _usage_line(exc) from None
 
     def invoke(self, ctx: click.Context) -> Any:
+        captured = _warnings_to_logging()
         try:
             return super().invoke(ctx)
         except ThawdetectError as exc:
@@ -138,6 +145,28 @@ class ThawdetectGroup(click.Group):
             if _passes_through(exc):
                 raise
             raise _usage_line(exc) from None
+        finally:
+            captured()
+
+
+def _warnings_to_logging() -> Callable[[], None]:
+    """Route Python warnings through logging for one command; returns what undoes it.
+
+    The console handler drops them below ``-v``; a run's ``run.log`` keeps them. Undone, the
+    ``py.warnings`` logger is left as it was (logging gives it a NullHandler on first use, which
+    ``run_log`` would take for someone else capturing warnings).
+    """
+    if getattr(warnings.showwarning, "__module__", "") == "logging":
+        return lambda: None
+    py_warnings = logging.getLogger("py.warnings")
+    handlers = list(py_warnings.handlers)
+    logging.captureWarnings(True)
+
+    def undo() -> None:
+        logging.captureWarnings(False)
+        py_warnings.handlers[:] = handlers
+
+    return undo
 
 
 def _console() -> Any:
