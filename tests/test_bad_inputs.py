@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import geopandas as gpd
@@ -117,7 +118,50 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     variant("max-zero", max_iterations=0)
     (d / "list-root.yaml").write_text("- region: toy\n")
     (d / "not-yaml.yaml").write_text("region: [toy\n")
+    _issue_21_files(d, run, variant)
     return {"dir": d, "run": run, "good": good, **files}
+
+
+def _issue_21_files(d: Path, run: Path, variant: Callable[..., Path]) -> None:
+    """The inputs of issue 21's cases (each is also tested on its own in test_data_safety)."""
+    from shapely.geometry import LineString, box
+
+    from thawdetect.core.review.decisions import review_queue
+
+    (d / "latin1.yaml").write_bytes(b"region: toy\nnote: caf\xe9\n")
+    levels = ["a0: &a0 [1, 1, 1, 1, 1, 1, 1, 1, 1]"]
+    levels += [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 9)}]" for i in range(1, 10)]
+    (d / "bomb.yaml").write_text("\n".join(levels) + "\ndetectors:\n  toy_a:\n    schedule: *a9\n")
+    (d / "val-dir").mkdir()
+    pt = Point(400_100, 3_849_900)
+    gpd.GeoDataFrame({"label": ["maybe"]}, geometry=[pt], crs=CRS).to_file(d / "maybe.gpkg")
+    gpd.GeoDataFrame({"label": [1]}, geometry=[pt], crs=CRS).to_file(d / "one.gpkg")
+    line = LineString([(400_000, 3_849_000), (400_500, 3_849_500)])
+    gpd.GeoDataFrame({"label": [1]}, geometry=[line], crs=CRS).to_file(d / "lines.gpkg")
+    gpd.GeoDataFrame({"label": [1]}, geometry=[Point(95.0, 30.0)], crs=4326).to_file(d / "far.gpkg")
+    region = {"name": "toy", "crs": CRS, "bbox_wgs84": [91.0, 34.0, 93.0, 36.0]}
+    variant("v-dir", validation=str(d / "val-dir"))
+    variant("v-labels", validation=str(d / "maybe.gpkg"))
+    variant("v-col", validation=str(d / "one.gpkg"), validation_label_column="x")
+    variant("v-lines", validation=str(d / "lines.gpkg"))
+    variant("v-far", validation=str(d / "far.gpkg"), region=region)
+    (d / "garbage.tif").write_bytes(b"II*\x00 this is not a GeoTIFF")
+    _write(d / "nan.tif", np.full((100, 100), np.nan))
+    variant("in-garbage", detectors={"toy_a": {"raster": str(d / "garbage.tif")}})
+    variant("in-nan", detectors={"toy_a": {"raster": str(d / "nan.tif")}})
+    geom = review_queue(run, status=None).set_index("candidate_id").geometry["it01-0001"]
+    cx, cy = geom.centroid.x, geom.centroid.y
+    for name, outline in [
+        ("huge", box(cx - 50_000, cy - 50_000, cx + 50_000, cy + 50_000)),
+        ("tiny", box(cx, cy, cx + 0.01, cy + 0.01)),
+    ]:
+        gpd.GeoDataFrame(geometry=[outline], crs=CRS).to_file(d / f"{name}.gpkg")
+    (d / "utm.geojson").write_text(
+        json.dumps({"type": "FeatureCollection", "features": [{
+            "type": "Feature", "properties": {},
+            "geometry": json.loads(gpd.GeoSeries([geom]).to_json())["features"][0]["geometry"],
+        }]})
+    )  # fmt: skip
 
 
 def _tree_digest(root: Path) -> dict[str, str]:
@@ -311,6 +355,76 @@ CASES: list[tuple[str, list[str], str]] = [
     # config
     ("config-template-unknown-detector", ["config", "template", "--detector", "nosuch"],
      "unknown detector 'nosuch'"),
+    # issue 21: data loss (D1, D3-D5), tracebacks, checked before the run directory exists
+    ("run-into-a-folder-of-files",
+     ["run", "--config", "{d}/run.yaml", "--output-dir", "{d}/my-thesis"],
+     "is not a thawdetect run (a folder of other files)"),
+    ("review-export-onto-the-ledger",
+     ["review", "export", "{run}", "{run}/ledger.gpkg", "--status", "all"],
+     "would replace ledger.gpkg of the thawdetect run"),
+    ("inventory-export-onto-the-ledger", ["inventory", "export", "{run}", "{run}/ledger.gpkg"],
+     "would replace ledger.gpkg of the thawdetect run"),
+    ("accuracy-json-onto-the-manifest",
+     ["accuracy", "--run", "{run}", "--json", "{run}/manifest.json"],
+     "would replace manifest.json of the thawdetect run"),
+    ("run-config-is-a-directory", ["run", "--config", "{d}", "--output-dir", "{d}/new"],
+     "is a directory, not a config file"),
+    ("run-config-not-utf8", ["run", "--config", "{d}/latin1.yaml", "--output-dir", "{d}/new"],
+     "is not UTF-8 text (byte 21, line 2)"),
+    ("run-config-alias-bomb", ["run", "--config", "{d}/bomb.yaml", "--output-dir", "{d}/new"],
+     "expands to more than 100,000 values"),
+    ("run-output-dir-under-a-file",
+     ["run", "--config", "{d}/run.yaml", "--output-dir", "{d}/a-file.txt/run"],
+     "a-file.txt is a file, not a directory"),
+    ("accuracy-json-unwritable",
+     ["accuracy", "--run", "{run}", "--json", "/proc/self/figures.json"],
+     "/proc/self/figures.json"),
+    ("review-export-unwritable", ["review", "export", "{run}", "/proc/self/review.gpkg"],
+     "/proc/self/review.gpkg"),
+    ("serve-port-too-large", ["review", "serve", "{run}", "--port", "70000"],
+     "is not in the range 0<=x<=65535"),
+    ("serve-port-negative", ["review", "serve", "{run}", "--port", "-1"],
+     "is not in the range 0<=x<=65535"),
+    ("serve-token-short", ["review", "serve", "{run}", "--token", "a"],
+     "--token must be at least 16 characters"),
+    ("run-validation-is-a-directory",
+     ["run", "--config", "{d}/v-dir.yaml", "--output-dir", "{d}/new"], "is a directory"),
+    ("run-validation-labels-unknown",
+     ["run", "--config", "{d}/v-labels.yaml", "--output-dir", "{d}/new"],
+     "unknown values 'maybe'"),
+    ("run-validation-label-column-missing",
+     ["run", "--config", "{d}/v-col.yaml", "--output-dir", "{d}/new"],
+     "label column 'x' not found"),
+    ("run-validation-lines", ["run", "--config", "{d}/v-lines.yaml", "--output-dir", "{d}/new"],
+     "found LineString"),
+    ("run-validation-far-away", ["run", "--config", "{d}/v-far.yaml", "--output-dir", "{d}/new"],
+     "no validation point lies in region 'toy'"),
+    ("run-detector-input-not-a-raster",
+     ["run", "--config", "{d}/in-garbage.yaml", "--output-dir", "{d}/new"],
+     "garbage.tif: cannot be read as a raster ("),
+    ("run-detector-input-all-nan",
+     ["run", "--config", "{d}/in-nan.yaml", "--output-dir", "{d}/new"],
+     "nan.tif: holds no finite value: every pixel is NaN"),
+    ("run-detector-input-all-nan-overwrite",
+     ["run", "--config", "{d}/in-nan.yaml", "--output-dir", "{run}", "--overwrite"],
+     "nan.tif: holds no finite value"),
+    ("accuracy-tolerance-nan", ["accuracy", "--run", "{run}", "--tolerance-m", "nan"],
+     "--tolerance-m must be a number of metres"),
+    ("inventory-near-road-nan",
+     ["inventory", "export", "{run}", "{d}/inv.gpkg", "--near-road-m", "nan"],
+     "--near-road-m must be a number of metres"),
+    ("review-decide-outline-far-larger",
+     ["review", "decide", "{run}", "it01-0001", "confirmed", "-g", "{d}/huge.gpkg"],
+     "times the candidate's area"),
+    ("review-decide-outline-far-smaller",
+     ["review", "decide", "{run}", "it01-0001", "confirmed", "-g", "{d}/tiny.gpkg"],
+     "of the candidate's area (0.0001 m² against"),
+    ("review-decide-outline-utm-geojson",
+     ["review", "decide", "{run}", "it01-0001", "confirmed", "-g", "{d}/utm.geojson"],
+     "are not longitude/latitude though the file says EPSG:4326"),
+    ("review-decide-part-of-itself",
+     ["review", "decide", "{run}", "it01-0001", "part_of", "--part-of", "it01-0001"],
+     "cannot be part of itself"),
 ]  # fmt: skip
 
 
