@@ -222,3 +222,30 @@ def test_a_smaller_outline_inside_rejected_ground_goes_to_review():
     areas = sorted(round(a) for a in out.geometry.area)
     assert areas == [3600]  # the small one inside rejected ground; the same ground and the
     # candidate overlapping a confirmed one by more than half of the smaller are dropped
+
+
+def test_new_ground_joined_to_a_mapped_neighbour_goes_to_review_without_it():
+    """A delineation that joins a new landslide to its already confirmed neighbour: the known
+    ground is clipped off and the new ground goes to review; mostly known ground stays known."""
+    import pandas as pd
+    from shapely.geometry import box
+
+    from thawdetect.core.run.guard import screen_parts
+    from thawdetect.core.run.merge import merge_candidates
+
+    crs = "EPSG:32647"
+    known = box(0, 0, 100, 100)  # confirmed earlier (1 ha)
+    props = gpd.GeoDataFrame(
+        {"detector": ["a", "a"], "score": [0.9, 0.8]},
+        geometry=[box(0, 0, 300, 100), box(1000, 0, 1120, 100)],  # 2 ha new + known; 1.2 ha
+        crs=crs,
+    )
+    merged = gpd.GeoDataFrame(
+        pd.concat([merge_candidates(props.iloc[[i]], crs) for i in (0, 1)], ignore_index=True),
+        crs=crs,
+    )
+    seen = gpd.GeoDataFrame(geometry=[known, box(1000, 0, 1100, 100)], crs=crs)
+    out = screen_parts(merged, seen, 2, duplicate_overlap=0.5, min_mapping_unit_ha=0.05).candidates
+    assert len(out) == 1  # the second is mostly known ground (1 of 1.2 ha): known
+    g = out.geometry.iloc[0]
+    assert g.area == pytest.approx(20000.0) and g.intersection(known).area == pytest.approx(0.0)
