@@ -253,7 +253,10 @@ def compute_stretch(path: Path, config: OpticalDLConfig) -> Stretch:
     if config.stretch == "fixed":
         lo, hi = config.stretch_range_dn.min, config.stretch_range_dn.max
         return Stretch("fixed", (lo, lo, lo), (hi, hi, hi))
-    with rasterio.open(path) as src:
+    from thawdetect.plugins.optical_dl.infer import gdal_cache_bounded
+
+    # a decimated read of a mosaic without overviews reads every block: bounded cache
+    with gdal_cache_bounded(), rasterio.open(path) as src:
         scale = max(1, max(src.width, src.height) // 2048)
         data = src.read(
             list(config.rgb_bands),

@@ -15,6 +15,7 @@ that arithmetic over several files.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
@@ -38,8 +39,10 @@ if TYPE_CHECKING:
     from numpy.typing import NDArray
 
 __all__ = [
+    "GDAL_CACHE_MB",
     "cached_session",
     "check_model",
+    "gdal_cache_bounded",
     "open_session",
     "plan_blocks",
     "polygonize_probability",
@@ -61,17 +64,23 @@ GDAL_CACHE_MB = 256
 _F = TypeVar("_F", bound=Callable[..., Any])
 
 
+def gdal_cache_bounded() -> Any:
+    """A context with GDAL's block cache at :data:`GDAL_CACHE_MB` (unless ``GDAL_CACHEMAX`` is
+    set in the environment)."""
+    if "GDAL_CACHEMAX" in os.environ:
+        return contextlib.nullcontext()
+    # in bytes: rasterio passes the number to GDALSetCacheMax64 as it is (256 would be 256
+    # bytes, no cache at all: the COG copy then took 3x as long)
+    return rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB * 2**20)
+
+
 def _bounded_gdal_cache(fn: _F) -> _F:
     """Run ``fn`` with GDAL's block cache at :data:`GDAL_CACHE_MB` (in whichever process or
     worker runs it)."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        if "GDAL_CACHEMAX" in os.environ:
-            return fn(*args, **kwargs)
-        # in bytes: rasterio passes the number to GDALSetCacheMax64 as it is (256 would be 256
-        # bytes, no cache at all: the COG copy then took 3x as long)
-        with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB * 2**20):
+        with gdal_cache_bounded():
             return fn(*args, **kwargs)
 
     return wrapper  # type: ignore[return-value]
