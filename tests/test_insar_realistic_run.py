@@ -3,7 +3,8 @@ clustered 1-3 px apart, power-law atmosphere and creep (a SYNTHETIC scene of
 :mod:`thawdetect.plugins.insar_sbas.scenes`), a known point inventory and the reference reviewer.
 
 Each landslide must stay its own candidate (the old ``grow`` fused every landslide that touched
-the low-coherence network into one), be found, and be counted once in the inventory.
+the low-coherence network into one), be found, and be counted once in the inventory: with the
+default delineation (``threshold``) and with ``grow``.
 """
 
 from __future__ import annotations
@@ -65,8 +66,10 @@ def test_scene_has_the_hard_conditions(scene_dir):
     assert len(touching) >= 2  # landslides on the low-coherence network
 
 
-def test_default_run_keeps_each_landslide_its_own_candidate(scene_dir):
+@pytest.mark.parametrize("delineation", [None, "grow"])  # None: the default (threshold)
+def test_run_keeps_each_landslide_its_own_candidate(scene_dir, delineation):
     out, paths, scene = scene_dir
+    extra = {} if delineation is None else {"delineation": delineation}
     res = thawdetect.run(
         {
             "region": {"name": "realistic-scene", "crs": "EPSG:32647", "synthetic": True},
@@ -77,16 +80,17 @@ def test_default_run_keeps_each_landslide_its_own_candidate(scene_dir):
                     "timeseries_file": str(paths["timeseries"]),
                     "coherence_file": str(paths["coherence"]),
                     "dem_file": str(paths["dem"]),
+                    **extra,
                 }
             },
         },
         reviewer=f"reference:{out / 'reference.gpkg'}",
-        output_dir=out / "run",
+        output_dir=out / f"run-{delineation or 'default'}",
         progress=False,
     )
     from thawdetect.core.run.ledger import Ledger
 
-    cands = Ledger(out / "run").read("candidates")
+    cands = Ledger(out / f"run-{delineation or 'default'}").read("candidates")
     slides = scene.slides.reset_index(drop=True)
     # no candidate covers two landslides (>= 20 % of each)
     inter = gpd.overlay(
