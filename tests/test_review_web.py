@@ -369,6 +369,28 @@ def latest(run: Path) -> Any:
 
 
 class TestBrowser:
+    def test_the_next_candidates_are_fetched_ahead(self, web_run, browser_page):
+        """While one candidate is shown, the next two pending ones are asked for (their evidence
+        drawn, their first frame cached), not more; deciding still shows fresh data."""
+        page = browser_page
+        seen: list[str] = []
+        page.on("request", lambda r: seen.append(r.url.split("?")[0]))
+        with LiveServer(web_run) as server:
+            open_page(page, server)
+            assert current_id(page) == "it01-0001"
+            ahead = [f"{server.base}/api/candidate/it01-000{k}/frame/0" for k in (2, 3)]
+            deadline = time.time() + 15
+            while not set(ahead) <= set(seen) and time.time() < deadline:
+                page.wait_for_timeout(100)
+            assert set(ahead) <= set(seen)
+            assert not any("it01-0004" in u or "it01-0005" in u for u in seen)
+            page.keyboard.press("n")
+            wait_status(page, "it01-0001", "rejected")
+            assert current_id(page) == "it01-0002"
+            # shown from data fetched again (its neighbours include the candidate just decided)
+            assert seen.count(f"{server.base}/api/candidate/it01-0002") == 2
+            assert not page.blocked and not page.js_errors
+
     @pytest.mark.slow  # the default suite's browser test is the next one
     def test_keyboard_decisions_are_in_the_ledger_and_survive_a_reload(
         self, web_run, browser_page, tmp_path

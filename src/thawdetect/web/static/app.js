@@ -368,6 +368,35 @@
     mergeLayers(cand.layer_defs);
     renderCandidate(cand);
     document.body.dataset.cand = id;
+    prefetchNext(i);
+  }
+
+  // While the reviewer looks at this candidate, the next pending ones are asked for in turn: the
+  // server draws their evidence if the run left it to be drawn lazily, and their first frame
+  // lands in the browser's cache (frames are cacheable for 10 minutes). Their data is fetched
+  // again when shown: it holds the neighbours' decisions, which the next key press changes.
+  const PREFETCH_AHEAD = 2;
+  const prefetched = new Set();
+  async function prefetchNext(from) {
+    let n = 0;
+    for (let i = from + 1; i < S.rows.length && n < PREFETCH_AHEAD; i++) {
+      const id = S.rows[i].id;
+      if (S.rows[i].status !== "pending") continue;
+      n += 1;
+      if (prefetched.has(id)) continue;
+      prefetched.add(id);
+      try {
+        const c = await api(`/api/candidate/${encodeURIComponent(id)}`);
+        if (c.frames && c.frames.length) {
+          await new Promise((done) => {
+            const img = new Image();
+            img.onload = img.onerror = done;
+            img.src = `/api/candidate/${encodeURIComponent(id)}/frame/0`;
+          });
+        }
+      } catch (e) { prefetched.delete(id); return; }
+      if (S.cur !== from) return; // the reviewer moved on: the next select prefetches
+    }
   }
 
   // -- evidence -------------------------------------------------------------------------------
