@@ -67,6 +67,7 @@ cfg = InsarSbasConfig(
     coherence_file=scene / "temporalCoherence.h5",
     dem_file=scene / "dem.tif",
     schedule_index=first - 1,
+    **json.loads(sys.argv[5]),
 )
 print(json.dumps({"code": str(Path(thawdetect.__file__).parent), "import_s": t_import}), flush=True)
 for it in range(first, last + 1):
@@ -107,10 +108,13 @@ def landed_src(ref: str | None, into: Path) -> tuple[Path, str]:
     return into / "src", sha
 
 
-def run_child(src: Path, scene: Path, run: Path, first: int, last: int) -> list[dict[str, Any]]:
+def run_child(
+    src: Path, scene: Path, run: Path, first: int, last: int, settings: dict[str, Any]
+) -> list[dict[str, Any]]:
     env = {**os.environ, "PYTHONPATH": str(src), "PYTHONWARNINGS": "ignore"}
     out = subprocess.run(
-        [sys.executable, "-c", CHILD, str(scene), str(run), str(first), str(last)],
+        [sys.executable, "-c", CHILD, str(scene), str(run), str(first), str(last),
+         json.dumps(settings)],
         env=env, capture_output=True, text=True,
     )  # fmt: skip
     if out.returncode:
@@ -156,7 +160,9 @@ def main() -> None:
     ap.add_argument("--scene", type=Path, help="a scene written before (else one is made)")
     ap.add_argument("--reference", help="git ref of the landed code (default: see above)")
     ap.add_argument("--rows", type=int, default=5, help="schedule rows to run (1-5)")
+    ap.add_argument("--delineation", help="grow or threshold (default: the detector's)")
     args = ap.parse_args()
+    settings = {"delineation": args.delineation} if args.delineation else {}
 
     with tempfile.TemporaryDirectory(prefix="bench_insar_iteration_") as tmp_s:
         tmp = Path(tmp_s)
@@ -183,12 +189,13 @@ def main() -> None:
         results: dict[str, dict[str, Any]] = {}
         for name, src in codes.items():
             run = tmp / name.split()[0]
-            rows = run_child(src, scene, run, 1, args.rows)
-            resume = run_child(src, scene, run, args.rows, args.rows)[0]
+            rows = run_child(src, scene, run, 1, args.rows, settings)
+            resume = run_child(src, scene, run, args.rows, args.rows, settings)[0]
             results[name] = {"rows": rows, "resume": resume, "run": run}
 
         print(f"\ninsar_sbas iterations, {shape[1]} × {shape[2]} px ({mpx:.2f} MP) × {shape[0]} "
-              f"epochs, {args.rows} rows; load average {os.getloadavg()[0]:.1f}")  # fmt: skip
+              f"epochs, {args.rows} rows, {settings or 'default settings'}; "
+              f"load average {os.getloadavg()[0]:.1f}")  # fmt: skip
         print(f"{'code':<18}{'iteration':>10}{'candidates':>12}{'time s':>9}{'peak MB':>9}")
         for name, r in results.items():
             for row in [*r["rows"], {**r["resume"], "iteration": f"{r['resume']['iteration']}R"}]:

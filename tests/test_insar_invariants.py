@@ -162,7 +162,7 @@ def test_changed_inputs_are_recomputed(scene: Any, tmp_path: Path) -> None:
     moved = {k: src / p.name for k, p in paths.items() if k != "planted"}
     for k, p in moved.items():
         p.write_bytes(paths[k].read_bytes())
-    cfg = _config(moved, schedule=[{"abs_rate_mm_yr": 10}])
+    cfg = _config(moved, schedule=[{"abs_rate_mm_yr": 10}], delineation="grow")  # grow: layers
     run = tmp_path / "run"
     _iterate(run, cfg, range(1, 2), host)
     disp1 = run / "it1" / "displacement_mm.tif"
