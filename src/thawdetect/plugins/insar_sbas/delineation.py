@@ -163,6 +163,16 @@ def _disc(r: float) -> NDArray[np.bool_]:
     return (yy**2 + xx**2) <= r * r + 1e-9
 
 
+def _window(sl: tuple[slice, slice], pad: int, shape: tuple[int, int]) -> tuple[int, int, int, int]:
+    """Row and column bounds of a ``find_objects`` box grown by ``pad``, clipped to ``shape``."""
+    return (
+        max(sl[0].start - pad, 0),
+        min(sl[0].stop + pad, shape[0]),
+        max(sl[1].start - pad, 0),
+        min(sl[1].stop + pad, shape[1]),
+    )
+
+
 def _find(parent: NDArray[np.int64], i: int) -> int:
     """Union-find root of ``i`` (with path halving)."""
     while parent[i] != i:
@@ -428,8 +438,7 @@ def _group(
     for i, sl in enumerate(boxes, start=1):
         if sl is None:
             continue
-        r0, r1 = max(sl[0].start - pad, 0), min(sl[0].stop + pad, h)
-        c0, c1 = max(sl[1].start - pad, 0), min(sl[1].stop + pad, w)
+        r0, r1, c0, c1 = _window(sl, pad, (h, w))
         win = labels[r0:r1, c0:c1]
         near_i = ndimage.binary_dilation(win == i, structure=reach)
         for j in np.unique(win[near_i]):
@@ -477,8 +486,7 @@ def _group(
         sl = boxes[g - 1]
         if sl is None:
             continue
-        r0, r1 = max(sl[0].start - pad, 0), min(sl[0].stop + pad, h)
-        c0, c1 = max(sl[1].start - pad, 0), min(sl[1].stop + pad, w)
+        r0, r1, c0, c1 = _window(sl, pad, (h, w))
         win = merged[r0:r1, c0:c1]
         closed = ndimage.binary_closing(np.pad(win == g, pad), structure=close)[pad:-pad, pad:-pad]
         win[closed & (win == 0) & unknown[r0:r1, c0:c1]] = g
@@ -500,8 +508,7 @@ def _bridge_unknown(
     for i, sl in enumerate(ndimage.find_objects(labels, max_label=n), start=1):
         if sl is None:
             continue
-        r0, r1 = max(sl[0].start - pad, 0), min(sl[0].stop + pad, h)
-        c0, c1 = max(sl[1].start - pad, 0), min(sl[1].stop + pad, w)
+        r0, r1, c0, c1 = _window(sl, pad, (h, w))
         win = labels[r0:r1, c0:c1]
         closed = ndimage.binary_closing(np.pad(win == i, pad), structure=disc)[pad:-pad, pad:-pad]
         win[closed & (win == 0) & unknown[r0:r1, c0:c1]] = i
@@ -533,8 +540,7 @@ def _split_far_parts(
     for i, sl in enumerate(ndimage.find_objects(labels, max_label=n), start=1):
         if sl is None:
             continue
-        r0, r1 = max(sl[0].start - pad, 0), min(sl[0].stop + pad, h)
-        c0, c1 = max(sl[1].start - pad, 0), min(sl[1].stop + pad, w)
+        r0, r1, c0, c1 = _window(sl, pad, (h, w))
         win = labels[r0:r1, c0:c1]
         mine = win == i
         if ndimage.label(mine, structure=_EIGHT)[1] < 2:
@@ -565,8 +571,7 @@ def _smooth(labels: NDArray[np.int32], n: int, seeds: NDArray[np.bool_]) -> None
     for i, sl in enumerate(ndimage.find_objects(labels, max_label=n), start=1):
         if sl is None:
             continue
-        r0, r1 = max(sl[0].start - 1, 0), min(sl[0].stop + 1, h)
-        c0, c1 = max(sl[1].start - 1, 0), min(sl[1].stop + 1, w)
+        r0, r1, c0, c1 = _window(sl, 1, (h, w))
         win = labels[r0:r1, c0:c1]
         mine = win == i
         p = np.pad(mine, 1)
