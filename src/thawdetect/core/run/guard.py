@@ -164,13 +164,6 @@ def screen_parts(
     # each part's number within its candidate (1-based, in the candidate's part order)
     first = np.r_[0, np.cumsum(n_parts)[:-1]] if n else np.zeros(0, dtype=np.int64)
     part_no = np.arange(len(parts)) - first[owner] + 1
-    # a part that is mostly new ground beside a known outline loses the known ground and goes to
-    # review (a delineation joining a new landslide to its already mapped neighbour)
-    parts, clipped = _clip_known_ground(parts, seen, duplicate_overlap, min_mapping_unit_ha)
-    if clipped.any():
-        geoms = geoms.copy()
-        for c in np.unique(owner[clipped]).tolist():
-            geoms[c] = shapely.union_all(parts[owner == c])
     # a part no single landslide looks like is never "known" (a blanket over a known point
     # hides the ground around it): it goes to review, flagged
     known = _known_parts(parts, seen, duplicate_overlap, rejected) & ~_implausible(parts, limits)
@@ -302,37 +295,23 @@ def _implausible(geoms: npt.NDArray[Any], limits: GuardLimits) -> npt.NDArray[np
     return np.asarray(out, dtype=bool)
 
 
-def _clip_known_ground(
-    parts: npt.NDArray[Any],
-    seen: gpd.GeoDataFrame,
-    duplicate_overlap: float,
-    min_mapping_unit_ha: float,
-) -> tuple[npt.NDArray[Any], npt.NDArray[np.bool_]]:
-    """Parts whose ground is mostly new beside known outlines (polygons of ``seen``): the part
-    minus those outlines, when what is left is at least ``1 - duplicate_overlap`` of the part
-    and the minimum mapping unit. Returns the parts and which ones were clipped."""
-    clipped = np.zeros(len(parts), dtype=bool)
-    polys = seen[seen.geom_type.isin(["Polygon", "MultiPolygon"])] if len(seen) else seen
+def _mostly_new(
+    parts: npt.NDArray[Any], polys: gpd.GeoDataFrame, duplicate_overlap: float
+) -> npt.NDArray[np.bool_]:
+    """Parts of which more than ``1 - duplicate_overlap`` lies outside every outline of
+    ``polys``: new ground, even where a known outline lies inside (a delineation that joined a
+    new landslide to its mapped neighbour goes to review whole; the reviewer may call it part of
+    that neighbour, or confirm the new one)."""
+    out = np.zeros(len(parts), dtype=bool)
     if len(parts) == 0 or len(polys) == 0:
-        return parts, clipped
+        return out
     ip, iq = polys.sindex.query(parts, predicate="intersects")
-    if len(ip) == 0:
-        return parts, clipped
-    out = parts.copy()
     known_geoms = polys.geometry.to_numpy()
     for i in np.unique(ip).tolist():
         part = parts[i]
-        rest = shapely.difference(part, shapely.union_all(known_geoms[iq[ip == i]]))
-        rest = shapely.make_valid(rest)
-        area, rest_area = shapely.area(part), shapely.area(rest)
-        if rest_area >= area - 1e-6:
-            continue  # only touches
-        if rest_area >= (1.0 - duplicate_overlap) * area and rest_area / 1e4 >= min_mapping_unit_ha:
-            polys_left = [g for g in shapely.get_parts(rest) if shapely.area(g) > 0]
-            if polys_left:
-                out[i] = shapely.multipolygons(polys_left) if len(polys_left) > 1 else polys_left[0]
-                clipped[i] = True
-    return out, clipped
+        rest = shapely.area(shapely.difference(part, shapely.union_all(known_geoms[iq[ip == i]])))
+        out[i] = rest > (1.0 - duplicate_overlap) * shapely.area(part)
+    return out
 
 
 def _known_parts(
@@ -342,8 +321,9 @@ def _known_parts(
     rejected: gpd.GeoDataFrame | None = None,
 ) -> npt.NDArray[np.bool_]:
     """Whether each part contains a known point or overlaps ``seen`` by ``duplicate_overlap``
-    (of the smaller area), or is the same ground as a ``rejected`` outline (overlap of the
-    *larger* area: a smaller, more specific outline inside rejected ground is new)."""
+    (of the smaller area) without being mostly new ground, or is the same ground as a
+    ``rejected`` outline (overlap of the *larger* area: a smaller, more specific outline inside
+    rejected ground is new)."""
     known = np.zeros(len(parts), dtype=bool)
     if len(parts) == 0:
         return known
@@ -353,7 +333,11 @@ def _known_parts(
     if len(seen) == 0:
         return known
     frame = gpd.GeoDataFrame(geometry=gpd.GeoSeries(parts, crs=seen.crs), crs=seen.crs)
-    known |= overlap_fraction(frame, seen) >= duplicate_overlap
+    overlapping = overlap_fraction(frame, seen) >= duplicate_overlap
+    if overlapping.any():
+        polys = seen[seen.geom_type.isin(["Polygon", "MultiPolygon"])]
+        overlapping[overlapping] &= ~_mostly_new(parts[overlapping], polys, duplicate_overlap)
+    known |= overlapping
     points = seen[seen.geom_type == "Point"]
     if len(points):
         hit, _ = points.sindex.query(parts, predicate="contains")
