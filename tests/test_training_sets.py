@@ -192,3 +192,33 @@ def test_decided_outlines_follow_decisions_undo_and_hand_edits(tmp_path):
     assert same() == 2 and kept.full_reads == 1
     decide(run, ids[5], "rejected", reviewer="t")
     assert same() == 3 and kept.full_reads == 1
+
+
+def test_a_run_that_confirms_nothing_still_scores(tmp_path):
+    """Every candidate rejected: the accuracy stage scores an empty detection set per detector
+    (it lost its geometry there and the run failed at its last stage)."""
+    from shapely.geometry import Point
+
+    ref = tmp_path / "reference.gpkg"  # nothing the detector proposes matches it
+    gpd.GeoDataFrame(
+        {"id": ["far"]}, geometry=[box(X0 + 9000, Y0, X0 + 9040, Y0 + 80)], crs=CRS
+    ).to_file(ref, engine="pyogrio")
+    val = tmp_path / "validation.gpkg"
+    gpd.GeoDataFrame(
+        {"label": ["landslide", "not landslide"]},
+        geometry=[Point(X0 + 20, Y0 + 20), Point(X0 + 5000, Y0 + 20)],
+        crs=CRS,
+    ).to_file(val, engine="pyogrio")
+    cfg = RunConfig(
+        region=Region(name="sets", crs=CRS),
+        detectors={"fragments": {}},
+        reviewer=f"reference:{ref}",
+        evidence=False,
+        max_iterations=2,
+        validation=str(val),
+    )
+    engine = Engine(cfg, tmp_path / "run", PluginHost(plugins=[("fragments", PLUGIN)]))
+    result = engine.run()
+    assert result.status == "finished"
+    overall = result.accuracy
+    assert (overall.tp, overall.fn) == (0, 1)

@@ -177,7 +177,9 @@ def run_accuracy(
     conf_lists = confirmed["detectors"].fillna("").astype(str).str.split(",")
     for name in names:
         sel = conf_lists.map(lambda ds, n=name: n in [d.strip() for d in ds])
-        out["per_detector"][name] = score(confirmed[sel.to_numpy()])
+        # a boolean mask even when nothing was confirmed (an empty object array would select
+        # no columns instead of no rows, and the frame would lose its geometry)
+        out["per_detector"][name] = score(confirmed.loc[sel.to_numpy(dtype=bool)])
     return out
 
 
