@@ -311,6 +311,12 @@ def one_scene(
     return rec
 
 
+def _worst(values: list[float]) -> int:
+    """Index of the lowest value, NaN (nothing to score) left out; 0 when all are NaN."""
+    arr = np.asarray(values, dtype=float)
+    return int(np.nanargmin(arr)) if np.isfinite(arr).any() else 0
+
+
 def _line(name: str, method: str, r: dict[str, Any]) -> str:
     med = float(np.median(r["ious"])) if r["ious"] else float("nan")
     return (
@@ -391,15 +397,20 @@ def main() -> None:
             )
         }
         ious = [i for x in rs for i in x["ious"]]
-        per_found = [x["found"] / max(x["findable"], 1) for x in rs]
-        per_iou = [float(np.median(x["ious"])) if x["ious"] else 0.0 for x in rs]
-        w = int(np.argmin(per_found))
-        wi = int(np.argmin(per_iou))
+        # a scene with nothing findable (e.g. on a real, 92 % decorrelated coherence layer) has
+        # no worst figure: it is left out of the worst-scene columns
+        nan = float("nan")
+        per_found = [x["found"] / x["findable"] if x["findable"] else nan for x in rs]
+        per_iou = [float(np.median(x["ious"])) if x["ious"] else nan for x in rs]
+        w = _worst(per_found)
+        wi = _worst(per_iou)
         wf = int(np.argmax([x["false_alarms"] for x in rs]))
         fm = sum(x["found_margin"] for x in rs)
         nm = sum(x["findable_margin"] for x in rs)
-        per_m = [x["found_margin"] / max(x["findable_margin"], 1) for x in rs]
-        wm = int(np.argmin(per_m))
+        per_m = [
+            x["found_margin"] / x["findable_margin"] if x["findable_margin"] else nan for x in rs
+        ]
+        wm = _worst(per_m)
         s = {
             "found_fraction_margin": round(fm / max(nm, 1), 4),
             "worst_found_fraction_margin": round(per_m[wm], 4),
@@ -449,10 +460,10 @@ def main() -> None:
                 f"({x['tp_strict']}/{x['n_strict']}) | {x['inventory']} | {x['double_counted']} | "
                 f"{x['iterations']} | {x['run_s']} |"
             )
-        tprs = [r["run"]["tpr"] for r in recs]
-        w = int(np.argmin(tprs))
+        tprs = [r["run"]["tpr"] if r["run"]["n"] else float("nan") for r in recs]
+        w = _worst(tprs)
         summary["runs"] = {
-            "median_tpr": round(float(np.median(tprs)), 4),
+            "median_tpr": round(float(np.nanmedian(tprs)), 4),
             "worst_tpr": round(tprs[w], 4),
             "worst_tpr_scene": recs[w]["scene"],
             "total_fp": int(sum(r["run"]["fp"] for r in recs)),
