@@ -136,6 +136,26 @@ def reference_tree(rev: str, dest: Path) -> Path | None:
     return dest / "src"
 
 
+def _env_for(src: Path) -> dict[str, str]:
+    """The environment for a run of the code in ``src``: built-in plugins that the installed
+    package's entry points name but that tree does not have (an older commit) are disabled."""
+    import os
+    from importlib.metadata import entry_points
+
+    env = dict(os.environ)
+    missing = []
+    for ep in entry_points(group="thawdetect"):
+        module = ep.value.split(":")[0]
+        if module.startswith("thawdetect."):
+            rel = Path(*module.split("."))
+            if not (src / rel).with_suffix(".py").exists() and not (src / rel).is_dir():
+                missing.append(ep.name)
+    if missing:
+        old = env.get("THAWDETECT_DISABLE_PLUGINS", "")
+        env["THAWDETECT_DISABLE_PLUGINS"] = ",".join([x for x in [old, *missing] if x])
+    return env
+
+
 def run_worker(code: str, n: int, iterations: int, out: Path, timeout_s: float) -> dict | None:
     out.mkdir(parents=True, exist_ok=True)
     script = WORKER.format(
@@ -153,6 +173,7 @@ def run_worker(code: str, n: int, iterations: int, out: Path, timeout_s: float) 
             capture_output=True,
             text=True,
             timeout=timeout_s,
+            env=_env_for(Path(code)),
         )
     except subprocess.TimeoutExpired:
         print(f"  N={n}: over {timeout_s:.0f} s, stopped")
