@@ -288,14 +288,17 @@ def _compete(
 ) -> tuple[NDArray[np.int32], int, NDArray[np.int8]]:
     """Competing growth from seeds, per sign of motion (see the module docstring, ``grow``).
 
-    Markers are the seed groups and every other local maximum of the (3 × 3 smoothed) |rate|
-    that stands at least ``floor`` above its surroundings (h-maxima): a slower landslide without
-    seeds yet, or a patch of creep, claims its own basin instead of being swallowed. The
-    watershed of −|rate| inside the growth domain (reliable pixels at or above ``floor``, never
-    unreliable ones) gives each marker its basin; two basins merge where the pass between them
-    is high (``merge_ratio`` × the lower peak), i.e. measured moving ground connects them.
-    Basins without seeds are dropped; each candidate then stops at ``relative_floor`` × the
-    median |rate| of its seeds, and keeps only the pieces that hold seeds.
+    |rate| is measured against ``background`` (the residual). Markers are the seed groups and
+    every other local maximum of the (3 × 3 smoothed) residual that stands at least half a
+    ``floor`` above its surroundings (h-maxima): a slower landslide without seeds yet, or a patch
+    of creep, claims its own basin instead of being swallowed. The watershed of −residual inside
+    the growth domain (reliable pixels at or above ``floor``, plus unreliable ones only in gaps
+    of ``gap_px``) gives each marker its basin; two basins merge, highest pass first, where the
+    pass between them reaches ``merge_ratio`` × the faster one's peak (its second-highest
+    measured pixel), i.e. measured moving ground connects them. Basins without seeds are
+    dropped; each candidate then stops at ``relative_floor`` × the median residual of its seeds
+    and at ``reach_factor`` seed radii (+ 2 px) beyond them, and keeps only the pieces that
+    hold seeds.
     """
     from scipy import ndimage
     from skimage.measure import label as same_value_label
