@@ -3,9 +3,9 @@
 Each iteration applies one row of the schedule (elevation, slope, aspect, |rate|, optional
 seasonal amplitude band; Wei et al., Qilian) or, in derived mode, terrain ranges from a known
 inventory (terrain plugin's ``inventory_ranges``) with a rate schedule. Pixels passing the row are
-seeds; candidates grow from them down to the scene's noise floor (:mod:`.delineation`), or, with
-``delineation: threshold``, are the 8-connected groups of seeds. Rates may first be projected
-downslope (:mod:`.downslope`).
+seeds; candidates are the 8-connected groups of seeds (``delineation: threshold``, the default),
+or, with ``delineation: grow``, whole landslides grown from them against their competitors
+(:mod:`.delineation`). Rates may first be projected downslope (:mod:`.downslope`).
 
 The detector (~480 lines) is the one place that turns a schedule row into masks, seeds and
 candidates and writes the review frames; the maths lives in ``seasonal_fit``, ``delineation``,
