@@ -32,24 +32,13 @@ _BLOCK_ROWS = 256
 
 def input_paths(model: Any, prefix: str = "") -> list[tuple[str, Path]]:
     """``(field.path, path)`` of every existing local input file of a validated config."""
-    from pydantic import BaseModel
+    from thawdetect.core.run.manifest import input_path_fields
 
-    from thawdetect.core.paths import is_output_field
-    from thawdetect.core.run.manifest import OUTPUT_FIELD_HINTS
-
-    found: list[tuple[str, Path]] = []
-    if isinstance(model, BaseModel):
-        for name, info in type(model).model_fields.items():
-            if is_output_field(info) or any(h in name for h in OUTPUT_FIELD_HINTS):
-                continue
-            where = f"{prefix}.{name}" if prefix else name
-            found += input_paths(getattr(model, name), where)
-    elif isinstance(model, list | tuple):
-        for i, item in enumerate(model):
-            found += input_paths(item, f"{prefix}[{i}]")
-    elif isinstance(model, Path) and model.expanduser().is_file():
-        found.append((prefix, model.expanduser()))
-    return found
+    return [
+        (where, path.expanduser())
+        for where, path in input_path_fields(model, prefix)
+        if path.expanduser().is_file()
+    ]
 
 
 def _any_finite(blocks: Iterator[NDArray[Any]]) -> bool:

@@ -311,13 +311,13 @@ def input_files(value: Any) -> list[Path]:
     return found
 
 
-def missing_input_files(model: Any, prefix: str = "") -> list[tuple[str, Path]]:
-    """``(field.path, path)`` of every local ``Path`` in a validated config that does not exist.
+def input_path_fields(model: Any, prefix: str = "") -> list[tuple[str, Path]]:
+    """``(field.path, path)`` of every ``Path`` a validated config holds as an input.
 
     Path-typed fields are inputs, except outputs: fields typed
     :data:`~thawdetect.core.paths.OutputPath` (or marked ``json_schema_extra={"output": True}``)
     and, for configs that do not type them, fields whose names contain one of
-    :data:`OUTPUT_FIELD_HINTS`. Glob patterns and URIs are left to the detector.
+    :data:`OUTPUT_FIELD_HINTS`.
     """
     from pydantic import BaseModel
 
@@ -329,15 +329,23 @@ def missing_input_files(model: Any, prefix: str = "") -> list[tuple[str, Path]]:
             if is_output_field(info) or any(h in name for h in OUTPUT_FIELD_HINTS):
                 continue
             where = f"{prefix}.{name}" if prefix else name
-            found += missing_input_files(getattr(model, name), where)
+            found += input_path_fields(getattr(model, name), where)
     elif isinstance(model, list | tuple):
         for i, item in enumerate(model):
-            found += missing_input_files(item, f"{prefix}[{i}]")
+            found += input_path_fields(item, f"{prefix}[{i}]")
     elif isinstance(model, Path):
-        text = str(model)
-        if not any(ch in text for ch in "*?[") and not model.expanduser().exists():
-            found.append((prefix, model))
+        found.append((prefix, model))
     return found
+
+
+def missing_input_files(model: Any, prefix: str = "") -> list[tuple[str, Path]]:
+    """The local input paths of a validated config (:func:`input_path_fields`) that do not
+    exist. Glob patterns and URIs are left to the detector."""
+    return [
+        (where, path)
+        for where, path in input_path_fields(model, prefix)
+        if not any(ch in str(path) for ch in "*?[") and not path.expanduser().exists()
+    ]
 
 
 def region_data(
