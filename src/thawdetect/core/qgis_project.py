@@ -114,17 +114,18 @@ def style_ledger(run_dir: str | Path) -> bool:
 # -- gathering the rasters ------------------------------------------------------------------------
 
 
-def _dem_paths(config: Any) -> list[str]:
+def dem_paths(config: Any) -> list[str]:
+    """Every DEM path a run config names (keys ``dem``, ``*_dem``, ``dem_file``, ``dem_path``)."""
     found: list[str] = []
     if isinstance(config, dict):
         for key, value in config.items():
             if isinstance(value, str) and re.search(r"(^|_)dem(_file|_path)?$", key):
                 found.append(value)
             elif isinstance(value, dict | list):
-                found += _dem_paths(value)
+                found += dem_paths(value)
     elif isinstance(config, list):
         for value in config:
-            found += _dem_paths(value)
+            found += dem_paths(value)
     return found
 
 
@@ -164,7 +165,7 @@ def gather_rasters(
         for name, cfg in (configs or {}).items():
             if cfg is None:
                 continue
-            dems += _dem_paths(cfg)
+            dems += dem_paths(cfg)
             if (run_dir / "iterations" / f"{int(it_text):02d}" / name).is_dir():
                 latest[name] = (int(it_text), cfg)
     insar: list[RasterLayer] = []

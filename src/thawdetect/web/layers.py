@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import logging
 import math
-import re
 import threading
 import warnings
 from collections import OrderedDict
@@ -173,20 +172,6 @@ def _chip_stretch(path: Path, band: int) -> tuple[float, float]:
     return (lo, hi)
 
 
-def _dem_paths(config: Any) -> list[str]:
-    found: list[str] = []
-    if isinstance(config, dict):
-        for key, value in config.items():
-            if isinstance(value, str) and re.search(r"(^|_)dem(_file|_path)?$", key):
-                found.append(value)
-            elif isinstance(value, dict | list):
-                found += _dem_paths(value)
-    elif isinstance(config, list):
-        for value in config:
-            found += _dem_paths(value)
-    return found
-
-
 def discover_layers(
     run_dir: Path, manifest: Manifest, host: Any, messages: list[str]
 ) -> list[Layer]:
@@ -202,6 +187,7 @@ def discover_layers(
     from thawdetect.core.errors import ThawdetectError
     from thawdetect.core.models import validate_section
     from thawdetect.core.plugin_api.detector import IterationContext
+    from thawdetect.core.qgis_project import dem_paths
 
     found: list[dict[str, Any]] = []
     dems: list[str] = []
@@ -214,7 +200,7 @@ def discover_layers(
         for name, cfg in (configs or {}).items():
             if cfg is None:
                 continue
-            dems += _dem_paths(cfg)
+            dems += dem_paths(cfg)
             work = run_dir / "iterations" / f"{k:02d}" / name
             if not work.is_dir():
                 continue  # iteration not proposed yet
