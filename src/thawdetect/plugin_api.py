@@ -27,9 +27,9 @@ Names load on first use (geopandas, rasterio and pydantic models are not importe
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from thawdetect._lazy import lazy_attributes
 from thawdetect.core.plugin_api.hookspecs import hookimpl
 
 if TYPE_CHECKING:
@@ -202,14 +202,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'thawdetect.plugin_api' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
+__getattr__, __dir__ = lazy_attributes(__name__, _LAZY, globals())
