@@ -484,7 +484,6 @@ def _group(
     merged = lut[labels]
     m = int(uniq.size)
     # close the gaps inside each grouped candidate (only over unreliable background pixels)
-    close = _disc((distance_px + 1.0) / 2.0)
     boxes = ndimage.find_objects(merged, max_label=m)
     for g in np.flatnonzero(fragments > 1) + 1:
         sl = boxes[g - 1]
@@ -492,7 +491,7 @@ def _group(
             continue
         r0, r1, c0, c1 = _window(sl, pad, (h, w))
         win = merged[r0:r1, c0:c1]
-        closed = ndimage.binary_closing(np.pad(win == g, pad), structure=close)[pad:-pad, pad:-pad]
+        closed = _closing(win == g, (distance_px + 1.0) / 2.0)
         win[closed & (win == 0) & unknown[r0:r1, c0:c1]] = g
     return merged, m, fragments
 
@@ -506,7 +505,6 @@ def _bridge_unknown(
     """
     from scipy import ndimage
 
-    disc = _disc(radius_px)
     pad = int(np.ceil(radius_px)) + 1
     h, w = labels.shape
     for i, sl in enumerate(ndimage.find_objects(labels, max_label=n), start=1):
@@ -514,7 +512,7 @@ def _bridge_unknown(
             continue
         r0, r1, c0, c1 = _window(sl, pad, (h, w))
         win = labels[r0:r1, c0:c1]
-        closed = ndimage.binary_closing(np.pad(win == i, pad), structure=disc)[pad:-pad, pad:-pad]
+        closed = _closing(win == i, radius_px)
         win[closed & (win == 0) & unknown[r0:r1, c0:c1]] = i
 
 
