@@ -46,8 +46,16 @@ def reference_merge(
     p["_rank"] = p.groupby("detector")[SCORE_COLUMN].rank(pct=True, method="max").fillna(0.0)
     geoms = p.geometry.buffer(buffer_m / 2.0) if buffer_m > 0 else p.geometry
     ia, ib = gpd.GeoSeries(geoms, crs=crs).sindex.query(geoms, predicate="intersects")
-    # Same-detector overlaps are joined too: a detector's own outputs should not overlap, and if
-    # they do (e.g. two images of one slump) they are one candidate for review.
+    # Same-detector overlaps are joined when they share half the smaller outline (one slump
+    # twice); touching outlines and slivers along a shared edge stay apart.
+    keep = []
+    for a, b in zip(ia.tolist(), ib.tolist(), strict=True):
+        if a != b and p["detector"].iloc[a] == p["detector"].iloc[b]:
+            ga, gb = geoms.iloc[a], geoms.iloc[b]
+            keep.append(ga.intersection(gb).area >= 0.5 * min(ga.area, gb.area))
+        else:
+            keep.append(True)
+    ia, ib = ia[np.asarray(keep, dtype=bool)], ib[np.asarray(keep, dtype=bool)]
     labels = _components(len(p), ia, ib)
     p["_group"] = labels
     evidence_cols = [
@@ -214,13 +222,16 @@ def test_same_output_with_list_time_and_text_evidence(seed):
 
 
 def test_one_detectors_outlines_that_only_touch_stay_apart():
-    # neighbouring landslides delineated edge to edge on one pixel grid are two candidates;
-    # outlines of one detector that overlap, or of two detectors that touch, are one
+    # neighbouring landslides delineated edge to edge on one pixel grid are two candidates, also
+    # when smoothing makes their outlines share a sliver; outlines of one detector that share
+    # half the smaller one, or of two detectors that touch, are one
     props = gpd.GeoDataFrame(
         {"detector": ["a", "a", "a", "b"], SCORE_COLUMN: [0.9, 0.8, 0.7, 0.5]},
         geometry=[box(0, 0, 10, 10), box(10, 0, 20, 10), box(30, 0, 40, 10), box(40, 0, 50, 10)],
         crs=CRS,
     )
     assert len(merge_candidates(props, CRS)) == 3  # (0) (1) (2 + b)
-    props.loc[1, "geometry"] = box(9, 0, 20, 10)  # now overlaps the first
+    props.loc[1, "geometry"] = box(9, 0, 20, 10)  # a sliver, 10 % of the smaller
+    assert len(merge_candidates(props, CRS)) == 3
+    props.loc[1, "geometry"] = box(4, 0, 20, 10)  # 60 % of the first: one slump twice
     assert len(merge_candidates(props, CRS)) == 2

@@ -24,6 +24,11 @@ from thawdetect.core.plugin_api.detector import SCORE_COLUMN, SERIES_COLUMN
 from thawdetect.core.run._json import json_objects
 from thawdetect.core.vector import valid_geometries
 
+#: two outlines of one detector are one candidate only when they share at least this fraction
+#: of the smaller one's area (touching outlines and smoothing slivers along a shared edge stay
+#: two candidates)
+SAME_DETECTOR_OVERLAP = 0.5
+
 
 def overlap_fraction(
     a: gpd.GeoDataFrame, b: gpd.GeoDataFrame, *, of: str = "smaller"
@@ -92,17 +97,22 @@ def merge_candidates(
     ia, ib = gpd.GeoSeries(geoms, crs=crs).sindex.query(geoms, predicate="intersects")
     # Same-detector overlaps are joined too: a detector's own outputs should not overlap, and if
     # they do (e.g. two images of one slump) they are one candidate for review. Outlines of one
-    # detector that only touch are kept apart: a detector that delineates neighbouring
-    # landslides on one pixel grid (insar_sbas's competing growth) draws them edge to edge.
+    # detector that only touch, or share a sliver (less than SAME_DETECTOR_OVERLAP of the
+    # smaller), are kept apart: a detector that delineates neighbouring landslides on one pixel
+    # grid (insar_sbas's competing growth) draws them edge to edge, and smoothing the two
+    # outlines (simplified within a pixel) makes them overlap along the shared edge.
     det = p["detector"].to_numpy()
     same = (det[ia] == det[ib]) & (ia != ib)
     if same.any():
         import shapely
 
         garr = np.asarray(geoms, dtype=object)
-        only_touch = np.zeros(len(ia), dtype=bool)
-        only_touch[same] = shapely.touches(garr[ia[same]], garr[ib[same]])
-        ia, ib = ia[~only_touch], ib[~only_touch]
+        ga, gb = garr[ia[same]], garr[ib[same]]
+        shared = shapely.area(shapely.intersection(ga, gb))
+        smaller = np.minimum(shapely.area(ga), shapely.area(gb))
+        apart = np.zeros(len(ia), dtype=bool)
+        apart[same] = shared < SAME_DETECTOR_OVERLAP * smaller
+        ia, ib = ia[~apart], ib[~apart]
     labels = _components(len(p), ia, ib)
     evidence_cols = [
         c for c in p.columns if c not in ("geometry", "detector", "_rank", SERIES_COLUMN)
