@@ -1,5 +1,7 @@
 """The reference reviewer as of f58208a (before issue 13's speed-up), kept verbatim as the
-reference that tests/test_reference_reviewer_equivalence.py compares the current one with.
+reference that tests/test_reference_reviewer_equivalence.py compares the current one with,
+plus issue 20's one rule change (marked "issue 20": a candidate is decided as its best match not
+yet mapped), written as the plain loop it is.
 
 Only ``reference_decisions`` and its helpers; spec parsing and the hook are unchanged.
 """
@@ -98,6 +100,17 @@ def reference_decisions(
         )
         for m, r in _pairs(mapped, ref, crs, tolerance_m, min_overlap):
             owner.setdefault(r, names[m])
+    # issue 20: each candidate is decided as its best match not yet mapped (inventory or an
+    # earlier candidate), else as its best match; one plain pass in review order
+    options: dict[int, list[int]] = {}
+    for c, r in _pairs(cand, ref, crs, tolerance_m, min_overlap):
+        options.setdefault(c, []).append(r)
+    taken = set(owner)
+    for c in range(len(cand)):
+        if c in options:
+            pick = next((r for r in options[c] if r not in taken), options[c][0])
+            match[c] = pick
+            taken.add(pick)
     touch = _touches(cand, ref, crs) if (match < 0).any() else np.zeros(len(cand), dtype=bool)
     first: dict[int, str] = {}
     labels = _id_labels(ref) if (match >= 0).any() else []

@@ -214,3 +214,46 @@ def test_candidate_matching_an_already_mapped_slump_is_part_of_it():
     assert out["decision"].tolist() == ["part_of", "confirmed"]
     assert out["part_of"].tolist() == ["rts-01-0001", ""]
     assert "already in the inventory as rts-01-0001" in out["note"].iloc[0]
+
+
+def test_candidate_over_a_mapped_and_a_new_slump_maps_the_new_one():
+    """A detector outline that ran from a mapped slump into a new neighbour is decided as the
+    new one (what a person would map), whatever the overlap order; only a candidate whose every
+    match is mapped is part of the best one. Two candidates over the same two new slumps map
+    one each, in review order."""
+    crs = "EPSG:32646"
+    ref = gpd.GeoDataFrame(
+        {"id": ["big", "small"]}, geometry=[box(0, 0, 40, 40), box(45, 0, 55, 10)], crs=crs
+    )
+    both = box(0, 0, 56, 40)  # all of "big" (1600 m²), all of "small" (100 m²)
+    cands = gpd.GeoDataFrame({"candidate_id": ["c1"]}, geometry=[both], crs=crs)
+    assert reference_decisions(cands, ref)["note"].tolist() == ["reference match: id=big"]
+    mapped = gpd.GeoDataFrame(
+        {"inventory_id": ["rts-01-0001"]}, geometry=[box(0, 0, 40, 40)], crs=crs
+    )
+    out = reference_decisions(cands, ref, already_mapped=mapped)
+    assert out["decision"].tolist() == ["confirmed"]
+    assert out["note"].tolist() == ["reference match: id=small"]
+    assert shapely.from_wkt(out["geometry_wkt"].iloc[0]).equals(box(45, 0, 55, 10))
+    # both mapped: part of the best match, as before
+    mapped2 = pd.concat(
+        [
+            mapped,
+            gpd.GeoDataFrame(
+                {"inventory_id": ["rts-01-0002"]}, geometry=[box(45, 0, 55, 10)], crs=crs
+            ),
+        ]
+    )
+    out = reference_decisions(cands, ref, already_mapped=mapped2)
+    assert out["decision"].tolist() == ["part_of"]
+    assert out["part_of"].tolist() == ["rts-01-0001"]
+    # two candidates over the same two new slumps: the first maps "big", the second "small"
+    two = gpd.GeoDataFrame({"candidate_id": ["a", "b"]}, geometry=[both, both], crs=crs)
+    out = reference_decisions(two, ref)
+    assert out["decision"].tolist() == ["confirmed", "confirmed"]
+    assert out["note"].tolist() == ["reference match: id=big", "reference match: id=small"]
+    # a third one has nothing new left: part of the first
+    three = gpd.GeoDataFrame({"candidate_id": ["a", "b", "c"]}, geometry=[both] * 3, crs=crs)
+    out = reference_decisions(three, ref)
+    assert out["decision"].tolist() == ["confirmed", "confirmed", "part_of"]
+    assert out["part_of"].tolist() == ["", "", "a"]

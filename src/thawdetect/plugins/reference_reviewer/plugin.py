@@ -19,6 +19,10 @@ Match rule (:func:`reference_decisions`):
 
 It decides the way a person does (Xia et al. and Wei et al. redraw inaccurate boundaries):
 
+* a candidate matching several reference features is decided as the best (largest overlap)
+  that is not yet mapped (in the run's inventory or by an earlier candidate of the batch): a
+  person who sees a mapped landslide and a new one beside it in one candidate maps the new one;
+  only when every feature it matches is mapped is it decided as its best match;
 * the first candidate matching a reference feature is ``confirmed`` (probability ``high``, a note
   naming the feature) **with the reference outline** as its reviewed outline (``outline=detector``
   keeps the detector outline; point references always keep it); the choice is returned in
@@ -263,44 +267,81 @@ def _first_per(key: np.ndarray, value: np.ndarray, *order: np.ndarray) -> tuple[
     return key[first], value[first]
 
 
-def _match(cgeom: np.ndarray, ref: _Reference, min_overlap: float) -> tuple[np.ndarray, np.ndarray]:
-    """Index of the reference feature each candidate matches best (-1: none), and whether it
-    shares area with a reference polygon (only filled for candidates without a match).
+def _match(
+    cgeom: np.ndarray, ref: _Reference, min_overlap: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Every reference feature each candidate matches, best first, and whether a candidate
+    without a match shares area with a reference polygon.
 
-    Best = largest intersection area, then the lowest index (points: the lowest index; a
-    polygon match beats a point match).
+    Returns ``(match, touch, pair_c, pair_r)``: ``match`` the best match of each candidate (-1:
+    none); ``pair_c``/``pair_r`` every matching (candidate, reference) pair, sorted by candidate
+    and then best first. Best = largest intersection area, then the lowest index (points: the
+    lowest index; a polygon match beats a point match).
     """
     n = len(cgeom)
     match = np.full(n, -1, dtype=np.int64)
     ci, ri = ref.grown_tree.query(cgeom, predicate="intersects")
     inter = np.zeros(0)
+    keys_c, keys_r, keys_kind, keys_area = [], [], [], []
     if len(ci):
         # the area order only matters between several reference polygons of one candidate
         single = np.bincount(ci, minlength=n)[ci] == 1
         inter, ok = _overlaps(cgeom[ci], ri, ref, min_overlap, single)
-        if ok.any():
-            c, r = _first_per(ci[ok], ref.polys[ri[ok]], -inter[ok], ref.polys[ri[ok]])
-            match[c] = r
+        keys_c.append(ci[ok])
+        keys_r.append(ref.polys[ri[ok]])
+        keys_kind.append(np.zeros(int(ok.sum()), dtype=np.int8))
+        keys_area.append(inter[ok])
     if len(ref.pts):
         pc, pr = ref.point_pairs(cgeom)
-        free = match[pc] < 0
-        if free.any():
-            c, r = _first_per(pc[free], pr[free], pr[free])
-            match[c] = r
+        keys_c.append(pc)
+        keys_r.append(pr)
+        keys_kind.append(np.ones(len(pc), dtype=np.int8))
+        keys_area.append(np.zeros(len(pc)))
+    if keys_c:
+        pair_c, pair_r = np.concatenate(keys_c), np.concatenate(keys_r)
+        kind, area = np.concatenate(keys_kind), np.concatenate(keys_area)
+        order = np.lexsort((pair_r, -area, kind, pair_c))
+        pair_c, pair_r = pair_c[order], pair_r[order]
+    else:
+        pair_c = pair_r = np.zeros(0, dtype=np.int64)
+    if len(pair_c):
+        first = np.r_[True, pair_c[1:] != pair_c[:-1]]
+        match[pair_c[first]] = pair_r[first]
     touch = np.zeros(n, dtype=bool)
     unmatched = match < 0
     if not unmatched.any() or len(ref.polys) == 0:
-        return match, touch
+        return match, touch, pair_c, pair_r
     if not ref.tolerance_m > 0:
         # the same pairs as above, all with an exact area (a covered pair always matches)
         touch[ci[(inter > 0) & unmatched[ci]]] = True
-        return match, touch
+        return match, touch, pair_c, pair_r
     u = np.flatnonzero(unmatched)
     ui, ti = ref.plain_tree().query(cgeom[u], predicate="intersects")
     if len(ui):
         inter_u = shapely.area(shapely.intersection(cgeom[u][ui], ref.plain[ti]))
         touch[u[ui[inter_u > 0]]] = True
-    return match, touch
+    return match, touch, pair_c, pair_r
+
+
+def _choose(n: int, pair_c: np.ndarray, pair_r: np.ndarray, owner: dict[int, str]) -> np.ndarray:
+    """The reference feature each candidate is decided as (-1: none), in review order.
+
+    A reviewer who sees a candidate showing a landslide already mapped and a new one beside it
+    maps the new one: a candidate is decided as its best match that neither the inventory nor
+    an earlier candidate of the batch holds yet, else as its best match (then ``part_of``).
+    """
+    match = np.full(n, -1, dtype=np.int64)
+    if len(pair_c) == 0:
+        return match
+    starts = np.flatnonzero(np.r_[True, pair_c[1:] != pair_c[:-1]])
+    ends = np.r_[starts[1:], len(pair_c)]
+    taken = set(owner)
+    for a, b in zip(starts.tolist(), ends.tolist(), strict=True):
+        options = pair_r[a:b].tolist()
+        pick = next((r for r in options if r not in taken), options[0])
+        match[int(pair_c[a])] = pick
+        taken.add(pick)
+    return match
 
 
 def _owners(
@@ -404,20 +445,22 @@ def _decide(
         if prepared is not None:
             prepared[key] = ref
     cgeom = candidates.geometry.to_crs(crs).to_numpy()
-    match, touch = _match(cgeom, ref, min_overlap)
-    matched = np.flatnonzero(match >= 0)
-    wanted = np.unique(match[matched])  # the reference features matched, ascending
+    match, touch, pair_c, pair_r = _match(cgeom, ref, min_overlap)
+    every = np.unique(pair_r)  # every reference feature some candidate matches, ascending
     # reference features the inventory already holds → that inventory feature's id
     owner: dict[int, str] = {}
-    if already_mapped is not None and len(already_mapped) and len(wanted):
+    if already_mapped is not None and len(already_mapped) and len(every):
         names = (
             already_mapped["inventory_id"].astype(str).tolist()
             if "inventory_id" in already_mapped.columns
             else [f"inventory feature {i}" for i in range(len(already_mapped))]
         )
         mgeom = already_mapped.geometry.to_crs(crs).to_numpy()
-        owner = _owners(mgeom, names, ref, wanted, min_overlap)
+        owner = _owners(mgeom, names, ref, every, min_overlap)
     n = len(cgeom)
+    match = _choose(n, pair_c, pair_r, owner)
+    matched = np.flatnonzero(match >= 0)
+    wanted = np.unique(match[matched])  # the reference features decided, ascending
     decision = np.where(touch, "unsure", "rejected").astype(object)
     note = np.where(
         touch, "touches a reference feature below min_overlap", "no reference match"
