@@ -516,7 +516,11 @@ class Engine:
         self._check_proposals(k, props)
         flat = layers.expand_proposals(props, self.crs)
         merged = merge_candidates(flat, self.crs, buffer_m=self.config.merge_buffer_m)
-        decided = self._decided.get(["confirmed", "part_of", "unsure"])
+        # A confirmed candidate is known as what the reviewer confirmed: its inventory feature
+        # (the reviewed outline). The rest of a detector outline that ran into a neighbour is
+        # not a known feature, and a new landslide there goes to review (issue 20). Ground
+        # called part of a mapped feature, or left unsure, is known as the detector drew it.
+        decided = self._decided.get(["part_of", "unsure"])
         inventory = self._sets.geometry("inventory")
         seen = gpd.GeoDataFrame(
             geometry=pd.concat([decided, inventory], ignore_index=True), crs=self.crs
