@@ -262,6 +262,7 @@ def full_run(paths: dict[str, Path], out: Path, settings: dict[str, Any]) -> dic
         "inventory": len(inv),
         "double_counted": int((per_slide > 1).sum()),
         "iterations": len(res.iterations),
+        "reviewed": int(res.iterations["candidates_reviewed"].sum()),
         "run_s": round(time.perf_counter() - t, 1),
     }
 
@@ -449,9 +450,9 @@ def main() -> None:
         print("full runs (default config, reference reviewer):")
         print(
             "| scene | TPR | FPR | TP/N | FP | TPR, all findable | inventory | double counted "
-            "| iterations | s |"
+            "| reviewed | iterations | s |"
         )
-        print("|---|---|---|---|---|---|---|---|---|---|")
+        print("|---|---|---|---|---|---|---|---|---|---|---|")
         for r in recs:
             x = r["run"]
             print(
@@ -467,6 +468,11 @@ def main() -> None:
             "worst_tpr": round(tprs[w], 4),
             "worst_tpr_scene": recs[w]["scene"],
             "total_fp": int(sum(r["run"]["fp"] for r in recs)),
+            "pooled_tp_n": [
+                int(sum(r["run"]["tp"] for r in recs)),
+                int(sum(r["run"]["n"] for r in recs)),
+            ],
+            "reviewed": int(sum(r["run"].get("reviewed", 0) for r in recs)),
             "tpr_all_findable": round(
                 sum(r["run"]["tp_strict"] for r in recs)
                 / max(sum(r["run"]["n_strict"] for r in recs), 1),
