@@ -249,3 +249,23 @@ def test_new_ground_joined_to_a_mapped_neighbour_goes_to_review():
     out = screen_parts(merged, seen, 2, duplicate_overlap=0.5, min_mapping_unit_ha=0.05).candidates
     assert len(out) == 1  # the second is mostly known ground (1 of 1.2 ha): known
     assert out.geometry.iloc[0].area == pytest.approx(30000.0)  # whole, known part included
+
+
+def test_ground_past_a_reviewed_outline_is_not_known(tmp_path: Path) -> None:
+    """An outline that runs from one landslide into its neighbour: the reviewer maps one (with
+    its own outline); the next iteration's same outline is mostly ground no one mapped, so it
+    goes to review again and the neighbour is mapped too. Nothing is counted twice."""
+    scene = _scene(tmp_path, spacing_px=12, n_rows=1, n_cols=4)  # 120 m apart, edge gap 30 m
+    run = _run(scene, tmp_path, detector="bad_reach")
+    ledger = Ledger(run)
+    cands = ledger.read("candidates").sort_values("candidate_id")
+    assert cands["candidate_id"].tolist() == ["it01-0001", "it02-0001"]
+    assert cands["status"].tolist() == ["confirmed", "confirmed"]
+    notes = ledger.read("decisions").sort_values("candidate_id")["note"].tolist()
+    assert notes == ["reference match: id=t1", "reference match: id=t2"]
+    inv = ledger.read("inventory")
+    assert len(inv) == 3  # the known point (t0), t1 and t2: one feature each
+    truth = gpd.GeoSeries(scene["truth"], crs=CRS)
+    polys = inv[inv.geom_type != "Point"]
+    assert sorted(truth.index[truth.intersects(g.representative_point())][0]
+                  for g in polys.geometry) == [1, 2]  # fmt: skip

@@ -4,7 +4,8 @@
 above the threshold into ONE MultiPolygon (a delineation that joins separate landslides along an
 unreliable network). ``bad_blanket`` proposes one rectangle over most of the raster (a detector
 that flags the whole scene). Only the defect is deliberate; the files, the ledger and the
-review are real.
+review are real. ``bad_reach`` draws one outline over two neighbouring regions, the same one
+every iteration (a delineation that runs from one landslide into the next).
 """
 
 from __future__ import annotations
@@ -72,7 +73,34 @@ class BadBlanket(Detector):
         return None
 
 
+class ReachConfig(BadConfig):
+    iterations: int = 2
+
+
+class BadReach(Detector):
+    name = "bad_reach"
+    description = "one outline over the 2nd and 3rd regions of the top row, every iteration"
+    config_model = ReachConfig
+    config: ReachConfig
+
+    def propose(self, context: IterationContext) -> gpd.GeoDataFrame:
+        found = _threshold_polygons(self.config.raster, self.config.threshold)
+        if len(found) < 3:
+            return empty_candidates(found.crs)
+        c = found.geometry.centroid
+        top = found.assign(_x=c.x, _y=c.y).sort_values(["_y", "_x"], ascending=[False, True])
+        pair = top.geometry.to_numpy()[1:3]
+        hull = shapely.convex_hull(shapely.union_all(pair))
+        return gpd.GeoDataFrame({"score": [1.0]}, geometry=[hull], crs=found.crs)
+
+    def next_config(self, outcome: ReviewOutcome) -> ReachConfig | None:
+        if self.config.iterations <= 1:
+            return None
+        return self.config.model_copy(update={"iterations": self.config.iterations - 1})
+
+
 @hookimpl
 def thawdetect_register_detectors(register):
     register(BadFused)
     register(BadBlanket)
+    register(BadReach)
