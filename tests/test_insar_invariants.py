@@ -48,14 +48,15 @@ def _config_at(cfg: InsarSbasConfig, it: int) -> InsarSbasConfig:
 
 class _Counter:
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        from thawdetect.plugins.insar_sbas import detector, seasonal_fit
+        from thawdetect.plugins.insar_sbas import delineation, detector, seasonal_fit
         from thawdetect.plugins.terrain.toolkit import TerrainToolkit
 
-        self.calls: dict[str, int] = {"layers": 0, "stack": 0, "solve": 0}
+        self.calls: dict[str, int] = {"layers": 0, "stack": 0, "solve": 0, "background": 0}
         for name, owner, attr in (
             ("layers", TerrainToolkit, "layers"),
             ("stack", detector, "_write_displacement_stack"),
             ("solve", seasonal_fit, "_solve_in_slabs"),
+            ("background", delineation, "local_background"),
         ):
             monkeypatch.setattr(owner, attr, self._wrap(name, getattr(owner, attr)))
 
@@ -71,20 +72,23 @@ def _frame(c: Any) -> str:
     return c.drop(columns="geometry").to_json() + "".join(g.wkb_hex for g in c.geometry)
 
 
+@pytest.mark.parametrize("method", ["threshold", "grow"])
 def test_later_iterations_reuse_the_invariants_and_give_the_same_candidates(
-    scene: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    scene: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, method: str
 ) -> None:
     _, paths = scene
     host = PluginHost()
-    cfg = _config(paths)
+    cfg = _config(paths, delineation=method)
     # reference: every iteration in a run directory of its own (nothing to reuse)
     fresh = [_iterate(tmp_path / f"fresh{it}", cfg, range(it, it + 1), host)[0] for it in (1, 2, 3)]
     counter = _Counter(monkeypatch)
     reused = _iterate(tmp_path / "run", cfg, range(1, 4), host)
     assert [_frame(c) for c in reused] == [_frame(c) for c in fresh]
     assert sum(len(c) for c in reused) > 0
-    # once per run: the terrain layers, the displacement stack, the fit's solve
-    assert counter.calls == {"layers": 1, "stack": 1, "solve": 1}
+    # once per run: the terrain layers, the displacement stack, the fit's solve, and grow's
+    # large-scale background
+    grows = int(method == "grow")
+    assert counter.calls == {"layers": 1, "stack": 1, "solve": 1, "background": grows}
     statuses = [
         json.loads((tmp_path / "run" / f"it{it}" / "thresholds.json").read_text())["seasonal_fit"]
         for it in (1, 2, 3)
@@ -119,7 +123,7 @@ def test_a_resume_maps_the_kept_fit_and_layers(
     counter = _Counter(monkeypatch)
     again = _iterate(tmp_path / "run", cfg, range(2, 3), host)
     assert _frame(again[0]) == _frame(first[1])
-    assert counter.calls == {"layers": 0, "stack": 0, "solve": 0}
+    assert counter.calls == {"layers": 0, "stack": 0, "solve": 0, "background": 0}
     res = seasonal_fit.fit_timeseries_file(
         paths["timeseries"], cache_dir=tmp_path / "run" / "insar_sbas_cache" / "fit"
     )

@@ -358,15 +358,13 @@ class InsarSbasDetector(Detector):
         if cfg.delineation == "grow":
             stable = coherent & np.isfinite(rate) & (abs_rate < threshold)
             if cfg.grow_background_window_m is not None:
-                from thawdetect.plugins.insar_sbas.delineation import local_background
-
                 px = max(abs(grid.transform.a), abs(grid.transform.e))
                 if grid.crs is not None and grid.crs.is_geographic:
                     px *= 111_320.0  # metres per degree (latitude; enough for a window)
                 window = max(round(cfg.grow_background_window_m / px), 3)
                 window = min(window, max(grid.shape))
                 island = max(round(cfg.grow_background_window_m**2 / 2.25 / px**2), 100)
-                background = local_background(rate, coherent, window, island)
+                background = _cached_background(rate, coherent, window, island, context.run_dir)
                 floor, sigma = noise_floor(rate - background, stable, cfg.noise_sigma_factor)
             else:
                 floor, sigma = noise_floor(rate, stable, cfg.noise_sigma_factor)
@@ -523,6 +521,30 @@ def _write_invariant(
         ),
     )
     link_into(kept, path)
+
+
+def _cached_background(
+    rate: np.ndarray, coherent: np.ndarray, window: int, island: int, run_dir: Any
+) -> np.ndarray:
+    """:func:`~.delineation.local_background`, computed once per rate map, coherent mask and
+    window (the same in every iteration of a run) and kept in ``<run>/insar_sbas_cache/``."""
+    from thawdetect.plugins.insar_sbas.delineation import local_background
+    from thawdetect.plugins.insar_sbas.invariants import array_digest, cache_dir, cached_arrays
+
+    key = [
+        "background",
+        array_digest(rate),
+        array_digest(np.packbits(coherent)),
+        list(coherent.shape),
+        int(window),
+        int(island),
+    ]
+    arrays, _ = cached_arrays(
+        cache_dir(run_dir, "background"),
+        key,
+        lambda: {"background": local_background(rate, coherent, window, island)},
+    )
+    return np.asarray(arrays["background"])
 
 
 def _link_displacement_stack(path: Path, p: Any, grid: GridSpec, run_dir: Path) -> None:
