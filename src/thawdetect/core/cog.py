@@ -8,9 +8,10 @@ rio-tiler, QGIS, a browser on object storage) then read overviews instead of who
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
+
+from thawdetect.core.atomic import atomic_path
 
 __all__ = ["COG_BLOCK_PX", "cog_problems", "to_cog"]
 
@@ -48,12 +49,8 @@ def to_cog(
         "BIGTIFF": "IF_SAFER",
         "NUM_THREADS": "ALL_CPUS",
     }
-    tmp = dst.with_name(f".{dst.name}.{os.getpid()}.cog.tif")
-    try:
+    with atomic_path(dst, suffix=".cog.tif") as tmp:
         rasterio.shutil.copy(src, tmp, driver="COG", **options)
-        os.replace(tmp, dst)
-    finally:
-        tmp.unlink(missing_ok=True)
     if remove_src and src.resolve() != dst.resolve():
         src.unlink(missing_ok=True)
     return dst

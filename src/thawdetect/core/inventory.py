@@ -12,7 +12,6 @@ of the ARTS standard (Arctic Retrogressive Thaw Slumps data set,
 from __future__ import annotations
 
 import json
-import os
 import uuid
 import warnings
 from datetime import UTC, datetime
@@ -24,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from thawdetect import __version__
+from thawdetect.core.atomic import atomic_path
 from thawdetect.core.errors import InputError
 
 __all__ = [
@@ -233,16 +233,15 @@ def arts_frame(
 
 
 def _write_atomic(frame: gpd.GeoDataFrame, out_path: Path, fmt: str) -> None:
-    """Write to a temporary file beside ``out_path``, then ``os.replace`` it into place.
+    """Write to a temporary file beside ``out_path``, then ``os.replace`` it into place
+    (:func:`~thawdetect.core.atomic.atomic_path`).
 
     The layer is named after the output (``inventory`` in a GeoPackage, the file's stem in
     GeoJSON), never after the temporary file.
     """
     import pyogrio
 
-    unique = f"{os.getpid()}.{uuid.uuid4().hex[:8]}"
-    tmp = out_path.with_name(f".{out_path.stem}.{unique}.tmp{out_path.suffix}")
-    try:
+    with atomic_path(out_path) as tmp:
         if fmt == "csv":
             df = pd.DataFrame(frame.drop(columns=frame.geometry.name))
             df["geometry_wkt"] = frame.to_crs(4326).geometry.to_wkt() if len(frame) else []
@@ -257,12 +256,6 @@ def _write_atomic(frame: gpd.GeoDataFrame, out_path: Path, fmt: str) -> None:
                     data, tmp, driver=driver,
                     geometry_type="Unknown" if len(data) == 0 else None, layer=layer,
                 )  # fmt: skip
-        with open(tmp, "rb") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, out_path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
 
 
 def export_inventory(

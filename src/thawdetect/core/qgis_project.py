@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from thawdetect.core.atomic import atomic_path, write_text_atomic
 from thawdetect.core.errors import InputError
 from thawdetect.core.qgis_styles import (
     VectorStyle,
@@ -568,17 +569,11 @@ def write_project(
     text = "<!DOCTYPE qgis PUBLIC 'http://mrcc.com/qgis.dtd' 'SYSTEM'>\n" + ET.tostring(
         root, encoding="unicode"
     )
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
-    try:
-        if out.suffix.lower() == ".qgz":
-            with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as z:
-                z.writestr(out.with_suffix(".qgs").name, text)
-        else:
-            tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, out)
-    finally:
-        tmp.unlink(missing_ok=True)
+    if out.suffix.lower() == ".qgz":
+        with atomic_path(out) as tmp, zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as z:
+            z.writestr(out.with_suffix(".qgs").name, text)
+    else:
+        write_text_atomic(out, text)
     return out
 
 

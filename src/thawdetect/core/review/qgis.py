@@ -11,7 +11,6 @@ module's names: importing either module first then works.
 
 from __future__ import annotations
 
-import os
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -22,6 +21,7 @@ import numpy as np
 import pandas as pd
 import shapely
 
+from thawdetect.core.atomic import atomic_path
 from thawdetect.core.errors import InputError
 from thawdetect.core.run.ledger import DECISIONS, PROBABILITIES, TABLE_SCHEMAS, now_iso
 
@@ -67,9 +67,7 @@ def export_for_qgis(
     out[EXPORTED_AT] = now_iso()  # an import warns about decisions made after this
     out = gpd.GeoDataFrame(out, geometry="geometry", crs=queue.crs)
     inventory = open_ledger(run_dir).read("inventory")
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out_path.with_name(f".{out_path.stem}.{os.getpid()}.tmp.gpkg")
-    try:
+    with atomic_path(out_path, suffix=".gpkg") as tmp:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
             pyogrio.write_dataframe(
@@ -95,10 +93,6 @@ def export_for_qgis(
                     geometry_type="Unknown",
                 )
         _style_export(tmp, out, inventory, EDIT_FIELDS)
-        os.replace(tmp, out_path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
     return out_path
 
 

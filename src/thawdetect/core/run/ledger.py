@@ -54,6 +54,7 @@ import numpy.typing as npt
 import pandas as pd
 import pyogrio
 
+from thawdetect.core.atomic import write_bytes_atomic, write_text_atomic
 from thawdetect.core.errors import InputError
 from thawdetect.core.run._gpkg import (
     Where,
@@ -692,17 +693,8 @@ def _fsync_dir(path: Path) -> None:
 
 
 def write_atomic(path: str | Path, data: str | bytes) -> None:
-    """Write a small file atomically (uniquely named temp file beside it, then ``os.replace``)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
-    mode = "wb" if isinstance(data, bytes) else "w"
-    try:
-        with open(tmp, mode) as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
+    """Write a small file atomically (UTF-8 text or bytes; see :mod:`thawdetect.core.atomic`)."""
+    if isinstance(data, bytes):
+        write_bytes_atomic(path, data)
+    else:
+        write_text_atomic(path, data)
