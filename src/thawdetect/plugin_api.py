@@ -19,6 +19,8 @@ toolkit the built-ins use:
   :func:`distance_to_nearest`, :func:`to_cog`, :func:`compute`, :func:`current_scheduler`,
   :func:`task_threads`, :func:`track` (progress bars);
 * a run's QGIS project: :func:`write_project`, :func:`style_ledger`;
+* files that appear whole or not at all: :func:`atomic_path`, :func:`write_text_atomic`,
+  :func:`write_bytes_atomic`;
 * one-line errors: :class:`ThawdetectError` and its subclasses.
 
 Names load on first use (geopandas, rasterio and pydantic models are not imported by
@@ -33,6 +35,11 @@ from thawdetect._lazy import lazy_attributes
 from thawdetect.core.plugin_api.hookspecs import hookimpl
 
 if TYPE_CHECKING:
+    from thawdetect.core.atomic import (
+        atomic_path,
+        write_bytes_atomic,
+        write_text_atomic,
+    )
     from thawdetect.core.cog import (
         to_cog,
     )
@@ -140,6 +147,10 @@ _LAZY = {
     "current_scheduler": "thawdetect.core.compute",
     "task_threads": "thawdetect.core.compute",
     "track": "thawdetect.core.progress",
+    # atomic writes
+    "atomic_path": "thawdetect.core.atomic",
+    "write_bytes_atomic": "thawdetect.core.atomic",
+    "write_text_atomic": "thawdetect.core.atomic",
     # a run's QGIS project
     "style_ledger": "thawdetect.core.qgis_project",
     "write_project": "thawdetect.core.qgis_project",
@@ -185,6 +196,7 @@ __all__ = [
     "TerrainService",
     "ThawdetectError",
     "TimeSeries",
+    "atomic_path",
     "compute",
     "current_scheduler",
     "distance_to_nearest",
@@ -198,7 +210,9 @@ __all__ = [
     "to_cog",
     "track",
     "validate_candidates",
+    "write_bytes_atomic",
     "write_project",
+    "write_text_atomic",
 ]
 
 

@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from thawdetect.plugin_api import GridSpec
+from thawdetect.plugin_api import GridSpec, atomic_path, write_text_atomic
 
 __all__ = [
     "array_digest",
@@ -111,12 +111,9 @@ def cached_arrays(
     where.mkdir(parents=True, exist_ok=True)
     names.unlink(missing_ok=True)
     for n, a in arrays.items():
-        tmp = where / f".{n}.{os.getpid()}.tmp.npy"
-        np.save(tmp, np.ascontiguousarray(a), allow_pickle=False)
-        tmp.replace(where / f"{n}.npy")
-    tmp = where / f".names.{os.getpid()}.tmp.json"
-    tmp.write_text(json.dumps(list(arrays)))
-    tmp.replace(names)
+        with atomic_path(where / f"{n}.npy", suffix=".npy") as tmp:
+            np.save(tmp, np.ascontiguousarray(a), allow_pickle=False)
+    write_text_atomic(names, json.dumps(list(arrays)))
     return arrays, False
 
 
@@ -133,16 +130,13 @@ def cached_file(folder: Path, key_parts: Any, name: str, write: Callable[[Path],
 def link_into(src: Path, dst: Path) -> Path:
     """Make ``dst`` the file ``src`` (a hard link; a copy where the file system cannot link),
     replacing what was there atomically."""
-    dst.parent.mkdir(parents=True, exist_ok=True)
     if dst.exists() and os.path.samefile(src, dst):
         return dst
-    tmp = dst.with_name(f".{dst.name}.{os.getpid()}.link")
-    tmp.unlink(missing_ok=True)
-    try:
-        os.link(src, tmp)
-    except OSError:
-        shutil.copyfile(src, tmp)
-    os.replace(tmp, dst)
+    with atomic_path(dst) as tmp:
+        try:
+            os.link(src, tmp)
+        except OSError:
+            shutil.copyfile(src, tmp)
     return dst
 
 

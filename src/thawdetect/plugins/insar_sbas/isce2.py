@@ -30,7 +30,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from thawdetect.plugin_api import InputError, PluginError, ThawdetectError
+from thawdetect.plugin_api import InputError, PluginError, ThawdetectError, write_text_atomic
 from thawdetect.plugins.insar_sbas.config import InsarSbasConfig
 
 __all__ = [
@@ -233,9 +233,7 @@ def execute_run_files(work: Path, *, shell: str = "bash") -> list[str]:
                 f"{step}: ISCE2 step failed (exit {proc.returncode}): {_last_line(log)}; "
                 f"log: {log}; run again to resume at this step"
             )
-        tmp = marker.with_name(marker.name + ".tmp")
-        tmp.write_text(digest)
-        tmp.replace(marker)
+        write_text_atomic(marker, digest)
         ran.append(step.name)
     return ran
 

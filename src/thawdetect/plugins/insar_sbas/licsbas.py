@@ -34,7 +34,7 @@ from numpy.typing import NDArray
 from rasterio.crs import CRS
 from rasterio.transform import Affine
 
-from thawdetect.plugin_api import GridSpec, InputError, MissingBandError
+from thawdetect.plugin_api import GridSpec, InputError, MissingBandError, atomic_path
 
 if TYPE_CHECKING:
     from thawdetect.plugins.insar_sbas.config import InsarSbasConfig
@@ -240,9 +240,8 @@ def convert_licsbas(path: str | Path, out_dir: str | Path) -> dict[str, Path]:
     keep = stack.layers.get("mask")
     h5py = _h5py()
     ts_path = out_dir / "timeseries.h5"
-    tmp = ts_path.with_name(ts_path.name + ".tmp")
     n, rows, cols = len(stack.dates), stack.grid.height, stack.grid.width
-    with open_h5(path) as src, h5py.File(tmp, "w") as dst:
+    with open_h5(path) as src, atomic_path(ts_path) as tmp, h5py.File(tmp, "w") as dst:
         ds = dst.create_dataset(
             "timeseries", shape=(n, rows, cols), dtype="float32",
             chunks=(n, min(rows, 128), min(cols, 128)),
@@ -256,7 +255,6 @@ def convert_licsbas(path: str | Path, out_dir: str | Path) -> dict[str, Path]:
             ds[:, r0:r1, :] = block
         for k, v in attrs.items():
             dst.attrs[k] = str(v)
-    tmp.replace(ts_path)
     files = {"timeseries": ts_path.name}
     if "coh_avg" in stack.layers:
         coh = stack.layers["coh_avg"].copy()

@@ -31,6 +31,7 @@ from thawdetect.plugin_api import (
     InputError,
     MissingBandError,
     MissingDependencyError,
+    atomic_path,
 )
 from thawdetect.plugins.insar_sbas.rasters import (
     check_overlap,
@@ -275,14 +276,11 @@ def write_mintpy_h5(
     """Write an HDF5 file as MintPy's ``writefile`` does (datasets + string root attributes)."""
     h5py = _h5py()
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with h5py.File(tmp, "w") as f:
+    with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
         for name, data in datasets.items():
             f.create_dataset(name, data=data)
         for k, v in attrs.items():
             f.attrs[k] = str(v)
-    tmp.replace(path)
     return path
 
 

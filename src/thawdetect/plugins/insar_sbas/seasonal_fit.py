@@ -50,7 +50,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from thawdetect.plugin_api import GridSpec, InputError
+from thawdetect.plugin_api import GridSpec, InputError, atomic_path, write_text_atomic
 from thawdetect.plugins.insar_sbas.timefunc import N_PARAMS, SeasonalFit, design_matrix
 
 __all__ = ["FileFit", "check_dates", "fit_timeseries_file", "read_timeseries_fit"]
@@ -450,11 +450,9 @@ def _load_cache(path: Path) -> tuple[dict[str, NDArray[Any]], list[str], list[st
 def _save_cache(
     path: Path, sums: dict[str, NDArray[Any]], dates: list[str], dig: list[str]
 ) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.stem + ".tmp.npz")
     arrays: dict[str, Any] = {**sums, "dates": np.array(dates), "digests": np.array(dig)}
-    np.savez(tmp, **arrays)
-    tmp.replace(path)
+    with atomic_path(path, suffix=".npz") as tmp:
+        np.savez(tmp, **arrays)
 
 
 def _solved_stamp(
@@ -491,12 +489,9 @@ def _save_solved(folder: Path, stamp: dict[str, Any], fit: SeasonalFit) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "stamp.json").unlink(missing_ok=True)
     for name in SeasonalFit.ARRAY_FIELDS:
-        tmp = folder / f".{name}.{os.getpid()}.tmp.npy"
-        np.save(tmp, np.ascontiguousarray(getattr(fit, name)), allow_pickle=False)
-        tmp.replace(folder / f"{name}.npy")
-    tmp = folder / f".stamp.{os.getpid()}.tmp.json"
-    tmp.write_text(json.dumps(stamp))
-    tmp.replace(folder / "stamp.json")
+        with atomic_path(folder / f"{name}.npy", suffix=".npy") as tmp:
+            np.save(tmp, np.ascontiguousarray(getattr(fit, name)), allow_pickle=False)
+    write_text_atomic(folder / "stamp.json", json.dumps(stamp))
 
 
 def fit_timeseries_file(

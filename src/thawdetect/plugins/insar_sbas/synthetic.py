@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from thawdetect.plugin_api import GridSpec
+from thawdetect.plugin_api import GridSpec, atomic_path
 from thawdetect.plugins.insar_sbas.mintpy_h5 import mintpy_attrs_for_grid
 from thawdetect.plugins.insar_sbas.timefunc import design_matrix
 
@@ -101,15 +101,13 @@ def write_timeseries_h5(
         "THAWDETECT_SYNTHETIC": SYNTHETIC_NOTE,
         **mintpy_attrs_for_grid(grid),
     }
-    tmp = path.with_name(path.name + ".tmp")
-    with h5py.File(tmp, "w") as f:
+    with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
         chunks = (n, chunk_rows, grid.width) if chunk_rows else True
         f.create_dataset("timeseries", data=np.asarray(ts_m, dtype=np.float32), chunks=chunks)
         f.create_dataset("date", data=np.array([d.strftime("%Y%m%d").encode() for d in dates]))
         f.create_dataset("bperp", data=np.zeros(n, dtype=np.float32))
         for k, v in attrs.items():
             f.attrs[k] = v
-    tmp.replace(path)
     return path
 
 

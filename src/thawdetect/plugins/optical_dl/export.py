@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -10,7 +9,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from thawdetect.plugin_api import MissingDependencyError
+from thawdetect.plugin_api import MissingDependencyError, atomic_path
 from thawdetect.plugins.optical_dl.infer import INPUT_NAME, OUTPUT_NAME
 
 if TYPE_CHECKING:
@@ -37,9 +36,8 @@ def export_onnx(model: Any, path: Path, sample_size_px: int = 64) -> Path:
             return torch.sigmoid(self.inner(x))
 
     wrapped = _Probability(model).eval()
-    tmp = path.with_suffix(".onnx.tmp")
     dummy = torch.zeros(1, 3, sample_size_px, sample_size_px)
-    with torch.no_grad():
+    with atomic_path(path, suffix=".onnx") as tmp, torch.no_grad():
         torch.onnx.export(
             wrapped,
             (dummy,),
@@ -53,7 +51,6 @@ def export_onnx(model: Any, path: Path, sample_size_px: int = 64) -> Path:
                 OUTPUT_NAME: {0: "batch", 2: "height", 3: "width"},
             },
         )
-    os.replace(tmp, path)
     return path
 
 
@@ -122,19 +119,18 @@ def quantize_int8(
 
             registry = QDQRegistry if quant_format == "QDQ" else QLinearOpsRegistry
             op_types = [t for t in registry if t not in set(exclude_op_types)]
-        tmp = Path(tmpdir) / "int8.onnx"
-        quantize_static(
-            str(pre),
-            str(tmp),
-            _Reader(),
-            quant_format=QuantFormat.QDQ if quant_format == "QDQ" else QuantFormat.QOperator,
-            per_channel=per_channel,
-            activation_type=QuantType.QUInt8,
-            weight_type=QuantType.QInt8,
-            op_types_to_quantize=op_types,
-            nodes_to_exclude=excluded or None,
-            calibrate_method=getattr(CalibrationMethod, calibrate_method),
-            reduce_range=reduce_range,
-        )
-        os.replace(tmp, int8_path)
+        with atomic_path(int8_path, suffix=".onnx") as tmp:
+            quantize_static(
+                str(pre),
+                str(tmp),
+                _Reader(),
+                quant_format=QuantFormat.QDQ if quant_format == "QDQ" else QuantFormat.QOperator,
+                per_channel=per_channel,
+                activation_type=QuantType.QUInt8,
+                weight_type=QuantType.QInt8,
+                op_types_to_quantize=op_types,
+                nodes_to_exclude=excluded or None,
+                calibrate_method=getattr(CalibrationMethod, calibrate_method),
+                reduce_range=reduce_range,
+            )
     return int8_path

@@ -31,7 +31,7 @@ import rasterio
 from affine import Affine
 from rasterio.windows import Window
 
-from thawdetect.plugin_api import InputError, MissingDependencyError
+from thawdetect.plugin_api import InputError, MissingDependencyError, write_text_atomic
 from thawdetect.plugins.optical_dl.images import Stretch, read_rgb
 
 if TYPE_CHECKING:
@@ -638,6 +638,4 @@ def polygonize_probability(
 
 def write_json(path: Path, data: dict[str, Any]) -> None:
     """Write JSON atomically (temporary file + rename)."""
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2))
-    os.replace(tmp, path)
+    write_text_atomic(path, json.dumps(data, indent=2))

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from thawdetect.plugin_api import InputError, MissingDependencyError, track
+from thawdetect.plugin_api import InputError, MissingDependencyError, atomic_path, track
 from thawdetect.plugins.optical_dl.chips import IGNORE, ChipSet
 
 if TYPE_CHECKING:
@@ -239,16 +239,15 @@ def train_model(
     val_iou = float("nan")
     if len(val):
         val_iou = iou(predict_torch(model, val.images), val.labels)
-    tmp = out_path.with_suffix(".pt.tmp")
-    torch.save(
-        {
-            "state_dict": model.state_dict(),
-            "encoder": encoder,
-            "decoder_channels": decoder_channels,
-        },
-        tmp,
-    )
-    os.replace(tmp, out_path)
+    with atomic_path(out_path, suffix=".pt") as tmp:
+        torch.save(
+            {
+                "state_dict": model.state_dict(),
+                "encoder": encoder,
+                "decoder_channels": decoder_channels,
+            },
+            tmp,
+        )
     return {
         "epochs": done_epochs,
         "steps": steps,

@@ -7,10 +7,11 @@ Heavy modules (xdem, geopandas, matplotlib) load inside the commands. Bad input 
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import click
+
+from thawdetect.plugin_api import write_text_atomic
 
 SURFACE_FIT_CHOICE = click.Choice(["Horn", "ZevenbergThorne", "Florinsky"])
 
@@ -87,10 +88,7 @@ def stats(
             f"{row.kept_fraction:5.1%}  {land:6.1%}"
         )
     if json_out is not None:
-        json_out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = json_out.with_name(f".{json_out.name}.{os.getpid()}.partial")
-        tmp.write_text(json.dumps(st.to_json(), indent=2) + "\n")
-        os.replace(tmp, json_out)
+        write_text_atomic(json_out, json.dumps(st.to_json(), indent=2) + "\n")
         click.echo(f"wrote {json_out}")
     if figures is not None:
         from thawdetect.plugins.terrain.figures import write_figures
