@@ -260,9 +260,9 @@ def test_amplitude_band_per_schedule_row_overrides_the_detector_band(host, sampl
 
 def test_threshold_delineation_is_the_old_method(host, sample, tmp_path):
     cfg = region_config(host, sample, schedule_index=4)
-    assert cfg.delineation == "threshold"  # the default (docs/insar.md: measured against grow)
-    old = host.detector("insar_sbas")(cfg)
-    new = host.detector("insar_sbas")(cfg.model_copy(update={"delineation": "grow"}))
+    assert cfg.delineation == "grow"  # the default (docs/insar.md: measured against threshold)
+    old = host.detector("insar_sbas")(cfg.model_copy(update={"delineation": "threshold"}))
+    new = host.detector("insar_sbas")(cfg)
     a = old.propose(context(host, tmp_path / "old"))
     b = new.propose(context(host, tmp_path / "new"))
     # the old candidates are exactly the seeds: grown ones cover them and more

@@ -4,7 +4,7 @@ clustered 1-3 px apart, power-law atmosphere and creep (a SYNTHETIC scene of
 
 Each landslide must stay its own candidate (the old ``grow`` fused every landslide that touched
 the low-coherence network into one), be found, and be counted once in the inventory: with the
-default delineation (``threshold``) and with ``grow``.
+default delineation (``grow``) and with ``threshold``.
 """
 
 from __future__ import annotations
@@ -66,7 +66,7 @@ def test_scene_has_the_hard_conditions(scene_dir):
     assert len(touching) >= 2  # landslides on the low-coherence network
 
 
-@pytest.mark.parametrize("delineation", [None, "grow"])  # None: the default (threshold)
+@pytest.mark.parametrize("delineation", [None, "threshold"])  # None: the default (grow)
 def test_run_keeps_each_landslide_its_own_candidate(scene_dir, delineation):
     out, paths, scene = scene_dir
     extra = {} if delineation is None else {"delineation": delineation}

@@ -195,11 +195,12 @@ class InsarSbasConfig(DetectorConfig):
 
     # -- delineation --------------------------------------------------------------------------
     delineation: Literal["threshold", "grow"] = Field(
-        "threshold",
-        description="threshold (default, Wei et al.): each 8-connected group of pixels above "
-        "the threshold is a candidate; grow: seeds compete and grow down to the noise floor "
-        "against the large-scale background (whole-landslide outlines, fewer candidates to "
-        "review; docs/insar.md has both measured on realistic scenes)",
+        "grow",
+        description="grow (default): seeds (pixels above the threshold) compete and grow down "
+        "to the noise floor against the large-scale background: one whole-landslide outline "
+        "each, half the candidates to review; threshold (Wei et al.): each 8-connected group "
+        "of pixels above the threshold is a candidate (cores, sometimes in pieces); "
+        "docs/insar.md has both measured on realistic scenes",
     )
     grow_floor_mm_yr: float | None = Field(
         None, ge=0, description="growth floor |rate|, mm/yr; default: noise_sigma_factor × σ"
