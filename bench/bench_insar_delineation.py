@@ -288,7 +288,12 @@ def one_scene(
     sigma: float | None = None
     for method in METHODS:
         t = time.perf_counter()
-        extra = settings if method == "grow" else {}
+        # part 1 runs each method in its own column: --set's other keys tune grow
+        extra = (
+            {k: v for k, v in (settings or {}).items() if k != "delineation"}
+            if method == "grow"
+            else {}
+        )
         cands = run_method(paths, method, out / method, **(extra or {}))
         cands[["iteration", "geometry"]].to_file(out / method / "candidates.gpkg", driver="GPKG")
         if can_find is None:
@@ -366,7 +371,7 @@ def main() -> None:
     wall = time.perf_counter() - t0
 
     print(f"{len(recs)} scenes, {args.size} x {args.size} px at 30 m, wall {wall:.0f} s")
-    print(f"grow settings: {settings or 'defaults'}")
+    print(f"settings (--set): {settings or 'defaults'}")
     print(
         "| scene | method | found (of findable) | merged | split | median IoU | false alarms "
         "| candidates | time s |"
@@ -447,7 +452,8 @@ def main() -> None:
     print("\n".join(margins))
     if args.runs:
         print()
-        print("full runs (default config, reference reviewer):")
+        method = settings.get("delineation", "grow, the default")
+        print(f"full runs (delineation {method}, reference reviewer):")
         print(
             "| scene | TPR | FPR | TP/N | FP | TPR, all findable | inventory | double counted "
             "| reviewed | iterations | s |"
@@ -459,7 +465,7 @@ def main() -> None:
                 f"| {r['scene']} | {100 * x['tpr']:.1f} % | {100 * x['fpr']:.1f} % | "
                 f"{x['tp']}/{x['n']} | {x['fp']} | {100 * x['tpr_strict']:.1f} % "
                 f"({x['tp_strict']}/{x['n_strict']}) | {x['inventory']} | {x['double_counted']} | "
-                f"{x['iterations']} | {x['run_s']} |"
+                f"{x['reviewed']} | {x['iterations']} | {x['run_s']} |"
             )
         tprs = [r["run"]["tpr"] if r["run"]["n"] else float("nan") for r in recs]
         w = _worst(tprs)
