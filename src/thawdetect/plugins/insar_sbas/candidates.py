@@ -131,7 +131,9 @@ def candidate_table(
             "amplitude_prone": prone,
             "mean_rate_mm_yr": _group_mean(rate_mm_yr, labels, n),
             "mean_abs_rate_mm_yr": _group_mean(np.abs(rate_mm_yr), labels, n),
-            "max_abs_rate_mm_yr": np.asarray(ndimage.maximum(abs_rate, labels, idx), dtype=float),
+            "max_abs_rate_mm_yr": np.asarray(
+                ndimage.maximum(abs_rate[labels > 0], labels[labels > 0], idx), dtype=float
+            ),
             "mean_seasonal_amplitude_pp_mm": amp_mean,
             "mean_coherence": _group_mean(coherence, labels, n),
         },

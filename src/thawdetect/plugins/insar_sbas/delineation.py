@@ -362,7 +362,8 @@ def _compete(
         roots[~has_seed[roots]] = 0
         ws = roots[ws].astype(np.int32)
         if relative_floor > 0:
-            core = ndimage.median(mov, np.where(seed_b, ws, 0), np.arange(1, k + 1))
+            # over the seed pixels only (ndimage sorts every pixel it is given)
+            core = ndimage.median(mov[seed_b], ws[seed_b], np.arange(1, k + 1))
             own = np.maximum(floor, relative_floor * np.nan_to_num(np.asarray(core), nan=0.0))
             floor_map = np.concatenate([[np.inf], own])[ws]
             ws[~((np.nan_to_num(mov, nan=-np.inf) >= floor_map) | seed_b)] = 0
