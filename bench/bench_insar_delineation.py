@@ -57,7 +57,7 @@ def run_method(
 ) -> gpd.GeoDataFrame:
     """All candidates the five rows propose with ``method`` (and other detector ``settings``),
     after the engine's duplicate drop."""
-    from thawdetect.core.plugin_api.detector import IterationContext
+    from thawdetect.core.plugin_api.context import IterationContext
     from thawdetect.core.plugin_api.host import PluginHost
     from thawdetect.core.run.merge import overlap_fraction
     from thawdetect.plugins.insar_sbas.config import InsarSbasConfig

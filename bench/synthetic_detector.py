@@ -18,12 +18,8 @@ import numpy as np
 import shapely
 from pydantic import Field
 
-from thawdetect.core.plugin_api.detector import (
-    Detector,
-    DetectorConfig,
-    IterationContext,
-    ReviewOutcome,
-)
+from thawdetect.core.plugin_api.context import IterationContext
+from thawdetect.core.plugin_api.detector import Detector, DetectorConfig, ReviewOutcome
 from thawdetect.core.plugin_api.hookspecs import hookimpl
 
 CRS = "EPSG:32646"

@@ -12,7 +12,8 @@ import rasterio
 
 from thawdetect.core.errors import ConfigError, InputError
 from thawdetect.core.models import Range
-from thawdetect.core.plugin_api.detector import IterationContext, TimeSeries, validate_candidates
+from thawdetect.core.plugin_api.context import IterationContext
+from thawdetect.core.plugin_api.detector import TimeSeries, validate_candidates
 from thawdetect.core.plugin_api.host import PluginHost
 from thawdetect.plugins.insar_sbas.config import InsarSbasConfig
 from thawdetect.plugins.insar_sbas.sample import horn_slope_aspect, make_dem, plan_slides

@@ -116,7 +116,8 @@ def test_hyp3_look_vectors_convert_as_mintpy_does(tmp_path):
 
 
 def test_detector_thresholds_downslope_rates(tmp_path):
-    from thawdetect.core.plugin_api.detector import IterationContext, validate_candidates
+    from thawdetect.core.plugin_api.context import IterationContext
+    from thawdetect.core.plugin_api.detector import validate_candidates
     from thawdetect.core.plugin_api.host import PluginHost
 
     paths = _scene_files(tmp_path / "scene")

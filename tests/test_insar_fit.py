@@ -186,7 +186,7 @@ def test_detector_updates_its_fit_when_the_stack_grows(tmp_path):
     """What the engine relies on: the same run directory, a new iteration, a grown file."""
     import json
 
-    from thawdetect.core.plugin_api.detector import IterationContext
+    from thawdetect.core.plugin_api.context import IterationContext
     from thawdetect.core.plugin_api.host import PluginHost
     from thawdetect.plugins.insar_sbas.config import InsarSbasConfig
     from thawdetect.plugins.insar_sbas.synthetic import make_scene, write_scene

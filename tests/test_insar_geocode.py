@@ -16,7 +16,7 @@ import pytest
 from pyproj import Transformer
 
 from thawdetect.core.errors import GridMismatchError, InputError, MissingBandError
-from thawdetect.core.plugin_api.detector import IterationContext
+from thawdetect.core.plugin_api.context import IterationContext
 from thawdetect.core.plugin_api.host import PluginHost
 from thawdetect.plugins.insar_sbas.config import InsarSbasConfig
 from thawdetect.plugins.insar_sbas.geocode import lalo_step_deg, open_lookup

@@ -11,7 +11,7 @@ from rasterio.crs import CRS
 
 from thawdetect.core.errors import InputError
 from thawdetect.core.grid import GridSpec
-from thawdetect.core.plugin_api.detector import IterationContext
+from thawdetect.core.plugin_api.context import IterationContext
 from thawdetect.core.plugin_api.host import PluginHost
 from thawdetect.plugins.insar_sbas.config import InsarSbasConfig
 from thawdetect.plugins.insar_sbas.hyp3 import write_mintpy_template

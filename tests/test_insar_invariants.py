@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import rasterio
 
-from thawdetect.core.plugin_api.detector import IterationContext
+from thawdetect.core.plugin_api.context import IterationContext
 from thawdetect.core.plugin_api.host import PluginHost
 from thawdetect.plugins.insar_sbas.config import InsarSbasConfig
 from thawdetect.plugins.insar_sbas.synthetic import make_scene, write_scene, write_timeseries_h5

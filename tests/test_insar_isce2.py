@@ -8,7 +8,7 @@ from typing import ClassVar
 import pytest
 
 from thawdetect.core.errors import InputError
-from thawdetect.core.plugin_api.detector import IterationContext
+from thawdetect.core.plugin_api.context import IterationContext
 from thawdetect.core.plugin_api.host import PluginHost
 from thawdetect.plugins.insar_sbas.config import InsarSbasConfig
 from thawdetect.plugins.insar_sbas.isce2 import (

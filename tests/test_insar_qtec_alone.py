@@ -5,7 +5,8 @@ from __future__ import annotations
 import geopandas as gpd
 import rasterio
 
-from thawdetect.core.plugin_api.detector import IterationContext, validate_candidates
+from thawdetect.core.plugin_api.context import IterationContext
+from thawdetect.core.plugin_api.detector import validate_candidates
 from thawdetect.core.plugin_api.host import PluginHost
 from thawdetect.core.run.samples import ensure_sample
 from thawdetect.plugins.insar_sbas.config import InsarSbasConfig

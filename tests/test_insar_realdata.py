@@ -10,7 +10,8 @@ from tests.conftest import SHARED_DATA
 
 from thawdetect.core.errors import GridMismatchError, InputError, MissingBandError
 from thawdetect.core.grid import GridSpec
-from thawdetect.core.plugin_api.detector import IterationContext, validate_candidates
+from thawdetect.core.plugin_api.context import IterationContext
+from thawdetect.core.plugin_api.detector import validate_candidates
 from thawdetect.core.plugin_api.host import PluginHost
 from thawdetect.core.regions import Region
 from thawdetect.plugins.insar_sbas.config import InsarSbasConfig

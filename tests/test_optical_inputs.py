@@ -17,7 +17,7 @@ from thawdetect.core.errors import (
     InputError,
     MissingBandError,
 )
-from thawdetect.core.plugin_api.detector import IterationContext
+from thawdetect.core.plugin_api.context import IterationContext
 from thawdetect.core.regions import Region
 from thawdetect.plugins.optical_dl.config import OpticalDLConfig
 from thawdetect.plugins.optical_dl.detector import OpticalDLDetector

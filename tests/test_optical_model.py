@@ -268,7 +268,8 @@ def test_lighter_model_exports_and_quantizes(tmp_path):
 @pytest.mark.slow
 def test_sample_loop_two_iterations(tmp_path):
     """The synthetic qtec sample: train, propose, fine-tune from the checkpoint (tiny budget)."""
-    from thawdetect.core.plugin_api.detector import IterationContext, ReviewOutcome
+    from thawdetect.core.plugin_api.context import IterationContext
+    from thawdetect.core.plugin_api.detector import ReviewOutcome
     from thawdetect.core.plugin_api.host import PluginHost
     from thawdetect.plugins.optical_dl import plugin
     from thawdetect.plugins.optical_dl.config import OpticalDLConfig

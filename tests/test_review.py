@@ -12,15 +12,9 @@ import pytest
 from shapely.geometry import box
 
 from thawdetect.core.errors import InputError
-from thawdetect.core.review.decisions import (
-    cohen_kappa,
-    decide,
-    export_for_qgis,
-    history,
-    import_from_qgis,
-    review_queue,
-    reviewer_agreement,
-)
+from thawdetect.core.review.agreement import cohen_kappa, reviewer_agreement
+from thawdetect.core.review.decisions import decide, history, review_queue
+from thawdetect.core.review.qgis import export_for_qgis, import_from_qgis
 from thawdetect.core.run.ledger import Ledger
 
 UTM = "EPSG:32647"

@@ -19,12 +19,11 @@ from thawdetect.core.accuracy import run_accuracy
 from thawdetect.core.errors import InputError
 from thawdetect.core.review.decisions import (
     decide,
-    export_for_qgis,
     history,
-    import_from_qgis,
     review_queue,
     undo_last_decision,
 )
+from thawdetect.core.review.qgis import export_for_qgis, import_from_qgis
 from thawdetect.core.run.engine import Engine
 from thawdetect.core.run.ledger import Ledger
 
@@ -244,7 +243,7 @@ def test_reference_reviewer_outline_and_tp_at_zero_tolerance(scene, tmp_path):  
 def test_kappa_undefined(tmp_path):
     from tests.test_review import make_run
 
-    from thawdetect.core.review.decisions import reviewer_agreement
+    from thawdetect.core.review.agreement import reviewer_agreement
 
     run = make_run(tmp_path / "run")
     decide(run, "c0", "confirmed", reviewer="ann")

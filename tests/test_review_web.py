@@ -35,11 +35,11 @@ from scipy import ndimage
 from shapely.geometry import Point, shape
 
 from thawdetect.core.config import RunConfig
+from thawdetect.core.plugin_api.context import IterationContext
 from thawdetect.core.plugin_api.detector import (
     Detector,
     DetectorConfig,
     ImageFrame,
-    IterationContext,
     ReviewOutcome,
     TimeSeries,
 )

@@ -18,11 +18,11 @@ from pydantic import Field
 from shapely.geometry import box
 
 from thawdetect.core.config import RunConfig
+from thawdetect.core.plugin_api.context import IterationContext
 from thawdetect.core.plugin_api.detector import (
     DeferredFrame,
     Detector,
     DetectorConfig,
-    IterationContext,
     ReviewOutcome,
 )
 from thawdetect.core.plugin_api.hookspecs import hookimpl

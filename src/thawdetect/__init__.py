@@ -41,13 +41,13 @@ if TYPE_CHECKING:
         ThawdetectError,
     )
     from thawdetect.core.paths import InputPath, OutputPath
+    from thawdetect.core.plugin_api.context import IterationContext
     from thawdetect.core.plugin_api.detector import (
         SCORE_COLUMN,
         SERIES_COLUMN,
         Detector,
         DetectorConfig,
         ImageFrame,
-        IterationContext,
         ReviewOutcome,
         TimeSeries,
         empty_candidates,
@@ -66,7 +66,7 @@ _LAZY = {
     "Detector": "thawdetect.core.plugin_api.detector",
     "DetectorConfig": "thawdetect.core.plugin_api.detector",
     "ImageFrame": "thawdetect.core.plugin_api.detector",
-    "IterationContext": "thawdetect.core.plugin_api.detector",
+    "IterationContext": "thawdetect.core.plugin_api.context",
     "ReviewOutcome": "thawdetect.core.plugin_api.detector",
     "TimeSeries": "thawdetect.core.plugin_api.detector",
     "empty_candidates": "thawdetect.core.plugin_api.detector",

@@ -72,13 +72,13 @@ if TYPE_CHECKING:
         InputPath,
         OutputPath,
     )
+    from thawdetect.core.plugin_api.context import IterationContext
     from thawdetect.core.plugin_api.detector import (
         SCORE_COLUMN,
         SERIES_COLUMN,
         Detector,
         DetectorConfig,
         ImageFrame,
-        IterationContext,
         ReviewOutcome,
         TimeSeries,
         empty_candidates,
@@ -115,7 +115,7 @@ _LAZY = {
     # the detector contract
     "Detector": "thawdetect.core.plugin_api.detector",
     "DetectorConfig": "thawdetect.core.plugin_api.detector",
-    "IterationContext": "thawdetect.core.plugin_api.detector",
+    "IterationContext": "thawdetect.core.plugin_api.context",
     "ReviewOutcome": "thawdetect.core.plugin_api.detector",
     "TimeSeries": "thawdetect.core.plugin_api.detector",
     "ImageFrame": "thawdetect.core.plugin_api.detector",

@@ -17,10 +17,10 @@ from pydantic import Field
 from tests.plugins.toy_detectors import _threshold_polygons
 
 from thawdetect.core.paths import InputPath
+from thawdetect.core.plugin_api.context import IterationContext
 from thawdetect.core.plugin_api.detector import (
     Detector,
     DetectorConfig,
-    IterationContext,
     ReviewOutcome,
     empty_candidates,
 )

@@ -23,12 +23,8 @@ from shapely.geometry import LineString, Point, Polygon
 from tests.plugins.toy_detectors import _threshold_polygons
 
 from thawdetect.core.paths import InputPath
-from thawdetect.core.plugin_api.detector import (
-    Detector,
-    DetectorConfig,
-    IterationContext,
-    ReviewOutcome,
-)
+from thawdetect.core.plugin_api.context import IterationContext
+from thawdetect.core.plugin_api.detector import Detector, DetectorConfig, ReviewOutcome
 from thawdetect.core.plugin_api.hookspecs import hookimpl
 
 

@@ -20,11 +20,11 @@ from scipy import ndimage
 from shapely.geometry import shape
 
 from thawdetect.core.paths import InputPath
+from thawdetect.core.plugin_api.context import IterationContext
 from thawdetect.core.plugin_api.detector import (
     Detector,
     DetectorConfig,
     ImageFrame,
-    IterationContext,
     ReviewOutcome,
     TimeSeries,
     empty_candidates,

@@ -180,7 +180,8 @@ def undo_cmd(run_dir: Path, reviewer: str | None) -> None:
               help="Which candidates: pending, unsure, ... or all.")  # fmt: skip
 def export_cmd(run_dir: Path, out: Path, status: str) -> None:
     """Write candidates to OUT.gpkg with editable decision/probability/note/reviewer fields."""
-    from thawdetect.core.review.decisions import export_for_qgis, open_ledger, review_queue
+    from thawdetect.core.review.decisions import open_ledger, review_queue
+    from thawdetect.core.review.qgis import export_for_qgis
     from thawdetect.core.safe_paths import check_output_file, writing_output
 
     open_ledger(run_dir)  # a damaged ledger is named before anything is written
@@ -206,7 +207,8 @@ def export_cmd(run_dir: Path, out: Path, status: str) -> None:
                    "newer decision, or apply the file's.")  # fmt: skip
 def import_cmd(run_dir: Path, edited: Path, reviewer: str | None, prefer: str) -> None:
     """Apply the decisions filled in EDITED (one transaction; any bad row applies nothing)."""
-    from thawdetect.core.review.decisions import import_from_qgis, open_ledger
+    from thawdetect.core.review.decisions import open_ledger
+    from thawdetect.core.review.qgis import import_from_qgis
     from thawdetect.core.run.rundir import writing_to_run
 
     open_ledger(run_dir)  # a damaged ledger is named before anything is written
@@ -235,7 +237,7 @@ def import_cmd(run_dir: Path, edited: Path, reviewer: str | None, prefer: str) -
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def kappa_cmd(run_dir: Path, reviewer_a: str, reviewer_b: str, as_json: bool) -> None:
     """Cohen's kappa between two reviewers on the candidates both decided."""
-    from thawdetect.core.review.decisions import reviewer_agreement
+    from thawdetect.core.review.agreement import reviewer_agreement
 
     ag = reviewer_agreement(run_dir, reviewer_a, reviewer_b)
     if as_json:

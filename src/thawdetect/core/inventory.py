@@ -58,7 +58,7 @@ BASE_COLUMNS = (
 
 def _ledger(run_dir: Path) -> Any:
     from thawdetect.core.run.access import open_run_ledger
-    from thawdetect.core.run.engine import check_ledger
+    from thawdetect.core.run.checks import check_ledger
 
     ledger = open_run_ledger(run_dir)
     check_ledger(ledger)

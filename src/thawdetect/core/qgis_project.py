@@ -152,7 +152,7 @@ def gather_rasters(
     """
     from thawdetect.core.errors import ThawdetectError
     from thawdetect.core.models import validate_section
-    from thawdetect.core.plugin_api.detector import IterationContext
+    from thawdetect.core.plugin_api.context import IterationContext
 
     run_dir = Path(run_dir)
     try:

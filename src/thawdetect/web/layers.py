@@ -186,7 +186,7 @@ def discover_layers(
     """
     from thawdetect.core.errors import ThawdetectError
     from thawdetect.core.models import validate_section
-    from thawdetect.core.plugin_api.detector import IterationContext
+    from thawdetect.core.plugin_api.context import IterationContext
     from thawdetect.core.qgis_project import dem_paths
 
     found: list[dict[str, Any]] = []

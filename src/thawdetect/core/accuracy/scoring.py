@@ -116,7 +116,7 @@ def run_accuracy(
         InputError: no ledger in ``run_dir``; bad validation file.
     """
     from thawdetect.core.run.access import open_run_ledger
-    from thawdetect.core.run.engine import check_ledger
+    from thawdetect.core.run.checks import check_ledger
     from thawdetect.core.vector import read_vector
 
     run_dir = Path(run_dir)

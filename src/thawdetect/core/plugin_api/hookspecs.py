@@ -15,7 +15,8 @@ if TYPE_CHECKING:
     import click
     import geopandas as gpd
 
-    from thawdetect.core.plugin_api.detector import Detector, IterationContext
+    from thawdetect.core.plugin_api.context import IterationContext
+    from thawdetect.core.plugin_api.detector import Detector
     from thawdetect.core.regions import Region
 
 PROJECT_NAME = "thawdetect"

@@ -10,8 +10,8 @@ empty, editable ``decision``, ``probability``, ``note`` and ``reviewer`` fields;
 every filled row in one transaction, or nothing when any row is wrong.
 
 The QGIS round trip lives in :mod:`thawdetect.core.review.qgis` and reviewer agreement in
-:mod:`thawdetect.core.review.agreement`; their public names are re-exported here, so
-``from thawdetect.core.review.decisions import export_for_qgis`` keeps working.
+:mod:`thawdetect.core.review.agreement`; both build on this module, which imports neither (no
+import circle).
 
 About 450 lines: the rest is one unit (normalising input, the outline and "part of" checks,
 decide, undo, history) sharing private helpers that the QGIS import uses too; splitting it
@@ -32,8 +32,6 @@ import shapely
 from numpy.typing import NDArray
 
 from thawdetect.core.errors import InputError
-from thawdetect.core.review.agreement import cohen_kappa, reviewer_agreement
-from thawdetect.core.review.qgis import export_for_qgis, import_from_qgis
 from thawdetect.core.run.access import open_run_ledger
 from thawdetect.core.run.ledger import (
     DECISIONS,
@@ -52,17 +50,13 @@ __all__ = [
     "check_outline",
     "check_part_of",
     "check_part_of_targets",
-    "cohen_kappa",
     "decide",
     "effective_decisions",
-    "export_for_qgis",
     "history",
-    "import_from_qgis",
     "latest_decisions",
     "open_ledger",
     "read_outline_file",
     "review_queue",
-    "reviewer_agreement",
     "undo_last_decision",
 ]
 

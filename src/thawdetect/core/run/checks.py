@@ -19,7 +19,7 @@ import geopandas as gpd
 import pandas as pd
 
 from thawdetect.core.errors import ConfigError, InputError, PluginError, ThawdetectError
-from thawdetect.core.plugin_api.detector import IterationContext
+from thawdetect.core.plugin_api.context import IterationContext
 from thawdetect.core.plugin_api.host import PluginHost
 from thawdetect.core.regions import Region
 from thawdetect.core.run.ledger import Ledger, now_iso

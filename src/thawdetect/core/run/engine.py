@@ -43,12 +43,8 @@ from thawdetect import __version__
 from thawdetect.core.config import RunConfig
 from thawdetect.core.errors import ConfigError, PluginError, ThawdetectError
 from thawdetect.core.plugin_api.candidates import unusable_geometries, validate_candidates
-from thawdetect.core.plugin_api.detector import (
-    DeferredFrame,
-    Detector,
-    IterationContext,
-    ReviewOutcome,
-)
+from thawdetect.core.plugin_api.context import IterationContext
+from thawdetect.core.plugin_api.detector import DeferredFrame, Detector, ReviewOutcome
 from thawdetect.core.plugin_api.host import PluginHost
 from thawdetect.core.run import checks, layers, rundir
 from thawdetect.core.run import plugin_calls as calls

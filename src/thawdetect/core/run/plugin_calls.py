@@ -20,12 +20,8 @@ import pandas as pd
 
 from thawdetect.core.errors import ConfigError, PluginError, ThawdetectError
 from thawdetect.core.models import validate_section
-from thawdetect.core.plugin_api.detector import (
-    DeferredFrame,
-    Detector,
-    DetectorConfig,
-    IterationContext,
-)
+from thawdetect.core.plugin_api.context import IterationContext
+from thawdetect.core.plugin_api.detector import DeferredFrame, Detector, DetectorConfig
 from thawdetect.core.plugin_api.host import PluginHost
 from thawdetect.core.regions import Region
 from thawdetect.core.run.manifest import Manifest

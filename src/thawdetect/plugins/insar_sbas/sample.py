@@ -23,6 +23,7 @@ from numpy.typing import NDArray
 from rasterio.crs import CRS
 
 from thawdetect.plugin_api import GridSpec
+from thawdetect.plugins.insar_sbas.synthetic import horn_slope_aspect
 
 __all__ = ["SAMPLE_GRID", "PlantedSlide", "build_qilian_sample", "horn_slope_aspect", "plan_slides"]
 
@@ -72,24 +73,6 @@ _SPECS: tuple[PlantedSlide, ...] = (
     PlantedSlide("L01", 0, (3450, 3590), (0, 40), (0, 360), -85, 30, kind="valley subsidence"),
     PlantedSlide("L02", 0, (3790, 3810), (0, 0.5), (0, 360), -75, 25, kind="flat terrace"),
 )
-
-
-def horn_slope_aspect(dem: NDArray[np.floating], res_m: float) -> tuple[NDArray, NDArray]:
-    """Slope (°) and aspect (° from north, clockwise, downslope) by Horn's method; edges NaN."""
-    z = np.asarray(dem, dtype=np.float64)
-    p = np.pad(z, 1, mode="edge")
-    a, b, c = p[:-2, :-2], p[:-2, 1:-1], p[:-2, 2:]
-    d, f = p[1:-1, :-2], p[1:-1, 2:]
-    g, h, i = p[2:, :-2], p[2:, 1:-1], p[2:, 2:]
-    dzdx = ((c + 2 * f + i) - (a + 2 * d + g)) / (8 * res_m)  # towards east
-    dzdn = ((a + 2 * b + c) - (g + 2 * h + i)) / (8 * res_m)  # towards north
-    slope = np.degrees(np.arctan(np.hypot(dzdx, dzdn)))
-    aspect = np.degrees(np.arctan2(-dzdx, -dzdn)) % 360.0
-    aspect[slope == 0] = 180.0
-    for arr in (slope, aspect):
-        arr[[0, -1], :] = np.nan
-        arr[:, [0, -1]] = np.nan
-    return slope, aspect
 
 
 def make_dem() -> NDArray[np.float32]:

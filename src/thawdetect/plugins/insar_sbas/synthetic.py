@@ -25,6 +25,7 @@ __all__ = [
     "Scene",
     "SceneSpec",
     "acquisition_dates",
+    "horn_slope_aspect",
     "make_scene",
     "model_series_m",
     "write_scene",
@@ -244,7 +245,6 @@ def make_scene(spec: SceneSpec | None = None, **overrides: Any) -> Scene:
     from shapely.geometry import Point
 
     from thawdetect.plugins.insar_sbas.downslope import downslope_unit_vector, los_unit_vector
-    from thawdetect.plugins.insar_sbas.sample import horn_slope_aspect
 
     spec = dataclasses.replace(spec or SceneSpec(), **overrides)
     rng = np.random.default_rng(spec.seed)
@@ -443,3 +443,21 @@ def write_scene(scene: Scene, out_dir: str | Path) -> dict[str, Path]:
     scene.slides.to_file(paths["planted"], layer="slides", driver="GPKG")
     scene.lookalikes.to_file(paths["planted"], layer="lookalikes", driver="GPKG")
     return paths
+
+
+def horn_slope_aspect(dem: NDArray[np.floating], res_m: float) -> tuple[NDArray, NDArray]:
+    """Slope (°) and aspect (° from north, clockwise, downslope) by Horn's method; edges NaN."""
+    z = np.asarray(dem, dtype=np.float64)
+    p = np.pad(z, 1, mode="edge")
+    a, b, c = p[:-2, :-2], p[:-2, 1:-1], p[:-2, 2:]
+    d, f = p[1:-1, :-2], p[1:-1, 2:]
+    g, h, i = p[2:, :-2], p[2:, 1:-1], p[2:, 2:]
+    dzdx = ((c + 2 * f + i) - (a + 2 * d + g)) / (8 * res_m)  # towards east
+    dzdn = ((a + 2 * b + c) - (g + 2 * h + i)) / (8 * res_m)  # towards north
+    slope = np.degrees(np.arctan(np.hypot(dzdx, dzdn)))
+    aspect = np.degrees(np.arctan2(-dzdx, -dzdn)) % 360.0
+    aspect[slope == 0] = 180.0
+    for arr in (slope, aspect):
+        arr[[0, -1], :] = np.nan
+        arr[:, [0, -1]] = np.nan
+    return slope, aspect

@@ -8,12 +8,14 @@ Everything reads in windows or at reduced resolution, so memory does not grow wi
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import json
+import os
 import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from xml.sax.saxutils import escape
 
 import numpy as np
@@ -36,8 +38,27 @@ __all__ = [
     "check_scene",
     "compute_stretch",
     "find_images",
+    "gdal_cache_bounded",
     "read_rgb",
 ]
+
+#: GDAL's block cache while inferring and polygonizing (MB). GDAL's default is 5 % of the
+#: machine's memory: reading the mosaic and writing the probability map filled it, so the peak
+#: grew with the mosaic up to that share (612 MB for reading an 8192² mosaic on a 24 GB machine,
+#: 6 GB on a 128 GB one). One row of tiles needs a few tens of MB. A ``GDAL_CACHEMAX`` set in the
+#: environment is kept.
+GDAL_CACHE_MB = 256
+
+
+def gdal_cache_bounded() -> Any:
+    """A context with GDAL's block cache at :data:`GDAL_CACHE_MB` (unless ``GDAL_CACHEMAX`` is
+    set in the environment)."""
+    if "GDAL_CACHEMAX" in os.environ:
+        return contextlib.nullcontext()
+    # in bytes: rasterio passes the number to GDALSetCacheMax64 as it is (256 would be 256
+    # bytes, no cache at all: the COG copy then took 3x as long)
+    return rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB * 2**20)
+
 
 _DATE_RE = re.compile(r"(?<!\d)(\d{4})-?(\d{2})-?(\d{2})(?!\d)")
 
@@ -253,7 +274,6 @@ def compute_stretch(path: Path, config: OpticalDLConfig) -> Stretch:
     if config.stretch == "fixed":
         lo, hi = config.stretch_range_dn.min, config.stretch_range_dn.max
         return Stretch("fixed", (lo, lo, lo), (hi, hi, hi))
-    from thawdetect.plugins.optical_dl.infer import gdal_cache_bounded
 
     # a decimated read of a mosaic without overviews reads every block: bounded cache
     with gdal_cache_bounded(), rasterio.open(path) as src:

@@ -15,7 +15,6 @@ that arithmetic over several files.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import json
 import os
@@ -32,7 +31,12 @@ from affine import Affine
 from rasterio.windows import Window
 
 from thawdetect.plugin_api import InputError, MissingDependencyError, write_text_atomic
-from thawdetect.plugins.optical_dl.images import Stretch, read_rgb
+from thawdetect.plugins.optical_dl.images import (
+    GDAL_CACHE_MB,
+    Stretch,
+    gdal_cache_bounded,
+    read_rgb,
+)
 
 if TYPE_CHECKING:
     import geopandas as gpd
@@ -54,24 +58,7 @@ INPUT_NAME = "image"
 OUTPUT_NAME = "probability"
 
 
-#: GDAL's block cache while inferring and polygonizing (MB). GDAL's default is 5 % of the
-#: machine's memory: reading the mosaic and writing the probability map filled it, so the peak
-#: grew with the mosaic up to that share (612 MB for reading an 8192² mosaic on a 24 GB machine,
-#: 6 GB on a 128 GB one). One row of tiles needs a few tens of MB. A ``GDAL_CACHEMAX`` set in the
-#: environment is kept.
-GDAL_CACHE_MB = 256
-
 _F = TypeVar("_F", bound=Callable[..., Any])
-
-
-def gdal_cache_bounded() -> Any:
-    """A context with GDAL's block cache at :data:`GDAL_CACHE_MB` (unless ``GDAL_CACHEMAX`` is
-    set in the environment)."""
-    if "GDAL_CACHEMAX" in os.environ:
-        return contextlib.nullcontext()
-    # in bytes: rasterio passes the number to GDALSetCacheMax64 as it is (256 would be 256
-    # bytes, no cache at all: the COG copy then took 3x as long)
-    return rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB * 2**20)
 
 
 def _bounded_gdal_cache(fn: _F) -> _F:
