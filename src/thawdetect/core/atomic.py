@@ -27,7 +27,14 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-__all__ = ["atomic_path", "temp_path_for", "write_bytes_atomic", "write_text_atomic"]
+__all__ = [
+    "atomic_path",
+    "fsync_dir",
+    "fsync_file",
+    "temp_path_for",
+    "write_bytes_atomic",
+    "write_text_atomic",
+]
 
 
 def temp_path_for(path: str | Path, *, suffix: str | None = None) -> Path:
@@ -81,11 +88,10 @@ def atomic_path(
     try:
         yield tmp
         if fsync and tmp.is_file():
-            _fsync(tmp)
+            fsync_file(tmp)
         os.replace(tmp, path)
         if fsync:
-            with contextlib.suppress(OSError):  # folders cannot be opened on Windows
-                _fsync(path.parent)
+            fsync_dir(path.parent)
     finally:
         _remove_leftovers(tmp)
 
@@ -112,12 +118,20 @@ def write_bytes_atomic(path: str | Path, data: bytes) -> None:
         tmp.write_bytes(data)
 
 
-def _fsync(path: Path) -> None:
+def fsync_file(path: str | Path) -> None:
+    """Flush a file's data to disk (``os.fsync`` on a read-only descriptor)."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def fsync_dir(path: str | Path) -> None:
+    """Flush a folder's entries (a rename into it) to disk; quietly nothing where the OS cannot
+    open a folder (Windows)."""
+    with contextlib.suppress(OSError):
+        fsync_file(path)
 
 
 def _remove_leftovers(tmp: Path) -> None:

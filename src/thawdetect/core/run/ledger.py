@@ -54,7 +54,7 @@ import numpy.typing as npt
 import pandas as pd
 import pyogrio
 
-from thawdetect.core.atomic import write_bytes_atomic, write_text_atomic
+from thawdetect.core.atomic import fsync_dir, fsync_file, write_bytes_atomic, write_text_atomic
 from thawdetect.core.errors import InputError
 from thawdetect.core.run._gpkg import (
     Where,
@@ -664,9 +664,9 @@ class Ledger:
                 finally:
                     con.close()
                 if fresh:
-                    _fsync(target)
+                    fsync_file(target)
                     os.replace(target, self.path)
-                    _fsync_dir(self.run_dir)
+                    fsync_dir(self.run_dir)
             finally:
                 if fresh:
                     for leftover in (target, target.with_name(target.name + "-journal")):
@@ -677,19 +677,6 @@ class Ledger:
         """SQLite's integrity check of the GeoPackage (True when sound)."""
         with contextlib.closing(sqlite3.connect(self.path)) as con:
             return bool(con.execute("PRAGMA integrity_check").fetchone()[0] == "ok")
-
-
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _fsync_dir(path: Path) -> None:
-    with contextlib.suppress(OSError):
-        _fsync(path)
 
 
 def write_atomic(path: str | Path, data: str | bytes) -> None:
