@@ -68,10 +68,48 @@
 
   function tileLayer(layer, opts) {
     const b = layer.bounds_wgs84;
-    return L.tileLayer(`/tiles/${layer.index}/{z}/{x}/{y}.png`, Object.assign({
+    const tl = L.tileLayer(`/tiles/${layer.index}/{z}/{x}/{y}.png`, Object.assign({
       bounds: L.latLngBounds([b[1], b[0]], [b[3], b[2]]), maxNativeZoom: layer.maxzoom,
       minNativeZoom: layer.minzoom, maxZoom: 20, tileSize: 256, keepBuffer: 1,
     }, opts || {}));
+    tl.tdLayer = layer;
+    return tl;
+  }
+
+  // The tile URLs the map will ask for when it shows ``bounds`` as select does (fitBounds with
+  // pad 0.8, max zoom 17), for each tile layer on the map now: Leaflet's own arithmetic (the view
+  // centred on the bounds, the map's size, native zooms clamped), limited to the layer's bounds.
+  function viewTileUrls(bounds) {
+    const view = bounds.pad(0.8);
+    const z = Math.min(map.getBoundsZoom(view, false), 17);
+    const centre = view.getCenter();
+    const half = map.getSize().divideBy(2);
+    const urls = [];
+    for (const tl of [baseTiles, dataTiles, overTiles]) {
+      if (!tl || !map.hasLayer(tl) || !tl.tdLayer) continue;
+      const l = tl.tdLayer;
+      const tz = Math.max(l.minzoom ?? 0, Math.min(z, l.maxzoom ?? z));
+      const scale = Math.pow(2, tz - z);
+      const c = map.project(centre, tz);
+      const lo = c.subtract(half.multiplyBy(scale)).divideBy(256).floor();
+      const hi = c.add(half.multiplyBy(scale)).divideBy(256).floor();
+      const b = l.bounds_wgs84;
+      const bl = map.project(L.latLng(b[1], b[0]), tz).divideBy(256).floor();
+      const tr = map.project(L.latLng(b[3], b[2]), tz).divideBy(256).floor();
+      for (let x = Math.max(lo.x, bl.x); x <= Math.min(hi.x, tr.x); x++) {
+        for (let y = Math.max(lo.y, tr.y); y <= Math.min(hi.y, bl.y); y++) {
+          urls.push(`/tiles/${l.index}/${tz}/${x}/${y}.png`);
+        }
+      }
+    }
+    return urls.slice(0, 48);
+  }
+  function loadImages(urls) {
+    return Promise.all(urls.map((u) => new Promise((done) => {
+      const img = new Image();
+      img.onload = img.onerror = done;
+      img.src = u;
+    })));
   }
 
   function mergeLayers(defs) { // layers a resumed run added since the page loaded
@@ -372,8 +410,9 @@
   }
 
   // While the reviewer looks at this candidate, the next pending ones are asked for in turn: the
-  // server draws their evidence if the run left it to be drawn lazily, and their first frame
-  // lands in the browser's cache (frames are cacheable for 10 minutes). Their data is fetched
+  // server draws their evidence if the run left it to be drawn lazily, and their first frame and
+  // the map tiles of their view land in the browser's cache (frames are cacheable for 10
+  // minutes, tiles for an hour). Their data is fetched
   // again when shown: it holds the neighbours' decisions, which the next key press changes.
   const PREFETCH_AHEAD = 2;
   const prefetched = new Set();
@@ -387,13 +426,13 @@
       prefetched.add(id);
       try {
         const c = await api(`/api/candidate/${encodeURIComponent(id)}`);
-        if (c.frames && c.frames.length) {
-          await new Promise((done) => {
-            const img = new Image();
-            img.onload = img.onerror = done;
-            img.src = `/api/candidate/${encodeURIComponent(id)}/frame/0`;
-          });
+        const urls = c.frames && c.frames.length ? [`/api/candidate/${encodeURIComponent(id)}/frame/0`] : [];
+        // and the map tiles of its view (cacheable for an hour): shown from the cache on `j`
+        if (c.bounds) {
+          const b = c.bounds;
+          urls.push(...viewTileUrls(L.latLngBounds([b[1], b[0]], [b[3], b[2]])));
         }
+        await loadImages(urls);
       } catch (e) { prefetched.delete(id); return; }
       if (S.cur !== from) return; // the reviewer moved on: the next select prefetches
     }
