@@ -8,8 +8,9 @@ queue puts first what predicts a confirmation:
    InSAR detector's ``amplitude_prone``, Wei et al., did not predict confirmations in the bench);
 3. **the detector's own confidence on one scale**: a detector's ``probability`` evidence when it
    gives one, else the percentile among that detector's candidates of the ledger of its
-   ``STRENGTH_FIELDS`` evidence (InSAR: the peak |LOS rate|) or its score (so an InSAR score of
-   ~1000 and a network's 0.9 compare; a mixed candidate takes the mean over its detectors);
+   ``STRENGTH_FIELDS`` evidence (InSAR: the |core rate| of its seed pixels) or its score (so
+   an InSAR score of ~1000 and a network's 0.9 compare; a mixed candidate takes the mean over
+   its detectors);
 4. then the id, so the order is stable.
 
 ``bench/bench_review_order.py`` measures how many candidates a reviewer sees before 90 % and
@@ -29,10 +30,13 @@ import pandas as pd
 #: confirmation in one family and the opposite in the other (pooled AUC 0.61 and 0.40,
 #: bench/bench_review_order.py), and the InSAR score already weighs it.
 PRONE_FIELDS: tuple[str, ...] = ()
-#: Evidence fields ranked instead of a detector's score where present (first found wins): the
-#: InSAR candidate's peak |LOS rate| (pooled AUC 0.88 and 0.89 against 0.62 and 0.58 for its
-#: score) orders the InSAR queue better (ranking AUC 0.946 and 0.946, was 0.904 and 0.924).
-STRENGTH_FIELDS: tuple[str, ...] = ("max_abs_rate_mm_yr",)
+#: Evidence fields ranked (by magnitude) instead of a detector's score where present (first
+#: found wins): the InSAR candidate's core rate, the mean LOS rate of its seed pixels. A mean
+#: over the pixels that passed the threshold stands for the landslide; the peak |rate| of one
+#: pixel is often noise on a false alarm. In the first half of each queue, on three decided
+#: scene sets (bench/bench_review_order.py; docs/review_web.md): 76.8 / 78.3 / 77.5 % of the
+#: confirmed slumps against 75.3 / 71.7 / 74.5 % by peak |rate| (ideal 81.4 / 79.3 / 78.4 %).
+STRENGTH_FIELDS: tuple[str, ...] = ("core_rate_mm_yr", "max_abs_rate_mm_yr")
 
 
 def _evidence(text: Any) -> dict[str, Any]:
@@ -74,7 +78,7 @@ def priority(cands: pd.DataFrame) -> pd.DataFrame:
             s = _num(e.get("score"), score[i])
             for f in STRENGTH_FIELDS:
                 if f in e:
-                    s = _num(e.get(f), s)
+                    s = abs(_num(e.get(f), s))
                     break
             rows.append((i, d, s, _num(e.get("probability"), np.nan)))
     table = pd.DataFrame(rows, columns=["row", "det", "score", "prob"])
