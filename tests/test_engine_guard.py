@@ -269,3 +269,43 @@ def test_ground_past_a_reviewed_outline_is_not_known(tmp_path: Path) -> None:
     polys = inv[inv.geom_type != "Point"]
     assert sorted(truth.index[truth.intersects(g.representative_point())][0]
                   for g in polys.geometry) == [1, 2]  # fmt: skip
+
+
+def test_a_reviewer_may_leave_candidates_to_a_person(tmp_path: Path) -> None:
+    """Reference first, a person for the rest: a partial reference confirms what it holds, the
+    run stops awaiting review with the others pending; once a person decided them the run goes
+    on and every confirmed one is in the inventory."""
+    from thawdetect.core.review.decisions import decide
+
+    scene = _scene(tmp_path, spacing_px=45, n_rows=1, n_cols=4)
+    partial = tmp_path / "partial.gpkg"  # the published inventory holds t1 and t2 only
+    gpd.read_file(scene["ref"]).iloc[[1, 2]].to_file(partial)
+    cfg = RunConfig(
+        region=Region(name="guard", crs=CRS),
+        detectors={"toy_a": {"raster": str(scene["raster"]), "schedule": [0.5]}},
+        reviewer=f"reference:{partial}?unmatched=manual",
+        evidence=False,
+    )
+    from tests.plugins import toy_detectors
+
+    run = tmp_path / "run"
+    lines: list[str] = []
+
+    def engine() -> Engine:
+        return Engine(cfg, run, PluginHost(plugins=[("toy", toy_detectors)]), echo=lines.append)
+
+    first = engine().run()
+    assert first.status == "awaiting review"
+    cands = Ledger(run).read("candidates").sort_values("candidate_id")
+    assert sorted(cands["status"]) == ["confirmed", "confirmed", "pending", "pending"]
+    assert any("left 2 of 4 candidates to a person" in ln for ln in lines)
+    # a second run before the person decided: still waiting, nothing decided twice
+    assert engine().run().status == "awaiting review"
+    assert len(Ledger(run).read("decisions")) == 2
+    pending = cands.loc[cands["status"] == "pending", "candidate_id"].tolist()
+    decide(run, pending[0], "confirmed", probability="medium", reviewer="ann")
+    decide(run, pending[1], "rejected", reviewer="ann")
+    done = engine().run()
+    assert done.status == "finished"
+    inv = Ledger(run).read("inventory")
+    assert len(inv) == 3

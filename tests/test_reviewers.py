@@ -257,3 +257,29 @@ def test_candidate_over_a_mapped_and_a_new_slump_maps_the_new_one():
     out = reference_decisions(three, ref)
     assert out["decision"].tolist() == ["confirmed", "confirmed", "part_of"]
     assert out["part_of"].tolist() == ["", "", "a"]
+
+
+def test_unmatched_manual_leaves_what_the_reference_does_not_hold():
+    """``unmatched=manual``: a partial inventory confirms what it holds (and "part of"), and
+    leaves every other candidate, rejected or unsure otherwise, to a person (no row)."""
+    crs = "EPSG:32646"
+    ref = gpd.GeoDataFrame(
+        {"id": ["s1", "s2"]}, geometry=[box(0, 0, 10, 10), box(50, 0, 60, 10)], crs=crs
+    )
+    cands = gpd.GeoDataFrame(
+        {"candidate_id": ["hit", "same", "touch", "far"]},
+        geometry=[box(1, 1, 9, 9), box(2, 2, 8, 8), box(59.5, 0, 100, 40), box(200, 0, 210, 10)],
+        crs=crs,
+    )
+    plain = reference_decisions(cands, ref)
+    assert plain["decision"].tolist() == ["confirmed", "part_of", "unsure", "rejected"]
+    out = reference_decisions(cands, ref, unmatched="manual")
+    assert out["candidate_id"].tolist() == ["hit", "same"]
+    assert out["decision"].tolist() == ["confirmed", "part_of"]
+    assert out.attrs["review_settings"]["unmatched"] == "manual"
+    assert parse_reference_spec("reference:t.gpkg?unmatched=manual") == (
+        "t.gpkg",
+        {"unmatched": "manual"},
+    )
+    with pytest.raises(ConfigError, match=r"unmatched='later'; use reject or manual"):
+        parse_reference_spec("reference:t.gpkg?unmatched=later")

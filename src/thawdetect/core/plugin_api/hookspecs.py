@@ -102,8 +102,11 @@ def thawdetect_review_candidates(
     Called after candidates are merged and filtered, when the run's reviewer is not ``manual``.
     Return ``None`` if ``reviewer`` is not a spec this plugin understands (the built-in one handles
     ``reference`` and ``reference:PATH``). Otherwise return a DataFrame with one row per candidate
-    and columns ``candidate_id``, ``decision`` (confirmed/rejected/unsure), ``probability``
-    (high/medium/low or empty), ``note``. Must not modify ``candidates``.
+    it decides and columns ``candidate_id``, ``decision`` (confirmed/rejected/unsure/part_of),
+    ``probability`` (high/medium/low or empty), ``note`` (optional: ``geometry_wkt``,
+    ``part_of``). Candidates it leaves out (or gives an empty or ``pending`` decision) are left
+    to a person: the run stops "awaiting review" until they are decided (e.g. a reference
+    inventory confirms what it holds, a person the rest). Must not modify ``candidates``.
 
     Args:
         candidates: merged candidates of this iteration (working CRS), with ``candidate_id``.

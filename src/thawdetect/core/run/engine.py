@@ -630,10 +630,21 @@ class Engine:
                 review[k] = {"reviewer": self.reviewer, **settings}
                 self.manifest.review = review
                 self._save_manifest()
+            decided = set(decisions["candidate_id"].astype(str)) if len(decisions) else set()
+            left = int((~pending["candidate_id"].astype(str).isin(decided)).sum())
             with self.ledger.transaction() as t:
-                t.record_decisions(decisions)
-                t.mark_stage(k, "review")
-            return True
+                if len(decisions):
+                    t.record_decisions(decisions)
+                if not left:
+                    t.mark_stage(k, "review")
+            if not left:
+                return True
+            # the reviewer decided what it could and left the rest to a person
+            self.echo(
+                f"  reviewer {self.reviewer} left {left} of {len(pending)} candidates to a "
+                f"person: thawdetect review serve {self.run_dir}, then run again"
+            )
+            return False
         if len(pending):
             return False
         with self.ledger.transaction() as t:

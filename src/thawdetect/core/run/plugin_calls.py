@@ -139,7 +139,9 @@ def review_candidates(
 ) -> tuple[pd.DataFrame, dict[str, Any] | None]:
     """``(decisions, review_settings)`` of an automatic reviewer on iteration ``k``'s candidates.
 
-    The decisions carry the reviewer, the iteration and a new ``auto-NN-xxxxxxxx`` batch id;
+    A reviewer may decide only some of them: candidates without a row, or whose ``decision`` is
+    empty or ``pending``, are left to a person (no row is returned for them). The decisions
+    carry the reviewer, the iteration and a new ``auto-NN-xxxxxxxx`` batch id;
     the settings are what the reviewer reported (``attrs["review_settings"]``), if anything.
 
     Raises:
@@ -156,6 +158,12 @@ def review_candidates(
         )
     settings = dict(getattr(decisions, "attrs", {}) or {}).get("review_settings")
     decisions = pd.DataFrame(decisions).copy()
+    # a candidate without a row, or with an empty or "pending" decision, is left to a person
+    if "decision" in decisions:
+        left = decisions["decision"].isna() | decisions["decision"].astype(str).str.strip().isin(
+            ["", "pending", "None", "nan"]
+        )
+        decisions = decisions[~left].reset_index(drop=True)
     decisions["reviewer"] = reviewer
     decisions["iteration"] = k
     decisions["batch_id"] = f"auto-{k:02d}-{uuid.uuid4().hex[:8]}"

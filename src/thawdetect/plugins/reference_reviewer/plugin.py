@@ -6,9 +6,12 @@ Registered through the ``thawdetect`` entry-point group as ``reference_reviewer`
   of paths the engine fills from the region).
 * ``reference:PATH``: one inventory file (GPKG, SHP, GeoJSON, KML, CSV/XLSX with lon/lat).
 * Options after ``?``, ``&``-separated: ``tolerance_m`` (metres, default 0), ``min_overlap``
-  (fraction, default 0.1) and ``outline`` (``reference``, the default, or ``detector``), e.g.
+  (fraction, default 0.1), ``outline`` (``reference``, the default, or ``detector``) and
+  ``unmatched`` (``reject``, the default, or ``manual``), e.g.
   ``reference:truth.gpkg?tolerance_m=30&min_overlap=0.2``. They also apply to
-  ``reference?outline=detector``.
+  ``reference?outline=detector``. ``unmatched=manual`` decides only the candidates the reference
+  matches and leaves the rest (rejected or unsure otherwise) to a person: with a partial
+  inventory (a region's published RTS), what it does not hold may be a new slump.
 
 Match rule (:func:`reference_decisions`):
 
@@ -51,8 +54,17 @@ from thawdetect.plugin_api import ConfigError, InputError, hookimpl
 
 __all__ = ["parse_reference_spec", "reference_decisions", "thawdetect_review_candidates"]
 
-_OPTIONS: dict[str, Any] = {"tolerance_m": float, "min_overlap": float, "outline": str}
+_OPTIONS: dict[str, Any] = {
+    "tolerance_m": float,
+    "min_overlap": float,
+    "outline": str,
+    "unmatched": str,
+}
 OUTLINES = ("reference", "detector")
+#: what becomes of a candidate no reference feature matches: ``reject`` it (``unsure`` when it
+#: touches one), or leave it to a person (``manual``: with a partial inventory, what it does not
+#: hold may be a new slump)
+UNMATCHED = ("reject", "manual")
 
 
 def parse_reference_spec(spec: str) -> tuple[str | None, dict[str, Any]] | None:
@@ -86,11 +98,10 @@ def parse_reference_spec(spec: str) -> tuple[str | None, dict[str, Any]] | None:
             raise ConfigError(
                 f"reviewer '{spec}': unknown option '{key}'; supported: {', '.join(_OPTIONS)}"
             )
-        if key == "outline":
-            if value not in OUTLINES:
-                raise ConfigError(
-                    f"reviewer '{spec}': outline={value!r}; use {' or '.join(OUTLINES)}"
-                )
+        if key in ("outline", "unmatched"):
+            allowed = OUTLINES if key == "outline" else UNMATCHED
+            if value not in allowed:
+                raise ConfigError(f"reviewer '{spec}': {key}={value!r}; use {' or '.join(allowed)}")
             options[key] = value
             continue
         try:
@@ -381,6 +392,7 @@ def reference_decisions(
     min_overlap: float = 0.1,
     already_mapped: gpd.GeoDataFrame | None = None,
     outline: str = "reference",
+    unmatched: str = "reject",
 ) -> pd.DataFrame:
     """Decide each candidate against a reference inventory (rules in the module docstring).
 
@@ -393,6 +405,8 @@ def reference_decisions(
         already_mapped: the run's inventory so far (``inventory_id``, geometry). A candidate
             matching a reference feature this inventory already holds becomes ``part_of`` it.
         outline: ``reference`` (confirm with the matched reference outline) or ``detector``.
+        unmatched: ``reject`` (candidates without a match are rejected, or unsure when they
+            touch a reference polygon) or ``manual`` (they get no row: left to a person).
 
     Returns:
         DataFrame ``candidate_id, decision, probability, note, geometry_wkt, part_of`` in the
@@ -410,6 +424,7 @@ def reference_decisions(
         min_overlap=min_overlap,
         already_mapped=already_mapped,
         outline=outline,
+        unmatched=unmatched,
         prepared=None,
     )
 
@@ -423,12 +438,19 @@ def _decide(
     already_mapped: gpd.GeoDataFrame | None,
     outline: str,
     prepared: dict[tuple[str, float], _Reference] | None,
+    unmatched: str = "reject",
 ) -> pd.DataFrame:
     """:func:`reference_decisions`; ``prepared`` keeps the reference per (CRS, tolerance)."""
     if outline not in OUTLINES:
         raise ConfigError(f"reference reviewer: outline={outline!r}; use {' or '.join(OUTLINES)}")
     cols = ["candidate_id", "decision", "probability", "note", "geometry_wkt", "part_of"]
+    if unmatched not in UNMATCHED:
+        raise ConfigError(
+            f"reference reviewer: unmatched={unmatched!r}; use {' or '.join(UNMATCHED)}"
+        )
     settings = {"outline": outline, "tolerance_m": tolerance_m, "min_overlap": min_overlap}
+    if unmatched != "reject":
+        settings["unmatched"] = unmatched
     if len(candidates) == 0:
         out = pd.DataFrame({c: pd.Series(dtype=object) for c in cols})
         out.attrs["review_settings"] = settings
@@ -509,6 +531,8 @@ def _decide(
             "part_of": part.tolist(),
         }
     )
+    if unmatched == "manual":
+        out = out[out["decision"].isin(["confirmed", "part_of"])].reset_index(drop=True)
     out.attrs["review_settings"] = settings
     return out
 
@@ -595,5 +619,6 @@ def thawdetect_review_candidates(
         min_overlap=options.get("min_overlap", 0.1),
         already_mapped=inventory,
         outline=options.get("outline", "reference"),
+        unmatched=options.get("unmatched", "reject"),
         prepared=prepared,
     )
