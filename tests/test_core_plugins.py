@@ -168,6 +168,68 @@ def test_hook_thawdetect_register_services(tmp_path):
     assert not terrain.mask(layers, slope_deg=(30, 40))[inner].any()
 
 
+def test_hook_thawdetect_register_exporters(tmp_path):
+    """A plugin's format is chosen by name and by suffix, written atomically by the core, and
+    counted; clashes and unknown formats are one line."""
+    from thawdetect.core.errors import InputError
+    from thawdetect.core.exporters import Exporter, choose_exporter
+
+    def write_wkt(frame, path, layer):
+        text = "\n".join(f"{layer}\t{g.wkt}" for g in frame.to_crs(4326).geometry)
+        Path(path).write_text(text + "\n")
+
+    def count(path):
+        return sum(1 for line in Path(path).read_text().splitlines() if line)
+
+    class Provides:
+        @hookimpl
+        def thawdetect_register_exporters(self, register):
+            register(Exporter("wkt", ("tsv",), write_wkt, "layer and WKT, tab-separated", count))
+
+    host = PluginHost(load_entry_points=False, plugins=[("wkt_plugin", Provides())])
+    assert {"gpkg", "geojson", "csv", "wkt"} <= set(host.exporters)
+    assert host.exporters["wkt"].suffixes == (".tsv",)  # normalised
+    out = tmp_path / "slumps.tsv"
+    assert choose_exporter(out, None, host.exporters).name == "wkt"
+    with pytest.raises(
+        InputError, match=r"unknown inventory format 'shp'; use csv, geojson, gpkg, wkt"
+    ):
+        choose_exporter(tmp_path / "x.shp", "shp", host.exporters)
+    # a reviewed run's inventory (three confirmed slumps) through it
+    from tests.test_inventory import reviewed_run
+
+    run = reviewed_run(tmp_path / "run", engine_inventory=True)
+    from thawdetect.core.inventory import export_inventory
+
+    export_inventory(run, out, exporters=host.exporters)
+    lines = out.read_text().splitlines()
+    assert len(lines) == 3 and all(line.startswith("slumps\tPOLYGON") for line in lines)
+    assert host.exporters["wkt"].features_in(out) == 3
+    assert not list(tmp_path.glob(".slumps*"))  # no temporary file left
+
+    def failing(frame, path, layer):
+        Path(path).write_text("half")
+        raise RuntimeError("disk full")
+
+    class Fails:
+        @hookimpl
+        def thawdetect_register_exporters(self, register):
+            register(Exporter("bad", (".bad",), failing))
+
+    bad = PluginHost(load_entry_points=False, plugins=[("f", Fails())])
+    with pytest.raises(RuntimeError):
+        export_inventory(run, tmp_path / "x.bad", exporters=bad.exporters)
+    assert not list(tmp_path.glob("*x.bad*"))  # nothing half-written
+
+    class Clash:
+        @hookimpl
+        def thawdetect_register_exporters(self, register):
+            register(Exporter("gpkg2", (".gpkg",), write_wkt))
+
+    with pytest.raises(PluginError, match=r"plugins 'core' and 'clash' both register \['.gpkg'\]"):
+        PluginHost(load_entry_points=False, plugins=[("clash", Clash())])
+
+
 def test_hook_thawdetect_register_commands():
     class Cmd:
         @hookimpl

@@ -11,6 +11,7 @@ The public API: everything a plugin author or a notebook user needs is importabl
   config path types :data:`InputPath` (a file the run checks exists) and :data:`OutputPath` (a
   file or folder the detector writes), and
   :class:`PluginHost` (to test a plugin without installing it: ``PluginHost(plugins=[...])``).
+* Adding an inventory export format: :class:`Exporter` (hook ``thawdetect_register_exporters``).
 * Errors: :class:`ThawdetectError` and its one-line subclasses.
 
 Heavy dependencies (geopandas, rasterio) load on first use of a name, so ``import thawdetect``
@@ -40,6 +41,7 @@ if TYPE_CHECKING:
         PluginError,
         ThawdetectError,
     )
+    from thawdetect.core.exporters import Exporter
     from thawdetect.core.paths import InputPath, OutputPath
     from thawdetect.core.plugin_api.context import IterationContext
     from thawdetect.core.plugin_api.detector import (
@@ -61,6 +63,7 @@ _LAZY = {
     "open_run": "thawdetect.api",
     "RunResult": "thawdetect.api",
     "AccuracyReport": "thawdetect.core.accuracy.metrics",
+    "Exporter": "thawdetect.core.exporters",
     "SCORE_COLUMN": "thawdetect.core.plugin_api.detector",
     "SERIES_COLUMN": "thawdetect.core.plugin_api.detector",
     "Detector": "thawdetect.core.plugin_api.detector",
@@ -94,6 +97,7 @@ __all__ = [
     "ConfigError",
     "Detector",
     "DetectorConfig",
+    "Exporter",
     "GridMismatchError",
     "ImageFrame",
     "InputError",

@@ -21,6 +21,7 @@ toolkit the built-ins use:
 * a run's QGIS project: :func:`write_project`, :func:`style_ledger`;
 * files that appear whole or not at all: :func:`atomic_path`, :func:`write_text_atomic`,
   :func:`write_bytes_atomic`;
+* inventory export formats: :class:`Exporter` (``thawdetect_register_exporters``);
 * one-line errors: :class:`ThawdetectError` and its subclasses.
 
 Names load on first use (geopandas, rasterio and pydantic models are not imported by
@@ -59,6 +60,7 @@ if TYPE_CHECKING:
         PluginError,
         ThawdetectError,
     )
+    from thawdetect.core.exporters import Exporter
     from thawdetect.core.grid import (
         GridSpec,
     )
@@ -151,6 +153,8 @@ _LAZY = {
     "atomic_path": "thawdetect.core.atomic",
     "write_bytes_atomic": "thawdetect.core.atomic",
     "write_text_atomic": "thawdetect.core.atomic",
+    # export formats
+    "Exporter": "thawdetect.core.exporters",
     # a run's QGIS project
     "style_ledger": "thawdetect.core.qgis_project",
     "write_project": "thawdetect.core.qgis_project",
@@ -175,6 +179,7 @@ __all__ = [
     "Detector",
     "DetectorConfig",
     "EmptyInventoryError",
+    "Exporter",
     "GridMismatchError",
     "GridSpec",
     "ImageFrame",

@@ -23,8 +23,9 @@ def inventory() -> None:
 @click.option("--arts", is_flag=True, help="Add the ARTS field standard (CentroidLat, UID, ...).")
 @click.option("--arts-field", "arts_fields", multiple=True, metavar="NAME=VALUE",
               help="Value of an ARTS field, e.g. BaseMapDate=2020-07-05 (repeatable).")  # fmt: skip
-@click.option("--format", "fmt", type=click.Choice(["gpkg", "geojson", "csv"]),
-              help="Output format (default: from the suffix of OUT).")  # fmt: skip
+@click.option("--format", "fmt", metavar="NAME",
+              help="Output format: gpkg, geojson, csv or one a plugin registers (default: from "
+              "the suffix of OUT).")  # fmt: skip
 def export(
     run_dir: Path,
     out: Path,
@@ -34,7 +35,7 @@ def export(
     arts_fields: tuple[str, ...],
     fmt: str | None,
 ) -> None:
-    """Write the inventory of RUN_DIR to OUT (.gpkg, .geojson or .csv).
+    """Write the inventory of RUN_DIR to OUT (.gpkg, .geojson, .csv, or a plugin's format).
 
     Fields: id, centroid lon/lat, area_ha, perimeter_m, probability class, initiation period,
     near-road flag and distance, and every detector's evidence.
@@ -47,7 +48,9 @@ def export(
     import math
 
     from thawdetect.core.errors import InputError
+    from thawdetect.core.exporters import choose_exporter
     from thawdetect.core.inventory import export_inventory
+    from thawdetect.core.plugin_api.host import PluginHost
     from thawdetect.core.run.access import open_run_ledger
     from thawdetect.core.safe_paths import check_output_file, writing_output
 
@@ -55,6 +58,8 @@ def export(
         raise InputError(None, f"--near-road-m must be a number of metres, got {near_road_m}")
     open_run_ledger(run_dir)  # not a run, or a damaged ledger: one line, nothing written
     check_output_file(out, what="inventory export", run_dir=run_dir)
+    exporters = PluginHost().exporters
+    exporter = choose_exporter(out, fmt, exporters)  # an unknown format: one line, before work
 
     values = {}
     for item in arts_fields:
@@ -68,18 +73,10 @@ def export(
         click.echo(f"warning: {line}", err=True)
     with writing_output(out, "inventory export"):
         path = export_inventory(
-            run_dir, out, fmt=fmt, roads=roads, near_road_m=near_road_m, arts=arts,
-            arts_fields=values or None,
+            run_dir, out, fmt=exporter.name, roads=roads, near_road_m=near_road_m, arts=arts,
+            arts_fields=values or None, exporters=exporters,
         )  # fmt: skip
-    if (fmt or path.suffix.lower().lstrip(".")) == "csv":
-        import pandas as pd
-
-        n = len(pd.read_csv(path))
-    else:
-        import pyogrio
-
-        n = int(pyogrio.read_info(path)["features"])
-    click.echo(f"{n} features written to {path}")
+    click.echo(f"{exporter.features_in(path)} features written to {path} ({exporter.name})")
 
 
 def _not_yet_in_inventory(run_dir: Path) -> list[str]:

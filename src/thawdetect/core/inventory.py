@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import uuid
-import warnings
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -25,17 +25,15 @@ import pandas as pd
 from thawdetect import __version__
 from thawdetect.core.atomic import atomic_path
 from thawdetect.core.errors import InputError
+from thawdetect.core.exporters import Exporter, choose_exporter
 
 __all__ = [
     "ARTS_FIELDS",
     "ARTS_REQUIRED",
-    "FORMATS",
     "arts_frame",
     "export_inventory",
     "inventory_frame",
 ]
-
-FORMATS = {".gpkg": "gpkg", ".geojson": "geojson", ".json": "geojson", ".csv": "csv"}
 
 #: ARTS field standard, in its order (Metadata_Format_Summary.csv).
 ARTS_FIELDS = (
@@ -232,32 +230,6 @@ def arts_frame(
     )
 
 
-def _write_atomic(frame: gpd.GeoDataFrame, out_path: Path, fmt: str) -> None:
-    """Write to a temporary file beside ``out_path``, then ``os.replace`` it into place
-    (:func:`~thawdetect.core.atomic.atomic_path`).
-
-    The layer is named after the output (``inventory`` in a GeoPackage, the file's stem in
-    GeoJSON), never after the temporary file.
-    """
-    import pyogrio
-
-    with atomic_path(out_path) as tmp:
-        if fmt == "csv":
-            df = pd.DataFrame(frame.drop(columns=frame.geometry.name))
-            df["geometry_wkt"] = frame.to_crs(4326).geometry.to_wkt() if len(frame) else []
-            df.to_csv(tmp, index=False)
-        else:
-            driver = "GPKG" if fmt == "gpkg" else "GeoJSON"
-            data = frame.to_crs(4326) if fmt == "geojson" and frame.crs is not None else frame
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", RuntimeWarning)
-                layer = "inventory" if fmt == "gpkg" else out_path.stem
-                pyogrio.write_dataframe(
-                    data, tmp, driver=driver,
-                    geometry_type="Unknown" if len(data) == 0 else None, layer=layer,
-                )  # fmt: skip
-
-
 def export_inventory(
     run_dir: str | Path,
     out_path: str | Path,
@@ -267,19 +239,24 @@ def export_inventory(
     near_road_m: float = 500.0,
     arts: bool = False,
     arts_fields: dict[str, Any] | None = None,
+    exporters: Mapping[str, Exporter] | None = None,
 ) -> Path:
     """Write the run's inventory (atomically: temporary file, then ``os.replace``).
 
     Args:
         run_dir: the run directory.
-        out_path: output file; the format follows the suffix (.gpkg, .geojson, .csv) unless
-            ``fmt`` is given. GeoJSON is written in WGS84 (RFC 7946); CSV holds the attributes and
-            a WGS84 ``geometry_wkt`` column; GPKG keeps the working CRS (layer ``inventory``).
-        fmt: ``gpkg``, ``geojson`` or ``csv``.
+        out_path: output file; the format follows the suffix (.gpkg, .geojson/.json, .csv, or
+            a plugin's) unless ``fmt`` is given. GeoJSON is written in WGS84 (RFC 7946); CSV
+            holds the attributes and a WGS84 ``geometry_wkt`` column; GPKG keeps the working
+            CRS (layer ``inventory``).
+        fmt: a registered format name (:mod:`thawdetect.core.exporters`): ``gpkg``,
+            ``geojson``, ``csv`` or one a plugin registered.
         roads: roads/railways for the near-road flag.
         near_road_m: near-road threshold in metres (QTEC: 500 m).
         arts: add the ARTS standard fields (see :func:`arts_frame`).
         arts_fields: values of ARTS fields (e.g. ``{"BaseMapDate": "2020-07-05"}``).
+        exporters: the formats to choose from (default: what the installed plugins and the
+            core register, :attr:`PluginHost.exporters`).
 
     Returns:
         ``out_path``.
@@ -289,28 +266,20 @@ def export_inventory(
     """
     run_dir = Path(run_dir)
     out_path = Path(out_path)
-    if fmt is None:
-        fmt = FORMATS.get(out_path.suffix.lower())
-        if fmt is None:
-            raise InputError(
-                out_path,
-                f"unknown inventory format '{out_path.suffix}'; use .gpkg, .geojson or .csv",
-            )
-    elif fmt not in set(FORMATS.values()):
-        raise InputError(out_path, f"unknown inventory format '{fmt}'; use gpkg, geojson or csv")
-    else:
-        implied = FORMATS.get(out_path.suffix.lower())
-        if implied is not None and implied != fmt:
-            raise InputError(
-                out_path,
-                f"--format {fmt} does not match the file suffix '{out_path.suffix}' "
-                f"(a {implied} name); use a .{fmt} name or drop --format",
-            )
+    if exporters is None:
+        from thawdetect.core.plugin_api.host import PluginHost
+
+        exporters = PluginHost().exporters
+    exporter = choose_exporter(out_path, fmt, exporters)
     if out_path.is_dir():
         raise InputError(out_path, "is a directory; give an output file name")
     frame = inventory_frame(run_dir, roads=roads, near_road_m=near_road_m)
     if arts:
         frame = arts_frame(frame, run_dir=run_dir, **(arts_fields or {}))
     out_path.parent.mkdir(parents=True, exist_ok=True)
-    _write_atomic(frame, out_path, fmt)
+    # the layer is named after the output (``inventory`` in a GeoPackage, the file's stem
+    # elsewhere), never after the temporary file
+    layer = "inventory" if exporter.name == "gpkg" else out_path.stem
+    with atomic_path(out_path) as tmp:
+        exporter.write(frame, tmp, layer)
     return out_path

@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     import click
     import geopandas as gpd
 
+    from thawdetect.core.exporters import Exporter
     from thawdetect.core.plugin_api.context import IterationContext
     from thawdetect.core.plugin_api.detector import Detector
     from thawdetect.core.regions import Region
@@ -75,6 +76,20 @@ def thawdetect_register_services(register: Callable[[str, Any], None]) -> None:
 
     Args:
         register: callback taking a service name and the object that provides it.
+    """
+
+
+@hookspec
+def thawdetect_register_exporters(register: Callable[[Exporter], None]) -> None:
+    """Register inventory export formats (``thawdetect inventory export --format NAME``).
+
+    ``register(Exporter(name, suffixes, write, description))``; ``write(frame, path, layer)``
+    writes the run's inventory (working CRS) to ``path``, a temporary file the core renames onto
+    the output when ``write`` returns. The core registers ``gpkg``, ``geojson`` and ``csv`` the
+    same way (:mod:`thawdetect.core.exporters`).
+
+    Args:
+        register: callback taking an :class:`~thawdetect.core.exporters.Exporter`.
     """
 
 

@@ -18,6 +18,7 @@ from typing import Any
 import pluggy
 
 from thawdetect.core.errors import InputError, PluginError, ThawdetectError
+from thawdetect.core.exporters import BUILTIN_EXPORTERS, Exporter
 from thawdetect.core.plugin_api import hookspecs
 from thawdetect.core.plugin_api.detector import Detector
 from thawdetect.core.regions import BUILTIN_REGIONS, Region
@@ -50,12 +51,17 @@ def _dependency_available(module: str) -> bool:
 
 
 class _CorePlugin:
-    """Registers the built-in region presets (AOI and CRS only)."""
+    """Registers the built-in region presets (AOI and CRS only) and export formats."""
 
     @hookspecs.hookimpl
     def thawdetect_register_regions(self, register: Callable[[Region], None]) -> None:
         for region in BUILTIN_REGIONS:
             register(region)
+
+    @hookspecs.hookimpl
+    def thawdetect_register_exporters(self, register: Callable[[Exporter], None]) -> None:
+        for exporter in BUILTIN_EXPORTERS:
+            register(exporter)
 
 
 class PluginHost:
@@ -92,6 +98,8 @@ class PluginHost:
         self.regions: dict[str, Region] = {}
         self.samples: dict[str, Callable[[Any], Any]] = {}
         self.services: dict[str, Any] = {}
+        self.exporters: dict[str, Exporter] = {}
+        self._exporter_plugin: dict[str, str] = {}
         self._collect()
 
     # -- loading ---------------------------------------------------------------------------------
@@ -142,6 +150,8 @@ class PluginHost:
         self.regions.clear()
         self.samples.clear()
         self.services.clear()
+        self.exporters.clear()
+        self._exporter_plugin.clear()
 
         def add_detector(plugin: str, cls: type[Detector]) -> None:
             if not (isinstance(cls, type) and issubclass(cls, Detector)):
@@ -166,10 +176,35 @@ class PluginHost:
         def add_service(plugin: str, service: str, obj: Any) -> None:
             self.services[service] = obj
 
+        def add_exporter(plugin: str, exporter: Exporter) -> None:
+            if not isinstance(exporter, Exporter):
+                raise PluginError(f"plugin '{plugin}' registered {exporter!r}, not an Exporter")
+            name = exporter.name.lower()
+            if not name or not exporter.suffixes or not callable(exporter.write):
+                raise PluginError(
+                    f"plugin '{plugin}': exporter {exporter.name!r} needs a name, suffixes "
+                    "and a write function"
+                )
+            suffixes = tuple(s.lower() if s.startswith(".") else f".{s.lower()}"
+                             for s in exporter.suffixes)  # fmt: skip
+            for other_name, other in self.exporters.items():
+                clash = set(suffixes) & set(other.suffixes)
+                if other_name == name or clash:
+                    what = f"the format '{name}'" if other_name == name else f"{sorted(clash)}"
+                    raise PluginError(
+                        f"plugins '{self._exporter_plugin[other_name]}' and '{plugin}' both "
+                        f"register {what}"
+                    )
+            self.exporters[name] = Exporter(
+                name, suffixes, exporter.write, exporter.description, exporter.count
+            )
+            self._exporter_plugin[name] = plugin
+
         self._call_impls("thawdetect_register_regions", add_region)
         self._call_impls("thawdetect_register_detectors", add_detector)
         self._call_impls("thawdetect_register_samples", add_sample)
         self._call_impls("thawdetect_register_services", add_service)
+        self._call_impls("thawdetect_register_exporters", add_exporter)
 
     def _call_impls(self, hook: str, register: Callable[..., None]) -> None:
         """Call registration hook ``hook`` through the relay; apply what it registered.
