@@ -17,6 +17,7 @@ from __future__ import annotations
 import itertools
 import json
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -261,24 +262,80 @@ class InsarSbasDetector(Detector):
         return current, relaxed
 
     def propose(self, context: IterationContext) -> gpd.GeoDataFrame:
-        """Candidates of this iteration; masks and rates are written to ``context.work_dir``."""
+        """Candidates of this iteration; masks and rates are written to ``context.work_dir``.
+
+        Four steps, each its own method: :meth:`_masks` (coherence, seasonal amplitude, terrain),
+        :meth:`_rate` (LOS, or projected downslope), :meth:`_seeds` (this row's threshold, and
+        for ``grow`` the background and the noise floor), then the delineation
+        (:func:`~.delineation.delineate`) and the candidate table; :meth:`_write_rasters` keeps
+        what an iteration computed for inspection and review.
+        """
         from thawdetect.plugins.insar_sbas.candidates import candidate_series, candidate_table
-        from thawdetect.plugins.insar_sbas.delineation import delineate, noise_floor
+        from thawdetect.plugins.insar_sbas.delineation import delineate
         from thawdetect.plugins.insar_sbas.products import load_products
-        from thawdetect.plugins.insar_sbas.rasters import check_overlap, write_geotiff
 
         cfg = self.config
         work = Path(context.work_dir)
         work.mkdir(parents=True, exist_ok=True)
         p = load_products(cfg, run_dir=Path(context.run_dir), work_dir=work, region=context.region)
-        grid = p.grid
         rows = self.rows(context, p.dem)
         row = rows[cfg.schedule_index]
         self._row = row
         record: dict[str, Any] = {}
+        masks = self._masks(context, p, row, rows, record)
+        rate = self._rate(p, masks, work, record)
+        seeds = self._seeds(context, p.grid, rate, masks, row.abs_rate_mm_yr, record)
+        d = delineate(
+            rate,
+            seeds.seeds,
+            method=cfg.delineation,
+            grow_ok=seeds.grow_ok,
+            floor_mm_yr=seeds.floor_mm_yr,
+            relative_floor=cfg.grow_relative_floor,
+            merge_ratio=cfg.grow_merge_ratio,
+            reach_factor=cfg.grow_reach_factor,
+            min_pixels=cfg.min_pixels,
+            aspect_deg=None if masks.layers is None else masks.layers.aspect_deg,
+            group_distance_px=cfg.group_distance_px,
+            facet_tolerance_deg=cfg.facet_tolerance_deg,
+            smooth=cfg.smooth_outline,
+            unknown=(~masks.coherent)
+            if masks.relaxed is None
+            else (~masks.coherent & masks.relaxed),
+            background_mm_yr=seeds.background,
+        )
+        self._write_rasters(context, p, row, masks, seeds, d.labels, d.n, record)
+        series = None
+        if d.n and p.timeseries_file is not None and p.dates is not None:
+            series = candidate_series(
+                d.labels, d.n, p.timeseries_file, p.dates, p.timeseries_scale_mm, cfg.period_yr
+            )
+        return candidate_table(
+            d.labels,
+            d.n,
+            p.grid,
+            context.crs,
+            rate_mm_yr=rate,
+            amplitude_pp_mm=p.amplitude_pp_mm,
+            coherence=p.coherence,
+            series=series,
+            seeds=d.seeds,
+            fragments=d.fragments,
+            floor_mm_yr=d.floor_mm_yr,
+            prone_amplitude_pp_mm=cfg.prone_amplitude_pp_mm,
+            smooth=cfg.delineation == "grow" and cfg.smooth_outline,
+        )
 
-        los = p.rate_mm_yr
-        coherent = np.isfinite(los)
+    def _masks(
+        self, context: IterationContext, p: Any, row: Any, rows: list[Any], record: dict[str, Any]
+    ) -> _Masks:
+        """Where a pixel may be a candidate: coherent, in the seasonal-amplitude band, inside
+        this row's terrain masks (and where growth may go: the relaxed masks)."""
+        from thawdetect.plugins.insar_sbas.rasters import check_overlap
+
+        cfg = self.config
+        grid = p.grid
+        coherent = np.isfinite(p.rate_mm_yr)
         if p.coherence is not None:
             coherent &= np.nan_to_num(p.coherence, nan=0.0) >= cfg.min_temporal_coherence
         amplitude_ok: np.ndarray = np.ones(grid.shape, dtype=bool)
@@ -306,53 +363,76 @@ class InsarSbasDetector(Detector):
             check_overlap(p.dem, GridSpec.from_raster(p.dem), grid, "DEM")
             # once per run: the DEM's layers on this grid are the same in every iteration
             layers = terrain_layers(context.host.service("terrain"), p.dem, grid, context.run_dir)
-        terrain_mask = relaxed_mask = None
+        terrain = relaxed = None
         if has_terrain:
             assert layers is not None and p.dem is not None
-            terrain_mask, relaxed_mask = self._terrain_masks(context, layers, rows, p.dem)
+            terrain, relaxed = self._terrain_masks(context, layers, rows, p.dem)
+        return _Masks(coherent, amplitude_ok, terrain, relaxed, layers)
 
-        rate = los
-        if cfg.downslope:
-            from thawdetect.plugins.insar_sbas.downslope import los_geometry, project_downslope
+    def _rate(self, p: Any, masks: _Masks, work: Path, record: dict[str, Any]) -> np.ndarray:
+        """The rate the thresholds apply to: the LOS rate, or (``downslope``) its projection
+        onto the local downslope direction (+ downhill)."""
+        cfg = self.config
+        if not cfg.downslope:
+            return p.rate_mm_yr  # type: ignore[no-any-return]
+        from thawdetect.plugins.insar_sbas.downslope import los_geometry, project_downslope
+        from thawdetect.plugins.insar_sbas.rasters import write_geotiff
 
-            assert layers is not None
-            # the geometry file on this grid (geocoded, or from the ISCE2/MintPy run)
-            geom = los_geometry(cfg.model_copy(update={"geometry_file": p.geometry_file}), grid)
-            rate, cos, unstable = project_downslope(
-                los,
-                layers.slope_deg,
-                layers.aspect_deg,
-                geom.incidence_deg,
-                geom.azimuth_deg,
-                min_cos=cfg.min_projection_cos,
-            )
-            n_ok = int(np.isfinite(los).sum())
-            record["downslope"] = {
-                "geometry": geom.source,
-                "min_projection_cos": cfg.min_projection_cos,
-                "unstable_pixels": int(unstable.sum()),
-                "unstable_fraction": round(int(unstable.sum()) / max(n_ok, 1), 4),
-            }
-            write_geotiff(
-                work / "downslope_rate_mm_yr.tif",
-                rate,
-                grid,
-                description="downslope rate mm/yr (LOS / cos), + downhill",
-            )
-            write_geotiff(work / "projection_cos.tif", cos, grid, description="s·u (unitless)")
+        layers = masks.layers
+        assert layers is not None
+        los = p.rate_mm_yr
+        # the geometry file on this grid (geocoded, or from the ISCE2/MintPy run)
+        geom = los_geometry(cfg.model_copy(update={"geometry_file": p.geometry_file}), p.grid)
+        rate, cos, unstable = project_downslope(
+            los,
+            layers.slope_deg,
+            layers.aspect_deg,
+            geom.incidence_deg,
+            geom.azimuth_deg,
+            min_cos=cfg.min_projection_cos,
+        )
+        n_ok = int(np.isfinite(los).sum())
+        record["downslope"] = {
+            "geometry": geom.source,
+            "min_projection_cos": cfg.min_projection_cos,
+            "unstable_pixels": int(unstable.sum()),
+            "unstable_fraction": round(int(unstable.sum()) / max(n_ok, 1), 4),
+        }
+        write_geotiff(
+            work / "downslope_rate_mm_yr.tif",
+            rate,
+            p.grid,
+            description="downslope rate mm/yr (LOS / cos), + downhill",
+        )
+        write_geotiff(work / "projection_cos.tif", cos, p.grid, description="s·u (unitless)")
+        return rate  # type: ignore[no-any-return]
 
-        threshold = row.abs_rate_mm_yr
+    def _seeds(
+        self,
+        context: IterationContext,
+        grid: GridSpec,
+        rate: np.ndarray,
+        masks: _Masks,
+        threshold: float,
+        record: dict[str, Any],
+    ) -> _Seeds:
+        """This row's seeds (|rate| at or above ``threshold`` inside the masks), where growth may
+        go, and for ``grow`` the large-scale background and the noise floor."""
+        from thawdetect.plugins.insar_sbas.delineation import noise_floor
+
+        cfg = self.config
+        coherent = masks.coherent
         abs_rate = np.abs(np.nan_to_num(rate, nan=0.0))
         if cfg.downslope:  # landslides move downhill: an uphill "rate" is noise or not a slide
             rate_ok = np.isfinite(rate) & (np.nan_to_num(rate, nan=0.0) >= threshold)
         else:
             rate_ok = np.isfinite(rate) & (abs_rate >= threshold)
-        seeds = rate_ok & coherent & amplitude_ok
-        if terrain_mask is not None:
-            seeds &= terrain_mask
+        seeds = rate_ok & coherent & masks.amplitude_ok
+        if masks.terrain is not None:
+            seeds &= masks.terrain
         grow_ok = coherent.copy()
-        if relaxed_mask is not None:
-            grow_ok &= relaxed_mask
+        if masks.relaxed is not None:
+            grow_ok &= masks.relaxed
         floor = sigma = float("nan")
         background = None
         if cfg.delineation == "grow":
@@ -391,31 +471,31 @@ class InsarSbasDetector(Detector):
                 ],
                 "grow_within": cfg.grow_within,
             }
-        d = delineate(
-            rate,
-            seeds,
-            method=cfg.delineation,
-            grow_ok=grow_ok,
-            floor_mm_yr=floor,
-            relative_floor=cfg.grow_relative_floor,
-            merge_ratio=cfg.grow_merge_ratio,
-            reach_factor=cfg.grow_reach_factor,
-            min_pixels=cfg.min_pixels,
-            aspect_deg=None if layers is None else layers.aspect_deg,
-            group_distance_px=cfg.group_distance_px,
-            facet_tolerance_deg=cfg.facet_tolerance_deg,
-            smooth=cfg.smooth_outline,
-            unknown=(~coherent) if relaxed_mask is None else (~coherent & relaxed_mask),
-            background_mm_yr=background,
-        )
-        labels, n = d.labels, d.n
+        return _Seeds(rate_ok, seeds, grow_ok, floor, background)
 
-        # per-iteration rasters, for inspection and review; those that do not depend on the
-        # schedule row are written once per run and linked into each iteration's folder
+    def _write_rasters(
+        self,
+        context: IterationContext,
+        p: Any,
+        row: Any,
+        masks: _Masks,
+        seeds: _Seeds,
+        labels: np.ndarray,
+        n: int,
+        record: dict[str, Any],
+    ) -> None:
+        """Per-iteration rasters and ``thresholds.json``, for inspection and review; those that
+        do not depend on the schedule row are written once per run and linked into each
+        iteration's folder."""
+        from thawdetect.plugins.insar_sbas.rasters import write_geotiff
+
+        cfg = self.config
+        work = Path(context.work_dir)
+        grid = p.grid
         tags = {"THAWDETECT_ITERATION": str(context.iteration), "SOURCE": str(p.source)}
         _write_invariant(
             work / "rate_mm_yr.tif",
-            los.astype(np.float32),
+            p.rate_mm_yr.astype(np.float32),
             grid,
             context.run_dir,
             source=str(p.source),
@@ -430,20 +510,13 @@ class InsarSbasDetector(Detector):
                 source=str(p.source),
                 description="seasonal amplitude, peak-to-peak mm",
             )
-        write_geotiff(work / "rate_mask.tif", rate_ok.astype(np.uint8), grid, nodata=255, tags=tags)
-        write_geotiff(work / "seed_mask.tif", seeds.astype(np.uint8), grid, nodata=255, tags=tags)
+        masks_out = {"rate_mask.tif": seeds.rate_ok, "seed_mask.tif": seeds.seeds}
         if cfg.delineation == "grow":
-            write_geotiff(
-                work / "growth_mask.tif", grow_ok.astype(np.uint8), grid, nodata=255, tags=tags
-            )
-        if terrain_mask is not None:
-            write_geotiff(
-                work / "terrain_mask.tif",
-                terrain_mask.astype(np.uint8),
-                grid,
-                nodata=255,
-                tags=tags,
-            )
+            masks_out["growth_mask.tif"] = seeds.grow_ok
+        if masks.terrain is not None:
+            masks_out["terrain_mask.tif"] = masks.terrain
+        for name, mask in masks_out.items():
+            write_geotiff(work / name, mask.astype(np.uint8), grid, nodata=255, tags=tags)
         write_geotiff(
             work / "candidate_labels.tif", labels.astype(np.int32), grid, nodata=0, tags=tags
         )
@@ -462,29 +535,30 @@ class InsarSbasDetector(Detector):
                 indent=2,
             )
         )
-
         if p.timeseries_file is not None and p.dates:
             _link_displacement_stack(work / "displacement_mm.tif", p, grid, context.run_dir)
-        series = None
-        if n and p.timeseries_file is not None and p.dates is not None:
-            series = candidate_series(
-                labels, n, p.timeseries_file, p.dates, p.timeseries_scale_mm, cfg.period_yr
-            )
-        return candidate_table(
-            labels,
-            n,
-            grid,
-            context.crs,
-            rate_mm_yr=rate,
-            amplitude_pp_mm=p.amplitude_pp_mm,
-            coherence=p.coherence,
-            series=series,
-            seeds=d.seeds,
-            fragments=d.fragments,
-            floor_mm_yr=d.floor_mm_yr,
-            prone_amplitude_pp_mm=cfg.prone_amplitude_pp_mm,
-            smooth=cfg.delineation == "grow" and cfg.smooth_outline,
-        )
+
+
+@dataclass(frozen=True)
+class _Masks:
+    """Where a pixel may be a candidate (:meth:`InsarSbasDetector._masks`)."""
+
+    coherent: np.ndarray
+    amplitude_ok: np.ndarray
+    terrain: np.ndarray | None  # this row's terrain masks
+    relaxed: np.ndarray | None  # the union of this and the later rows' masks (growth)
+    layers: Any  # the terrain layers on the grid, or None
+
+
+@dataclass(frozen=True)
+class _Seeds:
+    """This row's seeds and growth domain (:meth:`InsarSbasDetector._seeds`)."""
+
+    rate_ok: np.ndarray
+    seeds: np.ndarray
+    grow_ok: np.ndarray
+    floor_mm_yr: float
+    background: np.ndarray | None
 
 
 #: Dates of the review time-lapse (evenly spread over the series, first and last included).
