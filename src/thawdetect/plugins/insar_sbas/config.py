@@ -24,11 +24,24 @@ from thawdetect.plugin_api import AngleRange, DetectorConfig, Range, StrictModel
 
 __all__ = [
     "DEFAULT_SCHEDULE",
+    "INPUT_SOURCES",
     "InsarSbasConfig",
     "Isce2Options",
     "MintpyOptions",
     "ScheduleRow",
 ]
+
+
+#: The primary input sources, from most to least processed, and the config fields that select
+#: each (exactly one source per config). :data:`.products.SOURCES` holds what reads or prepares
+#: each one; a new kind of input is one entry here and one there.
+INPUT_SOURCES: dict[str, tuple[str, ...]] = {
+    "mintpy": ("velocity_file", "timeseries_file"),
+    "geotiff": ("rate_file",),
+    "unwrapped": ("unw_phase_file",),
+    "hyp3": ("hyp3_dir",),
+    "isce2": ("slc_dir",),
+}
 
 
 class ScheduleRow(StrictModel):
@@ -299,14 +312,11 @@ class InsarSbasConfig(DetectorConfig):
 
     @model_validator(mode="after")
     def _check(self) -> InsarSbasConfig:
-        primary = {
-            "velocity_file/timeseries_file": self.velocity_file or self.timeseries_file,
-            "rate_file": self.rate_file,
-            "unw_phase_file": self.unw_phase_file,
-            "hyp3_dir": self.hyp3_dir,
-            "slc_dir": self.slc_dir,
-        }
-        given = [k for k, v in primary.items() if v is not None]
+        given = [
+            "/".join(fields)
+            for fields in INPUT_SOURCES.values()
+            if any(getattr(self, f) is not None for f in fields)
+        ]
         if len(given) > 1:
             raise ValueError(f"give one input source, got {', '.join(given)}")
         if self.geocode_step_deg is not None and not all(v != 0 for v in self.geocode_step_deg):
@@ -329,15 +339,7 @@ class InsarSbasConfig(DetectorConfig):
         return len(self.rate_schedule_mm_yr) if self.derive_from_inventory else len(self.schedule)
 
     def has_input(self) -> bool:
-        """Whether any input source is set."""
+        """Whether any input source is set (:data:`INPUT_SOURCES`)."""
         return any(
-            v is not None
-            for v in (
-                self.velocity_file,
-                self.timeseries_file,
-                self.rate_file,
-                self.unw_phase_file,
-                self.hyp3_dir,
-                self.slc_dir,
-            )
+            getattr(self, f) is not None for fields in INPUT_SOURCES.values() for f in fields
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -12,7 +13,7 @@ from numpy.typing import NDArray
 from rasterio.enums import Resampling
 
 from thawdetect.plugin_api import ConfigError, GridMismatchError, GridSpec, InputError
-from thawdetect.plugins.insar_sbas.config import InsarSbasConfig
+from thawdetect.plugins.insar_sbas.config import INPUT_SOURCES, InsarSbasConfig
 from thawdetect.plugins.insar_sbas.interferogram import read_unw_rate
 from thawdetect.plugins.insar_sbas.mintpy_h5 import (
     mintpy_grid,
@@ -24,7 +25,7 @@ from thawdetect.plugins.insar_sbas.mintpy_h5 import (
 from thawdetect.plugins.insar_sbas.rasters import read_raster_on_grid, same_grid
 from thawdetect.plugins.insar_sbas.timefunc import SeasonalFit
 
-__all__ = ["InsarProducts", "load_products"]
+__all__ = ["SOURCES", "InsarProducts", "Source", "load_products"]
 
 
 @dataclass
@@ -66,10 +67,122 @@ class InsarProducts:
 _RATE_FILE_SCALE = {"mm/yr": 1.0, "cm/yr": 10.0, "m/yr": 1000.0}
 
 
+@dataclass(frozen=True)
+class Source:
+    """One kind of InSAR input and what the detector does with it.
+
+    Attributes:
+        name: a key of :data:`~.config.INPUT_SOURCES` (whose fields select it), or a stage of its
+            own selected by ``selects`` (e.g. ``licsbas``: a ``timeseries_file`` in LiCSBAS's
+            layout).
+        prepare: ``prepare(cfg, run_dir, region) -> cfg``: turns the input into a later
+            source's (SLCs and HyP3 stacks into MintPy products, LiCSBAS into MintPy layout),
+            cached in the run directory.
+        read: ``read(cfg, run_dir) -> InsarProducts``: reads the rate (and what else the input
+            has) onto its grid.
+        selects: whether a config uses this source (default: one of its fields is set).
+    """
+
+    name: str
+    prepare: Callable[[InsarSbasConfig, Path, Any], InsarSbasConfig] | None = None
+    read: Callable[[InsarSbasConfig, Path], InsarProducts] | None = None
+    selects: Callable[[InsarSbasConfig], bool] | None = None
+
+    def selected(self, cfg: InsarSbasConfig) -> bool:
+        """Whether ``cfg`` uses this source."""
+        if self.selects is not None:
+            return self.selects(cfg)
+        return any(getattr(cfg, f) is not None for f in INPUT_SOURCES.get(self.name, ()))
+
+
+def _prepare_isce2(cfg: InsarSbasConfig, run_dir: Path, region: Any) -> InsarSbasConfig:
+    from thawdetect.plugins.insar_sbas.isce2 import run_isce2_stack
+
+    # stops with one line without ISCE2 or at a failed step (resumable)
+    out = run_isce2_stack(cfg, run_dir=run_dir, region=region)
+    return cfg.model_copy(
+        update={
+            "slc_dir": None,
+            "timeseries_file": out["timeseries"],
+            "coherence_file": cfg.coherence_file or out["temporalCoherence"],
+            "geometry_file": cfg.geometry_file or out["geometry"],
+            "lookup_file": cfg.lookup_file or out["geometry"],
+        }
+    )
+
+
+def _prepare_hyp3(cfg: InsarSbasConfig, run_dir: Path, region: Any) -> InsarSbasConfig:
+    from thawdetect.plugins.insar_sbas.hyp3 import run_smallbaseline
+
+    out = run_smallbaseline(cfg, run_dir=run_dir)
+    return cfg.model_copy(
+        update={
+            "hyp3_dir": None,
+            "timeseries_file": out["timeseries"],
+            "coherence_file": cfg.coherence_file or out["temporalCoherence"],
+            "geometry_file": cfg.geometry_file or out.get("geometry"),
+        }
+    )
+
+
+def _prepare_licsbas(cfg: InsarSbasConfig, run_dir: Path, region: Any) -> InsarSbasConfig:
+    from thawdetect.plugins.insar_sbas.licsbas import licsbas_inputs
+
+    return licsbas_inputs(cfg, run_dir)  # a LiCSBAS cum*.h5 → MintPy layout (cached)
+
+
+def _read_geotiff(cfg: InsarSbasConfig, run_dir: Path) -> InsarProducts:
+    assert cfg.rate_file is not None
+    grid = GridSpec.from_raster(cfg.rate_file)
+    rate = read_raster_on_grid(cfg.rate_file, grid, what="rate")
+    rate *= np.float32(_RATE_FILE_SCALE[cfg.rate_file_unit])
+    products = InsarProducts(grid=grid, rate_mm_yr=rate, source=Path(cfg.rate_file))
+    if cfg.amplitude_file is not None:
+        products.amplitude_pp_mm = read_raster_on_grid(
+            cfg.amplitude_file, grid, what="seasonal amplitude"
+        )
+    return products
+
+
+def _read_unwrapped(cfg: InsarSbasConfig, run_dir: Path) -> InsarProducts:
+    assert cfg.unw_phase_file is not None
+    rate, grid, notes = read_unw_rate(
+        cfg.unw_phase_file,
+        wavelength_m=cfg.wavelength_m,
+        span_days=cfg.interferogram_span_days,
+        water_mask=cfg.water_mask_file,
+        reference_yx=cfg.reference_yx,
+    )
+    products = InsarProducts(grid=grid, rate_mm_yr=rate, source=Path(cfg.unw_phase_file))
+    products.notes.update(notes)
+    return products
+
+
+def _is_timeseries(cfg: InsarSbasConfig) -> bool:
+    return cfg.timeseries_file is not None
+
+
+#: The sources in the order they apply: the preparing stages first (each hands the next a MintPy
+#: time series), then the first source that reads. A new kind of input is one entry here (and
+#: its fields in :data:`~.config.INPUT_SOURCES`), not edits across the detector.
+SOURCES: list[Source] = [
+    Source("isce2", prepare=_prepare_isce2),
+    Source("hyp3", prepare=_prepare_hyp3),
+    Source("licsbas", prepare=_prepare_licsbas, selects=_is_timeseries),
+    Source("mintpy", read=lambda cfg, run_dir: _from_mintpy(cfg, run_dir)),
+    Source("geotiff", read=_read_geotiff),
+    Source("unwrapped", read=_read_unwrapped),
+]
+
+
 def load_products(
     config: InsarSbasConfig, *, run_dir: Path, work_dir: Path, region: Any = None
 ) -> InsarProducts:
     """Read (or, for HyP3/SLC stacks, produce) the rate, amplitude, coherence and DEM.
+
+    The config's source (:data:`SOURCES`) is prepared (SLCs, HyP3 and LiCSBAS stacks become
+    MintPy products, cached), inputs in radar coordinates are geocoded, and the first source
+    that reads gives the rate; then coherence, DEM and geometry join it on its grid.
 
     Args:
         config: the detector config.
@@ -82,63 +195,19 @@ def load_products(
         InputError: an input file is unusable (message starts with its path).
     """
     if not config.has_input():
+        fields = [f for group in INPUT_SOURCES.values() for f in group]
         raise ConfigError(
-            "detectors.insar_sbas: no input; set velocity_file, timeseries_file, rate_file, "
-            "unw_phase_file, hyp3_dir or slc_dir"
+            f"detectors.insar_sbas: no input; set {', '.join(fields[:-1])} or {fields[-1]}"
         )
     cfg = config
-    if cfg.slc_dir is not None:
-        from thawdetect.plugins.insar_sbas.isce2 import run_isce2_stack
-
-        # stops with one line without ISCE2 or at a failed step (resumable)
-        out = run_isce2_stack(cfg, run_dir=run_dir, region=region)
-        cfg = cfg.model_copy(
-            update={
-                "slc_dir": None,
-                "timeseries_file": out["timeseries"],
-                "coherence_file": cfg.coherence_file or out["temporalCoherence"],
-                "geometry_file": cfg.geometry_file or out["geometry"],
-                "lookup_file": cfg.lookup_file or out["geometry"],
-            }
-        )
-    if cfg.hyp3_dir is not None:
-        from thawdetect.plugins.insar_sbas.hyp3 import run_smallbaseline
-
-        out = run_smallbaseline(cfg, run_dir=run_dir)
-        cfg = cfg.model_copy(
-            update={
-                "hyp3_dir": None,
-                "timeseries_file": out["timeseries"],
-                "coherence_file": cfg.coherence_file or out["temporalCoherence"],
-                "geometry_file": cfg.geometry_file or out.get("geometry"),
-            }
-        )
-    from thawdetect.plugins.insar_sbas.licsbas import licsbas_inputs
-
-    cfg = licsbas_inputs(cfg, Path(run_dir))  # a LiCSBAS cum*.h5 → MintPy layout (cached)
+    for source in SOURCES:
+        if source.prepare is not None and source.selected(cfg):
+            cfg = source.prepare(cfg, Path(run_dir), region)
     cfg, geocoded = _geocode_radar_inputs(cfg, Path(run_dir))
-    if cfg.velocity_file is not None or cfg.timeseries_file is not None:
-        products = _from_mintpy(cfg, run_dir)
-    elif cfg.rate_file is not None:
-        grid = GridSpec.from_raster(cfg.rate_file)
-        rate = read_raster_on_grid(cfg.rate_file, grid, what="rate")
-        rate *= np.float32(_RATE_FILE_SCALE[cfg.rate_file_unit])
-        products = InsarProducts(grid=grid, rate_mm_yr=rate, source=Path(cfg.rate_file))
-        if cfg.amplitude_file is not None:
-            products.amplitude_pp_mm = read_raster_on_grid(
-                cfg.amplitude_file, grid, what="seasonal amplitude"
-            )
-    else:
-        assert cfg.unw_phase_file is not None
-        rate, grid, notes = read_unw_rate(
-            cfg.unw_phase_file,
-            wavelength_m=cfg.wavelength_m,
-            span_days=cfg.interferogram_span_days,
-            water_mask=cfg.water_mask_file,
-            reference_yx=cfg.reference_yx,
-        )
-        products = InsarProducts(grid=grid, rate_mm_yr=rate, source=Path(cfg.unw_phase_file))
-        products.notes.update(notes)
+    reader = next((s for s in SOURCES if s.read is not None and s.selected(cfg)), None)
+    if reader is None or reader.read is None:
+        raise ConfigError("detectors.insar_sbas: no source reads this input (see INPUT_SOURCES)")
+    products = reader.read(cfg, Path(run_dir))
     if cfg.coherence_file is not None:
         products.coherence = _coherence(Path(cfg.coherence_file), products.grid, Path(run_dir))
     if cfg.dem_file is not None:
