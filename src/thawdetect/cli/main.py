@@ -338,8 +338,10 @@ def iterations_table(iterations: Any) -> Any:
     from rich.console import Group
     from rich.table import Table
 
+    from thawdetect.core.run.result import detector_thresholds
+
     rows = [r for _, r in iterations.sort_values("iteration").iterrows()]
-    summaries = [_thresholds(r["thresholds_json"]) for r in rows]
+    summaries = [detector_thresholds(r["thresholds_json"]) for r in rows]
     per_detector: dict[str, list[str]] = {}
     for s in summaries:
         for det, values in s.items():
@@ -376,16 +378,6 @@ def iterations_table(iterations: Any) -> Any:
                 t.add_row(str(row["iteration"]), *[str(own.get(k, "")) for k in part])
             tables.append(t)
     return Group(*tables)
-
-
-def _thresholds(text: str | None) -> dict[str, dict[str, Any]]:
-    if not text:
-        return {}
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError:
-        return {}
-    return {d: v for d, v in data.items() if isinstance(v, dict)}
 
 
 @cli.command()

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from thawdetect.core.accuracy.scoring import RunAccuracy
     from thawdetect.core.run.manifest import Manifest
 
-__all__ = ["RunResult"]
+__all__ = ["RunResult", "detector_thresholds"]
 
 
 @dataclass
@@ -91,7 +91,7 @@ class RunResult:
             flat = [
                 {
                     f"{det}__{key}": value
-                    for det, settings in _thresholds(text).items()
+                    for det, settings in detector_thresholds(text).items()
                     for key, value in settings.items()
                 }
                 for text in table["thresholds_json"]
@@ -190,8 +190,9 @@ class RunResult:
         return f"RunResult({str(self.run_dir)!r}, status={self.status!r})"
 
 
-def _thresholds(text: Any) -> dict[str, dict[str, Any]]:
-    """Each detector's ``summary()`` from a ``thresholds_json`` cell ({} when unreadable)."""
+def detector_thresholds(text: Any) -> dict[str, dict[str, Any]]:
+    """Each detector's ``summary()`` from an ``iterations`` row's ``thresholds_json`` cell ({}
+    when unreadable): what ``RunResult.iterations`` unpacks and ``thawdetect status`` shows."""
     if not isinstance(text, str) or not text:
         return {}
     try:
