@@ -167,3 +167,34 @@ def example_plugin_installed(tmp_path_factory: pytest.TempPathFactory) -> str:
     )
     importlib.invalidate_caches()
     return "dndvi"
+
+
+def _missing_extra(report: Any) -> str | None:
+    """The reason of a skip that ``pytest.importorskip`` made (a missing optional package)."""
+    if not report.skipped or not isinstance(report.longrepr, tuple):
+        return None
+    reason = str(report.longrepr[2])
+    return reason if "could not import" in reason else None
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: Any) -> Any:
+    """With ``$REQUIRE_DATA_ENV`` (CI), a test skipped for a missing extra fails loudly: the
+    environment the README sets up installs every extra, so a skip there hides a broken install."""
+    outcome = yield
+    report = outcome.get_result()
+    reason = _missing_extra(report)
+    if reason and os.environ.get(REQUIRE_DATA_ENV):
+        report.outcome = "failed"
+        report.longrepr = f"{reason} ({REQUIRE_DATA_ENV} is set: every extra must be installed)"
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_make_collect_report(collector: Any) -> Any:
+    """The same for a whole module skipped by a module-level ``importorskip``."""
+    outcome = yield
+    report = outcome.get_result()
+    reason = _missing_extra(report)
+    if reason and os.environ.get(REQUIRE_DATA_ENV):
+        report.outcome = "failed"
+        report.longrepr = f"{reason} ({REQUIRE_DATA_ENV} is set: every extra must be installed)"

@@ -61,7 +61,27 @@ def test_slc_folder_without_slcs(tmp_path):
 
 @pytest.mark.isce2
 def test_stack_sentinel_runs(tmp_path):  # pragma: no cover - needs ISCE2 and real SLCs
-    assert find_isce2() is not None
+    """SLCs → ISCE2 → MintPy → the products the detector reads, for real (``-m isce2``, with
+    ISCE2 installed through conda and ``THAWDETECT_TEST_SLC_DIR`` holding a Sentinel-1 stack
+    and its orbits; hours of work): every product exists and is a MintPy file on one grid."""
+    import os
+    from pathlib import Path
+
+    from thawdetect.plugins.insar_sbas.isce2 import run_isce2_stack
+    from thawdetect.plugins.insar_sbas.mintpy_h5 import read_timeseries_info
+
+    if find_isce2() is None:
+        pytest.fail("-m isce2 needs ISCE2 (conda env create -f environment.yml)")
+    slc = os.environ.get("THAWDETECT_TEST_SLC_DIR")
+    if not slc or not Path(slc).is_dir():
+        pytest.fail("-m isce2 needs THAWDETECT_TEST_SLC_DIR: a folder of Sentinel-1 SLC zips")
+    cfg = InsarSbasConfig(slc_dir=Path(slc), isce2={"orbit_dir": Path(slc) / "orbits"})
+    region = PluginHost().region("qilian")
+    out = run_isce2_stack(cfg, run_dir=tmp_path, region=region)
+    assert {"timeseries", "temporalCoherence", "geometry"} <= set(out)
+    assert all(Path(out[k]).is_file() for k in ("timeseries", "temporalCoherence", "geometry"))
+    dates, _, attrs, shape = read_timeseries_info(out["timeseries"])
+    assert len(dates) >= 2 and shape[0] == len(dates) and attrs.get("UNIT") in ("m", "cm", "mm")
 
 
 def _run_files(work, steps):
