@@ -31,8 +31,8 @@ import rasterio
 import rasterio.features
 from pydantic import Field
 from rasterio.transform import from_origin
-from scipy import ndimage
-from shapely.geometry import Point, shape
+from shapely.geometry import Point
+from tests.plugins.rate_regions import rate_regions
 
 from thawdetect.core.config import RunConfig
 from thawdetect.core.plugin_api.context import IterationContext
@@ -41,7 +41,6 @@ from thawdetect.core.plugin_api.detector import (
     DetectorConfig,
     ImageFrame,
     ReviewOutcome,
-    TimeSeries,
 )
 from thawdetect.core.plugin_api.hookspecs import hookimpl
 from thawdetect.core.plugin_api.host import PluginHost
@@ -96,36 +95,7 @@ class WebToy(Detector):
     config: WebToyConfig
 
     def propose(self, context: IterationContext) -> gpd.GeoDataFrame:
-        with rasterio.open(self.config.rate_file) as src:
-            rate = src.read(1)
-            transform, crs = src.transform, src.crs
-        labels, n = ndimage.label(np.abs(rate) >= self.config.abs_rate_mm_yr)
-        idx = np.arange(1, n + 1)
-        mean_rate = ndimage.mean(rate, labels, idx)
-        geoms, ids = [], []
-        for geom, value in rasterio.features.shapes(
-            labels.astype("int32"), mask=labels > 0, transform=transform
-        ):
-            geoms.append(shape(geom))
-            ids.append(int(value))
-        gdf = gpd.GeoDataFrame({"label": ids}, geometry=geoms, crs=crs).dissolve(
-            "label", as_index=False
-        )
-        gdf["mean_rate_mm_yr"] = mean_rate[gdf["label"].to_numpy() - 1]
-        gdf["score"] = np.abs(gdf["mean_rate_mm_yr"])
-        start = date(2018, 1, 3)
-        dates = [start + timedelta(days=12 * i) for i in range(60)]
-        t = np.arange(60) * 12 / 365.25
-        rng = np.random.default_rng(1)
-        series = []
-        for b in gdf["mean_rate_mm_yr"]:
-            values = b * t + 4.0 * np.cos(2 * np.pi * t) + rng.normal(0, 2.0, t.size)
-            fit = {"a_mm": 0.0, "b_mm_yr": float(b), "c_mm": 4.0, "d_mm": 0.0}
-            ts = TimeSeries(dates, list(values), fit=fit, fit_t0=start,
-                            label="LOS displacement (mm), + towards the satellite")  # fmt: skip
-            series.append(ts.to_json())
-        gdf["series_json"] = series
-        return gdf.drop(columns="label")
+        return rate_regions(self.config.rate_file, self.config.abs_rate_mm_yr)
 
     def next_config(self, outcome: ReviewOutcome) -> WebToyConfig | None:
         """Iteration 2 relaxes the threshold to 20 mm/yr (finds the two weak slumps)."""
