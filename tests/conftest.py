@@ -169,32 +169,27 @@ def example_plugin_installed(tmp_path_factory: pytest.TempPathFactory) -> str:
     return "dndvi"
 
 
-def _missing_extra(report: Any) -> str | None:
-    """The reason of a skip that ``pytest.importorskip`` made (a missing optional package)."""
+def _fail_missing_extra(report: Any) -> None:
+    """With ``$REQUIRE_DATA_ENV`` (CI), turn a skip that ``pytest.importorskip`` made (a missing
+    optional package) into a failure: the environment the README sets up installs every extra,
+    so a skip there hides a broken install."""
     if not report.skipped or not isinstance(report.longrepr, tuple):
-        return None
+        return
     reason = str(report.longrepr[2])
-    return reason if "could not import" in reason else None
+    if "could not import" in reason and os.environ.get(REQUIRE_DATA_ENV):
+        report.outcome = "failed"
+        report.longrepr = f"{reason} ({REQUIRE_DATA_ENV} is set: every extra must be installed)"
 
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: Any) -> Any:
-    """With ``$REQUIRE_DATA_ENV`` (CI), a test skipped for a missing extra fails loudly: the
-    environment the README sets up installs every extra, so a skip there hides a broken install."""
+    """A test skipped for a missing extra fails under CI (:func:`_fail_missing_extra`)."""
     outcome = yield
-    report = outcome.get_result()
-    reason = _missing_extra(report)
-    if reason and os.environ.get(REQUIRE_DATA_ENV):
-        report.outcome = "failed"
-        report.longrepr = f"{reason} ({REQUIRE_DATA_ENV} is set: every extra must be installed)"
+    _fail_missing_extra(outcome.get_result())
 
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_make_collect_report(collector: Any) -> Any:
     """The same for a whole module skipped by a module-level ``importorskip``."""
     outcome = yield
-    report = outcome.get_result()
-    reason = _missing_extra(report)
-    if reason and os.environ.get(REQUIRE_DATA_ENV):
-        report.outcome = "failed"
-        report.longrepr = f"{reason} ({REQUIRE_DATA_ENV} is set: every extra must be installed)"
+    _fail_missing_extra(outcome.get_result())
