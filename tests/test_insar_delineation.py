@@ -196,3 +196,32 @@ def test_background_levels_islands_and_keeps_landslides():
     assert abs(float(np.median(resid[:, 61:]))) < 1.0  # the island's offset is gone ...
     assert float(np.median(resid[20:30, 80:90])) > 35.0  # ... the landslide is not
     assert abs(float(np.median(resid[:, :59]))) < 1.0
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_sparse_h_maxima_is_scikit_images(seed):
+    """The per-patch h-maxima gives scikit-image's pixels exactly: patches of several sizes,
+    touching the edges, with holes and plateaus, and heights where no pixel reaches level + h."""
+    from skimage.morphology import h_maxima
+
+    from thawdetect.plugins.insar_sbas.delineation import _h_maxima
+
+    rng = np.random.default_rng(seed)
+    level = float(rng.uniform(1, 8))
+    h = level / 2.0
+    shape = (int(rng.integers(40, 120)), int(rng.integers(40, 120)))
+    height = np.full(shape, level)
+    for _ in range(int(rng.integers(1, 12))):
+        r, c = rng.integers(0, shape[0]), rng.integers(0, shape[1])
+        rad = int(rng.integers(1, 9))
+        yy, xx = np.ogrid[: shape[0], : shape[1]]
+        blob = (yy - r) ** 2 + (xx - c) ** 2 <= rad**2
+        peak = float(rng.uniform(0.1, 6.0) * level) if seed % 4 else float(rng.uniform(0, h))
+        bump = peak * np.exp(-((yy - r) ** 2 + (xx - c) ** 2) / (2.0 * max(rad, 1) ** 2))
+        height = np.where(blob, np.maximum(height, level + bump), height)
+    height += np.where(height > level, rng.normal(0, 0.3 * level, shape).clip(0), 0.0)
+    height[rng.random(shape) < 0.02] = level  # holes and ragged patch edges
+    if seed == 3:
+        height[:, :] = level  # flat: nothing
+    expected = h_maxima(height, h) > 0
+    np.testing.assert_array_equal(_h_maxima(height, h, level), expected)
