@@ -54,8 +54,7 @@ def reset_hwm():
         pass
 
 t_import = time.perf_counter()
-from thawdetect.core.plugin_api.context import IterationContext
-from thawdetect.core.plugin_api.host import PluginHost
+from thawdetect import IterationContext, PluginHost  # public: the same in every landed version
 from thawdetect.plugins.insar_sbas.config import InsarSbasConfig
 import thawdetect
 t_import = time.perf_counter() - t_import
