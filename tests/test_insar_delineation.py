@@ -225,3 +225,22 @@ def test_sparse_h_maxima_is_scikit_images(seed):
         height[:, :] = level  # flat: nothing
     expected = h_maxima(height, h) > 0
     np.testing.assert_array_equal(_h_maxima(height, h, level), expected)
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_reach_per_basin_is_the_whole_arrays(seed):
+    """The reach limit computed basin by basin marks the pixels the whole-array distance
+    transform marks (basins of many sizes, seeds in and out of them, at the array's edges)."""
+    from scipy import ndimage
+
+    from thawdetect.plugins.insar_sbas.delineation import _beyond_reach
+
+    rng = np.random.default_rng(seed)
+    shape = (int(rng.integers(30, 150)), int(rng.integers(30, 150)))
+    ws, _ = ndimage.label(ndimage.binary_dilation(rng.random(shape) < 0.02, iterations=3))
+    ws = ws.astype(np.int32)
+    seeds = (rng.random(shape) < 0.03) & ((ws > 0) | (rng.random(shape) < 0.3))
+    k = int(ws.max())
+    allow = np.r_[-1.0, rng.uniform(0.5, 12.0, k)]
+    expected = (ndimage.distance_transform_edt(~seeds) > allow[ws]) & (ws > 0)
+    np.testing.assert_array_equal(_beyond_reach(ws, seeds, allow), expected)

@@ -277,6 +277,37 @@ def _h_maxima(height: NDArray[np.float64], h: float, level: float) -> NDArray[np
     return out
 
 
+def _beyond_reach(
+    ws: NDArray[np.int32], seeds: NDArray[np.bool_], allow: NDArray[np.float64]
+) -> NDArray[np.bool_]:
+    """Pixels of each basin ``b`` farther than ``allow[b]`` from every seed:
+    ``distance_transform_edt(~seeds) > allow[ws]`` on basin pixels, the same pixels.
+
+    The distance transform runs per basin on its bounding box grown by ``allow[b]``: a seed
+    within ``allow[b]`` of a basin pixel lies inside it, so a distance up to ``allow[b]`` is the
+    whole array's, and a larger one stays larger (the box of a 1500² scene is 2 Mpx; its basins
+    a few thousand pixels).
+    """
+    from scipy import ndimage
+
+    out = np.zeros(ws.shape, dtype=bool)
+    h, w = ws.shape
+    for b, sl in enumerate(ndimage.find_objects(ws), start=1):
+        if sl is None:
+            continue
+        r = int(np.ceil(allow[b])) + 1
+        crop = (
+            slice(max(sl[0].start - r, 0), min(sl[0].stop + r, h)),
+            slice(max(sl[1].start - r, 0), min(sl[1].stop + r, w)),
+        )
+        mine = ws[crop] == b
+        if not seeds[crop].any():
+            out[crop] |= mine
+            continue
+        out[crop] |= mine & (ndimage.distance_transform_edt(~seeds[crop]) > allow[b])
+    return out
+
+
 def _saddles(
     ws: NDArray[np.int32], height: NDArray[np.float64]
 ) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.float64]]:
@@ -408,8 +439,7 @@ def _compete(
             n_seed = np.bincount(ws[seed_b], minlength=k + 1).astype(np.float64)
             allow = 2.0 + reach_factor * np.sqrt(n_seed / np.pi)
             allow[0] = -1.0
-            dist = ndimage.distance_transform_edt(~seed_b)
-            ws[dist > allow[ws]] = 0
+            ws[_beyond_reach(ws, seed_b, allow)] = 0
         comp = same_value_label(ws, background=0, connectivity=2).astype(np.int32)
         kc = int(comp.max())
         comp, kc = _relabel(comp, np.bincount(comp[seed_b], minlength=kc + 1) > 0)
