@@ -49,12 +49,19 @@ from shapely.geometry import box
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from landed import commit_before, landed_src
+
 from thawdetect.core.plugin_api.detector import ImageFrame, TimeSeries
 from thawdetect.core.review.evidence import build_evidence
 
 CRS = "EPSG:32647"
 RES = 30.0
 ORIGIN = (500_000.0, 4_200_000.0)
+
+
+#: the default reference: the commit before the evidence fixed-cost work (the built-in LUTs
+#: were added; ``git log`` arguments for :func:`landed.commit_before`)
+LANDED_BEFORE = ("--diff-filter=A", "--", "src/thawdetect/core/review/_builtin_luts.py")
 
 
 def _write(path: Path, data: np.ndarray, descriptions: list[str] | None = None) -> Path:
@@ -187,26 +194,6 @@ print(thawdetect.__file__, t2 - t1, t1 - t0)
 """
 
 
-def landed_src(ref: str | None, into: Path) -> tuple[Path, str]:
-    """``src`` of ``ref`` (default: the commit before the evidence fixed-cost work)."""
-    import subprocess
-
-    root = Path(__file__).resolve().parent.parent
-    if ref is None:
-        added = subprocess.run(
-            ["git", "log", "--diff-filter=A", "--format=%H", "--",
-             "src/thawdetect/core/review/_builtin_luts.py"],
-            cwd=root, capture_output=True, text=True, check=True,
-        ).stdout.split()  # fmt: skip
-        ref = f"{added[-1]}^" if added else "HEAD"
-    sha = subprocess.run(
-        ["git", "rev-parse", "--short", ref], cwd=root, capture_output=True, text=True, check=True
-    ).stdout.strip()
-    tar = subprocess.run(["git", "archive", ref, "src"], cwd=root, capture_output=True, check=True)
-    subprocess.run(["tar", "-x", "-C", str(into)], input=tar.stdout, check=True)
-    return into / "src", sha
-
-
 def batches(args: argparse.Namespace) -> None:
     """ms per candidate at each of ``args.counts``, fresh processes, landed code as reference."""
     import os
@@ -222,7 +209,7 @@ def batches(args: argparse.Namespace) -> None:
             pickle.dumps({"cands": cands, "frames": frames(paths, True), "dem": paths["dem"]})
         )
         (tmp / "landed").mkdir()
-        old_src, sha = landed_src(args.reference, tmp / "landed")
+        old_src, sha = landed_src(args.reference or commit_before(*LANDED_BEFORE), tmp / "landed")
         codes = {f"landed {sha}": old_src, "new": Path(__file__).resolve().parent.parent / "src"}
         print(f"scene {args.size} x {args.size} cells, 14 frames (rate, amplitude, 12-date "
               f"time-lapse), DEM; a fresh process per batch, workers as a run chooses them "

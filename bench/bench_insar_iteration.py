@@ -35,6 +35,12 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "bench"))
+from landed import commit_before, landed_src  # noqa: E402
+
+#: the default reference: the commit before the invariants cache (``git log`` arguments for
+#: :func:`landed.commit_before`)
+LANDED_BEFORE = ("--diff-filter=A", "--", "src/thawdetect/plugins/insar_sbas/invariants.py")
 
 CHILD = r"""
 import hashlib, json, os, sys, time
@@ -86,25 +92,6 @@ for it in range(first, last + 1):
         break
     cfg = nxt
 """
-
-
-def landed_src(ref: str | None, into: Path) -> tuple[Path, str]:
-    """The ``src`` folder of ``ref`` (default: the commit before the invariants cache)."""
-    if ref is None:
-        added = subprocess.run(
-            ["git", "log", "--diff-filter=A", "--format=%H", "--",
-             "src/thawdetect/plugins/insar_sbas/invariants.py"],
-            cwd=ROOT, capture_output=True, text=True, check=True,
-        ).stdout.split()  # fmt: skip
-        ref = f"{added[-1]}^" if added else "HEAD"
-    sha = subprocess.run(
-        ["git", "rev-parse", "--short", ref], cwd=ROOT, capture_output=True, text=True, check=True
-    ).stdout.strip()
-    archive = subprocess.run(
-        ["git", "archive", ref, "src"], cwd=ROOT, capture_output=True, check=True
-    ).stdout
-    subprocess.run(["tar", "-x", "-C", str(into)], input=archive, check=True)
-    return into / "src", sha
 
 
 def run_child(
@@ -183,7 +170,7 @@ def main() -> None:
             shape = f["timeseries"].shape
         mpx = shape[1] * shape[2] / 1e6
         (tmp / "landed").mkdir()
-        old_src, sha = landed_src(args.reference, tmp / "landed")
+        old_src, sha = landed_src(args.reference or commit_before(*LANDED_BEFORE), tmp / "landed")
         codes = {f"landed ({sha})": old_src, "new": ROOT / "src"}
         results: dict[str, dict[str, Any]] = {}
         for name, src in codes.items():

@@ -32,6 +32,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bench"))
+from landed import commit_before, landed_src  # noqa: E402
 
 CHILD = r"""
 import json, resource, sys, time
@@ -55,20 +56,9 @@ print(json.dumps({"code": thawdetect.__file__, "s": time.perf_counter() - t,
 """
 
 
-def landed_src(ref: str | None, into: Path) -> tuple[Path, str]:
-    if ref is None:
-        log = subprocess.run(
-            ["git", "log", "-S", "GDAL_CACHE_MB", "--format=%H", "--",
-             "src/thawdetect/plugins/optical_dl/infer.py"],
-            cwd=ROOT, capture_output=True, text=True, check=True,
-        ).stdout.split()  # fmt: skip
-        ref = f"{log[-1]}^" if log else "HEAD"
-    sha = subprocess.run(
-        ["git", "rev-parse", "--short", ref], cwd=ROOT, capture_output=True, text=True, check=True
-    ).stdout.strip()
-    tar = subprocess.run(["git", "archive", ref, "src"], cwd=ROOT, capture_output=True, check=True)
-    subprocess.run(["tar", "-x", "-C", str(into)], input=tar.stdout, check=True)
-    return into / "src", sha
+#: the default reference: the commit before GDAL_CACHE_MB was added
+#: (``git log`` arguments for :func:`landed.commit_before`)
+LANDED_BEFORE = ("-S", "GDAL_CACHE_MB", "--", "src/thawdetect/plugins/optical_dl/infer.py")
 
 
 def write_vrt(path: Path, source: Path, cols: int, rows: int) -> Path:
@@ -135,7 +125,7 @@ def main() -> None:
         tmp = Path(tmp_s)
         model = args.onnx or default_model(tmp)
         (tmp / "landed").mkdir()
-        old_src, sha = landed_src(args.reference, tmp / "landed")
+        old_src, sha = landed_src(args.reference or commit_before(*LANDED_BEFORE), tmp / "landed")
         codes = {f"landed {sha}": old_src, "new": ROOT / "src"}
         mosaics = []
         for size in (int(s) for s in args.sizes.split(",") if s):
