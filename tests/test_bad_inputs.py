@@ -13,6 +13,7 @@ import json
 import shutil
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import geopandas as gpd
 import numpy as np
@@ -53,9 +54,9 @@ def _scene(d: Path) -> dict[str, Path]:
     return {"a": _write(d / "a.tif", a), "ref": ref, "val": val}
 
 
-@pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    d = tmp_path_factory.mktemp("bad-inputs")
+def finished_run(d: Path) -> tuple[dict[str, Path], dict[str, Any], Path, Path]:
+    """The toy scene in ``d``, its run config (``d/run.yaml``) and one finished run of it
+    (``d/run``: real rasters, ledger, reference review): ``(files, cfg, yaml, run)``."""
     files = _scene(d)
     cfg = {
         "region": {"name": "toy", "crs": CRS},
@@ -70,6 +71,13 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     run = d / "run"
     result = Engine(RunConfig.model_validate(cfg), run, _host(), source=str(good)).run()
     assert result.status == "finished"
+    return files, cfg, good, run
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    d = tmp_path_factory.mktemp("bad-inputs")
+    files, _, good, run = finished_run(d)
     corrupt = d / "corrupt-manifest"
     shutil.copytree(run, corrupt)
     (corrupt / "manifest.json").write_text('{"status": "finished", ')

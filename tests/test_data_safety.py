@@ -25,11 +25,10 @@ import pytest
 import yaml
 from click.testing import CliRunner
 from shapely.geometry import LineString, Point
-from tests.test_bad_inputs import _host, _scene
+from tests.test_bad_inputs import _host, finished_run
 from tests.test_core_engine import CRS
 
 from thawdetect.cli.main import cli
-from thawdetect.core.config import RunConfig
 from thawdetect.core.run.engine import Engine
 from thawdetect.core.run.rundir import LOCK_FILE, MARKER
 
@@ -40,19 +39,7 @@ REPO = Path(__file__).resolve().parents[1]
 def made(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """One finished run (real rasters, ledger, reference review) and its inputs."""
     d = tmp_path_factory.mktemp("data-safety")
-    files = _scene(d)
-    cfg = {
-        "region": {"name": "toy", "crs": CRS},
-        "detectors": {"toy_a": {"raster": str(files["a"])}},
-        "reviewer": f"reference:{files['ref']}",
-        "validation": str(files["val"]),
-        "evidence": False,
-        "max_iterations": 1,
-    }
-    good = d / "run.yaml"
-    good.write_text(yaml.safe_dump(cfg))
-    run = d / "run"
-    assert Engine(RunConfig.model_validate(cfg), run, _host(), source=str(good)).run().status
+    files, cfg, good, run = finished_run(d)
     return {"dir": d, "run": run, "good": good, "cfg": cfg, **files}  # type: ignore[dict-item]
 
 
