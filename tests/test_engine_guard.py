@@ -14,12 +14,11 @@ from pathlib import Path
 import geopandas as gpd
 import numpy as np
 import pytest
-import rasterio
 import shapely
 from click.testing import CliRunner
-from rasterio.transform import from_origin
 from shapely.geometry import Point
 from tests.plugins import bad_detectors
+from tests.test_core_engine import CRS, ORIGIN, RES, _write
 
 from thawdetect.cli.main import cli
 from thawdetect.core.config import RunConfig
@@ -29,9 +28,6 @@ from thawdetect.core.run.engine import Engine
 from thawdetect.core.run.guard import GuardLimits, screen_parts
 from thawdetect.core.run.ledger import Ledger
 
-CRS = "EPSG:32646"
-RES = 10.0
-ORIGIN = (400_000.0, 3_850_000.0)
 N_PX = 200  # a 2 km x 2 km scene
 
 
@@ -47,11 +43,7 @@ def _scene(tmp_path: Path, spacing_px: int, n_rows: int = 3, n_cols: int = 4) ->
             x, y = ORIGIN[0] + (c + 0.5) * RES, ORIGIN[1] - (r + 0.5) * RES
             centres.append(Point(x, y))
             truth.append(Point(x, y).buffer(45.0))
-    raster = tmp_path / "scene.tif"
-    profile = dict(driver="GTiff", width=N_PX, height=N_PX, count=1, dtype="float32", crs=CRS,
-                   transform=from_origin(*ORIGIN, RES, RES))  # fmt: skip
-    with rasterio.open(raster, "w", **profile) as dst:
-        dst.write(arr.astype("float32"), 1)
+    raster = _write(tmp_path / "scene.tif", arr)
     ref = tmp_path / "truth.gpkg"
     gpd.GeoDataFrame({"name": [f"t{i}" for i in range(len(truth))]}, geometry=truth,
                      crs=CRS).to_file(ref)  # fmt: skip

@@ -17,12 +17,11 @@ from pathlib import Path
 import geopandas as gpd
 import numpy as np
 import pytest
-import rasterio
 import shapely
-from rasterio.transform import from_origin
 from shapely.geometry import Point, box
 from tests.plugins import misbehaving_detectors
 from tests.plugins.misbehaving_detectors import Misbehaving
+from tests.test_core_engine import CRS, ORIGIN, RES, _write
 
 from thawdetect import IterationContext, validate_candidates
 from thawdetect.core.config import RunConfig
@@ -33,9 +32,6 @@ from thawdetect.core.run import engine as engine_module
 from thawdetect.core.run.engine import Engine
 from thawdetect.core.run.ledger import Ledger
 
-CRS = "EPSG:32646"
-RES = 10.0
-ORIGIN = (400_000.0, 3_850_000.0)
 #: (row, col) of the disks above the threshold; all real landslides
 DISKS = [(15, 15), (15, 45), (45, 15), (45, 45)]
 
@@ -50,11 +46,7 @@ def scene(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     for r, c in DISKS:
         arr[(yy - r) ** 2 + (xx - c) ** 2 <= 25] = 0.9
         truth.append(Point(ORIGIN[0] + (c + 0.5) * RES, ORIGIN[1] - (r + 0.5) * RES).buffer(50))
-    raster = tmp / "a.tif"
-    profile = dict(driver="GTiff", width=n, height=n, count=1, dtype="float32", crs=CRS,
-                   transform=from_origin(*ORIGIN, RES, RES))  # fmt: skip
-    with rasterio.open(raster, "w", **profile) as dst:
-        dst.write(arr.astype("float32"), 1)
+    raster = _write(tmp / "a.tif", arr)
     ref = tmp / "reference.gpkg"
     gpd.GeoDataFrame({"name": list("abcd")}, geometry=truth, crs=CRS).to_file(ref)
     return {"raster": raster, "ref": ref}
