@@ -162,19 +162,6 @@ def _is_timeseries(cfg: InsarSbasConfig) -> bool:
     return cfg.timeseries_file is not None
 
 
-#: The sources in the order they apply: the preparing stages first (each hands the next a MintPy
-#: time series), then the first source that reads. A new kind of input is one entry here (and
-#: its fields in :data:`~.config.INPUT_SOURCES`), not edits across the detector.
-SOURCES: list[Source] = [
-    Source("isce2", prepare=_prepare_isce2),
-    Source("hyp3", prepare=_prepare_hyp3),
-    Source("licsbas", prepare=_prepare_licsbas, selects=_is_timeseries),
-    Source("mintpy", read=lambda cfg, run_dir: _from_mintpy(cfg, run_dir)),
-    Source("geotiff", read=_read_geotiff),
-    Source("unwrapped", read=_read_unwrapped),
-]
-
-
 def load_products(
     config: InsarSbasConfig, *, run_dir: Path, work_dir: Path, region: Any = None
 ) -> InsarProducts:
@@ -399,3 +386,16 @@ def _from_mintpy(cfg: InsarSbasConfig, run_dir: Path) -> InsarProducts:
 def resample_to(path: Path, grid: GridSpec, what: str) -> np.ndarray:
     """Read a GeoTIFF onto the InSAR grid (nearest neighbour)."""
     return read_raster_on_grid(path, grid, what=what, resampling=Resampling.nearest)
+
+
+#: The sources in the order they apply: the preparing stages first (each hands the next a MintPy
+#: time series), then the first source that reads. A new kind of input is one entry here (and
+#: its fields in :data:`~.config.INPUT_SOURCES`), not edits across the detector.
+SOURCES: list[Source] = [
+    Source("isce2", prepare=_prepare_isce2),
+    Source("hyp3", prepare=_prepare_hyp3),
+    Source("licsbas", prepare=_prepare_licsbas, selects=_is_timeseries),
+    Source("mintpy", read=_from_mintpy),
+    Source("geotiff", read=_read_geotiff),
+    Source("unwrapped", read=_read_unwrapped),
+]
