@@ -252,3 +252,69 @@ def test_slab_sums_match_the_per_value_definition(dtype):
     assert got["n"][1] == 0 and got["n"][5] == 0 and got["n"][7] == 23 and got["n"][6] == 24
     if dtype == np.float64:
         assert got["n"][8] == 24
+
+
+def _rechunked(src, dst, chunks):
+    """A copy of the MintPy file ``src`` with ``timeseries`` stored in ``chunks`` (None:
+    contiguous)."""
+    import h5py
+
+    with h5py.File(src, "r") as f, h5py.File(dst, "w") as g:
+        for k, v in f.attrs.items():
+            g.attrs[k] = v
+        for name in f:
+            data = f[name][()]
+            g.create_dataset(name, data=data, chunks=chunks if name == "timeseries" else None)
+    return dst
+
+
+def test_chunk_windows_cover_the_grid_once_each_within_one_band_of_chunks(tmp_path):
+    """MintPy writes ``chunks=True``: the fit reads window by window, each inside one band of
+    chunk rows and whole chunks wide, together covering every pixel exactly once."""
+    import h5py
+
+    from thawdetect.plugins.insar_sbas.seasonal_fit import _windows
+
+    ts, dates = TestFileFit._series(20)
+    path = write_timeseries_h5(tmp_path / "ts.h5", ts, dates, GRID)
+    for chunks in [(3, 7, 9), (20, 1, 40), (1, 30, 5), None]:
+        f2 = _rechunked(path, tmp_path / f"c{chunks}.h5".replace(" ", ""), chunks)
+        with h5py.File(f2, "r") as f:
+            ds = f["timeseries"]
+            for r0, r1 in [(0, 30), (4, 19)]:
+                seen = np.zeros((30, 40), int)
+                for a, b, c, d in _windows(ds, r0, r1):
+                    seen[a:b, c:d] += 1
+                    if chunks:
+                        assert a // chunks[1] == (b - 1) // chunks[1]  # one band of chunk rows
+                        assert c % chunks[2] == 0
+                assert (seen[r0:r1] == 1).all() and seen.sum() == (r1 - r0) * 40
+
+
+@pytest.mark.parametrize("cache", [False, True])
+def test_fit_is_the_same_whatever_the_files_chunks(tmp_path, cache):
+    """Chunked (odd chunks), MintPy's auto chunks and contiguous storage give the same fit, with
+    the cache's row files and without, and an update of a chunked file too."""
+    from thawdetect.plugins.insar_sbas.seasonal_fit import fit_timeseries_file
+
+    ts, dates = TestFileFit._series(44)
+    base = write_timeseries_h5(tmp_path / "base.h5", ts, dates, GRID)
+    ref = fit_timeseries_file(base, chunk_pixels=1000).fit
+    for chunks in [(3, 7, 9), (5, 13, 40), None]:
+        f2 = _rechunked(base, tmp_path / f"c{chunks}.h5".replace(" ", ""), chunks)
+        got = fit_timeseries_file(
+            f2, chunk_pixels=100, cache_dir=tmp_path / "cache" if cache else None
+        ).fit
+        for name in ("rate_mm_yr", "seasonal_amplitude_pp_mm", "residual_rms_mm", "valid_epochs"):
+            np.testing.assert_allclose(getattr(got, name), getattr(ref, name), rtol=0, atol=1e-9)
+    if cache:  # 40 epochs cached, then 4 appended to a chunked file: updated, same fit
+        first = write_timeseries_h5(tmp_path / "g" / "raw.h5", ts[:40], dates[:40], GRID)
+        path = _rechunked(first, tmp_path / "g" / "ts.h5", (3, 7, 9))
+        assert fit_timeseries_file(path, cache_dir=tmp_path / "c2", chunk_pixels=100).status == (
+            "computed"
+        )
+        _rechunked(base, path, (3, 7, 9))
+        upd = fit_timeseries_file(path, cache_dir=tmp_path / "c2", chunk_pixels=100)
+        assert upd.status == "updated" and upd.new_epochs == 4
+        np.testing.assert_allclose(upd.fit.rate_mm_yr, ref.rate_mm_yr, rtol=0, atol=1e-9)
+        assert not list((tmp_path / "c2").glob("*.part*"))  # nothing half-written left

@@ -66,7 +66,9 @@ __all__ = [
     "RealisticSpec",
     "family_specs",
     "make_realistic_scene",
+    "mirror_index",
     "power_law_field",
+    "write_tiled_frame",
 ]
 
 #: A real Sentinel-1 temporal-coherence layer (92 % below 0.7, one connected network), relative
@@ -938,3 +940,91 @@ def family_specs(
             )
         )
     return specs
+
+
+def mirror_index(n: int, tile: int) -> NDArray[np.intp]:
+    """For each of ``n`` output indices, its index in a ``tile``-long axis repeated mirror-wise
+    (0 1 2 | 2 1 0 | 0 1 2 ...), so the tiled field is continuous across tile edges.
+
+    Examples:
+        >>> mirror_index(7, 3).tolist()
+        [0, 1, 2, 2, 1, 0, 0]
+    """
+    k, r = np.divmod(np.arange(n), tile)
+    return np.where(k % 2 == 0, r, tile - 1 - r)
+
+
+def write_tiled_frame(
+    out_dir: Any,
+    rows: int,
+    cols: int,
+    *,
+    tile_px: int = 1000,
+    n_epochs: int = 150,
+    seed: int = 0,
+    **overrides: Any,
+) -> dict[str, Any]:
+    """Write a SYNTHETIC frame-sized scene in MintPy layout without holding its stack in memory.
+
+    A :func:`make_realistic_scene` of ``tile_px`` pixels is repeated mirror-wise
+    (:func:`mirror_index`) over ``rows`` × ``cols`` pixels (a Sentinel-1 frame at 30 m is about
+    6000 × 8000), and ``timeseries.h5`` is written one HDF5 chunk of epochs at a time in
+    MintPy's own layout (``chunks=True``, as ``mintpy.utils.writefile`` writes it). Memory is
+    the tile's stack plus one chunk-deep block of epochs of the frame. The landslides repeat with
+    the tiles, so this frame is for measuring cost; it has no ``planted.gpkg``.
+
+    Returns:
+        Paths by key: ``timeseries``, ``coherence``, ``dem``, ``geometry``.
+    """
+    from pathlib import Path
+
+    from affine import Affine
+
+    from thawdetect.plugin_api import GridSpec
+    from thawdetect.plugins.insar_sbas.mintpy_h5 import mintpy_attrs_for_grid, write_mintpy_h5
+    from thawdetect.plugins.insar_sbas.rasters import write_geotiff
+    from thawdetect.plugins.insar_sbas.synthetic import SYNTHETIC_NOTE, write_timeseries_h5
+
+    tile = make_realistic_scene(size_px=tile_px, n_epochs=n_epochs, seed=seed, **overrides)
+    ri, ci = mirror_index(rows, tile_px), mirror_index(cols, tile_px)
+    t = tile.grid.transform
+    grid = GridSpec(tile.grid.crs, Affine(t.a, 0.0, t.c, 0.0, t.e, t.f), cols, rows)
+
+    def frame(a: NDArray[Any]) -> NDArray[Any]:
+        return np.ascontiguousarray(a[..., ri, :][..., ci])
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths: dict[str, Any] = {
+        "timeseries": write_timeseries_h5(
+            out / "timeseries.h5",
+            lambda e0, e1: frame(tile.ts_m[e0:e1]),
+            tile.dates,
+            grid,
+            ref_yx=REF_YX,
+        ),
+        "dem": write_geotiff(
+            out / "dem.tif", frame(tile.dem_m), grid, tags={"THAWDETECT_SYNTHETIC": SYNTHETIC_NOTE}
+        ),
+    }
+    common = {
+        "REF_Y": REF_YX[0],
+        "REF_X": REF_YX[1],
+        "THAWDETECT_SYNTHETIC": SYNTHETIC_NOTE,
+        **mintpy_attrs_for_grid(grid),
+    }
+    paths["coherence"] = write_mintpy_h5(
+        out / "temporalCoherence.h5",
+        {"temporalCoherence": frame(tile.coherence)},
+        {"FILE_TYPE": "temporalCoherence", "UNIT": "1", **common},
+    )
+    paths["geometry"] = write_mintpy_h5(
+        out / "geometryGeo.h5",
+        {
+            "height": frame(tile.dem_m),
+            "incidenceAngle": np.full((rows, cols), SCENE_INCIDENCE_DEG, np.float32),
+            "azimuthAngle": np.full((rows, cols), SCENE_AZIMUTH_DEG, np.float32),
+        },
+        {"FILE_TYPE": "geometry", **common},
+    )
+    return paths

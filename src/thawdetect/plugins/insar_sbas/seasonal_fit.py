@@ -41,6 +41,7 @@ import itertools
 import json
 import logging
 import os
+import shutil
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import date
@@ -50,7 +51,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from thawdetect.plugin_api import GridSpec, InputError, atomic_path, write_text_atomic
+from thawdetect.plugin_api import GridSpec, InputError, write_text_atomic
 from thawdetect.plugins.insar_sbas.timefunc import N_PARAMS, SeasonalFit, design_matrix
 
 __all__ = ["FileFit", "check_dates", "fit_timeseries_file", "read_timeseries_fit"]
@@ -61,7 +62,7 @@ _UNIT_TO_MM = {"m": 1000.0, "cm": 10.0, "mm": 1.0}
 _SLAB_PIXELS = 16384  # pixels a fit task holds at once (its epochs × 8 bytes each, a few times)
 _IU = np.triu_indices(N_PARAMS)  # the 10 distinct entries of the symmetric N
 _SAMPLE_ROWS = 8
-_CACHE_VERSION = 1
+_CACHE_VERSION = 2  # 2: sums as .npy row files (was one .npz)
 
 
 @dataclass
@@ -128,33 +129,54 @@ def check_dates(dates: list[date], path: str | Path) -> None:
             )
 
 
+def _windows(ts: Any, r0: int, r1: int) -> Iterator[tuple[int, int, int, int]]:
+    """(row0, row1, col0, col1) windows of about ``_SLAB_PIXELS`` pixels covering rows
+    ``r0:r1`` of the open ``timeseries`` dataset ``ts``, row band by row band.
+
+    In a chunked file (MintPy writes ``chunks=True``: h5py's chunks of a few epochs × ~100 rows
+    × ~250 columns) each window lies within one band of chunk rows and is a whole number of
+    chunks wide, so every chunk is read once: a window of whole rows would read each chunk it
+    cuts once per window (tens of times over at frame width). A contiguous file: whole rows.
+    """
+    _, _, width = ts.shape
+    chunks = ts.chunks
+    if not chunks:
+        step = _slab_rows(width)
+        for a in range(r0, r1, step):
+            yield a, min(a + step, r1), 0, width
+        return
+    ch, cw = chunks[1], chunks[2]
+    edges = sorted({r0, r1, *range((r0 // ch + 1) * ch, r1, ch)})
+    for a, b in itertools.pairwise(edges):
+        ncols = max(1, _SLAB_PIXELS // max((b - a) * cw, 1)) * cw
+        for c in range(0, width, ncols):
+            yield a, b, c, min(c + ncols, width)
+
+
 def _block_sums(
     path: str, r0: int, r1: int, e0: int, e1: int, g: NDArray[np.float64]
-) -> list[dict[str, NDArray[Any]]]:
-    """Normal-equation sums of epochs ``e0:e1`` over rows ``r0:r1`` (opens the file by path),
-    one per slab of at most ``_SLAB_PIXELS`` pixels (in row order) so that the float64 working
-    copy stays small (and in cache) whatever the block size; the caller copies each slab into
-    the grid's arrays once."""
+) -> tuple[int, dict[str, NDArray[Any]]]:
+    """``(r0, sums)``: the normal-equation sums of epochs ``e0:e1`` over rows ``r0:r1`` (opens
+    the file by path), each ``(components, rows, width)``, computed window by window
+    (:func:`_windows`) so that the float64 working copy stays small whatever the block."""
     import h5py
 
+    out: dict[str, NDArray[Any]] = {}
     with h5py.File(path, "r") as f:
-        return [sums for _, _, sums in _slabs(f["timeseries"], r0, r1, e0, e1, g)]
+        ts = f["timeseries"]
+        width = ts.shape[2]
+        for a, b, c, d in _windows(ts, r0, r1):
+            sums = _slab_sums(ts[e0:e1, a:b, c:d].reshape(e1 - e0, -1), g)
+            for k, v in sums.items():
+                if k not in out:
+                    out[k] = np.empty((*v.shape[:-1], r1 - r0, width), dtype=v.dtype)
+                out[k][..., a - r0 : b - r0, c:d] = v.reshape(*v.shape[:-1], b - a, d - c)
+    return r0, out
 
 
 def _slab_rows(width: int) -> int:
     """Rows per slab: at most ``_SLAB_PIXELS`` pixels (at least one row)."""
     return max(1, _SLAB_PIXELS // max(width, 1))
-
-
-def _slabs(
-    ts: Any, r0: int, r1: int, e0: int, e1: int, g: NDArray[np.float64]
-) -> Iterator[tuple[int, int, dict[str, NDArray[Any]]]]:
-    """(first row, end row, sums of epochs ``e0:e1``) for each slab of rows ``r0:r1`` of the
-    open ``timeseries`` dataset ``ts``."""
-    step = _slab_rows(ts.shape[2])
-    for a in range(r0, r1, step):
-        b = min(a + step, r1)
-        yield a, b, _slab_sums(ts[e0:e1, a:b, :].reshape(e1 - e0, -1), g)
 
 
 def _slab_sums(raw: NDArray[Any], g: NDArray[np.float64]) -> dict[str, NDArray[Any]]:
@@ -196,18 +218,26 @@ _DIGESTS: dict[tuple[str, int, int, tuple[int, ...]], list[str]] = {}
 
 
 def _epoch_digests(path: Path, shape: tuple[int, int, int]) -> list[str]:
-    """sha1 of a few evenly spaced whole rows, per epoch (read once per process while the file's
-    size and modification time stay the same)."""
+    """sha1 per epoch of a few evenly spaced rows (read once per process while the file's size
+    and modification time stay the same). In a chunked file each sampled row is one chunk wide,
+    the windows spread across the width, so the sample reads one chunk per row and epoch block
+    instead of whole bands of chunks."""
     from thawdetect.plugins.insar_sbas.mintpy_h5 import open_h5
 
     st = path.stat()
     memo = (str(path.resolve()), st.st_size, st.st_mtime_ns, tuple(shape))
     if memo in _DIGESTS:
         return list(_DIGESTS[memo])
-    n_ep, length, _ = shape
+    n_ep, length, width = shape
     rows = sorted({int(v) for v in np.linspace(0, length - 1, min(length, _SAMPLE_ROWS))})
     with open_h5(path) as f:
-        sample = np.ascontiguousarray(f["timeseries"][:, rows, :], dtype=np.float32)
+        ts = f["timeseries"]
+        cw = ts.chunks[2] if ts.chunks else width
+        parts = []
+        for i, r in enumerate(rows):
+            c0 = 0 if cw >= width else (i * (width - cw) // max(len(rows) - 1, 1)) // cw * cw
+            parts.append(np.asarray(ts[:, r, c0 : c0 + cw], dtype=np.float32))
+        sample = np.ascontiguousarray(np.concatenate(parts, axis=1))
     out = [hashlib.sha1(sample[e].tobytes()).hexdigest()[:16] for e in range(n_ep)]
     if len(_DIGESTS) > 16:
         _DIGESTS.clear()
@@ -227,11 +257,16 @@ def _row_blocks(
     ``chunk_pixels`` pixels, computed in batches of 2 × cores (a progress bar over the batches);
     the results in row order."""
     import dask
+    import h5py
 
     from thawdetect.plugin_api import compute, track
 
     _, length, width = shape
     rows = max(1, chunk_pixels // max(width, 1))
+    with h5py.File(path, "r") as f:
+        chunks = f["timeseries"].chunks
+    if chunks:  # whole bands of chunk rows: each chunk read by one task
+        rows = max(chunks[1], rows // chunks[1] * chunks[1])
     block = dask.delayed(fn, pure=True)
     tasks = [block(str(path), r0, min(r0 + rows, length), *args) for r0 in range(0, length, rows)]
     batch = 2 * max(1, os.cpu_count() or 1)
@@ -240,27 +275,18 @@ def _row_blocks(
         yield from compute(*tasks[i : i + batch])
 
 
-def _sums(
-    path: Path,
-    shape: tuple[int, int, int],
+def _solve_rows(
+    sums: dict[str, NDArray[Any]],
+    dates: list[date],
     g: NDArray[np.float64],
-    e0: int,
-    chunk_pixels: int,
-) -> dict[str, NDArray[Any]]:
-    """Sums of epochs ``e0:`` over the whole grid, one Dask task per block of rows, each block
-    copied into the output arrays as it arrives (never a second copy of the grid's sums)."""
-    n_ep, length, width = shape
-    what = f"seasonal fit ({n_ep - e0} epochs)"
-    out: dict[str, NDArray[Any]] = {}
-    done = 0  # pixels written (the blocks come in row order)
-    blocks = _row_blocks(_block_sums, path, shape, chunk_pixels, what, e0, n_ep, g[e0:])
-    for part in (slab for slabs in blocks for slab in slabs):
-        for k, v in part.items():
-            if k not in out:
-                out[k] = np.empty((*v.shape[:-1], length * width), dtype=v.dtype)
-            out[k][..., done : done + v.shape[-1]] = v
-        done += part["q"].shape[-1]
-    return {k: v.reshape((*v.shape[:-1], length, width)) for k, v in out.items()}
+    **solve: Any,
+) -> Iterator[tuple[int, SeasonalFit]]:
+    """:func:`_solve` of a block's sums ``(components, rows, width)`` slab by slab of rows
+    (``_SLAB_PIXELS``), so that its temporaries stay a slab's; (first row in the block, fit)."""
+    rows, width = sums["q"].shape
+    step = _slab_rows(width)
+    for a in range(0, rows, step):
+        yield a, _solve({k: v[..., a : a + step, :] for k, v in sums.items()}, dates, g=g, **solve)
 
 
 def _block_fit(
@@ -274,21 +300,11 @@ def _block_fit(
     min_epochs: int,
     scale_mm: float,
 ) -> list[tuple[int, SeasonalFit]]:
-    """The fit of rows ``r0:r1`` (one task: sums, then the per-pixel solve, in slabs of at most
-    ``_SLAB_PIXELS`` so that a task's working memory stays small whatever the task size), as
-    (first row, fit) per slab: the caller copies each into its output once."""
-    import h5py
-
-    n_ep, _, width = shape
-    parts: list[tuple[int, SeasonalFit]] = []
-    with h5py.File(path, "r") as f:
-        for a, b, sums in _slabs(f["timeseries"], r0, r1, 0, n_ep, g):
-            sums = {k: v.reshape((*v.shape[:-1], b - a, width)) for k, v in sums.items()}
-            fit = _solve(
-                sums, dates, period_yr=period_yr, min_epochs=min_epochs, scale_mm=scale_mm, g=g
-            )
-            parts.append((a, fit))
-    return parts
+    """The fit of rows ``r0:r1`` (one task: the block's sums, then the per-pixel solve slab by
+    slab), as (first row, fit) per slab: the caller copies each into its output once."""
+    _, sums = _block_sums(path, r0, r1, 0, shape[0], g)
+    solve = {"period_yr": period_yr, "min_epochs": min_epochs, "scale_mm": scale_mm}
+    return [(r0 + a, fit) for a, fit in _solve_rows(sums, dates, g, **solve)]
 
 
 def _fit_blocks(
@@ -329,33 +345,27 @@ def _assembled(
 
 
 def _solve_in_slabs(
-    sums: dict[str, NDArray[Any]],
+    blocks: Iterable[tuple[int, dict[str, NDArray[Any]]]],
     dates: list[date],
+    out: dict[str, _RowsFile],
     *,
     period_yr: float,
     min_epochs: int,
     scale_mm: float,
-) -> SeasonalFit:
-    """:func:`_solve` of the whole grid's sums, slab by slab of rows (``_SLAB_PIXELS``), so
-    that its temporaries stay the size of a slab instead of several times the grid."""
-    length, width = sums["q"].shape
-    step = _slab_rows(width)
+    reference: tuple[dict[str, str], tuple[int, int, int]] | None = None,
+) -> None:
+    """:func:`_solve` of the grid's sums, given block by block of rows as ``(first row, sums)``,
+    slab by slab within each block, each field written into ``out`` as it is solved: memory is
+    a block's and a slab's temporaries, whatever the grid (``reference``: the file's attributes
+    and shape, for :func:`_fix_reference`)."""
     g = design_matrix(dates, period_yr)
-    parts = (
-        (
-            a,
-            _solve(
-                {k: v[..., a : a + step, :] for k, v in sums.items()},
-                dates,
-                period_yr=period_yr,
-                min_epochs=min_epochs,
-                scale_mm=scale_mm,
-                g=g,
-            ),
-        )
-        for a in range(0, length, step)
-    )
-    return _assembled((length, width), parts, dates, period_yr)
+    solve = {"period_yr": period_yr, "min_epochs": min_epochs, "scale_mm": scale_mm}
+    for r0, sums in blocks:
+        for a, fit in _solve_rows(sums, dates, g, **solve):
+            if reference is not None:
+                _fix_reference(fit, *reference, row0=r0 + a)
+            for name in SeasonalFit.ARRAY_FIELDS:
+                out[name].write_rows(r0 + a, getattr(fit, name))
 
 
 def _solve(
@@ -435,24 +445,103 @@ def _cache_key(path: Path, period_yr: float, attrs: dict[str, str]) -> str:
     return hashlib.sha1(blob.encode()).hexdigest()[:16]
 
 
-def _load_cache(path: Path) -> tuple[dict[str, NDArray[Any]], list[str], list[str]] | None:
-    if not path.exists():
+class _RowsFile:
+    """A ``.npy`` array ``(*components, rows, width)`` written and read by blocks of rows with
+    plain file I/O (``os.pwrite``/``os.preadv``): memory is a block's whatever the grid, where a
+    memory map being written would keep every page it dirtied (a frame's sums are ~6 GB)."""
+
+    def __init__(self, path: Path, shape: tuple[int, ...] | None = None, dtype: Any = None) -> None:
+        self.path = path
+        if shape is not None:  # a new file of that shape (sparse until written)
+            made = np.lib.format.open_memmap(path, mode="w+", dtype=dtype, shape=shape)
+            del made  # the header written, the data still holes
+        head = np.load(path, mmap_mode="r", allow_pickle=False)
+        self.shape, self.dtype, self.offset = head.shape, head.dtype, int(head.offset)
+        del head
+        if len(self.shape) < 2:
+            raise ValueError(f"{path}: not a grid")
+
+    def _spans(self, a: int, b: int) -> Iterator[tuple[int, int]]:
+        """(component, byte offset of row ``a``) per component."""
+        length, width = self.shape[-2:]
+        for k in range(int(np.prod(self.shape[:-2], dtype=np.int64))):
+            yield k, self.offset + (k * length + a) * width * self.dtype.itemsize
+
+    def write_rows(self, a: int, block: NDArray[Any]) -> None:
+        width = self.shape[-1]
+        x = np.ascontiguousarray(block, dtype=self.dtype).reshape(-1, block.shape[-2] * width)
+        fd = os.open(self.path, os.O_WRONLY)
+        try:
+            for k, off in self._spans(a, a + block.shape[-2]):
+                view = memoryview(x[k]).cast("B")
+                while view:
+                    n = os.pwrite(fd, view, off)
+                    view, off = view[n:], off + n
+        finally:
+            os.close(fd)
+
+    def read_rows(self, a: int, b: int) -> NDArray[Any]:
+        width = self.shape[-1]
+        out = np.empty((*self.shape[:-2], b - a, width), dtype=self.dtype)
+        flat = out.reshape(-1, (b - a) * width)
+        fd = os.open(self.path, os.O_RDONLY)
+        try:
+            for k, off in self._spans(a, b):
+                view = memoryview(flat[k]).cast("B")
+                while view:
+                    n = os.preadv(fd, [view], off)
+                    if n == 0:
+                        raise ValueError(f"{self.path}: shorter than its header says")
+                    view, off = view[n:], off + n
+        finally:
+            os.close(fd)
+        return out
+
+
+#: The sums' files: components and dtype of each (q and n are one per pixel).
+_SUMS: dict[str, tuple[tuple[int, ...], Any]] = {
+    "N": ((len(_IU[0]),), np.float64),
+    "r": ((N_PARAMS,), np.float64),
+    "q": ((), np.float64),
+    "n": ((), np.int32),
+}
+
+
+def _new_sums(folder: Path, length: int, width: int) -> dict[str, _RowsFile]:
+    folder.mkdir(parents=True, exist_ok=True)
+    return {
+        k: _RowsFile(folder / f"{k}.npy", (*lead, length, width), dtype)
+        for k, (lead, dtype) in _SUMS.items()
+    }
+
+
+def _load_cache(
+    folder: Path, length: int, width: int
+) -> tuple[dict[str, _RowsFile], list[str], list[str]] | None:
+    """The cached sums (files, read by rows when needed), their dates and digests, or None."""
+    if not (folder / "meta.json").exists():
         return None
     try:
-        with np.load(path, allow_pickle=False) as z:
-            sums = {k: z[k] for k in ("N", "r", "q", "n")}
-            return sums, [str(s) for s in z["dates"]], [str(s) for s in z["digests"]]
-    except (OSError, ValueError, KeyError):
-        log.warning("%s: unreadable fit cache, recomputing", path)
+        meta = json.loads((folder / "meta.json").read_text())
+        files = {k: _RowsFile(folder / f"{k}.npy") for k in _SUMS}
+        if any(f.shape[-2:] != (length, width) for f in files.values()):
+            raise ValueError("grid changed")
+        return files, [str(x) for x in meta["dates"]], [str(x) for x in meta["digests"]]
+    except (OSError, ValueError, KeyError, TypeError):
+        log.warning("%s: unreadable fit cache, recomputing", folder)
         return None
 
 
-def _save_cache(
-    path: Path, sums: dict[str, NDArray[Any]], dates: list[str], dig: list[str]
-) -> None:
-    arrays: dict[str, Any] = {**sums, "dates": np.array(dates), "digests": np.array(dig)}
-    with atomic_path(path, suffix=".npz") as tmp:
-        np.savez(tmp, **arrays)
+def _commit_sums(part: Path, folder: Path, dates: list[str], dig: list[str]) -> None:
+    """Make the sums written in ``part`` the cache: its meta last (a folder without one is not
+    a cache), then the folder swapped in."""
+    write_text_atomic(part / "meta.json", json.dumps({"dates": dates, "digests": dig}))
+    old = folder.with_name(folder.name + ".old")
+    shutil.rmtree(old, ignore_errors=True)
+    if folder.exists():
+        os.replace(folder, old)
+    os.replace(part, folder)
+    shutil.rmtree(old, ignore_errors=True)
 
 
 def _solved_stamp(
@@ -483,14 +572,26 @@ def _load_solved(folder: Path, stamp: dict[str, Any], dates: list[date]) -> Seas
     return SeasonalFit(**arrays, t0=dates[0], period_yr=stamp["period_yr"])
 
 
-def _save_solved(folder: Path, stamp: dict[str, Any], fit: SeasonalFit) -> None:
-    """Keep ``fit`` for ``stamp``: the stamp goes first (a half-written folder has none) and
-    last; each array replaces its file atomically (a mapping of the old one stays valid)."""
+def _solved_parts(folder: Path, length: int, width: int) -> dict[str, _RowsFile]:
+    """Files the solve writes into (``<name>.npy.part``), made the fit by :func:`_commit_solved`."""
     folder.mkdir(parents=True, exist_ok=True)
+    return {
+        name: _RowsFile(
+            folder / f"{name}.npy.part",
+            (length, width),
+            np.int32 if name == "valid_epochs" else np.float64,
+        )
+        for name in SeasonalFit.ARRAY_FIELDS
+    }
+
+
+def _commit_solved(folder: Path, stamp: dict[str, Any]) -> None:
+    """Keep the solved parts for ``stamp``: the stamp goes first (a half-replaced folder has
+    none) and last; each array replaces its file atomically (a mapping of the old one stays
+    valid)."""
     (folder / "stamp.json").unlink(missing_ok=True)
     for name in SeasonalFit.ARRAY_FIELDS:
-        with atomic_path(folder / f"{name}.npy", suffix=".npy") as tmp:
-            np.save(tmp, np.ascontiguousarray(getattr(fit, name)), allow_pickle=False)
+        os.replace(folder / f"{name}.npy.part", folder / f"{name}.npy")
     write_text_atomic(folder / "stamp.json", json.dumps(stamp))
 
 
@@ -534,30 +635,35 @@ def fit_timeseries_file(
         raise InputError(path, f"unknown displacement unit '{unit}' (expected m, cm or mm)")
     g = design_matrix(dates, period_yr)
     names = [d.strftime("%Y%m%d") for d in dates]
-    cache = None
-    digests: list[str] = []
-    checksum = ""
-    stamp: dict[str, Any] = {}
-    if cache_dir is not None:
-        cache = Path(cache_dir) / f"fit_{_cache_key(path, period_yr, attrs)}.npz"
-        digests = _epoch_digests(path, shape)
-        blob = json.dumps([str(path.resolve()), names, digests, unit])
-        checksum = hashlib.sha1(blob.encode()).hexdigest()[:16]
-        stamp = _solved_stamp(names, digests, period_yr, min_epochs, unit)
-        solved = _load_solved(cache.with_suffix(".solved"), stamp, dates)
-        if solved is not None:  # the file unchanged since it was solved: nothing to read
-            note = f"seasonal fit of {len(names)} epochs reused (file unchanged)"
-            log.info("%s: %s", path, note)
-            return FileFit(solved, dates, grid, attrs, "cached", 0, note, checksum)
-    old = _load_cache(cache) if cache is not None else None
-    status, start, note = "computed", 0, f"seasonal fit of {shape[0]} epochs"
-    sums: dict[str, NDArray[Any]] | None = None
+    scale_mm = _UNIT_TO_MM[unit]
+    solve: dict[str, Any] = {"period_yr": period_yr, "min_epochs": min_epochs, "scale_mm": scale_mm}
+    if cache_dir is None:
+        # nothing to keep between calls: solve block by block, never holding the whole grid's
+        # sums (memory is the output and a few blocks)
+        fit = _fit_blocks(path, shape, g, dates, chunk_pixels, **solve)
+        _fix_reference(fit, attrs, shape)
+        note = f"seasonal fit of {shape[0]} epochs"
+        return FileFit(fit, dates, grid, attrs, "computed", shape[0], note, "")
+    base = Path(cache_dir) / f"fit_{_cache_key(path, period_yr, attrs)}"
+    sums_dir, solved_dir = base.with_suffix(".sums"), base.with_suffix(".solved")
+    digests = _epoch_digests(path, shape)
+    blob = json.dumps([str(path.resolve()), names, digests, unit])
+    checksum = hashlib.sha1(blob.encode()).hexdigest()[:16]
+    stamp = _solved_stamp(names, digests, period_yr, min_epochs, unit)
+    solved = _load_solved(solved_dir, stamp, dates)
+    if solved is not None:  # the file unchanged since it was solved: nothing to read
+        note = f"seasonal fit of {len(names)} epochs reused (file unchanged)"
+        log.info("%s: %s", path, note)
+        return FileFit(solved, dates, grid, attrs, "cached", 0, note, checksum)
+    n_ep, length, width = shape
+    old = _load_cache(sums_dir, length, width)
+    status, start, note = "computed", 0, f"seasonal fit of {n_ep} epochs"
     if old is not None:
-        old_sums, old_dates, old_dig = old
+        _, old_dates, old_dig = old
         k = len(old_dates)
         same_start = names[:k] == old_dates and digests[:k] == old_dig
         if same_start and k == len(names):
-            status, start, sums = "cached", k, old_sums
+            status, start = "cached", k
             note = f"seasonal fit of {k} epochs reused (file unchanged)"
         elif same_start and k < len(names):
             status, start = "updated", k
@@ -571,48 +677,61 @@ def fit_timeseries_file(
                 f"earlier epochs changed or removed ({k} cached, {len(names)} now): "
                 "fit recomputed from all epochs"
             )
-    scale_mm = _UNIT_TO_MM[unit]
-    if cache is None:
-        # nothing to keep between calls: solve block by block, never holding the whole grid's
-        # sums (memory is the output and a few blocks)
-        fit = _fit_blocks(
-            path,
-            shape,
-            g,
-            dates,
-            chunk_pixels,
-            period_yr=period_yr,
-            min_epochs=min_epochs,
-            scale_mm=scale_mm,
+    if status != "computed":
+        log.info("%s: %s", path, note)
+    # the sums, block by block of rows: read from the cache (unchanged file), or the new epochs
+    # read from the file (added to the cached ones when the file grew) and written as they come
+    blocks: Iterable[tuple[int, dict[str, NDArray[Any]]]]
+    part = sums_dir.with_name(f"{sums_dir.name}.part{os.getpid()}")
+    if status == "cached":
+        assert old is not None
+        step = max(1, chunk_pixels // max(width, 1))
+        blocks = (
+            (a, {k: f.read_rows(a, min(a + step, length)) for k, f in old[0].items()})
+            for a in range(0, length, step)
         )
     else:
-        if sums is None:
-            new = _sums(path, shape, g, start, chunk_pixels)
-            if start:
-                assert old is not None
-                new = {key: old[0][key] + new[key] for key in new}
-            sums = new
-            _save_cache(cache, sums, names, digests)
-        if status != "computed":
-            log.info("%s: %s", path, note)
-        fit = _solve_in_slabs(
-            sums, dates, period_yr=period_yr, min_epochs=min_epochs, scale_mm=scale_mm
-        )
-    _fix_reference(fit, attrs, shape)
-    if cache is not None:
-        _save_solved(cache.with_suffix(".solved"), stamp, fit)
-    return FileFit(fit, dates, grid, attrs, status, shape[0] - start, note, checksum)
+        for stale in sums_dir.parent.glob(f"{sums_dir.name}.part*"):  # left by a killed run
+            shutil.rmtree(stale, ignore_errors=True)
+        new = _new_sums(part, length, width)
+        what = f"seasonal fit ({n_ep - start} epochs)"
+        read = _row_blocks(_block_sums, path, shape, chunk_pixels, what, start, n_ep, g[start:])
+
+        def written() -> Iterator[tuple[int, dict[str, NDArray[Any]]]]:
+            for r0, sums in read:
+                if start:
+                    assert old is not None
+                    r1 = r0 + sums["q"].shape[0]
+                    sums = {k: v + old[0][k].read_rows(r0, r1) for k, v in sums.items()}
+                for k, v in sums.items():
+                    new[k].write_rows(r0, v)
+                yield r0, sums
+
+        blocks = written()
+    out = _solved_parts(solved_dir, length, width)
+    _solve_in_slabs(blocks, dates, out, reference=(attrs, shape), **solve)
+    if status != "cached":
+        _commit_sums(part, sums_dir, names, digests)
+    _commit_solved(solved_dir, stamp)
+    kept = _load_solved(solved_dir, stamp, dates)
+    if kept is None:
+        raise InputError(solved_dir, "the seasonal fit just written cannot be read back")
+    return FileFit(kept, dates, grid, attrs, status, n_ep - start, note, checksum)
 
 
-def _fix_reference(fit: SeasonalFit, attrs: dict[str, str], shape: tuple[int, int, int]) -> None:
-    """The reference pixel is zero at every epoch by construction: a valid zero, not no-data."""
+def _fix_reference(
+    fit: SeasonalFit, attrs: dict[str, str], shape: tuple[int, int, int], row0: int = 0
+) -> None:
+    """The reference pixel is zero at every epoch by construction: a valid zero, not no-data
+    (``fit`` holds the file's rows from ``row0`` on)."""
     try:
         ry, rx = int(attrs["REF_Y"]), int(attrs["REF_X"])
     except (KeyError, ValueError):
         return
-    if 0 <= ry < shape[1] and 0 <= rx < shape[2]:
+    rows = fit.rate_mm_yr.shape[0]
+    if 0 <= ry - row0 < rows and ry < shape[1] and 0 <= rx < shape[2]:
         for name in SeasonalFit.ARRAY_FIELDS:
-            getattr(fit, name)[ry, rx] = shape[0] if name == "valid_epochs" else 0.0
+            getattr(fit, name)[ry - row0, rx] = shape[0] if name == "valid_epochs" else 0.0
 
 
 def read_timeseries_fit(

@@ -8,7 +8,7 @@ beside the series model and writer it uses, which puts this module a little over
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
@@ -63,7 +63,7 @@ def model_series_m(
 
 def write_timeseries_h5(
     path: str | Path,
-    ts_m: NDArray[np.floating],
+    ts_m: NDArray[np.floating] | Callable[[int, int], NDArray[np.floating]],
     dates: Sequence[date],
     grid: GridSpec,
     *,
@@ -75,7 +75,8 @@ def write_timeseries_h5(
 
     Args:
         path: output file.
-        ts_m: displacement in metres, ``(epochs, rows, cols)``; may be a generator-filled array.
+        ts_m: displacement in metres, ``(epochs, rows, cols)``; or a callable ``(e0, e1)`` giving
+            epochs ``e0:e1`` (written block by block: a stack larger than memory).
         dates: acquisition dates.
         grid: the geocoded grid (written as MintPy X_FIRST/Y_FIRST/... attributes).
         ref_yx: reference pixel (row, col).
@@ -104,7 +105,16 @@ def write_timeseries_h5(
     }
     with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
         chunks = (n, chunk_rows, grid.width) if chunk_rows else True
-        f.create_dataset("timeseries", data=np.asarray(ts_m, dtype=np.float32), chunks=chunks)
+        if callable(ts_m):
+            # epoch blocks as deep as the HDF5 chunks, so each chunk is written once
+            ds = f.create_dataset(
+                "timeseries", shape=(n, grid.height, grid.width), dtype=np.float32, chunks=chunks
+            )
+            depth = ds.chunks[0] if ds.chunks else n
+            for e0 in range(0, n, depth):
+                ds[e0 : min(e0 + depth, n)] = ts_m(e0, min(e0 + depth, n))
+        else:
+            f.create_dataset("timeseries", data=np.asarray(ts_m, dtype=np.float32), chunks=chunks)
         f.create_dataset("date", data=np.array([d.strftime("%Y%m%d").encode() for d in dates]))
         f.create_dataset("bperp", data=np.zeros(n, dtype=np.float32))
         for k, v in attrs.items():
