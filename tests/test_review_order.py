@@ -81,6 +81,22 @@ def test_review_queue_uses_the_order(monkeypatch) -> None:
     assert pend == sort_queue(_cands())["candidate_id"].tolist()
 
 
+def test_review_queue_learns_from_the_ledger(monkeypatch) -> None:
+    from thawdetect.core.review import decisions
+
+    class _Ledger:
+        def read(self, name: str) -> pd.DataFrame:
+            return _history(slow_real=True)
+
+    monkeypatch.setattr(decisions, "open_ledger", lambda run_dir: _Ledger())
+    pend = decisions.review_queue("run", status="pending", iteration=2)
+    c = _history(slow_real=True)
+    learned = sort_queue(c, decided=c)
+    assert pend["candidate_id"].tolist() == learned.loc[learned["status"] == "pending",
+                                                         "candidate_id"].tolist()  # fmt: skip
+    assert _first_half_share(pend) > 0.9
+
+
 def test_bench_figures() -> None:
     spec = importlib.util.spec_from_file_location("bro", REPO / "bench/bench_review_order.py")
     assert spec and spec.loader
@@ -89,3 +105,103 @@ def test_bench_figures() -> None:
     n, k90, k100, auc, pos, first, best = bro.figures(np.array([1, 1, 0, 1, 0, 0, 0, 0]))
     assert (n, k90, k100, pos, first, best) == (8, 4, 4, 3, 3, 3)
     assert abs(auc - (5 + 5 + 4) / 15) < 1e-9
+
+
+# -- learning from the run's earlier decisions ------------------------------------------------
+
+
+def _history(n: int = 40, seed: int = 0, slow_real: bool = True) -> pd.DataFrame:
+    """Two iterations of InSAR candidates: iteration 1 decided, iteration 2 pending. The reviewer
+    confirms what moves *slowly* and rejects fast noise when ``slow_real`` (the opposite of the
+    detectors' confidence, the |core rate|), else the fast ones."""
+    rng = np.random.default_rng(seed)
+    rate = rng.uniform(5, 60, 2 * n)
+    area = rng.uniform(1e3, 1e5, 2 * n)
+    real = (rate < 30) if slow_real else (rate >= 30)
+    ev = [
+        json.dumps({"insar_sbas": {"score": r, "core_rate_mm_yr": -r, "area_m2": a}})
+        for r, a in zip(rate, area, strict=True)
+    ]
+    it = np.repeat([1, 2], n)
+    return pd.DataFrame(
+        {
+            "candidate_id": [f"it{k:02d}-{i:04d}" for i, k in enumerate(it)],
+            "iteration": it,
+            "detectors": "insar_sbas",
+            "n_detectors": 1,
+            "score": rate,
+            "status": np.where(it == 1, np.where(real, "confirmed", "rejected"), "pending"),
+            "evidence_json": ev,
+            "real": real,
+        }
+    )
+
+
+def _first_half_share(ordered: pd.DataFrame) -> float:
+    half = ordered.iloc[: len(ordered) // 2]
+    return float(half["real"].sum() / ordered["real"].sum())
+
+
+def test_learns_a_reviewer_who_confirms_what_the_prior_ranks_last() -> None:
+    c = _history(slow_real=True)
+    queue = c[c["iteration"] == 2]
+    before = sort_queue(queue)  # the prior: fastest first, so the real (slow) ones come last
+    after = sort_queue(queue, decided=c)
+    assert _first_half_share(before) < 0.1
+    assert _first_half_share(after) > 0.9
+
+
+def test_learning_agrees_with_the_prior_when_the_reviewer_does() -> None:
+    c = _history(slow_real=False)
+    queue = c[c["iteration"] == 2]
+    assert _first_half_share(sort_queue(queue, decided=c)) > 0.9
+
+
+def test_too_few_decisions_or_one_class_keep_the_prior() -> None:
+    from thawdetect.core.review.order import MIN_PER_CLASS
+
+    c = _history(slow_real=True)
+    prior = sort_queue(c[c["iteration"] == 2])["candidate_id"].tolist()
+    one_class = c.copy()
+    one_class.loc[one_class["iteration"] == 1, "status"] = "confirmed"
+    few = c.copy()
+    rejected = few.index[few["status"] == "rejected"][MIN_PER_CLASS - 1 :]
+    few.loc[rejected, "status"] = "unsure"  # unsure is not learned from
+    for decided in (one_class, few, c.iloc[:0], c[c["iteration"] == 2]):
+        got = sort_queue(c[c["iteration"] == 2], decided=decided)["candidate_id"].tolist()
+        assert got == prior
+
+
+def test_learns_only_from_earlier_iterations() -> None:
+    c = _history(slow_real=True)
+    # iteration 1's own decisions never reorder iteration 1 (its decided rows are its own)
+    first = c[c["iteration"] == 1]
+    assert (
+        sort_queue(first, decided=c)["candidate_id"].tolist()
+        == sort_queue(first)["candidate_id"].tolist()
+    )
+    # the whole ledger: iteration 2 learned from 1, so the whole queue's order changes there
+    whole = sort_queue(c, decided=c)
+    assert _first_half_share(whole[whole["iteration"] == 2]) > 0.9
+
+
+def test_learning_copes_with_missing_and_odd_evidence() -> None:
+    c = _history(slow_real=True)
+    ev = c["evidence_json"].tolist()
+    ev[0] = "not json"
+    ev[1] = json.dumps({"insar_sbas": {"core_rate_mm_yr": None, "area_m2": "n/a"}})
+    ev[2] = json.dumps({"insar_sbas": {"core_rate_mm_yr": float("nan")}})
+    ev[41] = None
+    ev[42] = json.dumps({"optical_dl": {"probability": 0.7}})  # a detector never decided
+    c["evidence_json"] = ev
+    c.loc[42, "detectors"] = "optical_dl"
+    got = sort_queue(c[c["iteration"] == 2], decided=c)
+    assert sorted(got["candidate_id"]) == sorted(c.loc[c["iteration"] == 2, "candidate_id"])
+    assert _first_half_share(got) > 0.8
+
+
+def test_agreement_stays_first_when_learning() -> None:
+    c = _history(slow_real=True)
+    c.loc[c.index[-1], "n_detectors"] = 2  # a fast (rejected-looking) one that two proposed
+    got = sort_queue(c[c["iteration"] == 2], decided=c)
+    assert got["candidate_id"].iloc[0] == c["candidate_id"].iloc[-1]

@@ -81,9 +81,11 @@ def review_queue(
 ) -> gpd.GeoDataFrame:
     """Candidates to review, most promising first.
 
-    In :func:`thawdetect.core.review.order.sort_queue`'s order: agreeing detectors, then
-    amplitude-prone InSAR candidates, then the detectors' confidence on one 0-1 scale, then id
-    (computed over the whole ledger, so a filter never reorders; the page uses the same).
+    In :func:`thawdetect.core.review.order.sort_queue`'s order: agreeing detectors, then the
+    chance of a confirmation learned from the decisions of the earlier iterations (the
+    detectors' confidence on one 0-1 scale until there are enough), then id (computed over the
+    whole ledger, so a filter or a decision in the same iteration never reorders; the page uses
+    the same).
 
     Args:
         run_dir: the run directory.
@@ -97,7 +99,8 @@ def review_queue(
         raise InputError(run_dir, f"unknown status '{status}'; use one of {list(STATUSES)}")
     from thawdetect.core.review.order import sort_queue
 
-    cands = sort_queue(open_ledger(run_dir).read("candidates"))
+    ledger = open_ledger(run_dir).read("candidates")
+    cands = sort_queue(ledger, decided=ledger)
     if status is not None:
         cands = cands[cands["status"] == status]
     if iteration is not None:
