@@ -162,19 +162,22 @@ def candidate_series(
     scale_mm: float,
     period_yr: float,
 ) -> list[TimeSeries | None]:
-    """Mean displacement series (mm) and its seasonal fit for each candidate (one read per box)."""
+    """Mean displacement series (mm) and its seasonal fit for each candidate (one read per box,
+    the file opened once for all of them)."""
     from scipy import ndimage
 
-    from thawdetect.plugins.insar_sbas.mintpy_h5 import read_timeseries_mean
+    from thawdetect.plugins.insar_sbas.mintpy_h5 import read_timeseries_means
     from thawdetect.plugins.insar_sbas.timefunc import fit_seasonal
 
+    boxes = list(enumerate(ndimage.find_objects(labels, max_label=n), start=1))
+    windows = ((sl[0], sl[1], labels[sl] == lab) for lab, sl in boxes if sl is not None)
+    means = read_timeseries_means(timeseries_file, windows)
     out: list[TimeSeries | None] = []
-    for lab, sl in enumerate(ndimage.find_objects(labels, max_label=n), start=1):
+    for _, sl in boxes:
         if sl is None:
             out.append(None)
             continue
-        pix = labels[sl] == lab
-        mean_mm = read_timeseries_mean(timeseries_file, sl[0], sl[1], pix) * scale_mm
+        mean_mm = next(means) * scale_mm
         fit = fit_seasonal(mean_mm[:, None], dates, unit="mm", period_yr=period_yr, min_epochs=5)
         params = {k: v for k, v in fit.params_at(0).items()}
         ok = all(np.isfinite(v) for v in params.values())
@@ -187,4 +190,5 @@ def candidate_series(
                 label="LOS displacement (mm), + towards the satellite",
             )
         )
+    means.close()
     return out

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import re
-from collections.abc import Mapping
+from collections.abc import Generator, Iterable, Mapping
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -50,6 +50,7 @@ __all__ = [
     "read_geometry_height",
     "read_timeseries_info",
     "read_timeseries_mean",
+    "read_timeseries_means",
     "read_velocity",
     "write_mintpy_h5",
 ]
@@ -75,8 +76,9 @@ def _h5py() -> Any:
     return h5py
 
 
-def open_h5(path: str | Path) -> Any:
-    """Open an HDF5 file read-only, or raise a one-line :class:`InputError` naming it."""
+def open_h5(path: str | Path, **kwargs: Any) -> Any:
+    """Open an HDF5 file read-only, or raise a one-line :class:`InputError` naming it
+    (``kwargs``: h5py's, e.g. the chunk cache ``rdcc_nbytes``)."""
     h5py = _h5py()
     path = Path(path)
     if not path.exists():
@@ -84,7 +86,7 @@ def open_h5(path: str | Path) -> Any:
     if not h5py.is_hdf5(path):
         raise InputError(path, "not an HDF5 file, so not a MintPy product")
     try:
-        return h5py.File(path, "r")
+        return h5py.File(path, "r", **kwargs)
     except OSError as exc:
         raise InputError(path, f"cannot be opened as HDF5 ({exc})") from None
 
@@ -215,7 +217,30 @@ def read_timeseries_mean(
 ) -> NDArray[np.float64]:
     """Mean displacement (file unit) per epoch over ``pixels`` inside the window (NaN-aware)."""
     with open_h5(path) as f:
-        block = f["timeseries"][:, rows, cols].astype(np.float64)
+        return _window_mean(f["timeseries"], rows, cols, pixels)
+
+
+def read_timeseries_means(
+    path: str | Path, windows: Iterable[tuple[slice, slice, NDArray[np.bool_]]]
+) -> Generator[NDArray[np.float64], None, None]:
+    """:func:`read_timeseries_mean` of each ``(rows, cols, pixels)`` window, the file opened once
+    with a chunk cache of :data:`SERIES_CHUNK_CACHE_MB`: neighbouring windows (candidates in
+    raster order) share MintPy's chunks (a few epochs × ~100 × ~250 px), read once instead of
+    once per window."""
+    with open_h5(path, rdcc_nbytes=SERIES_CHUNK_CACHE_MB * 2**20, rdcc_nslots=100_003) as f:
+        ts = f["timeseries"]
+        for rows, cols, pixels in windows:
+            yield _window_mean(ts, rows, cols, pixels)
+
+
+#: HDF5 chunk cache of :func:`read_timeseries_means`, MB.
+SERIES_CHUNK_CACHE_MB = 256
+
+
+def _window_mean(
+    ts: Any, rows: slice, cols: slice, pixels: NDArray[np.bool_]
+) -> NDArray[np.float64]:
+    block = ts[:, rows, cols].astype(np.float64)
     block[:, (block == 0).all(axis=0)] = np.nan
     vals = block[:, pixels]
     with np.errstate(invalid="ignore"), _quiet():
