@@ -184,3 +184,46 @@ def test_changed_inputs_are_recomputed(scene: Any, tmp_path: Path) -> None:
         assert a.descriptions != b.descriptions  # the last date is another
     assert not os.path.samefile(disp1, run / "it2" / "displacement_mm.tif")
     assert len(list((run / "insar_sbas_cache" / "terrain").iterdir())) == 2
+
+
+def test_time_lapse_written_by_bands_of_rows_is_the_whole_array_one(
+    scene: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The review time-lapse (``displacement_mm.tif``) is written band of rows by band (memory
+    a band's, not a frame's 2.3 GB): the same pixels and stretch as computing it whole."""
+    import types
+
+    import h5py
+
+    from thawdetect.core.grid import GridSpec
+    from thawdetect.plugins.insar_sbas import detector
+
+    s, paths = scene
+    ts_file = tmp_path / "ts.h5"  # MintPy's auto chunks, smaller than the grid
+    with h5py.File(paths["timeseries"], "r") as f, h5py.File(ts_file, "w") as g:
+        for k, v in f.attrs.items():
+            g.attrs[k] = v
+        for name in f:
+            chunks = (4, 10, 16) if name == "timeseries" else None
+            g.create_dataset(name, data=f[name][()], chunks=chunks)
+        ts = f["timeseries"][()]
+    rate = np.where(np.arange(ts.shape[2]) % 7 == 0, np.nan, 1.0) * np.ones(ts.shape[1:])
+    p = types.SimpleNamespace(
+        dates=s.dates, timeseries_file=ts_file, timeseries_scale_mm=1000.0, rate_mm_yr=rate
+    )
+    grid = GridSpec.from_raster(paths["dem"])
+    monkeypatch.setattr(detector, "_TIMELAPSE_BAND_PIXELS", 12 * ts.shape[2] * 25)
+    assert detector._write_displacement_stack(tmp_path / "d.tif", p, grid, {"A": "1"})
+    # the whole-array computation
+    n = len(s.dates)
+    idx = np.unique(np.round(np.linspace(0, n - 1, min(detector.TIMELAPSE_DATES, n))).astype(int))
+    want = ts[idx].astype(np.float32) * np.float32(1000.0)
+    want[:, (want == 0).all(axis=0)] = np.nan
+    want -= want[0]
+    want[:, ~np.isfinite(rate)] = np.nan
+    last = np.abs(want[-1][np.isfinite(want[-1])])
+    with rasterio.open(tmp_path / "d.tif") as src:
+        np.testing.assert_array_equal(src.read(), want)
+        lim = float(src.tags()["STRETCH_MM"])
+        assert src.descriptions[-1] == s.dates[idx[-1]].isoformat()
+    assert lim >= np.percentile(last, 99.9) and lim < 2.5 * np.percentile(last, 99.9)

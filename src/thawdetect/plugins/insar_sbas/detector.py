@@ -657,6 +657,10 @@ def _link_displacement_stack(path: Path, p: Any, grid: GridSpec, run_dir: Path) 
         link_into(made, path)
 
 
+#: pixels × dates of the time-lapse held at once (a band of rows; ~100 MB of float32)
+_TIMELAPSE_BAND_PIXELS = 25_000_000
+
+
 def _write_displacement_stack(path: Path, p: Any, grid: GridSpec, tags: dict[str, str]) -> bool:
     """Cumulative LOS displacement (mm, since the first date) at up to 12 dates, one band each.
 
@@ -665,34 +669,50 @@ def _write_displacement_stack(path: Path, p: Any, grid: GridSpec, tags: dict[str
     share of the scene), shared by every frame.
     """
     import rasterio
+    from rasterio.windows import Window
 
     from thawdetect.plugins.insar_sbas.mintpy_h5 import open_h5
 
     n = len(p.dates)
     idx = np.unique(np.round(np.linspace(0, n - 1, min(TIMELAPSE_DATES, n))).astype(int)).tolist()
+    scale = np.float32(p.timeseries_scale_mm)
+    rate_ok = np.isfinite(p.rate_mm_yr)
     with open_h5(p.timeseries_file) as f:
         ds = f["timeseries"]
         if tuple(ds.shape[1:]) != tuple(grid.shape):
             return False  # a time series on another grid (radar geometry): no time-lapse
-        block = ds[idx, :, :].astype(np.float32) * np.float32(p.timeseries_scale_mm)
-    block[:, (block == 0).all(axis=0)] = np.nan
-    block -= block[0]
-    block[:, ~np.isfinite(p.rate_mm_yr)] = np.nan
-    last = np.abs(block[-1][np.isfinite(block[-1])])
-    lim = float(np.percentile(last, 99.9)) if last.size else 1.0
-    k = 10 ** np.floor(np.log10(max(lim, 1e-6)))
-    lim = float(min(m * k for m in (1, 1.5, 2, 2.5, 3, 4, 5, 6, 8, 10) if m * k >= lim))
-    profile = {
-        "driver": "GTiff", "width": grid.width, "height": grid.height, "count": len(idx),
-        "dtype": "float32", "crs": grid.crs, "transform": grid.transform, "nodata": float("nan"),
-        "compress": "deflate",
-    }  # fmt: skip
-    tmp = path.with_name(path.name + ".tmp.tif")
-    with rasterio.open(tmp, "w", **profile) as dst:
-        dst.write(block)
-        dst.update_tags(**tags, STRETCH_MM=str(lim), UNITS="mm")
-        for b, i in enumerate(idx, start=1):
-            dst.set_band_description(b, p.dates[i].isoformat())
+        # by bands of rows (whole HDF5 chunk rows): memory is a band's 12 dates, not the
+        # grid's (2.3 GB for a Sentinel-1 frame)
+        ch = ds.chunks[1] if ds.chunks else 1
+        step = max(ch, (_TIMELAPSE_BAND_PIXELS // max(grid.width * len(idx), 1)) // ch * ch)
+
+        def band(r0: int) -> NDArray[np.float32]:
+            block = ds[idx, r0 : r0 + step, :].astype(np.float32) * scale
+            block[:, (block == 0).all(axis=0)] = np.nan
+            block -= block[0]
+            block[:, ~rate_ok[r0 : r0 + step]] = np.nan
+            return block  # type: ignore[no-any-return]
+
+        profile = {
+            "driver": "GTiff", "width": grid.width, "height": grid.height, "count": len(idx),
+            "dtype": "float32", "crs": grid.crs, "transform": grid.transform,
+            "nodata": float("nan"), "compress": "deflate",
+        }  # fmt: skip
+        tmp = path.with_name(path.name + ".tmp.tif")
+        lasts = []
+        with rasterio.open(tmp, "w", **profile) as dst:
+            for r0 in range(0, grid.height, step):
+                block = band(r0)
+                dst.write(block, window=Window(0, r0, grid.width, block.shape[1]))
+                lasts.append(np.abs(block[-1][np.isfinite(block[-1])]))
+            last = np.concatenate(lasts) if lasts else np.zeros(0, np.float32)
+            lim = float(np.percentile(last, 99.9)) if last.size else 1.0
+            del lasts, last
+            k = 10 ** np.floor(np.log10(max(lim, 1e-6)))
+            lim = float(min(m * k for m in (1, 1.5, 2, 2.5, 3, 4, 5, 6, 8, 10) if m * k >= lim))
+            dst.update_tags(**tags, STRETCH_MM=str(lim), UNITS="mm")
+            for b, i in enumerate(idx, start=1):
+                dst.set_band_description(b, p.dates[i].isoformat())
     from thawdetect.plugin_api import to_cog
 
     to_cog(tmp, path)
