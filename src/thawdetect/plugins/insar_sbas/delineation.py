@@ -368,87 +368,113 @@ def _compete(
     and at ``reach_factor`` seed radii (+ 2 px) beyond them, and keeps only the pieces that
     hold seeds.
     """
-    from scipy import ndimage
-    from skimage.measure import label as same_value_label
-    from skimage.segmentation import watershed
-
     out = np.zeros(rate.shape, dtype=np.int32)
     signs: list[int] = []
     n = 0
     resid = rate if background is None else rate - background
     for s in (-1, 1):
-        moving = s * resid
-        finite = np.isfinite(moving)
-        # a seed moves with this sign and stands out of the background by the floor
-        seed_s = seeds & finite & (s * rate > 0) & (moving >= floor)
-        if not seed_s.any():
-            continue
-        reliable = (grow_ok & finite & (moving >= floor)) | seed_s
-        # short gaps of unreliable ground (a few pixels, in the closing of moving ground) are
-        # crossed; a network of it is not: growth never runs along unreliable pixels
-        bridge = np.zeros_like(reliable)
-        if unknown is not None and gap_px > 0:
-            bridge = unknown & ~reliable & _closing(reliable, gap_px / 2.0)
-        domain = reliable | bridge
-        # only the domain's components that hold a seed matter; work in their bounding box
-        dlab, _ = ndimage.label(domain, structure=_EIGHT)
-        live = np.zeros(int(dlab.max()) + 1, dtype=bool)
-        live[np.unique(dlab[seed_s])] = True
-        live[0] = False
-        domain = live[dlab]
-        rows = np.flatnonzero(domain.any(axis=1))
-        cols = np.flatnonzero(domain.any(axis=0))
-        box = (slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1))
-        dom, seed_b, mov = domain[box], seed_s[box], moving[box]
-        measured = np.where((grow_ok[box] & finite[box]) | seed_b, mov, np.nan)
-        height = np.where(dom, np.nan_to_num(_smooth3(measured), nan=floor), floor)
-        height = np.maximum(height, floor)
-        height[seed_b] = np.maximum(height[seed_b], np.nan_to_num(mov[seed_b], nan=floor))
-        peaks = _h_maxima(height, floor / 2.0, floor) if floor > 0 else np.zeros_like(dom)
-        markers, k = ndimage.label(seed_b | (peaks & dom), structure=_EIGHT)
-        ws = watershed(-height, markers, mask=dom, connectivity=2).astype(np.int32)
-        has_seed = np.bincount(markers[seed_b], minlength=k + 1) > 0
-        peak = _second_highest(ws, np.where(dom, np.nan_to_num(measured, nan=floor), floor), k)
-        peak = np.maximum(peak, floor)
-        a, b, sad = _saddles(ws, height)
-        # merge where the pass is high: union-find over candidate pairs, highest pass first
-        cand = sad >= merge_ratio * np.maximum(peak[a], peak[b])
-        parent = np.arange(k + 1)
-
-        for j in np.flatnonzero(cand)[np.argsort(-sad[cand], kind="stable")]:
-            ra, rb = _find(parent, int(a[j])), _find(parent, int(b[j]))
-            # one landslide only where the pass is high for the faster basin too: a landslide
-            # on moving background (creep, atmosphere) stands out of it and stays apart
-            if ra == rb or sad[j] < merge_ratio * max(peak[ra], peak[rb]):
-                continue
-            parent[rb] = ra
-            peak[ra] = max(peak[ra], peak[rb])
-            has_seed[ra] |= has_seed[rb]
-        roots = np.array([_find(parent, i) for i in range(k + 1)])
-        roots[~has_seed[roots]] = 0
-        ws = roots[ws].astype(np.int32)
-        if relative_floor > 0:
-            # over the seed pixels only (ndimage sorts every pixel it is given)
-            core = ndimage.median(mov[seed_b], ws[seed_b], np.arange(1, k + 1))
-            own = np.maximum(floor, relative_floor * np.nan_to_num(np.asarray(core), nan=0.0))
-            floor_map = np.concatenate([[np.inf], own])[ws]
-            ws[~((np.nan_to_num(mov, nan=-np.inf) >= floor_map) | seed_b)] = 0
-        if reach_factor > 0:
-            # a basin reaches at most reach_factor × its seeds' radius (+ 2 px) beyond them: a
-            # landslide's outline lies a few seed radii out, a band of creep runs on for km
-            n_seed = np.bincount(ws[seed_b], minlength=k + 1).astype(np.float64)
-            allow = 2.0 + reach_factor * np.sqrt(n_seed / np.pi)
-            allow[0] = -1.0
-            ws[_beyond_reach(ws, seed_b, allow)] = 0
-        comp = same_value_label(ws, background=0, connectivity=2).astype(np.int32)
-        kc = int(comp.max())
-        comp, kc = _relabel(comp, np.bincount(comp[seed_b], minlength=kc + 1) > 0)
-        comp[bridge[box]] = 0  # unreliable pixels rejoin only in a candidate's closing, later
-        sub = out[box]
-        sub[comp > 0] = comp[comp > 0] + n
+        # one sign at a time in its own frame: its grid-sized temporaries are freed before the
+        # other sign allocates its own (they were alive together: +2.5 GB at frame scale)
+        kc = _compete_sign(
+            s, rate, resid, seeds, grow_ok, floor, relative_floor, merge_ratio, unknown,
+            gap_px, reach_factor, out, n,
+        )  # fmt: skip
         signs += [s] * kc
         n += kc
     return out, n, np.array([0, *signs], dtype=np.int8)
+
+
+def _compete_sign(
+    s: int,
+    rate: NDArray[np.float64],
+    resid: NDArray[np.float64],
+    seeds: NDArray[np.bool_],
+    grow_ok: NDArray[np.bool_],
+    floor: float,
+    relative_floor: float,
+    merge_ratio: float,
+    unknown: NDArray[np.bool_] | None,
+    gap_px: float,
+    reach_factor: float,
+    out: NDArray[np.int32],
+    n: int,
+) -> int:
+    """:func:`_compete` for the motion of sign ``s``: its candidates written into ``out``
+    numbered from ``n + 1``; returns how many."""
+    from scipy import ndimage
+    from skimage.measure import label as same_value_label
+    from skimage.segmentation import watershed
+
+    moving = s * resid
+    finite = np.isfinite(moving)
+    # a seed moves with this sign and stands out of the background by the floor
+    seed_s = seeds & finite & (s * rate > 0) & (moving >= floor)
+    if not seed_s.any():
+        return 0
+    reliable = (grow_ok & finite & (moving >= floor)) | seed_s
+    # short gaps of unreliable ground (a few pixels, in the closing of moving ground) are
+    # crossed; a network of it is not: growth never runs along unreliable pixels
+    bridge = np.zeros_like(reliable)
+    if unknown is not None and gap_px > 0:
+        bridge = unknown & ~reliable & _closing(reliable, gap_px / 2.0)
+    domain = reliable | bridge
+    # only the domain's components that hold a seed matter; work in their bounding box
+    dlab, _ = ndimage.label(domain, structure=_EIGHT)
+    live = np.zeros(int(dlab.max()) + 1, dtype=bool)
+    live[np.unique(dlab[seed_s])] = True
+    live[0] = False
+    domain = live[dlab]
+    rows = np.flatnonzero(domain.any(axis=1))
+    cols = np.flatnonzero(domain.any(axis=0))
+    box = (slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1))
+    dom, seed_b, mov = domain[box], seed_s[box], moving[box]
+    measured = np.where((grow_ok[box] & finite[box]) | seed_b, mov, np.nan)
+    height = np.where(dom, np.nan_to_num(_smooth3(measured), nan=floor), floor)
+    height = np.maximum(height, floor)
+    height[seed_b] = np.maximum(height[seed_b], np.nan_to_num(mov[seed_b], nan=floor))
+    peaks = _h_maxima(height, floor / 2.0, floor) if floor > 0 else np.zeros_like(dom)
+    markers, k = ndimage.label(seed_b | (peaks & dom), structure=_EIGHT)
+    ws = watershed(-height, markers, mask=dom, connectivity=2).astype(np.int32)
+    has_seed = np.bincount(markers[seed_b], minlength=k + 1) > 0
+    peak = _second_highest(ws, np.where(dom, np.nan_to_num(measured, nan=floor), floor), k)
+    peak = np.maximum(peak, floor)
+    a, b, sad = _saddles(ws, height)
+    # merge where the pass is high: union-find over candidate pairs, highest pass first
+    cand = sad >= merge_ratio * np.maximum(peak[a], peak[b])
+    parent = np.arange(k + 1)
+
+    for j in np.flatnonzero(cand)[np.argsort(-sad[cand], kind="stable")]:
+        ra, rb = _find(parent, int(a[j])), _find(parent, int(b[j]))
+        # one landslide only where the pass is high for the faster basin too: a landslide
+        # on moving background (creep, atmosphere) stands out of it and stays apart
+        if ra == rb or sad[j] < merge_ratio * max(peak[ra], peak[rb]):
+            continue
+        parent[rb] = ra
+        peak[ra] = max(peak[ra], peak[rb])
+        has_seed[ra] |= has_seed[rb]
+    roots = np.array([_find(parent, i) for i in range(k + 1)])
+    roots[~has_seed[roots]] = 0
+    ws = roots[ws].astype(np.int32)
+    if relative_floor > 0:
+        # over the seed pixels only (ndimage sorts every pixel it is given)
+        core = ndimage.median(mov[seed_b], ws[seed_b], np.arange(1, k + 1))
+        own = np.maximum(floor, relative_floor * np.nan_to_num(np.asarray(core), nan=0.0))
+        floor_map = np.concatenate([[np.inf], own])[ws]
+        ws[~((np.nan_to_num(mov, nan=-np.inf) >= floor_map) | seed_b)] = 0
+    if reach_factor > 0:
+        # a basin reaches at most reach_factor × its seeds' radius (+ 2 px) beyond them: a
+        # landslide's outline lies a few seed radii out, a band of creep runs on for km
+        n_seed = np.bincount(ws[seed_b], minlength=k + 1).astype(np.float64)
+        allow = 2.0 + reach_factor * np.sqrt(n_seed / np.pi)
+        allow[0] = -1.0
+        ws[_beyond_reach(ws, seed_b, allow)] = 0
+    comp = same_value_label(ws, background=0, connectivity=2).astype(np.int32)
+    kc = int(comp.max())
+    comp, kc = _relabel(comp, np.bincount(comp[seed_b], minlength=kc + 1) > 0)
+    comp[bridge[box]] = 0  # unreliable pixels rejoin only in a candidate's closing, later
+    sub = out[box]
+    sub[comp > 0] = comp[comp > 0] + n
+    return kc
 
 
 def _circular_mean_deg(values: NDArray[np.floating]) -> float:
