@@ -424,11 +424,13 @@ def _compete_sign(
     live[np.unique(dlab[seed_s])] = True
     live[0] = False
     domain = live[dlab]
+    del dlab, reliable  # grid-sized: freed as soon as they are used (a frame is 48 Mpx)
     rows = np.flatnonzero(domain.any(axis=1))
     cols = np.flatnonzero(domain.any(axis=0))
     box = (slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1))
     dom, seed_b, mov = domain[box], seed_s[box], moving[box]
     measured = np.where((grow_ok[box] & finite[box]) | seed_b, mov, np.nan)
+    del finite
     height = np.where(dom, np.nan_to_num(_smooth3(measured), nan=floor), floor)
     height = np.maximum(height, floor)
     height[seed_b] = np.maximum(height[seed_b], np.nan_to_num(mov[seed_b], nan=floor))
@@ -436,9 +438,12 @@ def _compete_sign(
     markers, k = ndimage.label(seed_b | (peaks & dom), structure=_EIGHT)
     ws = watershed(-height, markers, mask=dom, connectivity=2).astype(np.int32)
     has_seed = np.bincount(markers[seed_b], minlength=k + 1) > 0
+    del markers, peaks
     peak = _second_highest(ws, np.where(dom, np.nan_to_num(measured, nan=floor), floor), k)
+    del measured
     peak = np.maximum(peak, floor)
     a, b, sad = _saddles(ws, height)
+    del height
     # merge where the pass is high: union-find over candidate pairs, highest pass first
     cand = sad >= merge_ratio * np.maximum(peak[a], peak[b])
     parent = np.arange(k + 1)
