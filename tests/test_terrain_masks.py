@@ -126,3 +126,19 @@ def test_bad_ranges_one_line(kwargs, field, words):
     assert "\n" not in msg
     assert msg.startswith(f"run.yaml: detectors.insar_sbas: {field}")
     assert words in msg
+
+
+def test_aspect_outside_0_360_wraps_as_a_compass_angle():
+    """Aspects below 0 or at/above 360 (some DEM tools write -1 or 360) are taken modulo 360,
+    in range ones untouched, NaN out; only the out-of-range cells are wrapped."""
+    a = np.array([-90.0, -360.0, 360.0, 450.0, 720.0, 10.0, 359.9, np.nan])
+    want = np.where(a >= 360.0, a - 360.0, a) % 360.0
+    ivs = [AngleRange(min=0, max=112.5), AngleRange(min=135, max=360)]
+    got = aspect_mask(a, ivs)
+    with np.errstate(invalid="ignore"):
+        ref = ((want >= 0) & (want <= 112.5)) | ((want >= 135) & (want <= 360)) | (want == 0)
+    assert got.tolist() == ref.tolist()
+    assert got.tolist() == [True, True, True, True, True, True, True, False]
+    a2 = a.copy()
+    aspect_mask(a2, ivs)
+    np.testing.assert_array_equal(a2, a)  # the caller's layer is not changed

@@ -48,7 +48,13 @@ def aspect_mask(
     """
     a = np.asarray(aspect_deg, dtype=np.float64)
     with np.errstate(invalid="ignore"):
-        a = np.where(a >= 360.0, a - 360.0, a) % 360.0
+        # wrap into [0, 360) only where needed: a float modulo of every cell of a frame-sized
+        # layer costs more than all the comparisons (values already in range are unchanged)
+        off = (a < 0.0) | (a >= 360.0)
+        if off.any():
+            a = a.copy()
+            a[off] = np.where(a[off] >= 360.0, a[off] - 360.0, a[off]) % 360.0
+        del off
         out = np.zeros(a.shape, dtype=bool)
         for iv in intervals:
             if iv.wraps:
