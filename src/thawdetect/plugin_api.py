@@ -17,7 +17,7 @@ toolkit the built-ins use:
   service through the host), :class:`TerrainLayers`, :class:`TerrainRanges`;
 * rasters, vectors and heavy work: :class:`GridSpec`, :func:`read_vector`,
   :func:`distance_to_nearest`, :func:`to_cog`, :func:`compute`, :func:`current_scheduler`,
-  :func:`task_threads`, :func:`track` (progress bars);
+  :func:`task_threads`, :func:`trim_memory`, :func:`track` (progress bars);
 * a run's QGIS project: :func:`write_project`, :func:`style_ledger`;
 * files that appear whole or not at all: :func:`atomic_path`, :func:`write_text_atomic`,
   :func:`write_bytes_atomic`;
@@ -48,6 +48,7 @@ if TYPE_CHECKING:
         compute,
         current_scheduler,
         task_threads,
+        trim_memory,
     )
     from thawdetect.core.errors import (
         ConfigError,
@@ -148,6 +149,7 @@ _LAZY = {
     "compute": "thawdetect.core.compute",
     "current_scheduler": "thawdetect.core.compute",
     "task_threads": "thawdetect.core.compute",
+    "trim_memory": "thawdetect.core.compute",
     "track": "thawdetect.core.progress",
     # atomic writes
     "atomic_path": "thawdetect.core.atomic",
@@ -214,6 +216,7 @@ __all__ = [
     "terrain_service",
     "to_cog",
     "track",
+    "trim_memory",
     "validate_candidates",
     "write_bytes_atomic",
     "write_project",

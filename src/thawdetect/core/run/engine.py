@@ -40,6 +40,7 @@ import geopandas as gpd
 import pandas as pd
 
 from thawdetect import __version__
+from thawdetect.core.compute import trim_memory
 from thawdetect.core.config import RunConfig
 from thawdetect.core.errors import ConfigError, PluginError, ThawdetectError
 from thawdetect.core.plugin_api.candidates import unusable_geometries, validate_candidates
@@ -487,6 +488,7 @@ class Engine:
         self.echo(f"  {name}: proposing candidates")
         started = time.perf_counter()
         raw = self._call_detector(name, "propose", k, det.propose, ctx)
+        trim_memory()  # what the detector freed goes back to the system before the next step
         # nothing of a broken answer reaches the ledger: refused in one line, or repaired
         plugin = self.host.detector_plugin(name)
         cands = validate_candidates(

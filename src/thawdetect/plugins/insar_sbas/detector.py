@@ -34,6 +34,7 @@ from thawdetect.plugin_api import (
     IterationContext,
     Range,
     ReviewOutcome,
+    trim_memory,
 )
 from thawdetect.plugins.insar_sbas.config import InsarSbasConfig, ScheduleRow
 
@@ -310,7 +311,7 @@ class InsarSbasDetector(Detector):
             series = candidate_series(
                 d.labels, d.n, p.timeseries_file, p.dates, p.timeseries_scale_mm, cfg.period_yr
             )
-        return candidate_table(
+        table = candidate_table(
             d.labels,
             d.n,
             p.grid,
@@ -325,6 +326,9 @@ class InsarSbasDetector(Detector):
             prone_amplitude_pp_mm=cfg.prone_amplitude_pp_mm,
             smooth=cfg.delineation == "grow" and cfg.smooth_outline,
         )
+        del d, seeds, masks, rate, p
+        trim_memory()  # freed grids back to the system: a frame's iteration frees gigabytes
+        return table
 
     def _masks(
         self, context: IterationContext, p: Any, row: Any, rows: list[Any], record: dict[str, Any]

@@ -51,7 +51,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from thawdetect.plugin_api import GridSpec, InputError, write_text_atomic
+from thawdetect.plugin_api import GridSpec, InputError, trim_memory, write_text_atomic
 from thawdetect.plugins.insar_sbas.timefunc import N_PARAMS, SeasonalFit, design_matrix
 
 __all__ = ["FileFit", "check_dates", "fit_timeseries_file", "read_timeseries_fit"]
@@ -713,6 +713,7 @@ def fit_timeseries_file(
     if status != "cached":
         _commit_sums(part, sums_dir, names, digests)
     _commit_solved(solved_dir, stamp)
+    trim_memory()  # the read's thread arenas hold ~2 GB at frame scale otherwise
     kept = _load_solved(solved_dir, stamp, dates)
     if kept is None:
         raise InputError(solved_dir, "the seasonal fit just written cannot be read back")
