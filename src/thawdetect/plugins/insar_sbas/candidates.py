@@ -64,6 +64,7 @@ def polygonize_labels(
 
 
 def _group_mean(values: NDArray[np.floating] | None, labels: NDArray[np.int32], n: int):
+    """Mean of ``values`` per label 1..n (finite values only; NaN where a label has none)."""
     if values is None:
         return np.full(n, np.nan)
     v = values.ravel().astype(np.float64)
@@ -105,15 +106,24 @@ def candidate_table(
     from scipy import ndimage
 
     idx = np.arange(1, n + 1)
-    abs_rate = np.abs(np.nan_to_num(rate_mm_yr.astype(np.float64), nan=0.0))
     geoms = polygonize_labels(labels, grid, smooth=smooth).reindex(idx)
     pixel_m2 = abs(grid.transform.a * grid.transform.e)
-    counts = np.bincount(labels.ravel(), minlength=n + 1)[1:].astype(np.int64)
-    if seeds is None:
-        seeds = labels > 0
-    seed_labels = np.where(seeds, labels, 0)
-    seed_counts = np.bincount(seed_labels.ravel(), minlength=n + 1)[1:].astype(np.int64)
-    amp_mean = _group_mean(amplitude_pp_mm, labels, n)
+    # every figure below is per label: work on the labelled pixels only (in raster order, so
+    # sums add in the same order), not on grid-sized copies (a frame is 48 Mpx, candidates a
+    # few per cent of it)
+    pix = np.flatnonzero(labels.ravel() > 0)
+    lab = labels.ravel()[pix]
+
+    def at(values: NDArray[Any] | None) -> NDArray[Any] | None:
+        return None if values is None else values.ravel()[pix]
+
+    rate_l = at(rate_mm_yr)
+    assert rate_l is not None
+    abs_rate = np.abs(np.nan_to_num(rate_l.astype(np.float64), nan=0.0))
+    counts = np.bincount(lab, minlength=n + 1)[1:].astype(np.int64)
+    seed_lab = lab if seeds is None else np.where(seeds.ravel()[pix], lab, 0)
+    seed_counts = np.bincount(seed_lab, minlength=n + 1)[1:].astype(np.int64)
+    amp_mean = _group_mean(at(amplitude_pp_mm), lab, n)
     prone = (
         np.zeros(n, dtype=np.int64)
         if prone_amplitude_pp_mm is None
@@ -126,16 +136,14 @@ def candidate_table(
             "seed_area_m2": seed_counts * pixel_m2 if grid.crs.is_projected else np.nan,
             "grown_area_m2": counts * pixel_m2 if grid.crs.is_projected else np.nan,
             "fragments": np.ones(n, np.int64) if fragments is None else fragments,
-            "core_rate_mm_yr": _group_mean(rate_mm_yr, seed_labels, n),
+            "core_rate_mm_yr": _group_mean(rate_l, seed_lab, n),
             "growth_floor_mm_yr": np.full(n, floor_mm_yr),
             "amplitude_prone": prone,
-            "mean_rate_mm_yr": _group_mean(rate_mm_yr, labels, n),
-            "mean_abs_rate_mm_yr": _group_mean(np.abs(rate_mm_yr), labels, n),
-            "max_abs_rate_mm_yr": np.asarray(
-                ndimage.maximum(abs_rate[labels > 0], labels[labels > 0], idx), dtype=float
-            ),
+            "mean_rate_mm_yr": _group_mean(rate_l, lab, n),
+            "mean_abs_rate_mm_yr": _group_mean(np.abs(rate_l), lab, n),
+            "max_abs_rate_mm_yr": np.asarray(ndimage.maximum(abs_rate, lab, idx), dtype=float),
             "mean_seasonal_amplitude_pp_mm": amp_mean,
-            "mean_coherence": _group_mean(coherence, labels, n),
+            "mean_coherence": _group_mean(at(coherence), lab, n),
         },
         geometry=geoms.to_numpy(),
         crs=grid.crs,
