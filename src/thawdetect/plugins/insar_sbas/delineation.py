@@ -134,6 +134,7 @@ def local_background(
             main = big[np.argmax(size[big])]
             med[big] -= med[main]  # the largest island keeps its level
             offset = med[islands]
+    del islands
     rate = rate - offset
     h, w = rate.shape
     win = max(int(window_px), 1)
@@ -141,12 +142,14 @@ def local_background(
     pad = np.full((nby * win, nbx * win), np.nan)
     pad[:h, :w] = np.where(ok, rate, np.nan)
     blocks = pad.reshape(nby, win, nbx, win).transpose(0, 2, 1, 3).reshape(nby, nbx, -1)
+    del pad, rate, ok  # grid-sized (``blocks`` is a copy of ``pad`` but in degenerate shapes)
     enough = np.isfinite(blocks).mean(axis=2) >= 0.1
     med = np.full((nby, nbx), np.nan)
     if enough.any():
         med[enough] = np.nanmedian(blocks[enough], axis=1)
     else:
         return offset
+    del blocks
     if not enough.all():
         _, (iy, ix) = ndimage.distance_transform_edt(~enough, return_indices=True)
         med = med[iy, ix]
@@ -213,12 +216,17 @@ def _smooth3(values: NDArray[np.float64]) -> NDArray[np.float64]:
     from scipy import ndimage
 
     ok = np.isfinite(values)
-    num = ndimage.uniform_filter(np.where(ok, values, 0.0), 3, mode="constant")
-    den = ndimage.uniform_filter(ok.astype(np.float64), 3, mode="constant")
+    filled = np.where(ok, values, 0.0)
+    num = ndimage.uniform_filter(filled, 3, mode="constant")
+    del filled  # each grid-sized temporary freed once used (a frame's box is 48 Mpx)
+    weight = ok.astype(np.float64)
+    del ok
+    den = ndimage.uniform_filter(weight, 3, mode="constant")
+    del weight
     with np.errstate(invalid="ignore", divide="ignore"):
-        out = num / den
-    out[den < 1e-9] = np.nan
-    return out
+        np.divide(num, den, out=num)
+    num[den < 1e-9] = np.nan
+    return num
 
 
 def _second_highest(
