@@ -978,24 +978,19 @@ def write_tiled_frame(
     """
     from pathlib import Path
 
-    from affine import Affine
-
     from thawdetect.plugin_api import GridSpec
-    from thawdetect.plugins.insar_sbas.mintpy_h5 import mintpy_attrs_for_grid, write_mintpy_h5
-    from thawdetect.plugins.insar_sbas.rasters import write_geotiff
-    from thawdetect.plugins.insar_sbas.synthetic import SYNTHETIC_NOTE, write_timeseries_h5
+    from thawdetect.plugins.insar_sbas.synthetic import write_static_layers, write_timeseries_h5
 
     tile = make_realistic_scene(size_px=tile_px, n_epochs=n_epochs, seed=seed, **overrides)
     ri, ci = mirror_index(rows, tile_px), mirror_index(cols, tile_px)
-    t = tile.grid.transform
-    grid = GridSpec(tile.grid.crs, Affine(t.a, 0.0, t.c, 0.0, t.e, t.f), cols, rows)
+    grid = GridSpec(tile.grid.crs, tile.grid.transform, cols, rows)  # the tile's origin and step
 
     def frame(a: NDArray[Any]) -> NDArray[Any]:
         return np.ascontiguousarray(a[..., ri, :][..., ci])
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    paths: dict[str, Any] = {
+    return {
         "timeseries": write_timeseries_h5(
             out / "timeseries.h5",
             lambda e0, e1: frame(tile.ts_m[e0:e1]),
@@ -1003,28 +998,5 @@ def write_tiled_frame(
             grid,
             ref_yx=REF_YX,
         ),
-        "dem": write_geotiff(
-            out / "dem.tif", frame(tile.dem_m), grid, tags={"THAWDETECT_SYNTHETIC": SYNTHETIC_NOTE}
-        ),
+        **write_static_layers(out, grid, frame(tile.dem_m), frame(tile.coherence), ref_yx=REF_YX),
     }
-    common = {
-        "REF_Y": REF_YX[0],
-        "REF_X": REF_YX[1],
-        "THAWDETECT_SYNTHETIC": SYNTHETIC_NOTE,
-        **mintpy_attrs_for_grid(grid),
-    }
-    paths["coherence"] = write_mintpy_h5(
-        out / "temporalCoherence.h5",
-        {"temporalCoherence": frame(tile.coherence)},
-        {"FILE_TYPE": "temporalCoherence", "UNIT": "1", **common},
-    )
-    paths["geometry"] = write_mintpy_h5(
-        out / "geometryGeo.h5",
-        {
-            "height": frame(tile.dem_m),
-            "incidenceAngle": np.full((rows, cols), SCENE_INCIDENCE_DEG, np.float32),
-            "azimuthAngle": np.full((rows, cols), SCENE_AZIMUTH_DEG, np.float32),
-        },
-        {"FILE_TYPE": "geometry", **common},
-    )
-    return paths

@@ -413,6 +413,51 @@ def make_scene(spec: SceneSpec | None = None, **overrides: Any) -> Scene:
     )
 
 
+def write_static_layers(
+    out: Path,
+    grid: GridSpec,
+    dem_m: NDArray[np.floating],
+    coherence: NDArray[np.floating],
+    *,
+    ref_yx: tuple[int, int],
+) -> dict[str, Path]:
+    """Write a SYNTHETIC scene's ``dem.tif``, ``temporalCoherence.h5`` and ``geometryGeo.h5``
+    (height and constant LOS angles) on ``grid``, marked synthetic.
+
+    Returns:
+        Paths by key: ``dem``, ``coherence``, ``geometry``.
+    """
+    from thawdetect.plugins.insar_sbas.mintpy_h5 import write_mintpy_h5
+    from thawdetect.plugins.insar_sbas.rasters import write_geotiff
+
+    common = {
+        "REF_Y": ref_yx[0],
+        "REF_X": ref_yx[1],
+        "THAWDETECT_SYNTHETIC": SYNTHETIC_NOTE,
+        **mintpy_attrs_for_grid(grid),
+    }
+    shape = dem_m.shape
+    return {
+        "dem": write_geotiff(
+            out / "dem.tif", dem_m, grid, tags={"THAWDETECT_SYNTHETIC": SYNTHETIC_NOTE}
+        ),
+        "coherence": write_mintpy_h5(
+            out / "temporalCoherence.h5",
+            {"temporalCoherence": coherence},
+            {"FILE_TYPE": "temporalCoherence", "UNIT": "1", **common},
+        ),
+        "geometry": write_mintpy_h5(
+            out / "geometryGeo.h5",
+            {
+                "height": dem_m,
+                "incidenceAngle": np.full(shape, SCENE_INCIDENCE_DEG, np.float32),
+                "azimuthAngle": np.full(shape, SCENE_AZIMUTH_DEG, np.float32),
+            },
+            {"FILE_TYPE": "geometry", **common},
+        ),
+    }
+
+
 def write_scene(scene: Scene, out_dir: str | Path) -> dict[str, Path]:
     """Write ``timeseries.h5``, ``temporalCoherence.h5``, ``dem.tif``, ``planted.gpkg``
     (layers ``slides`` and ``lookalikes``) and ``geometryGeo.h5`` (constant LOS angles).
@@ -420,36 +465,17 @@ def write_scene(scene: Scene, out_dir: str | Path) -> dict[str, Path]:
     Returns:
         Paths by key: ``timeseries``, ``coherence``, ``dem``, ``planted``, ``geometry``.
     """
-    from thawdetect.plugins.insar_sbas.mintpy_h5 import write_mintpy_h5
-    from thawdetect.plugins.insar_sbas.rasters import write_geotiff
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     grid = scene.grid
-    tags = {"THAWDETECT_SYNTHETIC": SYNTHETIC_NOTE}
     paths = {
         "timeseries": write_timeseries_h5(
             out / "timeseries.h5", scene.ts_m, scene.dates, grid, ref_yx=(2, 2)
         ),
-        "dem": write_geotiff(out / "dem.tif", scene.dem_m, grid, tags=tags),
+        **write_static_layers(out, grid, scene.dem_m, scene.coherence, ref_yx=(2, 2)),
         "planted": out / "planted.gpkg",
     }
-    common = {"REF_Y": 2, "REF_X": 2, "THAWDETECT_SYNTHETIC": SYNTHETIC_NOTE}
-    paths["coherence"] = write_mintpy_h5(
-        out / "temporalCoherence.h5",
-        {"temporalCoherence": scene.coherence},
-        {"FILE_TYPE": "temporalCoherence", "UNIT": "1", **common, **mintpy_attrs_for_grid(grid)},
-    )
-    shape = scene.dem_m.shape
-    paths["geometry"] = write_mintpy_h5(
-        out / "geometryGeo.h5",
-        {
-            "height": scene.dem_m,
-            "incidenceAngle": np.full(shape, SCENE_INCIDENCE_DEG, np.float32),
-            "azimuthAngle": np.full(shape, SCENE_AZIMUTH_DEG, np.float32),
-        },
-        {"FILE_TYPE": "geometry", **common, **mintpy_attrs_for_grid(grid)},
-    )
     scene.slides.to_file(paths["planted"], layer="slides", driver="GPKG")
     scene.lookalikes.to_file(paths["planted"], layer="lookalikes", driver="GPKG")
     return paths
