@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import pytest
 import rasterio
+from tests.test_insar_fit import _rechunked
 
 from thawdetect.core.plugin_api.context import IterationContext
 from thawdetect.core.plugin_api.host import PluginHost
@@ -199,13 +200,8 @@ def test_time_lapse_written_by_bands_of_rows_is_the_whole_array_one(
     from thawdetect.plugins.insar_sbas import detector
 
     s, paths = scene
-    ts_file = tmp_path / "ts.h5"  # MintPy's auto chunks, smaller than the grid
-    with h5py.File(paths["timeseries"], "r") as f, h5py.File(ts_file, "w") as g:
-        for k, v in f.attrs.items():
-            g.attrs[k] = v
-        for name in f:
-            chunks = (4, 10, 16) if name == "timeseries" else None
-            g.create_dataset(name, data=f[name][()], chunks=chunks)
+    ts_file = _rechunked(paths["timeseries"], tmp_path / "ts.h5", (4, 10, 16))  # < the grid
+    with h5py.File(ts_file, "r") as f:
         ts = f["timeseries"][()]
     rate = np.where(np.arange(ts.shape[2]) % 7 == 0, np.nan, 1.0) * np.ones(ts.shape[1:])
     p = types.SimpleNamespace(
