@@ -311,3 +311,27 @@ def test_trim_memory_gives_back_what_worker_threads_freed():
     before = anon_mb()
     assert trim_memory() is True
     assert before - anon_mb() > 150
+
+
+def test_release_pages_drops_read_only_maps_and_keeps_their_values(tmp_path):
+    """Pages of a read-only map stop counting as resident once released (they fault back in,
+    unchanged, when read again); copy-on-write maps and in-memory arrays are left alone."""
+    import numpy as np
+
+    from thawdetect.core.compute import release_pages
+
+    def file_mb() -> float:
+        with open("/proc/self/status") as f:
+            return next(int(x.split()[1]) / 1024 for x in f if x.startswith("RssFile"))
+
+    a = np.arange(16 * 2**20, dtype=np.float64)  # 128 MB
+    np.save(tmp_path / "a.npy", a)
+    ro = np.load(tmp_path / "a.npy", mmap_mode="r")
+    cow = np.load(tmp_path / "a.npy", mmap_mode="c")
+    total = float(ro.sum())  # every page touched: resident
+    before = file_mb()
+    assert release_pages(ro[::2], None, a, cow) == 1  # a view of the map releases the map
+    assert before - file_mb() > 100
+    assert float(ro.sum()) == total  # faulted back in from the page cache, the same values
+    cow[0] = -1.0  # a copy-on-write map keeps its own change: never released
+    assert release_pages(cow) == 0 and cow[0] == -1.0

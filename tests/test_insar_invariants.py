@@ -129,8 +129,10 @@ def test_a_resume_maps_the_kept_fit_and_layers(
         paths["timeseries"], cache_dir=tmp_path / "run" / "insar_sbas_cache" / "fit"
     )
     assert res.status == "cached" and isinstance(res.fit.rate_mm_yr, np.memmap)
-    # copy on write: changing the returned arrays never changes the cache
-    res.fit.rate_mm_yr[:] = 0.0
+    # read-only: the cache cannot be changed through the returned arrays (and their pages can
+    # be dropped from memory between steps without losing anything)
+    with pytest.raises(ValueError, match="read-only"):
+        res.fit.rate_mm_yr[:] = 0.0
     again = seasonal_fit.fit_timeseries_file(
         paths["timeseries"], cache_dir=tmp_path / "run" / "insar_sbas_cache" / "fit"
     )

@@ -17,7 +17,7 @@ toolkit the built-ins use:
   service through the host), :class:`TerrainLayers`, :class:`TerrainRanges`;
 * rasters, vectors and heavy work: :class:`GridSpec`, :func:`read_vector`,
   :func:`distance_to_nearest`, :func:`to_cog`, :func:`compute`, :func:`current_scheduler`,
-  :func:`task_threads`, :func:`trim_memory`, :func:`track` (progress bars);
+  :func:`task_threads`, :func:`trim_memory`, :func:`release_pages`, :func:`track` (progress bars);
 * a run's QGIS project: :func:`write_project`, :func:`style_ledger`;
 * files that appear whole or not at all: :func:`atomic_path`, :func:`write_text_atomic`,
   :func:`write_bytes_atomic`;
@@ -47,6 +47,7 @@ if TYPE_CHECKING:
     from thawdetect.core.compute import (
         compute,
         current_scheduler,
+        release_pages,
         task_threads,
         trim_memory,
     )
@@ -150,6 +151,7 @@ _LAZY = {
     "current_scheduler": "thawdetect.core.compute",
     "task_threads": "thawdetect.core.compute",
     "trim_memory": "thawdetect.core.compute",
+    "release_pages": "thawdetect.core.compute",
     "track": "thawdetect.core.progress",
     # atomic writes
     "atomic_path": "thawdetect.core.atomic",
@@ -210,6 +212,7 @@ __all__ = [
     "empty_candidates",
     "hookimpl",
     "read_vector",
+    "release_pages",
     "render_validation_error",
     "style_ledger",
     "task_threads",

@@ -45,6 +45,8 @@ from typing import Literal
 import numpy as np
 from numpy.typing import NDArray
 
+from thawdetect.plugin_api import release_pages
+
 __all__ = ["Delineation", "delineate", "local_background", "noise_floor"]
 
 _EIGHT = np.ones((3, 3), dtype=bool)
@@ -380,6 +382,7 @@ def _compete(
     signs: list[int] = []
     n = 0
     resid = rate if background is None else rate - background
+    release_pages(background)  # a kept (memory-mapped) background is not read again here
     for s in (-1, 1):
         # one sign at a time in its own frame: its grid-sized temporaries are freed before the
         # other sign allocates its own (they were alive together: +2.5 GB at frame scale)

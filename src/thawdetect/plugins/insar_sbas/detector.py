@@ -34,6 +34,7 @@ from thawdetect.plugin_api import (
     IterationContext,
     Range,
     ReviewOutcome,
+    release_pages,
     trim_memory,
 )
 from thawdetect.plugins.insar_sbas.config import InsarSbasConfig, ScheduleRow
@@ -286,6 +287,9 @@ class InsarSbasDetector(Detector):
         masks = self._masks(context, p, row, rows, record)
         rate = self._rate(p, masks, work, record)
         seeds = self._seeds(context, p.grid, rate, masks, row.abs_rate_mm_yr, record)
+        # the kept fit and terrain layers are read-only maps: pages the masks touched stay
+        # resident until released (1.8 GB at frame scale); each step faults in what it reads
+        _release_maps(p, masks, seeds)
         d = delineate(
             rate,
             seeds.seeds,
@@ -305,7 +309,9 @@ class InsarSbasDetector(Detector):
             else (~masks.coherent & masks.relaxed),
             background_mm_yr=seeds.background,
         )
+        _release_maps(p, masks, seeds)
         self._write_rasters(context, p, row, masks, seeds, d.labels, d.n, record)
+        _release_maps(p, masks, seeds)
         series = None
         if d.n and p.timeseries_file is not None and p.dates is not None:
             series = candidate_series(
@@ -541,6 +547,16 @@ class InsarSbasDetector(Detector):
         )
         if p.timeseries_file is not None and p.dates:
             _link_displacement_stack(work / "displacement_mm.tif", p, grid, context.run_dir)
+
+
+def _release_maps(p: Any, masks: _Masks, seeds: _Seeds) -> None:
+    """:func:`release_pages` of every memory-mapped grid an iteration holds."""
+    grids = [p.rate_mm_yr, p.amplitude_pp_mm, p.coherence, seeds.background]
+    if p.fit is not None:
+        grids += [getattr(p.fit, name) for name in p.fit.ARRAY_FIELDS]
+    if masks.layers is not None:
+        grids += [masks.layers.elevation_m, masks.layers.slope_deg, masks.layers.aspect_deg]
+    release_pages(*grids)
 
 
 @dataclass(frozen=True)

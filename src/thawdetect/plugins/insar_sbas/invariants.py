@@ -7,9 +7,10 @@ layers on the InSAR grid, inputs resampled onto it and the rasters that do not d
 fit's cache is (:mod:`.seasonal_fit`): a changed input gets a new key, so nothing stale is ever
 reused, and an unchanged one is not read or computed again.
 
-* Arrays are kept as ``.npy`` files and memory-mapped (copy on write: a caller that changes an
-  array changes its own copy, never the cache), so a later iteration reads only the pages it
-  touches.
+* Arrays are kept as ``.npy`` files and memory-mapped read-only (the cache cannot be changed
+  through them; a caller that needs to change one copies it), so a later iteration reads only
+  the pages it touches, and :func:`~thawdetect.core.compute.release_pages` can drop those pages
+  from its resident memory between steps.
 * Rasters are written once as COGs and hard-linked into each iteration's folder (copied where
   the file system cannot link), so every iteration still holds its complete set of files.
 
@@ -96,14 +97,14 @@ def cached_arrays(
     """The arrays ``compute()`` returns, kept in ``folder/<key>/`` as ``.npy`` files.
 
     Returns:
-        ``(arrays, reused)``: memory-mapped copies-on-write of the kept arrays when they exist
+        ``(arrays, reused)``: read-only memory maps of the kept arrays when they exist
         for this key (``reused`` True), else those just computed (and kept).
     """
     where = folder / _key(key_parts)
     names = where / "names.json"
     try:
         kept = json.loads(names.read_text())
-        out = {n: np.load(where / f"{n}.npy", mmap_mode="c", allow_pickle=False) for n in kept}
+        out = {n: np.load(where / f"{n}.npy", mmap_mode="r", allow_pickle=False) for n in kept}
         return out, True
     except (OSError, ValueError):
         pass

@@ -558,13 +558,13 @@ def _solved_stamp(
 
 
 def _load_solved(folder: Path, stamp: dict[str, Any], dates: list[date]) -> SeasonalFit | None:
-    """The solved fit kept in ``folder`` for exactly ``stamp``, memory-mapped (copy on write:
-    a caller changing an array changes its own copy, never the cache), or None."""
+    """The solved fit kept in ``folder`` for exactly ``stamp``, memory-mapped read-only (the
+    cache cannot be changed through it; its pages can be released between steps), or None."""
     try:
         if json.loads((folder / "stamp.json").read_text()) != stamp:
             return None
         arrays = {
-            name: np.load(folder / f"{name}.npy", mmap_mode="c", allow_pickle=False)
+            name: np.load(folder / f"{name}.npy", mmap_mode="r", allow_pickle=False)
             for name in SeasonalFit.ARRAY_FIELDS
         }
     except (OSError, ValueError):
