@@ -160,7 +160,11 @@ def main() -> None:
     ap.add_argument("--frame", help="ROWSxCOLS: a tiled frame-sized scene (see above)")
     ap.add_argument("--tile", type=int, default=1000, help="tile of --frame (px)")
     ap.add_argument("--landed-rows", type=int, help="rows the landed code runs (default: --rows)")
-    ap.add_argument("--dir", type=Path, help="work here (kept) instead of a temporary folder")
+    ap.add_argument(
+        "--dir",
+        type=Path,
+        help="make the (temporary) work folder here: a disk with room for a frame",
+    )
     args = ap.parse_args()
     settings = {"delineation": args.delineation} if args.delineation else {}
 

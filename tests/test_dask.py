@@ -335,3 +335,5 @@ def test_release_pages_drops_read_only_maps_and_keeps_their_values(tmp_path):
     assert float(ro.sum()) == total  # faulted back in from the page cache, the same values
     cow[0] = -1.0  # a copy-on-write map keeps its own change: never released
     assert release_pages(cow) == 0 and cow[0] == -1.0
+    small = np.load(tmp_path / "a.npy", mmap_mode="r")
+    assert release_pages(small, min_bytes=2 * small.nbytes) == 0  # smaller than asked: kept

@@ -272,7 +272,7 @@ def trim_memory() -> bool:
         return False
 
 
-def release_pages(*arrays: Any) -> int:
+def release_pages(*arrays: Any, min_bytes: int = 0) -> int:
     """Drop the resident pages of read-only memory-mapped arrays; returns how many maps.
 
     A map made with ``np.load(..., mmap_mode="r")`` (a run's kept fit and terrain layers) counts
@@ -280,7 +280,8 @@ def release_pages(*arrays: Any) -> int:
     scale 1.8 GB of layers that the current step no longer reads. After this call those pages
     still sit in the page cache, so touching them again costs a minor fault, not a read from
     disk. Only read-only maps are released (a copy-on-write or writable map may hold changes of
-    its own); anything else (None, in-memory arrays) is skipped.
+    its own); anything else (None, in-memory arrays) is skipped, and so are maps smaller than
+    ``min_bytes`` (faulting a small map back in costs more than its pages weigh).
     """
     import mmap
 
@@ -292,7 +293,12 @@ def release_pages(*arrays: Any) -> int:
         while base is not None:
             if isinstance(base, np.memmap) and base.mode == "r":
                 m = getattr(base, "_mmap", None)
-                if isinstance(m, mmap.mmap) and id(m) not in done and hasattr(m, "madvise"):
+                if (
+                    isinstance(m, mmap.mmap)
+                    and id(m) not in done
+                    and len(m) >= min_bytes
+                    and hasattr(m, "madvise")
+                ):
                     try:
                         m.madvise(mmap.MADV_DONTNEED)
                     except (OSError, ValueError):  # closed map, or not allowed here

@@ -382,7 +382,8 @@ def _compete(
     signs: list[int] = []
     n = 0
     resid = rate if background is None else rate - background
-    release_pages(background)  # a kept (memory-mapped) background is not read again here
+    # a kept (memory-mapped) background is not read again here
+    release_pages(background, min_bytes=64 * 2**20)
     for s in (-1, 1):
         # one sign at a time in its own frame: its grid-sized temporaries are freed before the
         # other sign allocates its own (they were alive together: +2.5 GB at frame scale)
