@@ -318,3 +318,38 @@ def test_fit_is_the_same_whatever_the_files_chunks(tmp_path, cache):
         assert upd.status == "updated" and upd.new_epochs == 4
         np.testing.assert_allclose(upd.fit.rate_mm_yr, ref.rate_mm_yr, rtol=0, atol=1e-9)
         assert not list((tmp_path / "c2").glob("*.part*"))  # nothing half-written left
+
+
+def test_label_means_equal_each_labels_own_window_on_any_chunking(tmp_path):
+    """The candidates' mean series, read chunk tile by chunk tile in one pass, equal each
+    label's own windowed read (NaN-aware, all-zero pixels left out), whatever the file's
+    chunks; a label with no valid pixel gives NaN, one absent from the grid too."""
+    from scipy import ndimage
+
+    from thawdetect.plugins.insar_sbas.mintpy_h5 import read_label_means, read_timeseries_mean
+
+    ts, dates = TestFileFit._series(20)
+    ts[:, 20, 30] = 0.0  # MintPy's "no data": 0 at every epoch
+    ts[:, 21, 31] = np.nan
+    labels = np.zeros((30, 40), dtype=np.int32)
+    labels[2:6, 3:12] = 1  # across chunk tiles
+    labels[5, 7] = 2  # a one-pixel label: the no-data pixel only
+    labels[8:11, 8:11] = 3  # holds the gaps at (9, 9)
+    labels[20:22, 30:32] = 4  # the all-zero and the NaN pixel, and two valid ones
+    labels[21, 31] = labels[20, 30] = 5  # nothing valid
+    labels[25:30, 0:40:3] = 7  # scattered parts; label 6 is absent
+    path = write_timeseries_h5(tmp_path / "ts.h5", ts, dates, GRID)
+    for chunks in [(3, 7, 9), (20, 1, 40), (1, 30, 5), None]:
+        f2 = _rechunked(path, tmp_path / f"c{chunks}.h5".replace(" ", ""), chunks)
+        got = read_label_means(f2, labels, 8)
+        assert got.shape == (8, 20)
+        for lab, sl in enumerate(ndimage.find_objects(labels, max_label=8), start=1):
+            if sl is None:
+                assert np.isnan(got[lab - 1]).all()
+                continue
+            want = read_timeseries_mean(f2, sl[0], sl[1], labels[sl] == lab)
+            np.testing.assert_allclose(got[lab - 1], want, rtol=1e-12, equal_nan=True)
+        assert np.isnan(got[1]).all() and np.isnan(got[4]).all()
+        assert np.isfinite(got[3]).all()
+    with pytest.raises(ValueError, match="labels"):
+        read_label_means(path, labels[:-1], 8)

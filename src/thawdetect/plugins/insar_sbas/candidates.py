@@ -170,22 +170,19 @@ def candidate_series(
     scale_mm: float,
     period_yr: float,
 ) -> list[TimeSeries | None]:
-    """Mean displacement series (mm) and its seasonal fit for each candidate (one read per box,
-    the file opened once for all of them)."""
-    from scipy import ndimage
-
-    from thawdetect.plugins.insar_sbas.mintpy_h5 import read_timeseries_means
+    """Mean displacement series (mm) and its seasonal fit for each candidate (the stack read
+    once, chunk tile by chunk tile where candidates lie: :func:`.mintpy_h5.read_label_means`)."""
+    from thawdetect.plugins.insar_sbas.mintpy_h5 import read_label_means
     from thawdetect.plugins.insar_sbas.timefunc import fit_seasonal
 
-    boxes = list(enumerate(ndimage.find_objects(labels, max_label=n), start=1))
-    windows = ((sl[0], sl[1], labels[sl] == lab) for lab, sl in boxes if sl is not None)
-    means = read_timeseries_means(timeseries_file, windows)
+    means = read_label_means(timeseries_file, labels, n)
+    present = np.bincount(labels.ravel(), minlength=n + 1)[1:] > 0
     out: list[TimeSeries | None] = []
-    for _, sl in boxes:
-        if sl is None:
+    for lab in range(n):
+        if not present[lab]:
             out.append(None)
             continue
-        mean_mm = next(means) * scale_mm
+        mean_mm = means[lab] * scale_mm
         fit = fit_seasonal(mean_mm[:, None], dates, unit="mm", period_yr=period_yr, min_epochs=5)
         params = {k: v for k, v in fit.params_at(0).items()}
         ok = all(np.isfinite(v) for v in params.values())
@@ -198,5 +195,4 @@ def candidate_series(
                 label="LOS displacement (mm), + towards the satellite",
             )
         )
-    means.close()
     return out

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import re
-from collections.abc import Generator, Iterable, Mapping
+from collections.abc import Mapping
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -48,9 +48,9 @@ __all__ = [
     "read_attrs",
     "read_coherence",
     "read_geometry_height",
+    "read_label_means",
     "read_timeseries_info",
     "read_timeseries_mean",
-    "read_timeseries_means",
     "read_velocity",
     "write_mintpy_h5",
 ]
@@ -220,21 +220,55 @@ def read_timeseries_mean(
         return _window_mean(f["timeseries"], rows, cols, pixels)
 
 
-def read_timeseries_means(
-    path: str | Path, windows: Iterable[tuple[slice, slice, NDArray[np.bool_]]]
-) -> Generator[NDArray[np.float64], None, None]:
-    """:func:`read_timeseries_mean` of each ``(rows, cols, pixels)`` window, the file opened once
-    with a chunk cache of :data:`SERIES_CHUNK_CACHE_MB`: neighbouring windows (candidates in
-    raster order) share MintPy's chunks (a few epochs × ~100 × ~250 px), read once instead of
-    once per window."""
-    with open_h5(path, rdcc_nbytes=SERIES_CHUNK_CACHE_MB * 2**20, rdcc_nslots=100_003) as f:
+#: Rows per band of :func:`read_label_means` where the stack is not chunked.
+_LABEL_BAND_ROWS = 256
+
+
+def read_label_means(path: str | Path, labels: NDArray[np.integer], n: int) -> NDArray[np.float64]:
+    """Mean displacement (file unit) per epoch of each label 1..``n`` of ``labels``: an
+    ``(n, epochs)`` array, NaN where a label has no valid pixel at an epoch.
+
+    The same figures as :func:`read_timeseries_mean` over each label's pixels (NaN-aware; a
+    pixel that is 0 at every epoch, MintPy's "no data", is left out), read in one pass: the
+    grid is cut into the file's chunk tiles (bands of ``_LABEL_BAND_ROWS`` rows where it is not
+    chunked), and each run of neighbouring tiles that holds labelled pixels is read once, all
+    epochs together. Per-candidate windows read a chunk once per candidate that touches it (and
+    again after the chunk cache evicted it): at frame scale, 5556 candidates took 19-32 s, this
+    15-20 s.
+    """
+    with open_h5(path) as f:
         ts = f["timeseries"]
-        for rows, cols, pixels in windows:
-            yield _window_mean(ts, rows, cols, pixels)
-
-
-#: HDF5 chunk cache of :func:`read_timeseries_means`, MB.
-SERIES_CHUNK_CACHE_MB = 256
+        ne, h, w = ts.shape
+        if labels.shape != (h, w):
+            raise ValueError(f"labels {labels.shape} on a {h} × {w} time series ({path})")
+        _, cr, cc = ts.chunks or (ne, _LABEL_BAND_ROWS, w)
+        sums = np.zeros((ne, n + 1))
+        counts = np.zeros((ne, n + 1))
+        nr, nc = -(-h // cr), -(-w // cc)
+        busy = np.zeros((nr * cr, nc * cc), dtype=bool)
+        busy[:h, :w] = labels > 0
+        need = busy.reshape(nr, cr, nc, cc).any(axis=(1, 3))
+        del busy
+        for i in np.flatnonzero(need.any(axis=1)):
+            tiles = np.flatnonzero(need[i])
+            cut = np.flatnonzero(np.diff(tiles) > 1)
+            rows = slice(int(i) * cr, min((int(i) + 1) * cr, h))
+            runs = zip(tiles[np.r_[0, cut + 1]], tiles[np.r_[cut, tiles.size - 1]] + 1, strict=True)
+            for a, b in runs:
+                cols = slice(int(a) * cc, min(int(b) * cc, w))
+                lab = labels[rows, cols]
+                sel = lab > 0
+                vals = ts[:, rows, cols][:, sel].astype(np.float64)
+                vals[:, (vals == 0).all(axis=0)] = np.nan
+                idx = lab[sel]
+                order = np.argsort(idx, kind="stable")
+                idx, vals = idx[order], vals[:, order]
+                first = np.r_[0, np.flatnonzero(np.diff(idx)) + 1]
+                ok = np.isfinite(vals)
+                sums[:, idx[first]] += np.add.reduceat(np.where(ok, vals, 0.0), first, axis=1)
+                counts[:, idx[first]] += np.add.reduceat(ok, first, axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return (sums / counts)[:, 1:].T
 
 
 def _window_mean(
