@@ -247,7 +247,7 @@ def read_label_means(path: str | Path, labels: NDArray[np.integer], n: int) -> N
         nr, nc = -(-h // cr), -(-w // cc)
         busy = np.zeros((nr * cr, nc * cc), dtype=bool)
         busy[:h, :w] = labels > 0
-        need = busy.reshape(nr, cr, nc, cc).any(axis=(1, 3))
+        need: NDArray[np.bool_] = np.asarray(busy.reshape(nr, cr, nc, cc).any(axis=(1, 3)))
         del busy
         for i in np.flatnonzero(need.any(axis=1)):
             tiles = np.flatnonzero(need[i])
