@@ -245,6 +245,14 @@ class InsarSbasConfig(DetectorConfig):
         "(medians of blocks this wide, metres: residual atmosphere, ramps, creep, a moving "
         "reference point); None: against zero",
     )
+    seed_rate: Literal["measured_or_relative", "measured"] = Field(
+        "measured_or_relative",
+        description="grow: a seed passes the |rate| threshold with its measured rate or "
+        "(measured_or_relative) with its rate against the large-scale background "
+        "(grow_background_window_m): a landslide counts by its own motion even where "
+        "atmosphere, a ramp or creep offsets its measured rate; measured = the rate alone "
+        "(Wei et al.; what threshold always uses). docs/insar.md compares them",
+    )
     noise_sigma_factor: float = Field(
         2.0, gt=0, description="floor = this × robust σ of the rate on stable, coherent terrain"
     )

@@ -432,11 +432,33 @@ class InsarSbasDetector(Detector):
 
         cfg = self.config
         coherent = masks.coherent
+        background = None
+        if cfg.delineation == "grow" and cfg.grow_background_window_m is not None:
+            px = max(abs(grid.transform.a), abs(grid.transform.e))
+            if grid.crs is not None and grid.crs.is_geographic:
+                px *= 111_320.0  # metres per degree (latitude; enough for a window)
+            window = max(round(cfg.grow_background_window_m / px), 3)
+            window = min(window, max(grid.shape))
+            island = max(round(cfg.grow_background_window_m**2 / 2.25 / px**2), 100)
+            background = _cached_background(rate, coherent, window, island, context.run_dir)
+        # the rate the threshold applies to: the LOS (or downslope) rate; for grow with
+        # seed_rate measured_or_relative also that rate against the large-scale background, so
+        # that a landslide whose own motion passes counts even where atmosphere, a ramp or creep
+        # offsets its measured rate below the threshold
         abs_rate = np.abs(np.nan_to_num(rate, nan=0.0))
         if cfg.downslope:  # landslides move downhill: an uphill "rate" is noise or not a slide
             rate_ok = np.isfinite(rate) & (np.nan_to_num(rate, nan=0.0) >= threshold)
         else:
             rate_ok = np.isfinite(rate) & (abs_rate >= threshold)
+        relative = background is not None and cfg.seed_rate == "measured_or_relative"
+        if relative:
+            assert background is not None
+            own = np.nan_to_num(rate - background, nan=0.0)
+            if not cfg.downslope:
+                np.abs(own, out=own)
+            rate_ok |= np.isfinite(rate) & (own >= threshold)
+            np.maximum(abs_rate, np.abs(own), out=abs_rate)
+            del own
         seeds = rate_ok & coherent & masks.amplitude_ok
         if masks.terrain is not None:
             seeds &= masks.terrain
@@ -444,17 +466,9 @@ class InsarSbasDetector(Detector):
         if masks.relaxed is not None:
             grow_ok &= masks.relaxed
         floor = sigma = float("nan")
-        background = None
         if cfg.delineation == "grow":
             stable = coherent & np.isfinite(rate) & (abs_rate < threshold)
-            if cfg.grow_background_window_m is not None:
-                px = max(abs(grid.transform.a), abs(grid.transform.e))
-                if grid.crs is not None and grid.crs.is_geographic:
-                    px *= 111_320.0  # metres per degree (latitude; enough for a window)
-                window = max(round(cfg.grow_background_window_m / px), 3)
-                window = min(window, max(grid.shape))
-                island = max(round(cfg.grow_background_window_m**2 / 2.25 / px**2), 100)
-                background = _cached_background(rate, coherent, window, island, context.run_dir)
+            if background is not None:
                 floor, sigma = noise_floor(rate - background, stable, cfg.noise_sigma_factor)
             else:
                 floor, sigma = noise_floor(rate, stable, cfg.noise_sigma_factor)
@@ -480,6 +494,7 @@ class InsarSbasDetector(Detector):
                     round(float(np.nanmax(background)), 2),
                 ],
                 "grow_within": cfg.grow_within,
+                "seed_rate": "measured_or_relative" if relative else "measured",
             }
         return _Seeds(rate_ok, seeds, grow_ok, floor, background)
 
