@@ -2,12 +2,13 @@
 
 Two methods (``delineation`` in the config):
 
-* ``threshold`` (the detector's default, Wei et al.): each 8-connected group of pixels that
-  pass this iteration's |rate| threshold inside the masks is a candidate. Landslides whose rate
-  falls off from core to edge come out as their cores, sometimes in pieces.
-* ``grow`` (this function's default; docs/insar.md compares the two on realistic scenes):
-  competing growth. Pixels that pass the threshold inside the masks are
-  *seeds*. The growth domain is every reliable pixel (coherent, inside the terrain masks' relaxed
+* ``threshold`` (Wei et al.): each 8-connected group of pixels that pass this iteration's
+  |rate| threshold inside the masks is a candidate. Landslides whose rate falls off from core to
+  edge come out as their cores, sometimes in pieces.
+* ``grow`` (the default; docs/insar.md compares the two on realistic scenes): competing growth.
+  Pixels that pass the threshold inside the masks are *seeds* (the detector chooses them: with
+  its ``seed_rate: measured_or_relative``, by the measured rate or by the rate against the
+  large-scale background, :func:`local_background`). The growth domain is every reliable pixel (coherent, inside the terrain masks' relaxed
   limits) with the seeds' sign of motion and |rate| at or above a *floor*; the floor defaults to
   ``noise_sigma_factor`` × the robust σ of the rate on stable, coherent terrain
   (:func:`noise_floor`). Unreliable pixels (decorrelated, no data) join the domain only in short
