@@ -99,6 +99,13 @@ def test_a_landslide_counts_by_its_own_rate_on_an_offset_background(offset_scene
     assert (per_cand == 1).all(), per_cand[per_cand > 1]
     # stable ground offset by 14 mm/yr is no seed: every candidate is on a landslide
     assert len(default) == len(slides)
+    # the evidence says what each landslide does itself: its own rate (about ±30), where the
+    # measured core rate of those moving away is about -16
+    own = default["peak_own_rate_mm_yr"]
+    assert (own.abs() >= 24).all() and (own.abs() <= 40).all()
+    assert (np.sign(own) == np.sign(default["core_rate_mm_yr"])).all()
+    away_c = default.loc[sorted(set(hits.loc[sorted(away), "index_right"]))]
+    assert (away_c["peak_own_rate_mm_yr"].abs() > away_c["core_rate_mm_yr"].abs() + 8).all()
 
 
 def test_threshold_delineation_keeps_the_measured_rate(offset_scene, tmp_path):

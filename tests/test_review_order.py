@@ -53,6 +53,26 @@ def test_agreement_then_confidence_on_one_scale() -> None:
                      "it01-0004"]  # fmt: skip
 
 
+def test_insar_own_rate_ranks_before_the_measured_rate() -> None:
+    """A landslide measured slow on an offset background (own rate 30, measured 16) comes before
+    stable ground that the offset alone makes fast (own 4, measured 22)."""
+    ev = [
+        {"insar_sbas": {"peak_own_rate_mm_yr": -4.0, "core_rate_mm_yr": 22.0}},
+        {"insar_sbas": {"peak_own_rate_mm_yr": -30.0, "core_rate_mm_yr": -16.0}},
+        {"insar_sbas": {"core_rate_mm_yr": 12.0}},  # an older ledger: the core rate
+    ]
+    c = pd.DataFrame(
+        {
+            "candidate_id": ["it01-0001", "it01-0002", "it01-0003"],
+            "detectors": "insar_sbas",
+            "n_detectors": 1,
+            "score": [22.0, 16.0, 12.0],
+            "evidence_json": [json.dumps(e) for e in ev],
+        }
+    )
+    assert sort_queue(c)["candidate_id"].tolist() == ["it01-0002", "it01-0003", "it01-0001"]
+
+
 def test_prone_first_when_configured(monkeypatch) -> None:
     from thawdetect.core.review import order as mod
 

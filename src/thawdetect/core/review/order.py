@@ -16,9 +16,10 @@ queue puts first what predicts a confirmation:
    reverses the prior). A decision never reorders its own iteration's queue;
 4. until then, and in the first iteration, **the detector's own confidence on one scale**: a
    detector's ``probability`` evidence when it gives one, else the percentile among that
-   detector's candidates of the ledger of its ``STRENGTH_FIELDS`` evidence (InSAR: the |core
-   rate| of its seed pixels) or its score (so an InSAR score of ~1000 and a network's 0.9
-   compare; a mixed candidate takes the mean over its detectors);
+   detector's candidates of the ledger of its ``STRENGTH_FIELDS`` evidence (InSAR: its own
+   rate, the fastest seed pixel against the large-scale background) or its score (so an
+   InSAR score of ~1000 and a network's 0.9 compare; a mixed candidate takes the mean over
+   its detectors);
 5. then the id, so the order is stable.
 
 ``bench/bench_review_order.py`` measures, on decided runs, the share of the confirmed slumps in
@@ -42,12 +43,15 @@ from numpy.typing import NDArray
 #: bench/bench_review_order.py), and the InSAR score already weighs it.
 PRONE_FIELDS: tuple[str, ...] = ()
 #: Evidence fields ranked (by magnitude) instead of a detector's score where present (first
-#: found wins): the InSAR candidate's core rate, the mean LOS rate of its seed pixels. A mean
-#: over the pixels that passed the threshold stands for the landslide; the peak |rate| of one
-#: pixel is often noise on a false alarm. In the first half of each queue, on three decided
-#: scene sets (bench/bench_review_order.py; docs/review_web.md): 76.8 / 78.3 / 77.5 % of the
-#: confirmed slumps against 75.3 / 71.7 / 74.5 % by peak |rate| (ideal 81.4 / 79.3 / 78.4 %).
-STRENGTH_FIELDS: tuple[str, ...] = ("core_rate_mm_yr", "max_abs_rate_mm_yr")
+#: found wins): the InSAR candidate's own rate, its fastest seed pixel against the large-scale
+#: background (what a landslide does, not what atmosphere, creep or a ramp add to it), else its
+#: core rate (the mean rate of its seed pixels), else its peak |rate|. Measured on decided runs
+#: (bench/bench_review_order.py; docs/review_web.md).
+STRENGTH_FIELDS: tuple[str, ...] = (
+    "peak_own_rate_mm_yr",
+    "core_rate_mm_yr",
+    "max_abs_rate_mm_yr",
+)
 #: Decisions that count as a real slump when the order learns from them (the rest: rejected).
 REAL_STATUSES: tuple[str, ...] = ("confirmed", "part_of")
 #: The order learns from earlier decisions only once they hold this many real slumps and this

@@ -22,6 +22,7 @@ EVIDENCE_COLUMNS: dict[str, str] = {
     "grown_area_m2": "float64",
     "fragments": "int64",
     "core_rate_mm_yr": "float64",
+    "peak_own_rate_mm_yr": "float64",
     "growth_floor_mm_yr": "float64",
     "amplitude_prone": "int64",
     "area_m2": "float64",
@@ -91,6 +92,7 @@ def candidate_table(
     floor_mm_yr: float = float("nan"),
     prone_amplitude_pp_mm: float | None = None,
     smooth: bool = True,
+    background_mm_yr: NDArray[np.floating] | None = None,
 ) -> gpd.GeoDataFrame:
     """Candidates (one per label) with the evidence columns, reprojected to ``crs``.
 
@@ -98,8 +100,12 @@ def candidate_table(
     ``prone_amplitude_pp_mm`` is set and the candidate's mean seasonal amplitude reaches it
     (Wei et al.: landslides with A > 10 mm are more prone), so those are reviewed first.
     ``amplitude_prone`` says which. Seed pixels are those that passed this iteration's threshold;
-    ``core_rate_mm_yr`` is their mean rate, ``mean_rate_mm_yr`` that of the whole outline. Area
-    and perimeter are measured in ``crs`` (the run's metric working CRS).
+    ``core_rate_mm_yr`` is their mean rate, ``mean_rate_mm_yr`` that of the whole outline.
+    ``peak_own_rate_mm_yr`` is the fastest seed pixel's rate against ``background_mm_yr`` (the
+    large-scale background ``grow`` measures against; the rate itself without one), signed as
+    the core: the landslide's own motion, which predicts a reviewer's confirmation far better
+    than the measured rate (docs/review_web.md). Area and perimeter are measured in ``crs``
+    (the run's metric working CRS).
     """
     if n == 0:
         return empty_candidates(crs, EVIDENCE_COLUMNS)
@@ -123,6 +129,14 @@ def candidate_table(
     counts = np.bincount(lab, minlength=n + 1)[1:].astype(np.int64)
     seed_lab = lab if seeds is None else np.where(seeds.ravel()[pix], lab, 0)
     seed_counts = np.bincount(seed_lab, minlength=n + 1)[1:].astype(np.int64)
+    core = _group_mean(rate_l, seed_lab, n)
+    own_l = rate_l.astype(np.float64)
+    if background_mm_yr is not None:
+        own_l = own_l - np.asarray(at(background_mm_yr), dtype=np.float64)
+    own_peak = np.asarray(
+        ndimage.maximum(np.abs(np.nan_to_num(own_l, nan=0.0)), seed_lab, idx), dtype=float
+    )
+    del own_l
     amp_mean = _group_mean(at(amplitude_pp_mm), lab, n)
     prone = (
         np.zeros(n, dtype=np.int64)
@@ -136,7 +150,8 @@ def candidate_table(
             "seed_area_m2": seed_counts * pixel_m2 if grid.crs.is_projected else np.nan,
             "grown_area_m2": counts * pixel_m2 if grid.crs.is_projected else np.nan,
             "fragments": np.ones(n, np.int64) if fragments is None else fragments,
-            "core_rate_mm_yr": _group_mean(rate_l, seed_lab, n),
+            "core_rate_mm_yr": core,
+            "peak_own_rate_mm_yr": np.where(np.isfinite(core), np.sign(core) * own_peak, np.nan),
             "growth_floor_mm_yr": np.full(n, floor_mm_yr),
             "amplitude_prone": prone,
             "mean_rate_mm_yr": _group_mean(rate_l, lab, n),

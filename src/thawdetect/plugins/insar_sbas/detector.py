@@ -331,6 +331,7 @@ class InsarSbasDetector(Detector):
             floor_mm_yr=d.floor_mm_yr,
             prone_amplitude_pp_mm=cfg.prone_amplitude_pp_mm,
             smooth=cfg.delineation == "grow" and cfg.smooth_outline,
+            background_mm_yr=seeds.background,
         )
         del d, seeds, masks, rate, p
         trim_memory()  # freed grids back to the system: a frame's iteration frees gigabytes
