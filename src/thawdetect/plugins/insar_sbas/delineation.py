@@ -8,8 +8,9 @@ Two methods (``delineation`` in the config):
 * ``grow`` (the default; docs/insar.md compares the two on realistic scenes): competing growth.
   Pixels that pass the threshold inside the masks are *seeds* (the detector chooses them: with
   its ``seed_rate: measured_or_relative``, by the measured rate or by the rate against the
-  large-scale background, :func:`local_background`). The growth domain is every reliable pixel (coherent, inside the terrain masks' relaxed
-  limits) with the seeds' sign of motion and |rate| at or above a *floor*; the floor defaults to
+  large-scale background, :func:`local_background`). The growth domain is every reliable
+  pixel (coherent, inside the terrain masks' relaxed limits) with the seeds' sign of motion
+  and |rate| at or above a *floor*; the floor defaults to
   ``noise_sigma_factor`` × the robust σ of the rate on stable, coherent terrain
   (:func:`noise_floor`). Unreliable pixels (decorrelated, no data) join the domain only in short
   gaps (the closing of moving ground, ``group_distance_px`` wide): growth never runs along a
