@@ -130,9 +130,9 @@ def candidate_table(
     seed_lab = lab if seeds is None else np.where(seeds.ravel()[pix], lab, 0)
     seed_counts = np.bincount(seed_lab, minlength=n + 1)[1:].astype(np.int64)
     core = _group_mean(rate_l, seed_lab, n)
-    own_l = rate_l.astype(np.float64)
+    own_l = rate_l.astype(np.float64)  # a copy: the rate against the background, in place
     if background_mm_yr is not None:
-        own_l = own_l - np.asarray(at(background_mm_yr), dtype=np.float64)
+        own_l -= np.asarray(at(background_mm_yr), dtype=np.float64)
     own_peak = np.asarray(
         ndimage.maximum(np.abs(np.nan_to_num(own_l, nan=0.0)), seed_lab, idx), dtype=float
     )

@@ -52,6 +52,10 @@ from thawdetect.plugin_api import release_pages
 __all__ = ["Delineation", "delineate", "local_background", "noise_floor"]
 
 _EIGHT = np.ones((3, 3), dtype=bool)
+#: Memory-mapped grids of at least this size have their pages released between steps (a 1500²
+#: grid's 18 MB are not: faulting them back in cost ~5 % of a later iteration, for memory that
+#: does not matter); the detector uses the same floor.
+RELEASE_MIN_BYTES = 64 * 2**20
 _SPUR_N8 = 2  # a spur pixel touches at most this many of its 8 neighbours
 
 
@@ -385,7 +389,7 @@ def _compete(
     n = 0
     resid = rate if background is None else rate - background
     # a kept (memory-mapped) background is not read again here
-    release_pages(background, min_bytes=64 * 2**20)
+    release_pages(background, min_bytes=RELEASE_MIN_BYTES)
     for s in (-1, 1):
         # one sign at a time in its own frame: its grid-sized temporaries are freed before the
         # other sign allocates its own (they were alive together: +2.5 GB at frame scale)

@@ -39,6 +39,7 @@ from thawdetect.plugin_api import (
     trim_memory,
 )
 from thawdetect.plugins.insar_sbas.config import InsarSbasConfig, ScheduleRow
+from thawdetect.plugins.insar_sbas.delineation import RELEASE_MIN_BYTES
 
 __all__ = ["InsarSbasDetector", "format_summary"]
 
@@ -593,11 +594,6 @@ class InsarSbasDetector(Detector):
             _link_displacement_stack(work / "displacement_mm.tif", p, grid, context.run_dir)
 
 
-# maps of at least this size are released between steps (a 1500² grid's 18 MB are not: faulting
-# them back in cost ~5 % of a later iteration, for memory that does not matter)
-_RELEASE_MIN_BYTES = 64 * 2**20
-
-
 def _release_maps(p: Any, masks: _Masks, seeds: _Seeds) -> None:
     """:func:`release_pages` of every memory-mapped grid an iteration holds."""
     grids = [p.rate_mm_yr, p.amplitude_pp_mm, p.coherence, seeds.background]
@@ -605,7 +601,7 @@ def _release_maps(p: Any, masks: _Masks, seeds: _Seeds) -> None:
         grids += [getattr(p.fit, name) for name in p.fit.ARRAY_FIELDS]
     if masks.layers is not None:
         grids += [masks.layers.elevation_m, masks.layers.slope_deg, masks.layers.aspect_deg]
-    release_pages(*grids, min_bytes=_RELEASE_MIN_BYTES)
+    release_pages(*grids, min_bytes=RELEASE_MIN_BYTES)
 
 
 @dataclass(frozen=True)
