@@ -21,7 +21,10 @@ def test_list_decide_show_kappa(tmp_path):
     run = make_run(tmp_path / "run")
     res = _invoke("review", "list", run, "--json")
     assert res.exit_code == 0, res.output
-    assert [r["candidate_id"] for r in json.loads(res.output)][:2] == ["c4", "c1"]
+    listed = json.loads(res.output)
+    assert [r["candidate_id"] for r in listed][:2] == ["c4", "c1"]
+    key = [(r["n_detectors"], r["review_priority"]) for r in listed]
+    assert key == sorted(key, reverse=True)  # agreeing detectors first, then the priority
     res = _invoke(
         "review",
         "decide",

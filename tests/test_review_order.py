@@ -125,6 +125,18 @@ def test_bench_figures() -> None:
     n, k90, k100, auc, pos, first, best = bro.figures(np.array([1, 1, 0, 1, 0, 0, 0, 0]))
     assert (n, k90, k100, pos, first, best) == (8, 4, 4, 3, 3, 3)
     assert abs(auc - (5 + 5 + 4) / 15) < 1e-9
+    # two runs as one region: one queue per iteration holding both runs' candidates
+    a, b = _history(n=6, seed=1), _history(n=6, seed=2)
+    for c in (a, b):
+        c.loc[c["iteration"] == 2, "status"] = np.where(c.loc[c["iteration"] == 2, "real"],
+                                                        "confirmed", "rejected")  # fmt: skip
+    one = bro.as_region([a, b])
+    assert one["candidate_id"].is_unique and len(one) == 24
+    queues = bro.per_iteration(one, bro.ORDERS["confidence"])
+    assert [q[0] for q in queues] == [12, 12]
+    assert [q[4] for q in queues] == [
+        int(pd.concat([a, b]).query(f"iteration == {k}")["real"].sum()) for k in (1, 2)
+    ]
 
 
 # -- learning from the run's earlier decisions ------------------------------------------------

@@ -60,6 +60,12 @@ def test_qgis_round_trip_edited_outline_and_part_of(scene, tmp_path):  # noqa: F
     # what a reviewer does in QGIS: redraw b1 larger (a toe the detector missed), say b2 is
     # part of b1 (a fragment), reject b6
     df = gpd.read_file(edit, layer="review")
+    # the page's order travels with the layer: QGIS sorts its attribute table by review_rank
+    from thawdetect.core.review.decisions import review_queue
+
+    assert df["review_rank"].tolist() == list(range(1, len(df) + 1))
+    assert df["candidate_id"].tolist() == review_queue(run)["candidate_id"].tolist()
+    assert df["review_priority"].between(0, 1).all()
     x, y = _xy(20, 20)
     redrawn = box(x - 60, y - 60, x + 90, y + 60)
     df.loc[df["candidate_id"] == ids["b1"], "geometry"] = redrawn

@@ -620,6 +620,8 @@ class TestServerViews:
             q = httpx.get(f"{s.base}/api/queue?status=pending&iteration=1&detector=web_toy",
                           headers=hdr).json()  # fmt: skip
             assert [r["id"] for r in q["rows"]] == [f"it01-{i:04d}" for i in range(1, 6)]
+            pri = [r["pri"] for r in q["rows"]]  # the key the queue is in order of
+            assert pri == sorted(pri, reverse=True) and 0 <= min(pri) <= max(pri) <= 1
             assert q["counts"]["pending"] == 5 and q["counts"]["total"] == 5
             none = httpx.get(f"{s.base}/api/queue?detector=other", headers=hdr).json()
             assert none["rows"] == []

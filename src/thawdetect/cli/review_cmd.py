@@ -34,12 +34,14 @@ def review() -> None:
 @click.option("--iteration", type=int, help="Only this iteration.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def list_(run_dir: Path, status: str, iteration: int | None, as_json: bool) -> None:
-    """List candidates, most agreed-on and highest score first."""
+    """List candidates in review order: agreeing detectors first, then review_priority (the
+    chance of a confirmation learned from this run's earlier decisions, else the detectors'
+    confidence, 0-1)."""
     from thawdetect.core.review.decisions import review_queue
 
     q = review_queue(run_dir, status=None if status == "all" else status, iteration=iteration)
-    cols = ["candidate_id", "iteration", "n_detectors", "detectors", "score", "status",
-            "probability"]  # fmt: skip
+    cols = ["candidate_id", "iteration", "n_detectors", "detectors", "review_priority", "score",
+            "status", "probability"]  # fmt: skip
     if "area_ha" in q.columns:
         cols.append("area_ha")
     rows = q[cols]

@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from thawdetect.core.errors import InputError
+from thawdetect.core.review.order import PRIORITY
 from thawdetect.core.run.ledger import Ledger
 
 if TYPE_CHECKING:
@@ -193,6 +194,7 @@ class RunState:
                 "det": sub["detectors"].fillna("").astype(str),
                 "n": sub["n_detectors"].astype(int),
                 "score": sub["score"].astype(float).round(4),
+                "pri": sub[PRIORITY].astype(float).round(3),
                 "status": sub["status"].fillna("pending").astype(str),
                 "prob": sub["probability"].astype(object).where(sub["probability"].notna(), None),
                 "area_ha": area.astype(float).round(3),

@@ -52,6 +52,9 @@ STRENGTH_FIELDS: tuple[str, ...] = (
     "core_rate_mm_yr",
     "max_abs_rate_mm_yr",
 )
+#: The column :func:`sort_queue` adds: the 0-1 key within an agreement level (what the page's queue
+#: shows, ``review list`` prints and the QGIS export carries).
+PRIORITY = "review_priority"
 #: Decisions that count as a real slump when the order learns from them (the rest: rejected).
 REAL_STATUSES: tuple[str, ...] = ("confirmed", "part_of")
 #: The order learns from earlier decisions only once they hold this many real slumps and this
@@ -121,7 +124,9 @@ def priority(cands: pd.DataFrame) -> pd.DataFrame:
 
 
 def sort_queue(cands: pd.DataFrame, decided: pd.DataFrame | None = None) -> pd.DataFrame:
-    """``cands`` in review order (see the module docstring), index reset.
+    """``cands`` in review order (see the module docstring), index reset, with the ``PRIORITY``
+    column: the 0-1 key it ranks by within an agreement level (the learned chance of a
+    confirmation, else the detectors' confidence).
 
     Args:
         cands: the candidates (``candidate_id``, ``detectors``, ``n_detectors``, ``score``,
@@ -132,7 +137,7 @@ def sort_queue(cands: pd.DataFrame, decided: pd.DataFrame | None = None) -> pd.D
             or too few decisions, keeps the detectors' confidence.
     """
     if cands.empty:
-        return cands.reset_index(drop=True)
+        return cands.assign(**{PRIORITY: pd.Series(dtype=float)}).reset_index(drop=True)
     key = priority(cands)
     if decided is not None and len(decided):
         key["confidence"] = learned(cands, decided, prior=key["confidence"])
@@ -142,7 +147,9 @@ def sort_queue(cands: pd.DataFrame, decided: pd.DataFrame | None = None) -> pd.D
         ascending=[False, False, False, True],
         kind="stable",
     ).index
-    return cands.loc[order].reset_index(drop=True)
+    out = cands.loc[order].reset_index(drop=True)
+    out[PRIORITY] = key.loc[order, "confidence"].round(4).to_numpy()
+    return out
 
 
 def evidence_features(cands: pd.DataFrame) -> pd.DataFrame:

@@ -62,6 +62,8 @@ def export_for_qgis(
     queue = review_queue(run_dir, status=status)
     drop = [c for c in ("evidence_json", "series_json", "probability") if c in queue.columns]
     out = queue.drop(columns=drop)
+    # the page's order, for sorting QGIS's attribute table the same way
+    out.insert(1, "review_rank", np.arange(1, len(out) + 1, dtype=np.int64))
     for col in EDIT_FIELDS:
         out[col] = pd.Series([""] * len(out), dtype=object, index=out.index)
     out[EXPORTED_AT] = now_iso()  # an import warns about decisions made after this

@@ -362,13 +362,13 @@
   const qmeta = (r) => `${esc(r.det)}${r.n > 1 ? ` (${r.n} agree)` : ""} · ${fmt(r.area_ha, 2)} ha · ${esc(r.status.replace("_", " "))}${r.prob ? " · " + esc(r.prob) : ""}`;
   function renderQueue() {
     $("queue").innerHTML = S.rows.map((r, i) => `<li data-i="${i}" data-id="${esc(r.id)}" class="${i === S.cur ? "current" : ""}">
-      <span class="dot st-${esc(r.status)}"></span><span class="qid">${esc(r.id)}</span><span class="qscore">${fmt(r.score, 2)}</span>
+      <span class="dot st-${esc(r.status)}"></span><span class="qid">${esc(r.id)}</span><span class="qscore" title="review priority: the chance of a confirmation learned from this run's earlier decisions, else the detectors' confidence (0-1); score ${fmt(r.score, 2)}">${fmt(r.pri, 2)}</span>
       <span class="qmeta">${qmeta(r)}</span></li>`).join("");
     renderSummary();
   }
   function renderSummary() {
     const pend = S.rows.filter((r) => r.status === "pending").length;
-    $("queue-summary").textContent = `${S.rows.length} in view · ${pend} pending · order: detectors agreeing, amplitude-prone, confidence`;
+    $("queue-summary").textContent = `${S.rows.length} in view · ${pend} pending · order: detectors agreeing, then priority (chance of a confirmation)`;
   }
   function renderRow(i) { // one row after a decision: no rebuild of a 10,000-row list
     const r = S.rows[i];
