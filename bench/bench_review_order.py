@@ -24,7 +24,11 @@ the learned order fitting on all of their earlier decisions): the per-run queues
 are short, and a short queue of mostly real slumps caps what its first half can hold.
 
 Goal (issue 23): ≥ 90 % of the confirmed slumps within the first half of the queue on every scene
-family (or all the first half can hold, where that is less).
+family. A queue that is mostly real slumps cannot hold 90 % of them in its first half whatever
+the order (the strict early iterations: 33 of 33 real, say), so the goal is checked on the queues
+where 90 % fits (``fits``: their share of the candidates, and the confirmed in their first half);
+the other queues (``rest``) print how many confirmed their first half holds of the most any order
+could put there.
 
 Usage::
 
@@ -122,6 +126,7 @@ def main() -> None:
     )
     args = ap.parse_args()
     runs: dict[str, list[pd.DataFrame]] = {}
+    names: dict[str, list[str]] = {}
     for run in args.runs:
         c = load(run)
         c = c[c["status"] != "pending"]
@@ -132,10 +137,25 @@ def main() -> None:
         else:
             fam = "+".join(sorted({d for t in c["detectors"] for d in str(t).split(",")}))
         runs.setdefault(fam, []).append(c)
+        names.setdefault(fam, []).append(run.parent.name if run.name == "run" else run.name)
     # each run's own queues
-    fams = {f: {name: [r for c in cs for r in per_iteration(c, o)] for name, o in ORDERS.items()}
+    each = {f: {name: [per_iteration(c, o) for c in cs] for name, o in ORDERS.items()}
             for f, cs in runs.items()}  # fmt: skip
+    fams = {
+        f: {name: [r for q in qs for r in q] for name, qs in o.items()} for f, o in each.items()
+    }
     report("each run's queues", fams)
+    # the worst run (scene) of each family: the lowest confirmed share where 90 % fits
+    print("worst run of each family (learned order), where 90 % fits:")
+    for f, o in sorted(each.items()):
+        share, i = min((_fit_first(q), i) for i, q in enumerate(o["learned"]))
+        fit = [r for r in o["learned"][i] if r[4] and r[6] >= 0.9 * r[4]]
+        if not fit:
+            print(f"  {f}: no queue where 90 % fits")
+            continue
+        first, pos = sum(r[5] for r in fit), sum(r[4] for r in fit)
+        print(f"  {f}: {names[f][i]} {100 * share:.1f} % ({first} of {pos} confirmed in the "
+              f"first half of {len(fit)} of its {len(o['learned'][i])} queues)")  # fmt: skip
     if args.as_region:
         # a family's runs as one region: what a run over all of their ground would show a
         # reviewer (one queue per iteration; the order learns from all of their decisions)
@@ -161,7 +181,8 @@ def report(
 ) -> None:
     print(f"\n## {title}")
     print(f"{'family':<24}{'order':<11}{'queues':>7}{'cands':>6}{'real':>5}{'k90 %':>7}"
-          f"{'k100 %':>7}{'AUC':>7}{'1st half %':>11}{'ideal %':>8}")  # fmt: skip
+          f"{'k100 %':>7}{'AUC':>7}{'1st half %':>11}{'ideal %':>8}{'| fits: cands %':>16}"
+          f"{'1st half %':>11}{'| rest: 1st/ideal':>18}")  # fmt: skip
     for fam, orders in sorted(fams.items()):
         for name, rows in orders.items():
             print(row(fam, name, rows))
@@ -169,19 +190,26 @@ def report(
         for name in ORDERS:
             print(row("pooled", name, [r for orders in fams.values() for r in orders[name]]))
     for name in ORDERS:
-        # the family furthest below the goal (90 %, or the ideal where that is less)
-        fam, _ = max(((f, short_of_goal(o[name])) for f, o in fams.items()), key=lambda t: t[1])
+        # the family furthest below the goal where it fits
+        fam, _ = min(((f, _fit_first(o[name])) for f, o in fams.items()), key=lambda t: t[1])
         print(row(f"worst: {fam}", name, fams[fam][name]))
-    met = all(short_of_goal(o["learned"]) <= 1e-9 for o in fams.values())
+    met = all(_fit_first(o["learned"]) >= 0.9 for o in fams.values())
     verdict = "met" if met else "NOT met"
-    print(f"goal ({title}): ≥ 90 % of confirmed slumps in the first half of the queue on every "
-          f"family, or all the first half can hold (learned order): {verdict}")  # fmt: skip
+    print(f"goal ({title}): ≥ 90 % of confirmed slumps in the first half of every queue where "
+          f"90 % fits, on every family (learned order): {verdict}")  # fmt: skip
 
 
 def totals(rows: list[tuple[int, int, int, float, int, int, int]]) -> dict[str, float]:
-    """A family's figures over its queues (shares of the summed queue lengths / confirmed)."""
+    """A family's figures over its queues (shares of the summed queue lengths / confirmed).
+
+    ``fit_*``: over the queues where 90 % of the confirmed fit in the first half (a perfect
+    order puts them there; the goal applies), ``rest_*``: the others, mostly real slumps, whose
+    first half holds at most ``rest_best`` of their ``rest_pos`` (whatever the order)."""
     a = np.array(rows, dtype=float)
     n, pos = a[:, 0].sum(), a[:, 4].sum()
+    some = a[:, 4] > 0  # a queue without a real slump: nothing to put first
+    fits = some & (a[:, 6] >= 0.9 * a[:, 4])
+    rest = some & ~fits
     return {
         "queues": len(a),
         "n": n,
@@ -191,20 +219,29 @@ def totals(rows: list[tuple[int, int, int, float, int, int, int]]) -> dict[str, 
         "auc": float(np.nanmean(a[:, 3])),
         "first": a[:, 5].sum() / pos,
         "best": a[:, 6].sum() / pos,
+        "fit_n": a[fits, 0].sum() / n,
+        "fit_first": a[fits, 5].sum() / a[fits, 4].sum() if a[fits, 4].sum() else float("nan"),
+        "rest_first": a[rest, 5].sum(),
+        "rest_best": a[rest, 6].sum(),
+        "rest_pos": a[rest, 4].sum(),
     }
 
 
-def short_of_goal(rows: list[tuple[int, int, int, float, int, int, int]]) -> float:
-    t = totals(rows)
-    return min(0.9, t["best"]) - t["first"]
+def _fit_first(rows: list[tuple[int, int, int, float, int, int, int]]) -> float:
+    """The confirmed share in the first half of the queues where 90 % fits (1.0 where none does:
+    the goal does not apply)."""
+    v = totals(rows)["fit_first"]
+    return 1.0 if np.isnan(v) else v
 
 
 def row(fam: str, name: str, rows: list[tuple[int, int, int, float, int, int, int]]) -> str:
     t = totals(rows)
+    rest = f"{int(t['rest_first'])}/{int(t['rest_best'])}"
     return (
         f"{fam:<24}{name:<11}{int(t['queues']):>7}{int(t['n']):>6}{int(t['pos']):>5}"
         f"{100 * t['k90']:>7.1f}{100 * t['k100']:>7.1f}{t['auc']:>7.3f}"
-        f"{100 * t['first']:>11.1f}{100 * t['best']:>8.1f}"
+        f"{100 * t['first']:>11.1f}{100 * t['best']:>8.1f}{100 * t['fit_n']:>16.1f}"
+        f"{100 * t['fit_first']:>11.1f}{rest:>18}"
     )
 
 

@@ -125,6 +125,14 @@ def test_bench_figures() -> None:
     n, k90, k100, auc, pos, first, best = bro.figures(np.array([1, 1, 0, 1, 0, 0, 0, 0]))
     assert (n, k90, k100, pos, first, best) == (8, 4, 4, 3, 3, 3)
     assert abs(auc - (5 + 5 + 4) / 15) < 1e-9
+    # the goal applies where 90 % of the confirmed fit in the first half: not to a queue of 4
+    # real slumps (at most 2 of 4 there, whatever the order), nor to one without any
+    queues = [bro.figures(np.array(q)) for q in ([1, 0, 0, 1, 0, 0, 0, 0], [1, 1, 1, 1], [0, 0])]
+    t = bro.totals(queues)
+    assert t["fit_first"] == 1.0 and t["fit_n"] == 8 / 14
+    assert (t["rest_first"], t["rest_best"], t["rest_pos"]) == (2, 2, 4)
+    late = bro.totals([bro.figures(np.array([0, 0, 0, 0, 1, 1, 0, 0]))])
+    assert late["fit_first"] == 0.0 and bro._fit_first([queues[1]]) == 1.0
     # two runs as one region: one queue per iteration holding both runs' candidates
     a, b = _history(n=6, seed=1), _history(n=6, seed=2)
     for c in (a, b):
