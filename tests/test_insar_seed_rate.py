@@ -116,3 +116,9 @@ def test_threshold_delineation_keeps_the_measured_rate(offset_scene, tmp_path):
     cands, rec = _propose(offset_scene, tmp_path, delineation="threshold")
     assert not away & _found(cands, slides)
     assert "seed_rate" not in rec.get("growth", {})
+    # ... while its evidence, like grow's, gives each landslide's own rate against the
+    # background (about +30: the review order's key), where the measured rate is about +44
+    assert len(cands) and (cands["core_rate_mm_yr"] > 0).all()
+    own = cands["peak_own_rate_mm_yr"]
+    assert ((own >= 22) & (own <= 40)).all(), own.tolist()
+    assert (own < cands["max_abs_rate_mm_yr"] - 6).all()

@@ -102,7 +102,7 @@ def candidate_table(
     ``amplitude_prone`` says which. Seed pixels are those that passed this iteration's threshold;
     ``core_rate_mm_yr`` is their mean rate, ``mean_rate_mm_yr`` that of the whole outline.
     ``peak_own_rate_mm_yr`` is the fastest seed pixel's rate against ``background_mm_yr`` (the
-    large-scale background ``grow`` measures against; the rate itself without one), signed as
+    large-scale background, with either delineation; the rate itself without one), signed as
     the core: the landslide's own motion, which predicts a reviewer's confirmation far better
     than the measured rate (docs/review_web.md). Area and perimeter are measured in ``crs``
     (the run's metric working CRS).

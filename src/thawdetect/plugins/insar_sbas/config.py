@@ -241,9 +241,11 @@ class InsarSbasConfig(DetectorConfig):
     grow_background_window_m: float | None = Field(
         1500.0,
         gt=0,
-        description="grow: landslides are measured against the large-scale background rate "
-        "(medians of blocks this wide, metres: residual atmosphere, ramps, creep, a moving "
-        "reference point); None: against zero",
+        description="the large-scale background rate (medians of blocks this wide, metres: "
+        "residual atmosphere, ramps, creep, a moving reference point): every candidate's own "
+        "rate (evidence peak_own_rate_mm_yr, the review order's key) is measured against it, "
+        "with either delineation; grow also seeds (seed_rate) and grows against it. None: "
+        "against zero",
     )
     seed_rate: Literal["measured_or_relative", "measured"] = Field(
         "measured_or_relative",

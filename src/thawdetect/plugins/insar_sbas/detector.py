@@ -269,8 +269,8 @@ class InsarSbasDetector(Detector):
         """Candidates of this iteration; masks and rates are written to ``context.work_dir``.
 
         Four steps, each its own method: :meth:`_masks` (coherence, seasonal amplitude, terrain),
-        :meth:`_rate` (LOS, or projected downslope), :meth:`_seeds` (this row's threshold, and
-        for ``grow`` the background and the noise floor), then the delineation
+        :meth:`_rate` (LOS, or projected downslope), :meth:`_seeds` (this row's threshold, the
+        background, and for ``grow`` the noise floor), then the delineation
         (:func:`~.delineation.delineate`) and the candidate table; :meth:`_write_rasters` keeps
         what an iteration computed for inspection and review.
         """
@@ -439,13 +439,14 @@ class InsarSbasDetector(Detector):
         record: dict[str, Any],
     ) -> _Seeds:
         """This row's seeds (|rate| at or above ``threshold`` inside the masks), where growth may
-        go, and for ``grow`` the large-scale background and the noise floor."""
+        go, the large-scale background (the candidates' own rate is measured against it with
+        either delineation; ``grow``'s seeds and growth too) and for ``grow`` the noise floor."""
         from thawdetect.plugins.insar_sbas.delineation import noise_floor
 
         cfg = self.config
         coherent = masks.coherent
         background = None
-        if cfg.delineation == "grow" and cfg.grow_background_window_m is not None:
+        if cfg.grow_background_window_m is not None:
             px = max(abs(grid.transform.a), abs(grid.transform.e))
             if grid.crs is not None and grid.crs.is_geographic:
                 px *= 111_320.0  # metres per degree (latitude; enough for a window)
@@ -462,7 +463,11 @@ class InsarSbasDetector(Detector):
             rate_ok = np.isfinite(rate) & (np.nan_to_num(rate, nan=0.0) >= threshold)
         else:
             rate_ok = np.isfinite(rate) & (abs_rate >= threshold)
-        relative = background is not None and cfg.seed_rate == "measured_or_relative"
+        relative = (
+            cfg.delineation == "grow"
+            and background is not None
+            and cfg.seed_rate == "measured_or_relative"
+        )
         if relative:
             assert background is not None
             own = np.nan_to_num(rate - background, nan=0.0)
