@@ -35,6 +35,10 @@ def test_qtec_sample_comes_from_insar_when_optical_is_disabled(tmp_path, monkeyp
     cands = validate_candidates(host.detector("insar_sbas")(cfg).propose(ctx), "insar_sbas")
     ref = gpd.read_file(sample / "reference_inventory.gpkg")
     assert len(cands) and cands.intersects(ref.union_all()).all()
+    # the region reads the sample's MintPy time series and coherence, not a rate map alone
+    assert cfg.timeseries_file == sample / "timeseries.h5" and cfg.rate_file is None
+    assert cands["mean_coherence"].notna().all()
+    assert cands["mean_seasonal_amplitude_pp_mm"].notna().all()
 
 
 def test_mixed_runs_keep_the_optical_qtec_sample():

@@ -54,3 +54,38 @@ def test_mixed_optical_insar_run_merges_evidence(tmp_path):
     assert periods.str.match(
         r"^(before \d{4}-\d{2}-\d{2}|\d{4}-\d{2}-\d{2}/\d{4}-\d{2}-\d{2})$"
     ).all()
+    _insar_series_and_roads(run, cands)
+
+
+def _insar_series_and_roads(run, cands):
+    """The qtec sample's InSAR part is a MintPy time series with coherence (not a rate map
+    alone), and the sample's roads reach review and the inventory (issue 23, item 10)."""
+    from thawdetect.api import open_run
+    from thawdetect.core.inventory import run_roads
+    from thawdetect.web.app import ReviewApp, ServerConfig
+
+    insar = cands[cands["detectors"].str.contains("insar_sbas")]
+    assert len(insar) and insar["series_json"].notna().all()
+    series = json.loads(insar["series_json"].iloc[0])
+    assert len(series["dates"]) == 66 and series["dates"][0].startswith("2016-06-01")
+    assert insar["insar_sbas__mean_coherence"].between(0.7, 1.0).all()
+    # the moving slumps settle each summer: a seasonal amplitude of 10-16 mm where they move
+    assert (insar["insar_sbas__mean_seasonal_amplitude_pp_mm"] > 5).any()
+    roads, near_m = run_roads(run)
+    assert roads is not None and roads.endswith("roads.gpkg") and near_m == 500.0
+    inv = open_run(run).inventory  # the Python API's inventory uses the run's roads
+    assert inv["road_distance_m"].notna().all() and inv["near_road"].notna().all()
+    assert (inv["near_road"] == (inv["road_distance_m"] <= 500.0)).all()
+    app = ReviewApp(ServerConfig(run_dir=run, read_only=True))
+    terrain = app.terrain(str(insar["candidate_id"].iloc[0]))
+    assert terrain["road_distance_m"] > 0 and terrain["near_road_m"] == 500.0
+    assert terrain["near_road"] is (terrain["road_distance_m"] <= 500.0)
+    # the CLI's inventory export takes the run's roads when --roads is not given
+    out = run.parent / "inventory.gpkg"
+    res = CliRunner().invoke(cli, ["inventory", "export", str(run), str(out)])
+    assert res.exit_code == 0, res.output
+    assert "near road: the run's roads" in res.output
+    import geopandas as gpd
+
+    exported = gpd.read_file(out)
+    assert exported["near_road"].notna().all() and exported["road_distance_m"].notna().all()

@@ -17,9 +17,11 @@ def inventory() -> None:
 @click.argument("out", type=click.Path(path_type=Path, dir_okay=False))
 @click.option("--roads", type=click.Path(dir_okay=False),
               help="Roads/railways (lines, any CRS; a path or a GDAL/fsspec URI) for the "
-              "near-road flag.")  # fmt: skip
-@click.option("--near-road-m", type=float, default=500.0, show_default=True,
-              help="Centroid within this distance (m) of a road is near the road.")  # fmt: skip
+              "near-road flag; default: the run's (its config's roads, else its "
+              "region's).")  # fmt: skip
+@click.option("--near-road-m", type=float, default=None,
+              help="Centroid within this distance (m) of a road is near the road; default: the "
+              "run's near_road_m (500).")  # fmt: skip
 @click.option("--arts", is_flag=True, help="Add the ARTS field standard (CentroidLat, UID, ...).")
 @click.option("--arts-field", "arts_fields", multiple=True, metavar="NAME=VALUE",
               help="Value of an ARTS field, e.g. BaseMapDate=2020-07-05 (repeatable).")  # fmt: skip
@@ -30,7 +32,7 @@ def export(
     run_dir: Path,
     out: Path,
     roads: str | None,
-    near_road_m: float,
+    near_road_m: float | None,
     arts: bool,
     arts_fields: tuple[str, ...],
     fmt: str | None,
@@ -49,14 +51,20 @@ def export(
 
     from thawdetect.core.errors import InputError
     from thawdetect.core.exporters import choose_exporter
-    from thawdetect.core.inventory import export_inventory
+    from thawdetect.core.inventory import export_inventory, run_roads
     from thawdetect.core.plugin_api.host import PluginHost
     from thawdetect.core.run.access import open_run_ledger
     from thawdetect.core.safe_paths import check_output_file, writing_output
 
+    open_run_ledger(run_dir)  # not a run, or a damaged ledger: one line, nothing written
+    run_road_file, run_near_m = run_roads(run_dir)
+    if near_road_m is None:
+        near_road_m = run_near_m
     if not math.isfinite(near_road_m):
         raise InputError(None, f"--near-road-m must be a number of metres, got {near_road_m}")
-    open_run_ledger(run_dir)  # not a run, or a damaged ledger: one line, nothing written
+    if roads is None and run_road_file is not None:
+        roads = run_road_file
+        click.echo(f"near road: the run's roads {roads} (within {near_road_m:g} m)")
     check_output_file(out, what="inventory export", run_dir=run_dir)
     exporters = PluginHost().exporters
     exporter = choose_exporter(out, fmt, exporters)  # an unknown format: one line, before work

@@ -111,6 +111,17 @@ class RunConfig(StrictModel):
     validation: InputPath | None = Field(
         None, description="validation points for the final accuracy report; default: the region's"
     )
+    roads: InputPath | None = Field(
+        None,
+        description="roads and railways (lines) for each candidate's near-road flag in review "
+        "and the inventory export; default: the region's",
+    )
+    near_road_m: float = Field(
+        500.0,
+        ge=0,
+        description="a candidate whose centroid lies this close to a road is near the road "
+        "(Xia et al. 2022: 500 m)",
+    )
     validation_tolerance_m: float = Field(
         0.0, ge=0, description="a validation point this close to a detection matches it"
     )

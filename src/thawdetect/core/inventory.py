@@ -89,6 +89,53 @@ def _evidence_columns(frame: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows, index=frame.index)
 
 
+def run_roads(run_dir: str | Path) -> tuple[str | None, float]:
+    """The roads layer a run names (its config's ``roads``, else its region's) and its
+    near-road distance (``near_road_m``, default 500 m); (None, 500.0) when it names none.
+
+    Examples:
+        >>> run_roads("/nonexistent-run")
+        (None, 500.0)
+    """
+    from thawdetect.core.run.manifest import read_manifest
+
+    try:
+        manifest = read_manifest(run_dir, missing_ok=True)
+    except (InputError, OSError, ValueError):
+        return None, 500.0
+    roads = next((p for p in manifest.files.roads if p), None)
+    near = (manifest.run_config or {}).get("near_road_m", 500.0)
+    return roads, float(500.0 if near is None else near)
+
+
+def road_fields(
+    geoms: gpd.GeoDataFrame, roads: str | Path | gpd.GeoDataFrame, near_road_m: float
+) -> pd.DataFrame:
+    """``road_distance_m`` (centroid to the nearest road, metres) and ``near_road`` (within
+    ``near_road_m``; NA without a road) of each feature of ``geoms`` (any CRS; measured in its
+    UTM zone when geographic).
+
+    Raises:
+        InputError: the roads cannot be read (one line naming the file).
+    """
+    from thawdetect.core.vector import distance_to_nearest, read_vector
+
+    metric = geoms
+    if len(geoms) and geoms.crs is not None and not geoms.crs.is_projected:
+        metric = geoms.to_crs(geoms.estimate_utm_crs())
+    if isinstance(roads, gpd.GeoDataFrame):
+        road_gdf = roads.to_crs(metric.crs) if len(roads) and metric.crs else roads
+    else:
+        road_gdf = read_vector(roads, crs=metric.crs, what="roads")
+    dist = distance_to_nearest(gpd.GeoDataFrame(geometry=metric.geometry, crs=metric.crs),
+                               road_gdf)  # fmt: skip
+    near = pd.Series(dist <= near_road_m, index=geoms.index, dtype="boolean")
+    return pd.DataFrame(
+        {"road_distance_m": dist, "near_road": near.where(~np.isnan(dist), pd.NA)},
+        index=geoms.index,
+    )
+
+
 def inventory_frame(
     run_dir: str | Path,
     *,
@@ -111,8 +158,6 @@ def inventory_frame(
     Raises:
         InputError: not a run directory, unreadable roads, negative distance.
     """
-    from thawdetect.core.vector import distance_to_nearest, read_vector
-
     run_dir = Path(run_dir)
     if near_road_m < 0:
         raise InputError(run_dir, f"near_road_m must be ≥ 0, got {near_road_m}")
@@ -148,15 +193,10 @@ def inventory_frame(
     out["near_road"] = pd.Series(pd.NA, index=inv.index, dtype="boolean")
     out["road_distance_m"] = np.nan
     if roads is not None:
-        if isinstance(roads, gpd.GeoDataFrame):
-            road_gdf = roads.to_crs(metric.crs) if len(roads) and metric.crs else roads
-        else:
-            road_gdf = read_vector(roads, crs=metric.crs, what="roads")
-        dist = distance_to_nearest(gpd.GeoDataFrame(geometry=metric.geometry, crs=metric.crs),
-                                   road_gdf)  # fmt: skip
-        out["road_distance_m"] = dist
-        near = pd.Series(dist <= near_road_m, index=inv.index, dtype="boolean")
-        out["near_road"] = near.where(~np.isnan(dist), pd.NA)
+        fields = road_fields(gpd.GeoDataFrame(geometry=metric.geometry, crs=metric.crs), roads,
+                             near_road_m)  # fmt: skip
+        out["road_distance_m"] = fields["road_distance_m"]
+        out["near_road"] = fields["near_road"]
     for col in ("detectors", "n_detectors", "score"):
         out[col] = inv.get(col, None)
     # how the outline was made (reviewed / detector / known / point, "+union" when fragments

@@ -34,6 +34,11 @@ class RegionDetectorData(StrictModel):
         None, description="inventory known before the run (initial training positives)"
     )
     validation: str | None = Field(None, description="validation points for the accuracy report")
+    roads: str | None = Field(
+        None,
+        description="roads and railways (lines): each candidate's distance to the nearest and "
+        "near-road flag (Xia et al.: centroid within 500 m) in review and the inventory export",
+    )
 
 
 class Region(StrictModel):

@@ -130,6 +130,7 @@ class ReviewApp:
         self._manifest_stamp = _file_stamp(config.run_dir / "manifest.json")
         self.static = _static_table()
         self._terrain: dict[str, dict[str, Any]] = {}
+        self._roads: tuple[str, Any] | None = None  # (path, frame in the run's CRS)
         self._frames: dict[str, list[Path]] = {}
         self._accuracy: tuple[Any, dict[str, Any] | None] = (None, None)
         self._write_lock = threading.Lock()
@@ -240,8 +241,39 @@ class ReviewApp:
             name = str(col)
             if "near_road" in name or "road_distance" in name or "headwall" in name:
                 out[name] = clean(row[col])
+        roads = self._road_fields(candidate_id)
+        if "error" in roads and "error" in out:
+            roads["error"] = f"{out['error']}; roads: {roads['error']}"
+        out.update(roads)
         self._terrain[candidate_id] = out
         return out
+
+    def _road_fields(self, candidate_id: str) -> dict[str, Any]:
+        """Distance from the candidate's centroid to the run's roads (its config's ``roads``,
+        else its region's) and the near-road flag (``near_road_m``, Xia et al.: 500 m); {} when
+        the run names no roads."""
+        import pandas as pd
+
+        from thawdetect.core.inventory import road_fields, run_roads
+
+        path, near_m = run_roads(self.config.run_dir)
+        if path is None:
+            return {}
+        try:
+            if self._roads is None or self._roads[0] != path:
+                from thawdetect.core.vector import read_vector
+
+                self._roads = (path, read_vector(path, crs=self.state.cands.crs, what="roads"))
+            row = self.state.cands.iloc[[self.state.pos[candidate_id]]][["geometry"]]
+            f = road_fields(row, self._roads[1], near_m).iloc[0]
+        except (ThawdetectError, OSError, ValueError) as exc:
+            return {"error": " ".join(str(exc).split())[:200]}
+        near = f["near_road"]
+        return {
+            "road_distance_m": clean(f["road_distance_m"]),
+            "near_road": None if near is pd.NA else bool(near),
+            "near_road_m": near_m,
+        }
 
     def candidate(self, candidate_id: str) -> dict[str, Any]:
         """Everything the evidence panel shows for one candidate."""

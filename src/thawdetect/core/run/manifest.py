@@ -89,6 +89,7 @@ class ManifestFiles(_Record):
     reference: list[str] = Field(default_factory=list, description="reference inventories")
     known_inventory: list[str] = Field(default_factory=list, description="known inventories")
     validation: list[str] = Field(default_factory=list, description="validation points")
+    roads: list[str] = Field(default_factory=list, description="roads and railways (lines)")
 
 
 class PluginVersion(_Record):
@@ -376,7 +377,7 @@ def region_data(
     cfg = substitute(data.config, mapping)
     files = {
         k: substitute(getattr(data, k), mapping)
-        for k in ("reference", "known_inventory", "validation")
+        for k in ("reference", "known_inventory", "validation", "roads")
     }
     return cfg, files
 
@@ -401,14 +402,19 @@ def new_manifest(
     """
     user_cfg = config.model_dump(mode="json")
     detector_configs: dict[str, Any] = {}
-    files: dict[str, list[str]] = {"reference": [], "known_inventory": [], "validation": []}
+    files: dict[str, list[str]] = {
+        "reference": [],
+        "known_inventory": [],
+        "validation": [],
+        "roads": [],
+    }
     region_cfgs: dict[str, Any] = {}
     for name in config.detectors:  # check every section before building any sample
         defaults, _ = region_data(region, host, name, build=False)
         merged = deep_merge(defaults, config.detectors[name] or {})
         cls = host.detector(name)
         validate_section(cls.config_model, merged, f"{source}: detectors.{name}")
-    for key in ("known_inventory", "validation"):
+    for key in ("known_inventory", "validation", "roads"):
         value = getattr(config, key)
         if value is not None and local_exists(value) is False:
             raise InputError(value, f"{key.replace('_', ' ')} file does not exist")
@@ -429,6 +435,8 @@ def new_manifest(
         files["known_inventory"] = [os.fspath(config.known_inventory)]
     if config.validation:
         files["validation"] = [os.fspath(config.validation)]
+    if config.roads:
+        files["roads"] = [os.fspath(config.roads)]
     for key, paths in files.items():
         for name in paths:
             if local_exists(name) is False:

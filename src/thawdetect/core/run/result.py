@@ -121,12 +121,14 @@ class RunResult:
         One row per landslide (known inventory + confirmed candidates): ``inventory_id``,
         ``centroid_lon``/``centroid_lat`` (degrees, WGS84), ``area_ha``, ``perimeter_m``,
         ``probability``, ``iteration``, ``detectors`` and every detector's evidence columns.
-        Geometries are in the run's working CRS (the region's UTM zone); ``near_road`` is empty
-        (give roads to :func:`thawdetect.core.inventory.inventory_frame` or the CLI for it).
+        Geometries are in the run's working CRS (the region's UTM zone); ``near_road`` and
+        ``road_distance_m`` come from the run's roads (its config's ``roads``, else its region's;
+        empty when it names none).
         """
-        from thawdetect.core.inventory import inventory_frame
+        from thawdetect.core.inventory import inventory_frame, run_roads
 
-        return inventory_frame(self.run_dir)
+        roads, near_m = run_roads(self.run_dir)
+        return inventory_frame(self.run_dir, roads=roads, near_road_m=near_m)
 
     @property
     def accuracy(self) -> AccuracyReport | None:

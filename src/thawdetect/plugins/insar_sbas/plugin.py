@@ -72,9 +72,10 @@ QILIAN = Region(
     },
 )
 
-#: QTEC: a LOS-rate GeoTIFF and a DEM from the ``qtec`` sample (the optical plugin's mixed sample
-#: when it is installed, else our own); the Qilian elevation rows do not fit 4500-5000 m, so terrain
-#: ranges come from the known inventory.
+#: QTEC: the MintPy time series, temporal coherence and a DEM of the ``qtec`` sample (the optical
+#: plugin's mixed sample when it is installed, else our own), so candidates carry a series, a
+#: seasonal amplitude and a coherence for review; the Qilian elevation rows do not fit
+#: 4500-5000 m, so terrain ranges come from the known inventory.
 QTEC = Region(
     name="qtec",
     synthetic=True,
@@ -82,7 +83,8 @@ QTEC = Region(
         "insar_sbas": RegionDetectorData(
             sample="qtec",
             config={
-                "rate_file": "{sample_dir}/insar_rate_mm_yr.tif",
+                "timeseries_file": "{sample_dir}/timeseries.h5",
+                "coherence_file": "{sample_dir}/temporalCoherence.h5",
                 "dem_file": "{sample_dir}/dem.tif",
                 "derive_from_inventory": True,
                 "known_inventory_file": "{sample_dir}/known_inventory.gpkg",

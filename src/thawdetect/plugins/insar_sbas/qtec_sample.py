@@ -6,8 +6,10 @@ over the same thaw slumps) is what a mixed run uses: plugins register in entry-p
 (``insar_sbas`` before ``optical_dl`` in ``pyproject.toml``), and a later registration of a
 sample name replaces an earlier one. When ``optical_dl`` is not installed or disabled
 (``THAWDETECT_DISABLE_PLUGINS=optical_dl``), this builder provides the files the insar_sbas part
-of the ``qtec`` region reads: ``insar_rate_mm_yr.tif``, ``dem.tif``, ``known_inventory.gpkg``,
-``reference_inventory.gpkg``, ``validation_points.gpkg``.
+of the ``qtec`` region reads: ``timeseries.h5``, ``temporalCoherence.h5`` (MintPy layout),
+``dem.tif``, ``known_inventory.gpkg``,
+``reference_inventory.gpkg``, ``validation_points.gpkg``, and ``insar_rate_mm_yr.tif`` (the fitted
+rate as a GeoTIFF).
 
 Scene: :func:`.synthetic.make_scene` at 30 m in EPSG:32646 near Beiluhe (≈ 92.9° E, 34.8° N),
 160 × 160 px, elevations ≈ 4400-5300 m, the LOS rate fitted from its MintPy-like time series.
@@ -32,7 +34,11 @@ def build_qtec_insar_sample(out_dir: Path) -> None:
     import geopandas as gpd
 
     from thawdetect.plugins.insar_sbas.rasters import write_geotiff
-    from thawdetect.plugins.insar_sbas.synthetic import make_scene
+    from thawdetect.plugins.insar_sbas.synthetic import (
+        make_scene,
+        write_static_layers,
+        write_timeseries_h5,
+    )
     from thawdetect.plugins.insar_sbas.timefunc import fit_seasonal
 
     out = Path(out_dir)
@@ -52,6 +58,10 @@ def build_qtec_insar_sample(out_dir: Path) -> None:
     rate = fit.rate_mm_yr.astype(np.float32)
     rate[scene.coherence < 0.5] = np.nan  # decorrelated: no rate, as in a masked MintPy product
     tags = {"THAWDETECT_SYNTHETIC": NOTE}
+    # the MintPy products the qtec region reads (time series, coherence), and the rate GeoTIFF
+    # for users of a velocity map alone
+    write_timeseries_h5(out / "timeseries.h5", scene.ts_m, scene.dates, scene.grid, ref_yx=(2, 2))
+    write_static_layers(out, scene.grid, scene.dem_m, scene.coherence, ref_yx=(2, 2))
     write_geotiff(out / "dem.tif", scene.dem_m, scene.grid, tags={**tags, "UNITS": "m"})
     write_geotiff(
         out / "insar_rate_mm_yr.tif",

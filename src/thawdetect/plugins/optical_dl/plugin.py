@@ -70,6 +70,7 @@ def thawdetect_register_regions(register: Callable[[Region], None]) -> None:
                     reference="{sample_dir}/reference_inventory.gpkg",
                     known_inventory="{sample_dir}/known_inventory.gpkg",
                     validation="{sample_dir}/validation_points.gpkg",
+                    roads="{sample_dir}/roads.gpkg",
                 )
             },
         )

@@ -13,6 +13,10 @@ be bundled, so this scene is made up, and says so everywhere (README.txt, raster
 * ``insar_rate_mm_yr.tif``: float32 LOS rate (mm/yr, negative = away from the satellite), 30 m,
   NaN nodata: slumps and their headwall zones move (-20 to -60 mm/yr), look-alikes do not, two
   solifluction lobes move too (invisible in the optical images), a decorrelated corner is NaN.
+* ``timeseries.h5`` and ``temporalCoherence.h5`` (MintPy layout, 30 m, 66 epochs 2016-2020):
+  the LOS displacement behind that rate, with seasonal thaw settlement (10-16 mm peak-to-peak
+  on the moving ground) and noise; the insar_sbas detector reads these in the ``qtec`` region,
+  so its candidates carry a time series, a seasonal amplitude and a coherence.
 * ``known_inventory.gpkg`` (the 2020 outlines of some slumps: initial positives),
   ``reference_inventory.gpkg`` (all slumps), ``validation_points.gpkg`` (slump centroids),
   ``roads.gpkg`` (a highway line through the scene).
@@ -48,7 +52,8 @@ for `thawdetect run --region qtec`.
 images/*.tif imitate 4-band 16-bit PlanetScope (B, G, R, NIR; SR x 1e4; 3 m) with
 retrogressive-thaw-slump-like scars that grow upslope from 2016 to 2020, among look-alikes
 (drained ponds, a gravel pad).
-dem.tif (m, 30 m) and insar_rate_mm_yr.tif (LOS mm/yr, 30 m, NaN nodata) are synthetic too.
+dem.tif (m, 30 m) and insar_rate_mm_yr.tif (LOS mm/yr, 30 m, NaN nodata) are synthetic too,
+as are timeseries.h5 and temporalCoherence.h5 (MintPy layout: the LOS time series behind the rate).
 known_inventory.gpkg: {known} of the {n} slumps (initial training positives).
 reference_inventory.gpkg: all {n} slumps (truth for the reference reviewer).
 validation_points.gpkg: their centroids. roads.gpkg: a road line.
@@ -94,6 +99,81 @@ def _slump_mask(
     scar = bowl | tongue
     shadow = bowl & (u >= head - 7.0) & (head > 0)
     return scar, shadow
+
+
+#: The InSAR stack's epochs: Sentinel-1 every 24 days over the images' years.
+INSAR_START, INSAR_STEP_DAYS, INSAR_EPOCHS = "2016-06-01", 24, 66
+
+
+def _write_insar_stack(
+    out_dir: Path,
+    rate: np.ndarray,
+    moving: np.ndarray,
+    transform: Any,
+    rng: np.random.Generator,
+) -> None:
+    """``timeseries.h5`` and ``temporalCoherence.h5`` (MintPy layout, 30 m) behind ``rate``:
+    y = rate·t + a seasonal term (thaw settlement each summer: 10-16 mm peak-to-peak on the
+    moving ground, 2-4 mm elsewhere) + 3 mm of noise per epoch, referenced to the first date and
+    a stable pixel as MintPy's are; coherence 0.75-0.95, 0.2 in the decorrelated north-east
+    corner (noise there)."""
+    from datetime import date, timedelta
+
+    import h5py
+
+    n = rate.shape[0]
+    start = date.fromisoformat(INSAR_START)
+    dates = [start + timedelta(days=INSAR_STEP_DAYS * k) for k in range(INSAR_EPOCHS)]
+    t = np.array([(d - start).days / 365.25 for d in dates])
+    amp = np.where(moving, rng.uniform(10, 16, rate.shape), rng.uniform(2, 4, rate.shape))
+    phase = 2 * np.pi * (t[:, None, None] - 0.55)  # settlement peaks in late summer
+    ts = rate[None] * t[:, None, None] - amp[None] * (np.cos(phase) + 1) / 2
+    ts = ts + rng.normal(0, 3.0, ts.shape)
+    corner = np.zeros(rate.shape, bool)
+    corner[:12, -12:] = True
+    ts[:, corner] = rng.normal(0, 40.0, (len(t), int(corner.sum())))
+    ref_y, ref_x = n - 3, 2  # the reference pixel: stable ground in the south-west
+    ts = ts - ts[:1] - (ts[:, ref_y, ref_x] - ts[0, ref_y, ref_x])[:, None, None]
+    coherence = np.clip(rng.normal(0.86, 0.05, rate.shape), 0.75, 0.95)
+    coherence[corner] = 0.2
+    # MintPy's geocoded layout (its readfile/writefile attributes), written with h5py
+    geo = {
+        "LENGTH": str(n),
+        "WIDTH": str(n),
+        "X_FIRST": repr(float(transform.c)),
+        "Y_FIRST": repr(float(transform.f)),
+        "X_STEP": repr(float(transform.a)),
+        "Y_STEP": repr(float(transform.e)),
+        "X_UNIT": "meters",
+        "Y_UNIT": "meters",
+        "EPSG": CRS.split(":")[1],
+        "UTM_ZONE": "46N",
+        "REF_Y": str(ref_y),
+        "REF_X": str(ref_x),
+        "THAWDETECT_SYNTHETIC": TAGS["DESCRIPTION"],
+    }
+    with h5py.File(out_dir / "timeseries.h5", "w") as f:
+        f.create_dataset("timeseries", data=(ts / 1000.0).astype(np.float32), chunks=True)
+        f.create_dataset("date", data=np.array([d.strftime("%Y%m%d").encode() for d in dates]))
+        f.create_dataset("bperp", data=np.zeros(len(dates), np.float32))
+        attrs = {
+            "FILE_TYPE": "timeseries",
+            "UNIT": "m",
+            "PROCESSOR": "hyp3",
+            "PLATFORM": "Sen",
+            "WAVELENGTH": "0.055465763",
+            "REF_DATE": dates[0].strftime("%Y%m%d"),
+            "START_DATE": dates[0].strftime("%Y%m%d"),
+            "END_DATE": dates[-1].strftime("%Y%m%d"),
+            "CENTER_LINE_UTC": "0",
+            **geo,
+        }
+        for k, v in attrs.items():
+            f.attrs[k] = v
+    with h5py.File(out_dir / "temporalCoherence.h5", "w") as f:
+        f.create_dataset("temporalCoherence", data=coherence.astype(np.float32))
+        for k, v in {"FILE_TYPE": "temporalCoherence", "UNIT": "1", **geo}.items():
+            f.attrs[k] = v
 
 
 def build_qtec_sample(out_dir: Path) -> None:
@@ -322,6 +402,9 @@ def build_qtec_sample(out_dir: Path) -> None:
         r0, c0 = (int(v) for v in rng.integers(15, n - 15, 2))
         lobe = np.hypot(*(np.mgrid[0:n, 0:n] - np.array([r0, c0])[:, None, None])) < 4
         rate[lobe] -= 25.0
+    # the time series behind the rate (MintPy layout): what the review shows and fits
+    moving = rate < -15.0
+    _write_insar_stack(out_dir, rate, moving, dem_transform, rng)
     rate[:12, -12:] = np.nan  # decorrelated corner
     with rasterio.open(out_dir / "insar_rate_mm_yr.tif", "w", **dprof) as dst:
         dst.write(rate.astype(np.float32)[None])

@@ -529,16 +529,18 @@
 
   const TERRAIN = [["mean_elevation_m", "elevation", "m", 0], ["mean_slope_deg", "slope", "°", 1],
     ["aspect_deg", "aspect (0 = N, clockwise)", "°", 0], ["relief_m", "relief", "m", 0],
-    ["headwall_upslope", "headwall upslope", "", 0]];
+    ["headwall_upslope", "headwall upslope", "", 0], ["road_distance_m", "distance to road", "m", 0],
+    ["near_road", "near road", "", 0]];
   function renderTerrain(tr) {
     const rows = [];
     for (const [k, name, unit, d] of TERRAIN) {
       if (!(k in tr)) continue;
       const v = tr[k];
-      rows.push(`<tr><td>${name}</td><td class="num">${typeof v === "boolean" ? (v ? "yes" : "no") : fmt(v, d) + (unit ? " " + unit : "")}</td></tr>`);
+      const label = k === "near_road" && tr.near_road_m != null ? `${name} (≤ ${fmt(tr.near_road_m, 0)} m)` : name;
+      rows.push(`<tr><td>${label}</td><td class="num">${typeof v === "boolean" ? (v ? "yes" : "no") : fmt(v, d) + (unit ? " " + unit : "")}</td></tr>`);
     }
     for (const k of Object.keys(tr)) {
-      if (TERRAIN.some((t) => t[0] === k) || k === "error") continue;
+      if (TERRAIN.some((t) => t[0] === k) || k === "error" || k === "near_road_m") continue;
       rows.push(`<tr><td>${esc(k.replace(/_/g, " "))}</td><td class="num">${typeof tr[k] === "boolean" ? (tr[k] ? "yes" : "no") : fmt(tr[k], 1)}</td></tr>`);
     }
     if (!("near_road" in tr) && !Object.keys(tr).some((k) => k.includes("road"))) rows.push('<tr><td>near road</td><td class="num muted">no roads layer in this run</td></tr>');
