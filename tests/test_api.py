@@ -279,3 +279,14 @@ def test_docs_api_worked_example_prints_what_the_doc_shows(
     assert compared >= 5
     assert (tmp_path / "qilian_inventory.gpkg").is_file()
     assert namespace["result"].status == "finished"
+
+
+def test_review_page_accuracy_is_the_runs_on_the_qilian_sample(qilian_run):
+    """The review page's overview and the run's accuracy.json are one figure (issue 23)."""
+    from thawdetect.web.app import ReviewApp, ServerConfig
+
+    page = ReviewApp(ServerConfig(run_dir=qilian_run.run_dir, read_only=True)).accuracy()
+    assert page is not None and "overall" in page
+    stored = json.loads((qilian_run.run_dir / "accuracy.json").read_text())
+    for key in ("tp", "fp", "fn", "n"):
+        assert page["overall"][key] == stored["overall"][key], key

@@ -77,6 +77,11 @@ def _insar_series_and_roads(run, cands):
     assert inv["road_distance_m"].notna().all() and inv["near_road"].notna().all()
     assert (inv["near_road"] == (inv["road_distance_m"] <= 500.0)).all()
     app = ReviewApp(ServerConfig(run_dir=run, read_only=True))
+    # the page's accuracy is the run's (one truth with the CLI, on this sample too)
+    stored = json.loads((run / "accuracy.json").read_text())["overall"]
+    assert {k: app.accuracy()["overall"][k] for k in ("tp", "fp", "fn", "n")} == {
+        k: stored[k] for k in ("tp", "fp", "fn", "n")
+    }
     terrain = app.terrain(str(insar["candidate_id"].iloc[0]))
     assert terrain["road_distance_m"] > 0 and terrain["near_road_m"] == 500.0
     assert terrain["near_road"] is (terrain["road_distance_m"] <= 500.0)

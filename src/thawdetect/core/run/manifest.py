@@ -89,7 +89,8 @@ class ManifestFiles(_Record):
     reference: list[str] = Field(default_factory=list, description="reference inventories")
     known_inventory: list[str] = Field(default_factory=list, description="known inventories")
     validation: list[str] = Field(default_factory=list, description="validation points")
-    roads: list[str] = Field(default_factory=list, description="roads and railways (lines)")
+    #: None (not written) in manifests of runs from before runs knew their roads
+    roads: list[str] | None = Field(None, description="roads and railways (lines)")
 
 
 class PluginVersion(_Record):
