@@ -213,7 +213,8 @@ def learned(
     to the next: what tells a slump within a queue carries over, the level does not), fitted by
     Newton's method with an L2 penalty ``RIDGE`` on the standardised evidence and a light one
     (``PRIOR_RIDGE``) on the prior, so with few decisions it keeps the prior's order and with
-    many it weighs what this reviewer confirmed on this region. ``unsure`` and pending candidates are not learned from.
+    many it weighs what this reviewer confirmed on this region. ``unsure`` and pending
+    candidates are not learned from.
     """
     prior_s = priority(cands)["confidence"] if prior is None else prior
     prior_v = prior_s.to_numpy(dtype=float)
