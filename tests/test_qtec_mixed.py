@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
+from test_review_web import TOKEN, LiveServer, browser_page  # noqa: F401 (a fixture)
 from thawdetect.cli.main import cli
 from thawdetect.core.run.ledger import Ledger
 
 
-def test_mixed_optical_insar_run_merges_evidence(tmp_path):
+@pytest.fixture(scope="module")
+def mixed_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    tmp_path = tmp_path_factory.mktemp("qtec")
     cfg = tmp_path / "run.yaml"
     cfg.write_text(
         "region: qtec\nmax_iterations: 2\ndetectors:\n  optical_dl: {}\n  insar_sbas: {}\n"
@@ -18,6 +23,11 @@ def test_mixed_optical_insar_run_merges_evidence(tmp_path):
     run = tmp_path / "run"
     result = CliRunner().invoke(cli, ["run", "--config", str(cfg), "--output-dir", str(run)])
     assert result.exit_code == 0, result.output
+    return run
+
+
+def test_mixed_optical_insar_run_merges_evidence(mixed_run):
+    run = mixed_run
     ledger = Ledger(run)
     it = ledger.read("iterations").sort_values("iteration")
     assert it["iteration"].tolist() == [1, 2]
@@ -94,3 +104,36 @@ def _insar_series_and_roads(run, cands):
 
     exported = gpd.read_file(out)
     assert exported["near_road"].notna().all() and exported["road_distance_m"].notna().all()
+
+
+def test_before_after_side_by_side_on_the_page(mixed_run, browser_page):  # noqa: F811
+    """The review page's b lays the first and last optical dates of a candidate side by side at
+    chip size (Xia et al. review 2016-2020 time-lapse chips); it follows j/k, Esc closes it."""
+    page = browser_page
+    with LiveServer(mixed_run, read_only=True) as server:
+        page.goto(f"{server.base}/?token={TOKEN}")
+        page.wait_for_selector("body[data-ready='1']", state="attached", timeout=30_000)
+        page.select_option("#f-status", "all")  # the run is decided: show every candidate
+        page.click("#queue li[data-id='it01-0001']")
+        page.wait_for_selector("body[data-cand='it01-0001']", state="attached")
+        page.wait_for_selector("#frame-ba")
+        page.keyboard.press("b")
+        page.wait_for_selector("body[data-ba='1']", state="attached")
+        head = page.inner_text("#ba .ba-head")
+        assert "it01-0001" in head and "2016-08-01 → 2020-08-01" in head
+        caps = page.locator("#ba figcaption").all_inner_texts()
+        assert caps[0].startswith("before") and "2016-08-01" in caps[0]
+        assert caps[1].startswith("after") and "2020-08-01" in caps[1]
+        page.wait_for_function(
+            "[...document.querySelectorAll('#ba img')].every(i => i.complete && i.naturalWidth)"
+        )
+        sizes = page.eval_on_selector_all(
+            "#ba img", "els => els.map(i => [i.naturalWidth, i.getBoundingClientRect().width])"
+        )
+        assert len(sizes) == 2 and all(n >= 384 and w >= 300 for n, w in sizes), sizes
+        page.keyboard.press("j")  # the next candidate, still side by side
+        nxt = page.get_attribute("#queue li.current", "data-id")
+        page.wait_for_selector(f"body[data-cand='{nxt}']", state="attached")
+        page.keyboard.press("Escape")
+        page.wait_for_selector("#ba", state="hidden")
+        assert not page.blocked and not page.js_errors

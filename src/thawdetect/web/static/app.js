@@ -382,7 +382,7 @@
   ["f-status", "f-iteration", "f-detector"].forEach((id) => $(id).addEventListener("change", () => loadQueue()));
 
   function clearCandidate() {
-    S.cur = -1; S.cand = null;
+    S.cur = -1; S.cand = null; $("ba").hidden = true;
     const c = S.counts || {};
     $("cand-head").innerHTML = c.total && !c.pending
       ? `<div class="empty"><b>Nothing left to review</b>: all ${c.total} candidates are decided. Next: ${esc(RESUME_HINT)}.</div>`
@@ -464,7 +464,7 @@
     const id = encodeURIComponent(c.attributes.candidate_id);
     box.innerHTML = `<div class="frame"><img id="frame-img" alt="evidence frame"></div>
       <div class="strip">${c.frames.map((f) => `<button type="button" data-i="${f.index}">${esc(f.label)}</button>`).join("")}
-      <button type="button" id="frame-play">▶ play</button></div>`;
+      <button type="button" id="frame-play">▶ play</button>${beforeAfter(c.frames) ? '<button type="button" id="frame-ba">before | after (b)</button>' : ""}</div>`;
     let k = 0;
     const show = (i) => {
       k = i;
@@ -477,7 +477,39 @@
       clearInterval(S.frameTimer);
       S.frameTimer = setInterval(() => show((k + 1) % c.frames.length), 800);
     });
+    if ($("frame-ba")) $("frame-ba").addEventListener("click", () => toggleBeforeAfter(true));
     show(0);
+    if (!$("ba").hidden) toggleBeforeAfter(true); // kept open while moving between candidates
+  }
+
+  // The first and last dated frames of one kind (the optical dates of Xia et al.'s time-lapse, or
+  // the InSAR displacement dates): the kind with the most dates, its earliest and latest.
+  function beforeAfter(frames) {
+    const groups = {};
+    for (const f of frames || []) {
+      const m = f.label.match(/(\d{4}-\d{2}-\d{2})/);
+      if (!m || f.label.includes("(animated)")) continue;
+      const kind = f.label.replace(/\(since [^)]*\)/, "").replace(m[1], "").replace(/\s+/g, " ").trim();
+      (groups[kind] = groups[kind] || []).push({ ...f, date: m[1] });
+    }
+    let best = null;
+    for (const [kind, g] of Object.entries(groups)) if (g.length >= 2 && (!best || g.length > best.g.length)) best = { kind, g };
+    if (!best) return null;
+    best.g.sort((a, b) => a.date.localeCompare(b.date));
+    return { kind: best.kind, before: best.g[0], after: best.g[best.g.length - 1] };
+  }
+  function toggleBeforeAfter(open) {
+    const box = $("ba");
+    if (open === undefined) open = box.hidden;
+    if (!open) { box.hidden = true; delete document.body.dataset.ba; return; }
+    const c = S.cand, ba = c && beforeAfter(c.frames);
+    if (!ba) { box.hidden = true; delete document.body.dataset.ba; toast("no dated frames to compare for this candidate"); return; }
+    const id = encodeURIComponent(c.attributes.candidate_id);
+    const fig = (f, what) => `<figure><img src="/api/candidate/${id}/frame/${f.index}" alt="${what} ${esc(f.date)}"><figcaption><b>${what}</b> · ${esc(f.label)}</figcaption></figure>`;
+    box.innerHTML = `<div class="ba-head"><b>${esc(c.attributes.candidate_id)}</b> · ${esc(ba.kind || "images")} ${esc(ba.before.date)} → ${esc(ba.after.date)} <span class="muted">(b or Esc closes; j/k and y/n/u work here)</span></div>
+      <div class="ba-pair">${fig(ba.before, "before")}${fig(ba.after, "after")}</div>`;
+    box.hidden = false;
+    document.body.dataset.ba = "1";
   }
 
   function renderSeries(s, boxId) {
@@ -705,6 +737,8 @@
     else if (k === "Tab" && S.target && ev.shiftKey) cycleTarget(-1);
     else if (k in PROB_KEYS) { S.prob = S.prob === PROB_KEYS[k] ? null : PROB_KEYS[k]; renderProb(); }
     else if (k === "e") toggleEdit();
+    else if (k === "b") toggleBeforeAfter();
+    else if (k === "Escape" && !$("ba").hidden) toggleBeforeAfter(false);
     else if (k === "j") select(S.cur + 1);
     else if (k === "k") select(S.cur - 1);
     else if (k === "z") undo();
