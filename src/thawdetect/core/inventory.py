@@ -103,6 +103,11 @@ def run_roads(run_dir: str | Path) -> tuple[str | None, float]:
         manifest = read_manifest(run_dir, missing_ok=True)
     except (InputError, OSError, ValueError):
         return None, 500.0
+    return manifest_roads(manifest)
+
+
+def manifest_roads(manifest: Any) -> tuple[str | None, float]:
+    """:func:`run_roads` from a manifest already read (a :class:`~.run.manifest.Manifest`)."""
     roads = next((p for p in manifest.files.roads or [] if p), None)
     near = (manifest.run_config or {}).get("near_road_m", 500.0)
     return roads, float(500.0 if near is None else near)

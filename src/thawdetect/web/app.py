@@ -254,9 +254,9 @@ class ReviewApp:
         the run names no roads."""
         import pandas as pd
 
-        from thawdetect.core.inventory import road_fields, run_roads
+        from thawdetect.core.inventory import manifest_roads, road_fields
 
-        path, near_m = run_roads(self.config.run_dir)
+        path, near_m = manifest_roads(self.state.manifest)  # not read again per candidate
         if path is None:
             return {}
         try:

@@ -383,6 +383,10 @@ def region_data(
     return cfg, files
 
 
+#: Files a run config may name itself (else its region's): ``ManifestFiles`` keys.
+RUN_CONFIG_FILES = ("known_inventory", "validation", "roads")
+
+
 def new_manifest(
     config: RunConfig,
     region: Region,
@@ -415,7 +419,7 @@ def new_manifest(
         merged = deep_merge(defaults, config.detectors[name] or {})
         cls = host.detector(name)
         validate_section(cls.config_model, merged, f"{source}: detectors.{name}")
-    for key in ("known_inventory", "validation", "roads"):
+    for key in RUN_CONFIG_FILES:
         value = getattr(config, key)
         if value is not None and local_exists(value) is False:
             raise InputError(value, f"{key.replace('_', ' ')} file does not exist")
@@ -432,12 +436,9 @@ def new_manifest(
         for key, value in region_files.items():
             if value and value not in files[key]:
                 files[key].append(value)
-    if config.known_inventory:
-        files["known_inventory"] = [os.fspath(config.known_inventory)]
-    if config.validation:
-        files["validation"] = [os.fspath(config.validation)]
-    if config.roads:
-        files["roads"] = [os.fspath(config.roads)]
+    for key in RUN_CONFIG_FILES:  # the run config's own file replaces the region's
+        if value := getattr(config, key):
+            files[key] = [os.fspath(value)]
     for key, paths in files.items():
         for name in paths:
             if local_exists(name) is False:

@@ -58,11 +58,17 @@ def build_qtec_insar_sample(out_dir: Path) -> None:
     rate = fit.rate_mm_yr.astype(np.float32)
     rate[scene.coherence < 0.5] = np.nan  # decorrelated: no rate, as in a masked MintPy product
     tags = {"THAWDETECT_SYNTHETIC": NOTE}
-    # the MintPy products the qtec region reads (time series, coherence), and the rate GeoTIFF
-    # for users of a velocity map alone
+    # the MintPy products the qtec region reads (time series, coherence) with the DEM, and the
+    # rate GeoTIFF for users of a velocity map alone
     write_timeseries_h5(out / "timeseries.h5", scene.ts_m, scene.dates, scene.grid, ref_yx=(2, 2))
-    write_static_layers(out, scene.grid, scene.dem_m, scene.coherence, ref_yx=(2, 2))
-    write_geotiff(out / "dem.tif", scene.dem_m, scene.grid, tags={**tags, "UNITS": "m"})
+    write_static_layers(
+        out,
+        scene.grid,
+        scene.dem_m,
+        scene.coherence,
+        ref_yx=(2, 2),
+        dem_tags={**tags, "UNITS": "m"},
+    )
     write_geotiff(
         out / "insar_rate_mm_yr.tif",
         rate,

@@ -8,7 +8,7 @@ beside the series model and writer it uses, which puts this module a little over
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
@@ -420,9 +420,11 @@ def write_static_layers(
     coherence: NDArray[np.floating],
     *,
     ref_yx: tuple[int, int],
+    dem_tags: Mapping[str, str] | None = None,
 ) -> dict[str, Path]:
     """Write a SYNTHETIC scene's ``dem.tif``, ``temporalCoherence.h5`` and ``geometryGeo.h5``
-    (height and constant LOS angles) on ``grid``, marked synthetic.
+    (height and constant LOS angles) on ``grid``, marked synthetic (the DEM's tags:
+    ``dem_tags``, default the synthetic note).
 
     Returns:
         Paths by key: ``dem``, ``coherence``, ``geometry``.
@@ -439,7 +441,10 @@ def write_static_layers(
     shape = dem_m.shape
     return {
         "dem": write_geotiff(
-            out / "dem.tif", dem_m, grid, tags={"THAWDETECT_SYNTHETIC": SYNTHETIC_NOTE}
+            out / "dem.tif",
+            dem_m,
+            grid,
+            tags=dict(dem_tags or {"THAWDETECT_SYNTHETIC": SYNTHETIC_NOTE}),
         ),
         "coherence": write_mintpy_h5(
             out / "temporalCoherence.h5",
