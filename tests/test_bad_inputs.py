@@ -115,6 +115,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     variant("raster-missing", detectors={"toy_a": {"raster": str(d / "gone.tif")}})
     variant("known-missing", known_inventory=str(d / "gone.gpkg"))
     variant("val-missing", validation=str(d / "gone.gpkg"))
+    variant("roads-missing", roads=str(d / "gone-roads.gpkg"))
     variant("unknown-key", max_iteration=3)
     variant("mmu-negative", min_mapping_unit_ha=-1)
     variant("other-config", min_mapping_unit_ha=1.0)
@@ -248,6 +249,9 @@ CASES: list[tuple[str, list[str], str]] = [
     ("run-validation-missing-yaml",
      ["run", "--config", "{d}/val-missing.yaml", "--output-dir", "{d}/new"],
      "validation file does not exist"),
+    ("run-roads-missing-yaml",
+     ["run", "--config", "{d}/roads-missing.yaml", "--output-dir", "{d}/new"],
+     "gone-roads.gpkg: roads file does not exist"),
     ("run-validation-missing-option",
      ["run", "--config", "{d}/run.yaml", "--validation", "{d}/gone.gpkg", "--output-dir",
       "{d}/new"], "validation file does not exist"),
